@@ -1,0 +1,35 @@
+/* CIFAR-10/100 binary batches as distributed, plus the batch-side pixel work:
+ * gathering, ImageNet mean/std normalization and crop + flip augmentation. */
+#ifndef RM_CIFAR_H
+#define RM_CIFAR_H
+
+#include <stdint.h>
+
+#include "util/rng.h"
+
+typedef struct dataset {
+    int n, c, h, w, nclass;
+    uint8_t *x; /* (n,c,h,w), planar RGB per image, as in the files */
+    int32_t *y; /* (n), in [0, nclass) */
+} dataset;
+
+/* CIFAR-10: DIR/data_batch_1..5.bin (train) or DIR/test_batch.bin; records of
+ * 1 label byte + 3072 pixel bytes. CIFAR-100: DIR/train.bin or DIR/test.bin;
+ * records of coarse byte, fine byte, 3072 pixel bytes; labels = fine (100
+ * classes). Errors name the file and the byte offset. On failure *out is empty. */
+int cifar_load(const char *dir, int cifar100, int train, dataset *out);
+/* Free the arrays and zero *d. */
+void dataset_free(dataset *d);
+/* out (k,c,h,w) gets images idx[0..k), labels (k) their labels (may be NULL). */
+void dataset_gather_u8(const dataset *d, const int *idx, int k, uint8_t *out, int32_t *labels);
+/* u8 (k,c,hw) -> float (k,c,hw) as (x/255 - mean[c]) / std[c] with ImageNet
+ * mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), in float32 exactly
+ * as torch computes ToTensor + Normalize. c <= 3. */
+void data_normalize(const uint8_t *x, int k, int c, int hw, float *out);
+/* u8 (k,c,h,w) -> u8 (k,c,h,w): per image draw flip = uniform < 0.5, then top i
+ * and left j uniform in [0, 2*pad], all from r in that order; pad with zeros,
+ * flip horizontally if drawn, crop h x w at (i, j). RandomHorizontalFlip then
+ * RandomCrop(h, padding=pad, fill=0), as augment_u8 in the PyTorch reference. */
+void data_augment(const uint8_t *x, int k, int c, int h, int w, int pad, rng *r, uint8_t *out);
+
+#endif

@@ -1,0 +1,41 @@
+/* Networks of the paper built on the graph: each returns logits and the three
+ * stage features that the RMI score compares. */
+#ifndef RM_MODEL_H
+#define RM_MODEL_H
+
+#include "nn/graph.h"
+#include "space/nb201.h"
+
+struct st_file;
+
+typedef struct model {
+    graph *g;
+    int input;     /* (3,32,32) */
+    int logits;    /* (nclass,1,1) */
+    int feat[3];   /* stage outputs */
+    int nclass;
+    char name[160];
+} model;
+
+/* ResNet-20/32/44/56 for CIFAR (He et al., option-A shortcuts; akamaster's
+ * layout and key names); depth = 6n+2. Features: layer1, layer2, layer3. */
+int resnet_cifar_build(model *m, const backend *be, int depth, int nclass);
+
+/* NAS-Bench-201 network (C = 16, N = 5). Features: output of cell 4,
+ * output of cell 10, and the final BN+ReLU. Key names as D-X-Y's
+ * TinyNetwork (stem.0.weight, cells.3.layers.1.op.1.weight, ...). */
+int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int nclass);
+
+void model_free(model *m);
+
+/* Load a state dict (safetensors) by PyTorch key: every entry of the model
+ * must be present with the same shape (num_batches_tracked may be missing);
+ * with strict, keys the model lacks are an error too. Errors name the key. */
+int model_load_state(model *m, const struct st_file *f, int strict);
+int model_load_file(model *m, const char *path);
+/* Save every state-dict entry (num_batches_tracked as I64) with optional
+ * metadata, atomically. */
+int model_save_file(model *m, const char *path, const char *const *meta_key,
+                    const char *const *meta_val, int nmeta);
+
+#endif

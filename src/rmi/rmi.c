@@ -1,0 +1,321 @@
+#include "rmi/rmi.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rmi/cka.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+void rmi_settings_default(rmi_settings *s)
+{
+    s->batch = 32;
+    s->gamma = 16;
+    s->beta = 0.8;
+    s->steps = 150;
+    s->lr = 0.1;
+    s->momentum = 0.9;
+    s->wd = 5e-4;
+    s->centered = 1;
+    s->teacher_bn = 1;
+    s->data_seed = 0;
+    s->init_seed = 0;
+}
+
+void rmi_data_free(rmi_data *d)
+{
+    free(d->x);
+    free(d->y);
+    free(d->train_index);
+    free(d->teacher_ce);
+    for (int i = 0; i < RMI_LAYERS; i++)
+        free(d->gram[i]);
+    memset(d, 0, sizeof *d);
+}
+
+typedef struct ce_rank {
+    double ce;
+    int pos;
+} ce_rank;
+
+static int by_ce(const void *a, const void *b)
+{
+    const ce_rank *x = a, *y = b;
+    if (x->ce != y->ce)
+        return x->ce < y->ce ? -1 : 1;
+    return x->pos - y->pos;
+}
+
+/* K = X X^T of a device feature tensor (n, p) into a host (n, n) array. */
+static int feature_gram(const backend *be, int n, size_t p, const float *x, float *host)
+{
+    float *k = be->alloc((size_t)n * n * sizeof(float));
+    if (!k)
+        return rm_error("out of memory");
+    be->gram(n, (int)p, x, k);
+    be->download(host, k, (size_t)n * n * sizeof(float));
+    be->free(k);
+    return 0;
+}
+
+int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_settings *s)
+{
+    memset(d, 0, sizeof *d);
+    int B = s->batch, P = s->batch * s->gamma;
+    if (B < 2 || s->gamma < 1)
+        return rm_error("batch must be at least 2 and gamma at least 1");
+    if (P > train->n)
+        return rm_error("the pool of %d images is larger than the training set (%d)", P,
+                        train->n);
+    if (train->c != 3 || train->h != 32 || train->w != 32)
+        return rm_error("RMI needs 3x32x32 images");
+    graph *g = teacher->g;
+    const backend *be = graph_backend(g);
+    const size_t img = 3 * 32 * 32;
+    int k = teacher->nclass, rc = 0;
+    int *idx = malloc((size_t)train->n * sizeof *idx);
+    uint8_t *u8 = malloc((size_t)P * img), *aug = malloc((size_t)P * img);
+    float *px = malloc((size_t)P * img * sizeof(float));
+    int32_t *py = malloc((size_t)P * sizeof *py);
+    double *ce = malloc((size_t)P * sizeof *ce);
+    float *logits = malloc((size_t)P * k * sizeof(float));
+    int32_t *dy = be->alloc((size_t)P * sizeof *dy);
+    ce_rank *order = malloc((size_t)P * sizeof *order);
+    d->x = malloc((size_t)B * img * sizeof(float));
+    d->y = malloc((size_t)B * sizeof *d->y);
+    d->train_index = malloc((size_t)B * sizeof(int));
+    d->teacher_ce = malloc((size_t)B * sizeof(double));
+    for (int i = 0; i < RMI_LAYERS; i++)
+        d->gram[i] = malloc((size_t)B * B * sizeof(float));
+    if (!idx || !u8 || !aug || !px || !py || !ce || !logits || !dy || !order || !d->x ||
+        !d->y || !d->train_index || !d->teacher_ce || !d->gram[0] || !d->gram[1] ||
+        !d->gram[2]) {
+        rc = rm_error("out of memory");
+        goto done;
+    }
+    /* the pool: P distinct training images, augmented once */
+    rng r;
+    rng_seed(&r, s->data_seed);
+    for (int i = 0; i < train->n; i++)
+        idx[i] = i;
+    for (int i = 0; i < P; i++) {
+        int j = i + (int)rng_below(&r, (uint64_t)(train->n - i));
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+    dataset_gather_u8(train, idx, P, u8, py);
+    data_augment(u8, P, 3, 32, 32, 4, &r, aug);
+    data_normalize(aug, P, 3, 32 * 32, px);
+
+    /* the teacher scores the whole pool at once: in train mode its BN uses
+     * the statistics of the pool, as the released code does */
+    enum bn_mode mode = s->teacher_bn ? BN_BATCH : BN_EVAL;
+    if (graph_plan(g, P, PLAN_INFER) < 0) {
+        rc = -1;
+        goto done;
+    }
+    be->upload(graph_data(g, teacher->input), px, (size_t)P * img * sizeof(float));
+    be->upload(dy, py, (size_t)P * sizeof *dy);
+    graph_forward(g, mode);
+    d->pool_ce_mean = be->softmax_ce(P, k, graph_data(g, teacher->logits), dy, ce, NULL, 1.0f);
+    be->download(logits, graph_data(g, teacher->logits), (size_t)P * k * sizeof(float));
+    int correct = 0;
+    for (int i = 0; i < P; i++) {
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (logits[i * k + j] > logits[i * k + best])
+                best = j;
+        correct += best == py[i];
+        order[i].ce = ce[i];
+        order[i].pos = i;
+    }
+    d->pool_acc = (double)correct / P;
+    qsort(order, (size_t)P, sizeof *order, by_ce);
+    for (int b = 0; b < B; b++) {
+        int p = order[b].pos;
+        memcpy(d->x + (size_t)b * img, px + (size_t)p * img, img * sizeof(float));
+        d->y[b] = py[p];
+        d->train_index[b] = idx[p];
+        d->teacher_ce[b] = order[b].ce;
+    }
+    /* teacher features of the batch (BN over the batch in train mode) */
+    graph_set_batch(g, B);
+    be->upload(graph_data(g, teacher->input), d->x, (size_t)B * img * sizeof(float));
+    graph_forward(g, mode);
+    for (int i = 0; i < RMI_LAYERS; i++)
+        if (feature_gram(be, B, graph_value_numel(g, teacher->feat[i]),
+                         graph_data(g, teacher->feat[i]), d->gram[i]) < 0) {
+            rc = -1;
+            goto done;
+        }
+    d->n = B;
+    d->nclass = k;
+    d->pool = P;
+    d->settings = *s;
+done:
+    free(idx);
+    free(u8);
+    free(aug);
+    free(px);
+    free(py);
+    free(ce);
+    free(logits);
+    free(order);
+    if (dy)
+        be->free(dy);
+    if (rc < 0)
+        rmi_data_free(d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+
+void rmi_eval_free(rmi_eval *e)
+{
+    const backend *be = e->student.g ? graph_backend(e->student.g) : NULL;
+    if (be) {
+        be->free(e->labels);
+        be->free(e->kdev);
+    }
+    model_free(&e->student);
+    free(e->h_loss);
+    free(e->h_ce);
+    for (int i = 0; i < RMI_LAYERS; i++)
+        free(e->h_cka[i]);
+    free(e->gram);
+    free(e->dgram);
+    memset(e, 0, sizeof *e);
+}
+
+int rmi_eval_start(rmi_eval *e, const backend *be, const nb201_arch *arch,
+                   const rmi_data *data, const rmi_settings *s)
+{
+    memset(e, 0, sizeof *e);
+    if (!data->n)
+        return rm_error("no RMI batch selected");
+    if (s->steps < 1)
+        return rm_error("steps must be at least 1");
+    if (nb201_net_build(&e->student, be, arch, data->nclass) < 0)
+        return -1;
+    e->data = data;
+    e->s = *s;
+    int n = data->n;
+    graph *g = e->student.g;
+    e->h_loss = calloc((size_t)s->steps, sizeof(double));
+    e->h_ce = calloc((size_t)s->steps, sizeof(double));
+    for (int i = 0; i < RMI_LAYERS; i++)
+        e->h_cka[i] = calloc((size_t)s->steps, sizeof(double));
+    e->gram = malloc((size_t)n * n * sizeof(float));
+    e->dgram = malloc((size_t)n * n * sizeof(float));
+    e->labels = be->alloc((size_t)n * sizeof(int32_t));
+    e->kdev = be->alloc((size_t)n * n * sizeof(float));
+    if (!e->h_loss || !e->h_ce || !e->h_cka[0] || !e->h_cka[1] || !e->h_cka[2] || !e->gram ||
+        !e->dgram || !e->labels || !e->kdev) {
+        rmi_eval_free(e);
+        return rm_error("out of memory");
+    }
+    if (graph_init_params(g, s->init_seed) < 0 || graph_plan(g, n, PLAN_TRAIN) < 0) {
+        rmi_eval_free(e);
+        return -1;
+    }
+    /* the batch stays in the input buffer for every step */
+    be->upload(graph_data(g, e->student.input), data->x, (size_t)n * 3 * 32 * 32 * sizeof(float));
+    be->upload(e->labels, data->y, (size_t)n * sizeof(int32_t));
+    return 0;
+}
+
+int rmi_eval_step(rmi_eval *e)
+{
+    if (e->diverged)
+        return 0;
+    if (e->step >= e->s.steps)
+        return rm_error("all %d steps are done", e->s.steps);
+    model *m = &e->student;
+    graph *g = m->g;
+    const backend *be = graph_backend(g);
+    int n = e->data->n;
+    double beta = e->s.beta;
+    graph_forward(g, BN_TRAIN);
+    graph_zero_output_grads(g);
+    double ce = be->softmax_ce(n, m->nclass, graph_data(g, m->logits), e->labels, NULL,
+                               graph_grad(g, m->logits), (float)(1 - beta));
+    double loss = (1 - beta) * ce;
+    for (int i = 0; i < RMI_LAYERS; i++) {
+        int v = m->feat[i];
+        int p = (int)graph_value_numel(g, v);
+        be->gram(n, p, graph_data(g, v), e->kdev);
+        be->download(e->gram, e->kdev, (size_t)n * n * sizeof(float));
+        double c = cka_from_grams(n, e->gram, e->data->gram[i], e->s.centered, e->dgram);
+        e->cka[i] = c;
+        loss += beta * (1 - c);
+        /* dL/dK = -beta dCKA/dK, then through K = X X^T into the feature */
+        for (int j = 0; j < n * n; j++)
+            e->dgram[j] *= (float)-beta;
+        be->upload(e->kdev, e->dgram, (size_t)n * n * sizeof(float));
+        be->gram_backward(n, p, graph_data(g, v), e->kdev, graph_grad(g, v));
+    }
+    e->ce = ce;
+    e->loss = loss;
+    int k = e->step++;
+    e->h_loss[k] = loss;
+    e->h_ce[k] = ce;
+    for (int i = 0; i < RMI_LAYERS; i++)
+        e->h_cka[i][k] = e->cka[i];
+    if (!isfinite(loss)) {
+        /* NaN weights follow from here on; the score is +inf either way */
+        e->diverged = 1;
+        return 0;
+    }
+    graph_zero_param_grads(g);
+    graph_backward(g);
+    graph_sgd_step(g, (float)e->s.lr, (float)e->s.momentum, (float)e->s.wd);
+    return 0;
+}
+
+double rmi_eval_score(const rmi_eval *e)
+{
+    if (e->diverged || !isfinite(e->loss))
+        return INFINITY;
+    return e->loss;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
+              const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt)
+{
+    double t0 = now();
+    rmi_eval e;
+    memset(r, 0, sizeof *r);
+    if (rmi_eval_start(&e, be, arch, data, s) < 0)
+        return -1;
+    int rc = 0;
+    while (e.step < s->steps && !e.diverged) {
+        if (interrupt && *interrupt) {
+            rc = 1;
+            break;
+        }
+        if (rmi_eval_step(&e) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    r->score = rmi_eval_score(&e);
+    r->loss = e.loss;
+    r->ce = e.ce;
+    for (int i = 0; i < RMI_LAYERS; i++)
+        r->cka[i] = e.cka[i];
+    r->steps = e.step;
+    r->diverged = e.diverged;
+    r->seconds = now() - t0;
+    rmi_eval_free(&e);
+    return rc;
+}

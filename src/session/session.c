@@ -1,0 +1,331 @@
+#include "session/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/err.h"
+
+#ifndef RMINAS_SRCDATA
+#define RMINAS_SRCDATA "examples/data"
+#endif
+#ifndef RMINAS_PKGDATA
+#define RMINAS_PKGDATA "/usr/local/share/rminas"
+#endif
+
+int session_init(session *s)
+{
+    memset(s, 0, sizeof *s);
+    s->be = backend_cpu();
+    s->threads = backend_cpu_threads();
+    rmi_settings_default(&s->rmi);
+    rng_seed(&s->sample_rng, 0);
+    snprintf(s->bench_column, sizeof s->bench_column, "cifar10_test");
+    return 0;
+}
+
+void session_free(session *s)
+{
+    dataset_free(&s->train);
+    dataset_free(&s->test);
+    model_free(&s->teacher);
+    bench_free(&s->bench);
+    rmi_data_free(&s->data);
+    rmi_eval_free(&s->eval);
+    free(s->rank);
+}
+
+/* ---- settings ---- */
+
+const setting_info session_settings[] = {
+    {"batch", "RMI batch size B (32)"},
+    {"benchmark_column", "benchmark column for accuracies and correlations (cifar10_test)"},
+    {"beta", "weight of the CKA terms in the RMI loss, 0..1 (0.8)"},
+    {"centered", "1: centered CKA as the released code; 0: uncentered, paper Eq. 3 (1)"},
+    {"data_seed", "seed of the image pool and its augmentation (0)"},
+    {"device", "compute backend: cpu or cuda (cpu)"},
+    {"gamma", "pool multiplier: the teacher ranks gamma*batch images (16)"},
+    {"init_seed", "seed of the student's initialization (0)"},
+    {"lr", "student learning rate, constant (0.1)"},
+    {"momentum", "student SGD momentum (0.9)"},
+    {"seed", "seed for sampling architectures and searching (0)"},
+    {"steps", "training steps per evaluation; the score is the loss of the last (150)"},
+    {"teacher_bn", "teacher batch norm while selecting: train (released code) or eval (train)"},
+    {"threads", "CPU threads, 0 = all cores"},
+    {"wd", "student weight decay (5e-4)"},
+};
+const int session_nsettings = sizeof session_settings / sizeof session_settings[0];
+
+static int set_long(const char *key, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi)
+        return rm_error("%s must be an integer from %ld to %ld, got '%s'", key, lo, hi, v);
+    *out = x;
+    return 0;
+}
+
+static int set_double(const char *key, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= lo && x <= hi))
+        return rm_error("%s must be a number from %g to %g, got '%s'", key, lo, hi, v);
+    *out = x;
+    return 0;
+}
+
+int session_set(session *s, const char *key, const char *v)
+{
+    rmi_settings r = s->rmi;
+    long l;
+    double d;
+    if (!strcmp(key, "device"))
+        return session_set_device(s, v);
+    if (!strcmp(key, "threads")) {
+        if (set_long(key, v, 0, 1024, &l) < 0)
+            return -1;
+        return session_set_threads(s, (int)l);
+    }
+    if (!strcmp(key, "seed")) {
+        if (set_long(key, v, 0, 0x7fffffffL, &l) < 0)
+            return -1;
+        s->seed = (uint64_t)l;
+        rng_seed(&s->sample_rng, s->seed);
+        return 0;
+    }
+    if (!strcmp(key, "benchmark_column")) {
+        if (s->bench.nrows && bench_column(&s->bench, v) < 0)
+            return -1;
+        if (strlen(v) >= sizeof s->bench_column)
+            return rm_error("column name too long");
+        snprintf(s->bench_column, sizeof s->bench_column, "%s", v);
+        return 0;
+    }
+    if (!strcmp(key, "batch")) {
+        if (set_long(key, v, 2, 4096, &l) < 0)
+            return -1;
+        r.batch = (int)l;
+    } else if (!strcmp(key, "gamma")) {
+        if (set_long(key, v, 1, 1024, &l) < 0)
+            return -1;
+        r.gamma = (int)l;
+    } else if (!strcmp(key, "steps")) {
+        if (set_long(key, v, 1, 1000000, &l) < 0)
+            return -1;
+        r.steps = (int)l;
+    } else if (!strcmp(key, "centered")) {
+        if (set_long(key, v, 0, 1, &l) < 0)
+            return -1;
+        r.centered = (int)l;
+    } else if (!strcmp(key, "data_seed")) {
+        if (set_long(key, v, 0, 0x7fffffffL, &l) < 0)
+            return -1;
+        r.data_seed = (uint64_t)l;
+    } else if (!strcmp(key, "init_seed")) {
+        if (set_long(key, v, 0, 0x7fffffffL, &l) < 0)
+            return -1;
+        r.init_seed = (uint64_t)l;
+    } else if (!strcmp(key, "teacher_bn")) {
+        if (strcmp(v, "train") && strcmp(v, "eval"))
+            return rm_error("teacher_bn must be train or eval, got '%s'", v);
+        r.teacher_bn = !strcmp(v, "train");
+    } else if (!strcmp(key, "beta")) {
+        if (set_double(key, v, 0, 1, &d) < 0)
+            return -1;
+        r.beta = d;
+    } else if (!strcmp(key, "lr")) {
+        if (set_double(key, v, 0, 100, &d) < 0)
+            return -1;
+        r.lr = d;
+    } else if (!strcmp(key, "momentum")) {
+        if (set_double(key, v, 0, 1, &d) < 0)
+            return -1;
+        r.momentum = d;
+    } else if (!strcmp(key, "wd")) {
+        if (set_double(key, v, 0, 1, &d) < 0)
+            return -1;
+        r.wd = d;
+    } else {
+        return rm_error("unknown setting '%s' ('show settings' lists them)", key);
+    }
+    s->rmi = r;
+    return 0;
+}
+
+int session_get(const session *s, const char *key, char *out, size_t size)
+{
+    const rmi_settings *r = &s->rmi;
+    if (!strcmp(key, "device"))
+        snprintf(out, size, "%s", s->be->name);
+    else if (!strcmp(key, "threads"))
+        snprintf(out, size, "%d", s->threads);
+    else if (!strcmp(key, "seed"))
+        snprintf(out, size, "%llu", (unsigned long long)s->seed);
+    else if (!strcmp(key, "benchmark_column"))
+        snprintf(out, size, "%s", s->bench_column);
+    else if (!strcmp(key, "batch"))
+        snprintf(out, size, "%d", r->batch);
+    else if (!strcmp(key, "gamma"))
+        snprintf(out, size, "%d", r->gamma);
+    else if (!strcmp(key, "steps"))
+        snprintf(out, size, "%d", r->steps);
+    else if (!strcmp(key, "centered"))
+        snprintf(out, size, "%d", r->centered);
+    else if (!strcmp(key, "data_seed"))
+        snprintf(out, size, "%llu", (unsigned long long)r->data_seed);
+    else if (!strcmp(key, "init_seed"))
+        snprintf(out, size, "%llu", (unsigned long long)r->init_seed);
+    else if (!strcmp(key, "teacher_bn"))
+        snprintf(out, size, "%s", r->teacher_bn ? "train" : "eval");
+    else if (!strcmp(key, "beta"))
+        snprintf(out, size, "%g", r->beta);
+    else if (!strcmp(key, "lr"))
+        snprintf(out, size, "%g", r->lr);
+    else if (!strcmp(key, "momentum"))
+        snprintf(out, size, "%g", r->momentum);
+    else if (!strcmp(key, "wd"))
+        snprintf(out, size, "%g", r->wd);
+    else
+        return rm_error("unknown setting '%s'", key);
+    return 0;
+}
+
+int session_set_device(session *s, const char *name)
+{
+    const backend *be = backend_get(name);
+    if (!be)
+        return -1;
+    if (be != s->be && s->teacher.g)
+        return rm_error("the teacher is loaded on %s; load it again after changing the device",
+                        s->be->name);
+    s->be = be;
+    return 0;
+}
+
+int session_set_threads(session *s, int n)
+{
+    if (n < 0 || n > 1024)
+        return rm_error("threads must be between 0 (all cores) and 1024, got %d", n);
+    backend_cpu_set_threads(n);
+    s->threads = backend_cpu_threads();
+    return 0;
+}
+
+int session_load_dataset(session *s, const char *name, const char *dir)
+{
+    int c100;
+    if (!strcmp(name, "cifar10"))
+        c100 = 0;
+    else if (!strcmp(name, "cifar100"))
+        c100 = 1;
+    else
+        return rm_error("unknown dataset '%s' (known: cifar10, cifar100)", name);
+    dataset tr, te;
+    if (cifar_load(dir, c100, 1, &tr) < 0)
+        return -1;
+    if (cifar_load(dir, c100, 0, &te) < 0) {
+        dataset_free(&tr);
+        return -1;
+    }
+    dataset_free(&s->train);
+    dataset_free(&s->test);
+    rmi_data_free(&s->data);
+    s->train = tr;
+    s->test = te;
+    snprintf(s->data_name, sizeof s->data_name, "%s", name);
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", dir);
+    return 0;
+}
+
+int session_find_data(const char *name, char *out, size_t size)
+{
+    const char *env = getenv("RMINAS_DATA");
+    const char *dirs[3] = {env, RMINAS_SRCDATA, RMINAS_PKGDATA};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        snprintf(out, size, "%s/%s", dirs[i], name);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    return rm_error("bundled file '%s' not found in $RMINAS_DATA, %s or %s", name,
+                    RMINAS_SRCDATA, RMINAS_PKGDATA);
+}
+
+static int teacher_depth(const char *arch)
+{
+    if (strncmp(arch, "resnet", 6))
+        return -1;
+    char *end;
+    long d = strtol(arch + 6, &end, 10);
+    if (*end || (d != 20 && d != 32 && d != 44 && d != 56))
+        return -1;
+    return (int)d;
+}
+
+int session_load_teacher(session *s, const char *arch, const char *file)
+{
+    int depth = teacher_depth(arch);
+    if (depth < 0)
+        return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, resnet56)",
+                        arch);
+    char path[1024];
+    if (!file) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-c10.safetensors", arch);
+        if (session_find_data(name, path, sizeof path) < 0)
+            return rm_error_context("no bundled weights for %s; give a FILE", arch);
+        file = path;
+    }
+    int nclass = s->train.n ? s->train.nclass : 10;
+    model m;
+    if (resnet_cifar_build(&m, s->be, depth, nclass) < 0)
+        return -1;
+    if (model_load_file(&m, file) < 0) {
+        model_free(&m);
+        return -1;
+    }
+    model_free(&s->teacher);
+    rmi_data_free(&s->data);
+    s->teacher = m;
+    snprintf(s->teacher_file, sizeof s->teacher_file, "%s", file);
+    return 0;
+}
+
+static int need_teacher_and_data(session *s)
+{
+    if (!s->teacher.g)
+        return rm_error("no teacher loaded (load teacher resnet20 [FILE])");
+    if (!s->test.n)
+        return rm_error("no dataset loaded (load dataset cifar10 DIR)");
+    return 0;
+}
+
+int session_teacher_eval(session *s, double *acc)
+{
+    if (need_teacher_and_data(s) < 0)
+        return -1;
+    return model_evaluate(&s->teacher, &s->test, 200, acc);
+}
+
+int session_teacher_train(session *s, const train_opts *o, train_callback cb, void *user)
+{
+    if (need_teacher_and_data(s) < 0)
+        return -1;
+    return model_train(&s->teacher, &s->train, &s->test, o, cb, user);
+}
+
+int session_teacher_save(session *s, const char *path)
+{
+    if (!s->teacher.g)
+        return rm_error("no teacher loaded");
+    char src[1100];
+    snprintf(src, sizeof src, "rminas from %s", s->teacher_file);
+    const char *keys[2] = {"source", "arch"};
+    const char *vals[2] = {src, s->teacher.name};
+    return model_save_file(&s->teacher, path, keys, vals, 2);
+}

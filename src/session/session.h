@@ -1,0 +1,115 @@
+/* The state a shell drives: backend, data, teacher, settings. Every shell
+ * command is a call on it. Nothing here prints; progress goes through
+ * callbacks and errors through rm_error. */
+#ifndef RM_SESSION_H
+#define RM_SESSION_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "io/bench.h"
+#include "io/cifar.h"
+#include "models/model.h"
+#include "rmi/rmi.h"
+#include "train/train.h"
+#include "util/rng.h"
+
+/* One scored architecture of a ranking run. */
+typedef struct rank_entry {
+    nb201_arch arch;
+    rmi_result r;
+    long long params, macs;
+    double bench;        /* benchmark_column value, NaN if unknown */
+} rank_entry;
+
+typedef struct session {
+    const backend *be;
+    int threads;
+    uint64_t seed;
+    rng sample_rng;               /* architecture sampling; reseeded by set seed */
+
+    dataset train, test;          /* n == 0: not loaded */
+    char data_name[16];           /* "cifar10" / "cifar100" */
+    char data_dir[1024];
+
+    model teacher;                /* teacher.g == NULL: not loaded */
+    char teacher_file[1024];
+
+    bench_table bench;            /* bench.nrows == 0: not loaded */
+    char bench_column[64];        /* column for accuracies and correlations */
+
+    rmi_settings rmi;
+    rmi_data data;                /* data.n == 0: no batch selected */
+
+    nb201_arch arch;              /* the current architecture */
+    int have_arch;
+    rmi_eval eval;                /* eval.student.g != NULL: a student in training */
+
+    rank_entry *rank;             /* the last ranking run */
+    int nrank;
+
+    /* set from a signal handler: long operations stop at the next step */
+    volatile sig_atomic_t interrupt;
+} session;
+
+int session_init(session *s);
+void session_free(session *s);
+
+int session_set_device(session *s, const char *name);
+int session_set_threads(session *s, int n);
+
+/* name: cifar10 or cifar100; dir holds the binary batches. Loads the train
+ * and test splits; on error the session keeps what it had. */
+int session_load_dataset(session *s, const char *name, const char *dir);
+/* arch: resnet20/32/44/56; file NULL: the bundled default weights. */
+int session_load_teacher(session *s, const char *arch, const char *file);
+/* The bundled file of that name (data_dir_find("resnet20-c10q75.safetensors")),
+ * looked up in $RMINAS_DATA, the source tree's examples/data, then the
+ * installed data directory. Returns 0 and fills out, or -1. */
+int session_find_data(const char *name, char *out, size_t size);
+
+int session_teacher_eval(session *s, double *acc);
+
+/* ---- settings (set KEY VALUE / show settings) ---- */
+typedef struct setting_info {
+    const char *key;
+    const char *help;
+} setting_info;
+extern const setting_info session_settings[];
+extern const int session_nsettings;
+int session_set(session *s, const char *key, const char *value);
+/* The value of a setting as text. */
+int session_get(const session *s, const char *key, char *out, size_t size);
+
+/* ---- RMI (session_rmi.c) ---- */
+/* file NULL: the bundled table. */
+int session_load_benchmark(session *s, const char *file);
+/* Select the RMI batch with the current teacher, dataset and settings. */
+int session_select_batch(session *s);
+/* Select the batch unless one matching the settings is there already. */
+int session_need_batch(session *s);
+int session_arch_set(session *s, const char *str);
+/* n distinct architectures drawn uniformly from the sampling generator
+ * (which continues from draw to draw; set seed restarts it). */
+int session_sample(session *s, int n, nb201_arch *out);
+/* A fresh student of the current architecture (seed: init seed). */
+int session_student_init(session *s);
+/* n steps of the current student; cb after each (nonzero stops). */
+typedef int (*step_callback)(const rmi_eval *e, void *user);
+int session_student_step(session *s, int n, step_callback cb, void *user);
+int session_score(session *s, const nb201_arch *a, rmi_result *r);
+/* Score the architectures one by one; cb after each (nonzero stops).
+ * Results replace the previous ranking run. Returns 0, 1 when stopped. */
+typedef int (*rank_callback)(const session *s, int k, int n, void *user);
+int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, void *user);
+/* Read one architecture string per line (blank lines and # comments skipped). */
+int session_read_archs(const char *path, nb201_arch **out, int *n);
+/* Correlations of the last ranking against the benchmark column:
+ * tau[0]/rho[0] for -score, [1] for #params, [2] for MACs. */
+int session_rank_correlations(const session *s, double tau[3], double rho[3], int *n);
+/* CSV exports (libcsv quoting, header row). what: steps | rank */
+int session_export_csv(session *s, const char *what, const char *path);
+int session_teacher_train(session *s, const train_opts *o, train_callback cb, void *user);
+int session_teacher_save(session *s, const char *path);
+
+#endif

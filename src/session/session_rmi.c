@@ -1,0 +1,324 @@
+/* Session commands around the RMI score: the benchmark table, the selected
+ * batch, the current architecture and its student, ranking, CSV export. */
+#include <csv.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session/session.h"
+#include "util/err.h"
+#include "util/rng.h"
+#include "util/stats.h"
+
+int session_load_benchmark(session *s, const char *file)
+{
+    char path[1024];
+    if (!file) {
+        if (session_find_data("nb201.csv", path, sizeof path) < 0)
+            return rm_error_context("no bundled benchmark table; give a FILE");
+        file = path;
+    }
+    bench_table t;
+    if (bench_load(file, &t) < 0)
+        return -1;
+    if (bench_column(&t, s->bench_column) < 0) {
+        /* keep the table; fall back to its first column */
+        snprintf(s->bench_column, sizeof s->bench_column, "%s", t.colname[0]);
+        rm_clear_error();
+    }
+    bench_free(&s->bench);
+    s->bench = t;
+    return 0;
+}
+
+int session_select_batch(session *s)
+{
+    if (!s->teacher.g)
+        return rm_error("no teacher loaded (load teacher resnet20 [FILE])");
+    if (!s->train.n)
+        return rm_error("no dataset loaded (load dataset cifar10 DIR)");
+    rmi_data d;
+    if (rmi_select(&d, &s->teacher, &s->train, &s->rmi) < 0)
+        return -1;
+    rmi_data_free(&s->data);
+    s->data = d;
+    return 0;
+}
+
+int session_need_batch(session *s)
+{
+    const rmi_settings *a = &s->data.settings, *b = &s->rmi;
+    if (s->data.n && a->batch == b->batch && a->gamma == b->gamma &&
+        a->teacher_bn == b->teacher_bn && a->data_seed == b->data_seed)
+        return 0;
+    return session_select_batch(s);
+}
+
+int session_arch_set(session *s, const char *str)
+{
+    nb201_arch a;
+    if (nb201_parse(str, &a) < 0)
+        return -1;
+    s->arch = a;
+    s->have_arch = 1;
+    rmi_eval_free(&s->eval);
+    return 0;
+}
+
+int session_sample(session *s, int n, nb201_arch *out)
+{
+    if (n < 1 || n > NB201_COUNT)
+        return rm_error("can sample 1 to %d distinct architectures, not %d", NB201_COUNT, n);
+    int *idx = malloc(NB201_COUNT * sizeof *idx);
+    if (!idx)
+        return rm_error("out of memory");
+    for (int i = 0; i < NB201_COUNT; i++)
+        idx[i] = i;
+    for (int i = 0; i < n; i++) {
+        int j = i + (int)rng_below(&s->sample_rng, (uint64_t)(NB201_COUNT - i));
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+        nb201_from_index(idx[i], &out[i]);
+    }
+    free(idx);
+    return 0;
+}
+
+int session_student_init(session *s)
+{
+    if (!s->have_arch)
+        return rm_error("no architecture (arch set STRING or arch sample)");
+    if (session_need_batch(s) < 0)
+        return -1;
+    rmi_eval_free(&s->eval);
+    return rmi_eval_start(&s->eval, s->be, &s->arch, &s->data, &s->rmi);
+}
+
+int session_student_step(session *s, int n, step_callback cb, void *user)
+{
+    if (!s->eval.student.g && session_student_init(s) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        if (s->eval.step >= s->eval.s.steps)
+            return rm_error("the student has done all %d steps (init for a new one, or set "
+                            "steps higher before init)", s->eval.s.steps);
+        if (s->eval.diverged)
+            return rm_error("the loss is no longer finite (score +inf); init for a new student");
+        if (rmi_eval_step(&s->eval) < 0)
+            return -1;
+        if ((cb && cb(&s->eval, user)) || s->interrupt)
+            return 1;
+    }
+    return 0;
+}
+
+int session_score(session *s, const nb201_arch *a, rmi_result *r)
+{
+    if (session_need_batch(s) < 0)
+        return -1;
+    return rmi_score(s->be, a, &s->data, &s->rmi, r, &s->interrupt);
+}
+
+int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, void *user)
+{
+    if (session_need_batch(s) < 0)
+        return -1;
+    rank_entry *e = calloc((size_t)n, sizeof *e);
+    if (!e)
+        return rm_error("out of memory");
+    free(s->rank);
+    s->rank = e;
+    s->nrank = 0;
+    int col = s->bench.nrows ? bench_column(&s->bench, s->bench_column) : -1;
+    rm_clear_error();
+    for (int k = 0; k < n; k++) {
+        rank_entry *r = &e[k];
+        r->arch = archs[k];
+        int rc = rmi_score(s->be, &archs[k], &s->data, &s->rmi, &r->r, &s->interrupt);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            return 1; /* interrupted: the finished ones stay */
+        model m;
+        if (nb201_net_build(&m, s->be, &archs[k], s->data.nclass) < 0)
+            return -1;
+        r->params = (long long)graph_count_trainable(m.g);
+        r->macs = (long long)graph_count_macs(m.g);
+        model_free(&m);
+        r->bench = col >= 0 ? bench_value(&s->bench, bench_row(&s->bench, &archs[k]), col) : NAN;
+        s->nrank = k + 1;
+        if (cb && cb(s, k, n, user))
+            return 1;
+    }
+    return 0;
+}
+
+int session_read_archs(const char *path, nb201_arch **out, int *n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return rm_error("%s: %s", path, strerror(errno));
+    nb201_arch *a = NULL;
+    int cnt = 0, cap = 0, rc = 0;
+    char line[1024];
+    long lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\n' || *p == '\r' || !*p)
+            continue;
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 64;
+            nb201_arch *na = realloc(a, (size_t)cap * sizeof *na);
+            if (!na) {
+                rc = rm_error("out of memory");
+                break;
+            }
+            a = na;
+        }
+        if (nb201_parse(p, &a[cnt]) < 0) {
+            rc = rm_error_context("%s line %ld", path, lineno);
+            break;
+        }
+        cnt++;
+    }
+    fclose(f);
+    if (!rc && cnt == 0)
+        rc = rm_error("%s: no architectures in the file", path);
+    if (rc) {
+        free(a);
+        return -1;
+    }
+    *out = a;
+    *n = cnt;
+    return 0;
+}
+
+int session_rank_correlations(const session *s, double tau[3], double rho[3], int *nout)
+{
+    int n = 0;
+    double *acc = malloc((size_t)(s->nrank + 1) * sizeof(double));
+    double *v[3];
+    for (int j = 0; j < 3; j++)
+        v[j] = malloc((size_t)(s->nrank + 1) * sizeof(double));
+    if (!acc || !v[0] || !v[1] || !v[2]) {
+        free(acc);
+        for (int j = 0; j < 3; j++)
+            free(v[j]);
+        return rm_error("out of memory");
+    }
+    for (int k = 0; k < s->nrank; k++) {
+        const rank_entry *e = &s->rank[k];
+        if (isnan(e->bench))
+            continue;
+        acc[n] = e->bench;
+        v[0][n] = -e->r.score; /* lower score is better */
+        v[1][n] = (double)e->params;
+        v[2][n] = (double)e->macs;
+        n++;
+    }
+    for (int j = 0; j < 3; j++) {
+        tau[j] = n > 1 ? kendall_tau_b(v[j], acc, n) : NAN;
+        rho[j] = n > 1 ? spearman_rho(v[j], acc, n) : NAN;
+        free(v[j]);
+    }
+    free(acc);
+    *nout = n;
+    return 0;
+}
+
+/* ---- CSV export ---- */
+
+static int write_field(FILE *f, const char *s, int last)
+{
+    if (csv_fwrite(f, s, strlen(s)) != 0)
+        return -1;
+    return fputc(last ? '\n' : ',', f) == EOF ? -1 : 0;
+}
+
+static int write_row(FILE *f, const char *const *fields, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (write_field(f, fields[i], i == n - 1) < 0)
+            return -1;
+    return 0;
+}
+
+static void fmt_double(char *buf, size_t size, double v)
+{
+    if (isinf(v))
+        snprintf(buf, size, v > 0 ? "inf" : "-inf");
+    else if (isnan(v))
+        snprintf(buf, size, "nan");
+    else
+        snprintf(buf, size, "%.9g", v);
+}
+
+int session_export_csv(session *s, const char *what, const char *path)
+{
+    int steps = !strcmp(what, "steps"), rank = !strcmp(what, "rank");
+    if (!steps && !rank)
+        return rm_error("can export 'steps' or 'rank', not '%s'", what);
+    if (steps && !s->eval.student.g)
+        return rm_error("no student has been trained (init, step)");
+    if (rank && !s->nrank)
+        return rm_error("no ranking run yet (rank N|FILE)");
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return rm_error("%s: %s", tmp, strerror(errno));
+    int bad = 0;
+    char b[8][64];
+    if (steps) {
+        const rmi_eval *e = &s->eval;
+        char arch[NB201_STRLEN];
+        nb201_format(&s->arch, arch, sizeof arch);
+        const char *hdr[] = {"step", "loss", "ce", "cka1", "cka2", "cka3", "arch"};
+        bad |= write_row(f, hdr, 7);
+        for (int k = 0; k < e->step && !bad; k++) {
+            snprintf(b[0], 64, "%d", k + 1);
+            fmt_double(b[1], 64, e->h_loss[k]);
+            fmt_double(b[2], 64, e->h_ce[k]);
+            for (int i = 0; i < RMI_LAYERS; i++)
+                fmt_double(b[3 + i], 64, e->h_cka[i][k]);
+            const char *row[] = {b[0], b[1], b[2], b[3], b[4], b[5], arch};
+            bad |= write_row(f, row, 7);
+        }
+    } else {
+        char col[80];
+        snprintf(col, sizeof col, "%s", s->bench_column);
+        const char *hdr[] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
+                             "seconds", "params", "flops", col};
+        bad |= write_row(f, hdr, 10);
+        for (int k = 0; k < s->nrank && !bad; k++) {
+            const rank_entry *e = &s->rank[k];
+            char arch[NB201_STRLEN], c[4][64];
+            nb201_format(&e->arch, arch, sizeof arch);
+            fmt_double(b[0], 64, e->r.score);
+            for (int i = 0; i < RMI_LAYERS; i++)
+                fmt_double(b[1 + i], 64, e->r.cka[i]);
+            fmt_double(b[4], 64, e->r.ce);
+            snprintf(b[5], 64, "%.3f", e->r.seconds);
+            snprintf(c[0], 64, "%lld", e->params);
+            snprintf(c[1], 64, "%lld", e->macs);
+            fmt_double(c[2], 64, e->bench);
+            const char *row[] = {arch, b[0], b[1], b[2], b[3], b[4], b[5], c[0], c[1], c[2]};
+            bad |= write_row(f, row, 10);
+        }
+    }
+    if (fclose(f) != 0 || bad) {
+        remove(tmp);
+        return rm_error("%s: write failed", path);
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return rm_error("%s: %s", path, strerror(errno));
+    }
+    return 0;
+}

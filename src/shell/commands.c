@@ -1,0 +1,564 @@
+/* The command table and the handlers. Handlers print results to stdout and
+ * return SH_OK / SH_ERROR (message in rm_error) / SH_EXIT. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shell/shell.h"
+#include "util/err.h"
+
+#include "config.h"
+
+static int usage_error(const char *cmd, const char *usage)
+{
+    rm_error("usage: %s %s", cmd, usage);
+    return SH_ERROR;
+}
+
+static int parse_int(const char *s, long lo, long hi, const char *what, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return rm_error("%s must be an integer in [%ld, %ld], got '%s'", what, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double lo, double hi, const char *what, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi))
+        return rm_error("%s must be a number in [%g, %g], got '%s'", what, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+/* ---- help / quit / version ---- */
+
+static int cmd_help(shell *sh, int argc, char **argv)
+{
+    (void)sh;
+    if (argc > 1) {
+        const command *c = shell_find(argv[1]);
+        if (!c)
+            return SH_ERROR;
+        printf("%s %s\n    %s\n", c->name, c->usage, c->help);
+        return SH_OK;
+    }
+    printf("Commands (unique prefixes work; 'help CMD' for one):\n");
+    for (int i = 0; i < shell_ncommands; i++)
+        printf("  %-8s %s\n", shell_commands[i].name, shell_commands[i].help);
+    return SH_OK;
+}
+
+static int cmd_quit(shell *sh, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    sh->quit = 1;
+    return SH_EXIT;
+}
+
+static int cmd_version(shell *sh, int argc, char **argv)
+{
+    (void)sh;
+    (void)argc;
+    (void)argv;
+    printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+    return SH_OK;
+}
+
+/* ---- load ---- */
+
+static const char *const load_subs[] = {"benchmark", "dataset", "teacher", NULL};
+
+static int cmd_load(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    if (argc >= 2 && !strcmp(argv[1], "dataset")) {
+        if (argc != 4)
+            return usage_error("load", "dataset cifar10|cifar100 DIR");
+        if (session_load_dataset(s, argv[2], argv[3]) < 0)
+            return SH_ERROR;
+        printf("dataset %s: %d training and %d test images, %d classes, from %s\n", argv[2],
+               s->train.n, s->test.n, s->train.nclass, argv[3]);
+        return SH_OK;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "teacher")) {
+        if (argc != 3 && argc != 4)
+            return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE]");
+        if (session_load_teacher(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
+            return SH_ERROR;
+        printf("teacher %s: %zu parameters, %.1f M MACs, weights %s\n", s->teacher.name,
+               graph_count_trainable(s->teacher.g), graph_count_macs(s->teacher.g) / 1e6,
+               s->teacher_file);
+        return SH_OK;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "benchmark")) {
+        if ((argc != 3 && argc != 4) || strcmp(argv[2], "nb201"))
+            return usage_error("load", "benchmark nb201 [FILE]");
+        if (session_load_benchmark(s, argc == 4 ? argv[3] : NULL) < 0)
+            return SH_ERROR;
+        printf("benchmark nb201: %d architectures, columns", s->bench.nrows);
+        for (int i = 0; i < s->bench.ncols; i++)
+            printf(" %s", s->bench.colname[i]);
+        printf(" (using %s)\n", s->bench_column);
+        return SH_OK;
+    }
+    return usage_error("load", "dataset cifar10|cifar100 DIR | teacher NAME [FILE] | "
+                               "benchmark nb201 [FILE]");
+}
+
+/* ---- teacher ---- */
+
+static const char *const teacher_subs[] = {"eval", "train", "save", NULL};
+
+typedef struct progress_state {
+    shell *sh;
+    long every;
+} progress_state;
+
+static int train_progress_cb(const train_progress *p, void *user)
+{
+    progress_state *ps = user;
+    if (p->epoch_end) {
+        if (ps->sh->interactive)
+            printf("\r\033[K");
+        printf("epoch %d/%d: loss %.4f, %.0f images/s, %.1f s", p->epoch, p->epochs,
+               p->epoch_loss, p->images_per_s, p->epoch_seconds);
+        if (p->test_acc >= 0)
+            printf(", test accuracy %.2f %%", 100 * p->test_acc);
+        printf("\n");
+    } else if (p->step % ps->every == 0 || p->step == p->steps) {
+        if (ps->sh->interactive)
+            printf("\r\033[Kepoch %d/%d step %ld/%ld loss %.4f lr %.5f %.0f images/s",
+                   p->epoch, p->epochs, p->step, p->steps, p->loss, p->lr, p->images_per_s);
+        else
+            printf("epoch %d/%d step %ld/%ld loss %.4f lr %.5f %.0f images/s\n", p->epoch,
+                   p->epochs, p->step, p->steps, p->loss, p->lr, p->images_per_s);
+    }
+    fflush(stdout);
+    return ps->sh->s.interrupt != 0;
+}
+
+static int teacher_train(shell *sh, int argc, char **argv)
+{
+    train_opts o;
+    train_opts_default(&o);
+    o.seed = sh->s.seed;
+    long every = 50;
+    for (int i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            return usage_error("teacher", "train [epochs N] [batch N] [lr X] [wd X] "
+                                          "[momentum X] [cosine 0|1] [augment 0|1] [seed N] "
+                                          "[every N]");
+        const char *k = argv[i], *v = argv[i + 1];
+        long l;
+        double d;
+        int rc;
+        if (!strcmp(k, "epochs"))
+            rc = parse_int(v, 1, 100000, k, &l), o.epochs = (int)l;
+        else if (!strcmp(k, "batch"))
+            rc = parse_int(v, 1, 65536, k, &l), o.batch = (int)l;
+        else if (!strcmp(k, "seed"))
+            rc = parse_int(v, 0, 0x7fffffffL, k, &l), o.seed = (uint64_t)l;
+        else if (!strcmp(k, "cosine"))
+            rc = parse_int(v, 0, 1, k, &l), o.cosine = (int)l;
+        else if (!strcmp(k, "augment"))
+            rc = parse_int(v, 0, 1, k, &l), o.augment = (int)l;
+        else if (!strcmp(k, "every"))
+            rc = parse_int(v, 1, 1000000, k, &every);
+        else if (!strcmp(k, "lr"))
+            rc = parse_double(v, 0, 10, k, &d), o.lr = d;
+        else if (!strcmp(k, "wd"))
+            rc = parse_double(v, 0, 1, k, &d), o.wd = d;
+        else if (!strcmp(k, "momentum"))
+            rc = parse_double(v, 0, 1, k, &d), o.momentum = d;
+        else
+            rc = rm_error("unknown option '%s' (epochs, batch, lr, wd, momentum, cosine, "
+                          "augment, seed, every)", k);
+        if (rc < 0)
+            return SH_ERROR;
+    }
+    printf("training %s on %s: %d epochs, batch %d, lr %g%s, momentum %g, wd %g, "
+           "augment %s, seed %llu\n",
+           sh->s.teacher.name, sh->s.data_name, o.epochs, o.batch, o.lr,
+           o.cosine ? " cosine" : "", o.momentum, o.wd, o.augment ? "crop+flip" : "off",
+           (unsigned long long)o.seed);
+    progress_state ps = {sh, every};
+    int rc = session_teacher_train(&sh->s, &o, train_progress_cb, &ps);
+    if (rc < 0)
+        return SH_ERROR;
+    if (rc == 1)
+        printf("\ntraining interrupted; the teacher keeps the weights of the last step\n");
+    return SH_OK;
+}
+
+static int cmd_teacher(shell *sh, int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "eval")) {
+        double acc;
+        if (session_teacher_eval(&sh->s, &acc) < 0)
+            return SH_ERROR;
+        printf("teacher %s: test accuracy %.2f %% (%d images of %s, eval-mode BN)\n",
+               sh->s.teacher.name, 100 * acc, sh->s.test.n, sh->s.data_name);
+        return SH_OK;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "train"))
+        return teacher_train(sh, argc, argv);
+    if (argc == 3 && !strcmp(argv[1], "save")) {
+        if (session_teacher_save(&sh->s, argv[2]) < 0)
+            return SH_ERROR;
+        printf("teacher saved to %s\n", argv[2]);
+        return SH_OK;
+    }
+    return usage_error("teacher", "eval | train [options] | save FILE");
+}
+
+/* ---- arch ---- */
+
+static const char *const arch_subs[] = {"set", "sample", "show", NULL};
+
+/* benchmark accuracy of an architecture as " (cifar10_test 93.91)" or "" */
+static void bench_note(const session *s, const nb201_arch *a, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (!s->bench.nrows)
+        return;
+    int col = bench_column(&s->bench, s->bench_column);
+    rm_clear_error();
+    double v = bench_value(&s->bench, bench_row(&s->bench, a), col);
+    if (!isnan(v))
+        snprintf(buf, size, " (%s %.2f)", s->bench_column, v);
+}
+
+static int show_arch(shell *sh, const nb201_arch *a)
+{
+    session *s = &sh->s;
+    model m;
+    if (nb201_net_build(&m, s->be, a, 10) < 0)
+        return SH_ERROR;
+    char str[NB201_STRLEN];
+    nb201_format(a, str, sizeof str);
+    printf("arch %s\n", str);
+    for (int node = 1, e = 0; node <= 3; node++) {
+        printf("  node%d =", node);
+        for (int in = 0; in < node; in++, e++)
+            printf("%s %s(node%d)", in ? " +" : "", nb201_op_names[a->op[e]], in);
+        printf("\n");
+    }
+    printf("  %zu parameters, %.2f M MACs\n", graph_count_trainable(m.g),
+           graph_count_macs(m.g) / 1e6);
+    model_free(&m);
+    if (s->bench.nrows) {
+        int row = bench_row(&s->bench, a);
+        if (row < 0) {
+            printf("  not in the benchmark table\n");
+        } else {
+            printf(" ");
+            for (int c = 0; c < s->bench.ncols; c++)
+                printf(" %s %.2f", s->bench.colname[c], bench_value(&s->bench, row, c));
+            printf("\n");
+        }
+    }
+    return SH_OK;
+}
+
+static int cmd_arch(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    if (argc == 3 && !strcmp(argv[1], "set")) {
+        if (session_arch_set(s, argv[2]) < 0)
+            return SH_ERROR;
+        return show_arch(sh, &s->arch);
+    }
+    if (argc >= 2 && !strcmp(argv[1], "sample")) {
+        long n = 1;
+        if (argc > 3 || (argc == 3 && parse_int(argv[2], 1, NB201_COUNT, "N", &n) < 0))
+            return argc > 3 ? usage_error("arch", "sample [N]") : SH_ERROR;
+        nb201_arch *a = malloc((size_t)n * sizeof *a);
+        if (!a || session_sample(s, (int)n, a) < 0) {
+            free(a);
+            return SH_ERROR;
+        }
+        for (long i = 0; i < n; i++) {
+            char str[NB201_STRLEN], note[96];
+            nb201_format(&a[i], str, sizeof str);
+            bench_note(s, &a[i], note, sizeof note);
+            printf("%s%s\n", str, note);
+        }
+        s->arch = a[n - 1];
+        s->have_arch = 1;
+        rmi_eval_free(&s->eval);
+        free(a);
+        return SH_OK;
+    }
+    if (argc == 2 && !strcmp(argv[1], "show")) {
+        if (!s->have_arch) {
+            rm_error("no architecture (arch set STRING or arch sample)");
+            return SH_ERROR;
+        }
+        return show_arch(sh, &s->arch);
+    }
+    if (argc == 3 && !strcmp(argv[1], "show")) {
+        nb201_arch a;
+        if (nb201_parse(argv[2], &a) < 0)
+            return SH_ERROR;
+        return show_arch(sh, &a);
+    }
+    return usage_error("arch", "set STRING | sample [N] | show [STRING]");
+}
+
+/* ---- RMI: batch, init, step, score, rank ---- */
+
+static const char *const batch_subs[] = {"select", "show", NULL};
+
+static int cmd_batch(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    if (argc == 2 && !strcmp(argv[1], "select")) {
+        if (session_select_batch(s) < 0)
+            return SH_ERROR;
+    } else if (!(argc == 2 && !strcmp(argv[1], "show"))) {
+        return usage_error("batch", "select | show");
+    } else if (!s->data.n) {
+        rm_error("no batch selected (batch select)");
+        return SH_ERROR;
+    }
+    const rmi_data *d = &s->data;
+    printf("batch: %d images chosen from a pool of %d (data_seed %llu, teacher BN %s); "
+           "teacher accuracy on the pool %.1f %%, mean CE %.4f\n",
+           d->n, d->pool, (unsigned long long)d->settings.data_seed,
+           d->settings.teacher_bn ? "train" : "eval", 100 * d->pool_acc, d->pool_ce_mean);
+    int count[100] = {0};
+    double maxce = 0;
+    for (int i = 0; i < d->n; i++) {
+        if (d->y[i] >= 0 && d->y[i] < 100)
+            count[d->y[i]]++;
+        if (d->teacher_ce[i] > maxce)
+            maxce = d->teacher_ce[i];
+    }
+    printf("  classes:");
+    for (int c = 0; c < d->nclass && c < 100; c++)
+        printf(" %d", count[c]);
+    printf("\n  teacher CE of the chosen images: max %.3g\n", maxce);
+    printf("  training images:");
+    for (int i = 0; i < d->n; i++)
+        printf(" %d", d->train_index[i]);
+    printf("\n");
+    return SH_OK;
+}
+
+static int cmd_init(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    if (argc > 2)
+        return usage_error("init", "[SEED]");
+    if (argc == 2 && session_set(s, "init_seed", argv[1]) < 0)
+        return SH_ERROR;
+    if (session_student_init(s) < 0)
+        return SH_ERROR;
+    char str[NB201_STRLEN];
+    nb201_format(&s->arch, str, sizeof str);
+    printf("student %s: %zu parameters, init seed %llu, %d steps planned\n", str,
+           graph_count_trainable(s->eval.student.g), (unsigned long long)s->rmi.init_seed,
+           s->rmi.steps);
+    return SH_OK;
+}
+
+static int step_print(const rmi_eval *e, void *user)
+{
+    (void)user;
+    printf("step %4d  loss %.6f  ce %.6f  cka %.6f %.6f %.6f\n", e->step, e->loss, e->ce,
+           e->cka[0], e->cka[1], e->cka[2]);
+    fflush(stdout);
+    return 0;
+}
+
+static int cmd_step(shell *sh, int argc, char **argv)
+{
+    long n = 1;
+    if (argc > 2)
+        return usage_error("step", "[N]");
+    if (argc == 2 && parse_int(argv[1], 1, 1000000, "N", &n) < 0)
+        return SH_ERROR;
+    int rc = session_student_step(&sh->s, (int)n, step_print, NULL);
+    if (rc < 0)
+        return SH_ERROR;
+    if (sh->s.eval.diverged)
+        printf("the loss is not finite: this architecture scores +inf\n");
+    if (rc == 1)
+        printf("interrupted after step %d\n", sh->s.eval.step);
+    return SH_OK;
+}
+
+static void print_result(const session *s, const nb201_arch *a, const rmi_result *r)
+{
+    char str[NB201_STRLEN], note[96];
+    nb201_format(a, str, sizeof str);
+    bench_note(s, a, note, sizeof note);
+    printf("%s score %.6f  cka %.5f %.5f %.5f  ce %.5f  %d steps %.1f s%s\n", str, r->score,
+           r->cka[0], r->cka[1], r->cka[2], r->ce, r->steps, r->seconds, note);
+    if (r->diverged)
+        printf("  warning: the loss became %s at step %d: score +inf\n",
+               isnan(r->loss) ? "NaN" : "infinite", r->steps);
+}
+
+static int cmd_score(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    nb201_arch a;
+    if (argc > 2)
+        return usage_error("score", "[STRING]");
+    if (argc == 2) {
+        if (nb201_parse(argv[1], &a) < 0)
+            return SH_ERROR;
+    } else if (s->have_arch) {
+        a = s->arch;
+    } else {
+        rm_error("no architecture (arch set STRING, or score STRING)");
+        return SH_ERROR;
+    }
+    rmi_result r;
+    int rc = session_score(s, &a, &r);
+    if (rc < 0)
+        return SH_ERROR;
+    if (rc == 1) {
+        printf("interrupted after %d steps\n", r.steps);
+        return SH_OK;
+    }
+    print_result(s, &a, &r);
+    return SH_OK;
+}
+
+static int rank_print(const session *s, int k, int n, void *user)
+{
+    (void)user;
+    const rank_entry *e = &s->rank[k];
+    printf("[%d/%d] ", k + 1, n);
+    print_result(s, &e->arch, &e->r);
+    fflush(stdout);
+    return 0;
+}
+
+static int cmd_rank(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    if (argc != 2)
+        return usage_error("rank", "N | FILE");
+    nb201_arch *a = NULL;
+    int n;
+    char *end;
+    long v = strtol(argv[1], &end, 10);
+    if (*argv[1] && !*end) {
+        if (v < 1 || v > NB201_COUNT) {
+            rm_error("N must be from 1 to %d", NB201_COUNT);
+            return SH_ERROR;
+        }
+        n = (int)v;
+        a = malloc((size_t)n * sizeof *a);
+        if (!a || session_sample(s, n, a) < 0) {
+            free(a);
+            return SH_ERROR;
+        }
+    } else if (session_read_archs(argv[1], &a, &n) < 0) {
+        return SH_ERROR;
+    }
+    int rc = session_rank(s, a, n, rank_print, NULL);
+    free(a);
+    if (rc < 0)
+        return SH_ERROR;
+    if (rc == 1)
+        printf("interrupted: %d of %d scored (kept)\n", s->nrank, n);
+    double tau[3], rho[3];
+    int m;
+    if (s->bench.nrows && session_rank_correlations(s, tau, rho, &m) == 0 && m > 1) {
+        const char *name[3] = {"RMI (-score)", "#params", "MACs"};
+        printf("correlation with %s over %d architectures:\n", s->bench_column, m);
+        for (int j = 0; j < 3; j++)
+            printf("  %-13s kendall tau %.3f  spearman rho %.3f\n", name[j], tau[j], rho[j]);
+    }
+    double total = 0;
+    for (int k = 0; k < s->nrank; k++)
+        total += s->rank[k].r.seconds;
+    if (s->nrank)
+        printf("%d architectures in %.1f s (%.2f s each)\n", s->nrank, total, total / s->nrank);
+    return SH_OK;
+}
+
+/* ---- export ---- */
+
+static const char *const export_subs[] = {"csv", NULL};
+
+static int cmd_export(shell *sh, int argc, char **argv)
+{
+    if (argc != 4 || strcmp(argv[1], "csv"))
+        return usage_error("export", "csv steps|rank FILE");
+    if (session_export_csv(&sh->s, argv[2], argv[3]) < 0)
+        return SH_ERROR;
+    printf("wrote %s\n", argv[3]);
+    return SH_OK;
+}
+
+/* ---- set / show ---- */
+
+static int cmd_set(shell *sh, int argc, char **argv)
+{
+    if (argc != 3)
+        return usage_error("set", "KEY VALUE ('show settings' lists the keys)");
+    return session_set(&sh->s, argv[1], argv[2]) < 0 ? SH_ERROR : SH_OK;
+}
+
+static const char *const show_subs[] = {"settings", NULL};
+
+static int cmd_show(shell *sh, int argc, char **argv)
+{
+    if (argc != 1 && !(argc == 2 && !strcmp(argv[1], "settings")))
+        return usage_error("show", "[settings]");
+    session *s = &sh->s;
+    for (int i = 0; i < session_nsettings; i++) {
+        char v[128];
+        session_get(s, session_settings[i].key, v, sizeof v);
+        printf("%-17s %-14s %s\n", session_settings[i].key, v, session_settings[i].help);
+    }
+    printf("loaded: dataset %s, teacher %s, benchmark %s, batch %s, arch %s\n",
+           s->train.n ? s->data_dir : "(none)", s->teacher.g ? s->teacher_file : "(none)",
+           s->bench.nrows ? s->bench.path : "(none)", s->data.n ? "selected" : "(none)",
+           s->have_arch ? "set" : "(none)");
+    return SH_OK;
+}
+
+const command shell_commands[] = {
+    {"arch", "set STRING | sample [N] | show [STRING]",
+     "set, sample or show a NAS-Bench-201 architecture (cell, #params, MACs, benchmark)",
+     cmd_arch, arch_subs},
+    {"batch", "select | show",
+     "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
+     batch_subs},
+    {"exit", "", "leave rminas (same as quit)", cmd_quit, NULL},
+    {"export", "csv steps|rank FILE", "write the student's per-step values or the ranking as CSV",
+     cmd_export, export_subs},
+    {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
+    {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
+    {"load", "dataset cifar10|cifar100 DIR | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
+             "| benchmark nb201 [FILE]",
+     "load a dataset, a teacher (safetensors) or the benchmark table", cmd_load, load_subs},
+    {"quit", "", "leave rminas", cmd_quit, NULL},
+    {"rank", "N | FILE",
+     "score N sampled architectures (or those listed in FILE) and correlate with the benchmark",
+     cmd_rank, NULL},
+    {"score", "[STRING]", "the RMI score of an architecture (default: the current one)",
+     cmd_score, NULL},
+    {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
+    {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
+    {"step", "[N]", "train the student N steps with the RMI loss, printing loss, CE and CKA",
+     cmd_step, NULL},
+    {"teacher", "eval | train [epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] "
+                "[augment 0|1] [seed N] [every N] | save FILE",
+     "evaluate the teacher on the test split, fine-tune it, or save its weights", cmd_teacher,
+     teacher_subs},
+    {"version", "", "print the version", cmd_version, NULL},
+};
+const int shell_ncommands = sizeof shell_commands / sizeof shell_commands[0];

@@ -1,0 +1,39 @@
+/* The rminas command shell: one command table drives dispatch, help and
+ * completion; interactive and batch modes share shell_exec_line. */
+#ifndef RM_SHELL_H
+#define RM_SHELL_H
+
+#include <stdio.h>
+
+#include "session/session.h"
+
+typedef struct shell {
+    session s;
+    int interactive;    /* a terminal: progress lines are rewritten in place */
+    int quit;
+} shell;
+
+enum { SH_OK = 0, SH_ERROR = 1, SH_EXIT = 2 };
+
+typedef struct command {
+    const char *name;
+    const char *usage;    /* arguments, e.g. "dataset cifar10|cifar100 DIR" */
+    const char *help;     /* one line */
+    int (*run)(shell *sh, int argc, char **argv);   /* argv[0] is the command */
+    const char *const *subs;   /* first-argument words for completion, or NULL */
+} command;
+
+extern const command shell_commands[];
+extern const int shell_ncommands;
+
+/* Run one line (comments start with #). Returns SH_OK, SH_ERROR (the
+ * message already printed to stderr) or SH_EXIT. */
+int shell_exec_line(shell *sh, const char *line);
+/* The command named by name or a unique prefix of it; NULL with rm_error
+ * (unknown or ambiguous). */
+const command *shell_find(const char *name);
+/* Split a line into words (quotes '...' and "..." group). Returns argc or
+ * -1 on an unterminated quote; argv strings live in buf. */
+int shell_split(const char *line, char *buf, size_t bufsize, char **argv, int maxargs);
+
+#endif

@@ -1,0 +1,164 @@
+/* The compute backend: a table of operations on float32 NCHW arrays, chosen at
+ * run time. The CPU backend (cpu_*.c, BLAS) is the reference; the CUDA backend
+ * (kernels/) mirrors every entry with the same contract.
+ *
+ * Conventions shared by every entry:
+ *  - Pointers are device pointers of this backend (host memory for the CPU).
+ *  - Forward ops write their output with `acc`: acc == 0 overwrites y,
+ *    acc == 1 adds into y (y += op(x)). Networks use it to sum the edges of a
+ *    cell into the node buffer without a separate add.
+ *  - Backward ops ALWAYS ACCUMULATE: dx += ..., dw += ..., db += ...; the
+ *    caller zeroes gradient buffers. A NULL dx (or dw/db) means "not needed".
+ *  - `work` is scratch memory of at least the size the matching *_work_size
+ *    function returns (in floats); the caller plans it once per network.
+ *  - Reductions that decide a score accumulate in double.
+ */
+#ifndef RM_BACKEND_H
+#define RM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 2-D convolution, PyTorch semantics (cross-correlation, zero padding).
+ * x is (n,cin,h,w), w is (cout,cin/groups,kh,kw), b is (cout) or NULL,
+ * y is (n,cout,oh,ow) with oh = (h + 2*pad - dil*(kh-1) - 1)/stride + 1. */
+typedef struct conv_desc {
+    int n, cin, h, w;
+    int cout, kh, kw;
+    int stride, pad, dil, groups;
+    int oh, ow;
+    /* relu_in != 0: the convolution reads max(x, 0) instead of x (a fused
+     * ReLU -> Conv); the backward then masks dx by x > 0. */
+    int relu_in;
+} conv_desc;
+
+/* Fill oh/ow from the other fields; returns -1 (with rm_error) on an invalid
+ * description (channels not divisible by groups, empty output, ...). */
+int conv_desc_init(conv_desc *d);
+
+/* 2-D pooling window. x is (n,c,h,w), y is (n,c,oh,ow). */
+typedef struct pool_desc {
+    int n, c, h, w;
+    int k, stride, pad;
+    int oh, ow;
+    int count_include_pad; /* avg pool only: divide by k*k (1) or by the number
+                              of in-image elements of the window (0) */
+} pool_desc;
+
+int pool_desc_init(pool_desc *d);
+
+typedef struct backend {
+    const char *name;
+
+    /* memory */
+    void *(*alloc)(size_t bytes);                /* zeroed; NULL on failure */
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
+    void (*download)(void *dst, const void *src, size_t bytes); /* device -> host */
+    void (*zero)(float *x, size_t n);
+    void (*copy)(float *dst, const float *src, size_t n);
+
+    /* y = a*x + (acc ? y : 0), elementwise over n values */
+    void (*axpy)(float *y, const float *x, float a, size_t n, int acc);
+    void (*scale)(float *x, float a, size_t n);
+
+    /* convolution; work holds conv_work_size(d) floats */
+    size_t (*conv_work_size)(const conv_desc *d);
+    void (*conv2d_forward)(const conv_desc *d, const float *x, const float *w,
+                           const float *b, float *y, int acc, float *work);
+    void (*conv2d_backward)(const conv_desc *d, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db,
+                            float *work);
+
+    /* Batch normalization over (n, c, hw), eps as given.
+     * Training: uses batch statistics; saves mean and invstd = 1/sqrt(var+eps)
+     * (biased var) in save_mean/save_invstd (c each); updates running stats
+     * with PyTorch semantics when running_mean != NULL:
+     *   rm = (1-momentum)*rm + momentum*mean,
+     *   rv = (1-momentum)*rv + momentum*var_unbiased (var * m/(m-1), m = n*hw).
+     * Eval: y = (x - rm)/sqrt(rv + eps)*gamma + beta.
+     * gamma/beta may be NULL (affine=False: 1 and 0). A following ReLU is a
+     * separate relu_forward (in place on y). */
+    void (*bn_forward_train)(int n, int c, int hw, const float *x,
+                             const float *gamma, const float *beta, float *y,
+                             int acc, float *save_mean, float *save_invstd,
+                             float *running_mean, float *running_var,
+                             float momentum, float eps);
+    void (*bn_forward_eval)(int n, int c, int hw, const float *x,
+                            const float *gamma, const float *beta, float *y,
+                            int acc, const float *running_mean,
+                            const float *running_var, float eps);
+    /* Backward of training-mode BN (batch statistics), from x and the saved
+     * mean/invstd. dgamma/dbeta may be NULL. */
+    void (*bn_backward)(int n, int c, int hw, const float *x,
+                        const float *gamma, const float *save_mean,
+                        const float *save_invstd, const float *dy, float *dx,
+                        float *dgamma, float *dbeta);
+
+    /* ReLU: y = max(x, 0) (x == y allowed: in place). Backward from the
+     * OUTPUT y: dx += dy * (y > 0) (dx == dy allowed: in place, then it
+     * overwrites instead of accumulating). */
+    void (*relu_forward)(const float *x, float *y, size_t n);
+    void (*relu_backward)(const float *y, const float *dy, float *dx, size_t n);
+
+    void (*avgpool_forward)(const pool_desc *d, const float *x, float *y, int acc);
+    void (*avgpool_backward)(const pool_desc *d, const float *dy, float *dx);
+    /* max pool (padding counts as -inf); argmax (n*c*oh*ow ints) saves the
+     * flat input index within each (n,c) plane for the backward. */
+    void (*maxpool_forward)(const pool_desc *d, const float *x, float *y, int acc,
+                            int32_t *argmax);
+    void (*maxpool_backward)(const pool_desc *d, const float *dy,
+                             const int32_t *argmax, float *dx);
+
+    /* global average pool: x (n,c,hw) -> y (n,c) */
+    void (*gap_forward)(int n, int c, int hw, const float *x, float *y);
+    void (*gap_backward)(int n, int c, int hw, const float *dy, float *dx);
+
+    /* linear: x (n,in), w (out,in), b (out) or NULL, y (n,out) */
+    void (*linear_forward)(int n, int in, int out, const float *x,
+                           const float *w, const float *b, float *y);
+    void (*linear_backward)(int n, int in, int out, const float *x,
+                            const float *w, const float *dy, float *dx,
+                            float *dw, float *db);
+
+    /* ResNet option-A shortcut: x (n,cin,h,w) -> y (n,cin+2*padc,h/2,w/2),
+     * y[:, padc:padc+cin] = x[:, :, ::2, ::2], zero elsewhere. */
+    void (*shortcut_a_forward)(int n, int cin, int h, int w, int padc,
+                               const float *x, float *y, int acc);
+    void (*shortcut_a_backward)(int n, int cin, int h, int w, int padc,
+                                const float *dy, float *dx);
+
+    /* Gram matrix of per-sample rows: x (n,p) row-major -> k = x x^T (n,n),
+     * exactly symmetric (float products, as torch.mm). Backward:
+     * dx += (dk + dk^T) x. */
+    void (*gram)(int n, int p, const float *x, float *k);
+    void (*gram_backward)(int n, int p, const float *x, const float *dk, float *dx);
+
+    /* Softmax cross-entropy over logits (n,k) and labels (n, int32 in [0,k)).
+     * Writes per-sample losses to loss (n doubles, may be NULL) and returns
+     * the mean loss. If dlogits != NULL, writes (not accumulates)
+     * dlogits = scale * (softmax - onehot) / n, the gradient of scale*mean. */
+    double (*softmax_ce)(int n, int k, const float *logits, const int32_t *labels,
+                         double *loss, float *dlogits, float scale);
+
+    /* SGD with momentum and weight decay, exactly torch.optim.SGD
+     * (dampening 0, no nesterov) over n parameters:
+     *   d = g + wd*p; buf = first ? d : momentum*buf + d; p -= lr*buf.
+     * With momentum == 0, buf is not touched: p -= lr*d. */
+    void (*sgd_step)(float *p, const float *g, float *buf, size_t n, float lr,
+                     float momentum, float wd, int first);
+} backend;
+
+/* The CPU backend (always present). */
+const backend *backend_cpu(void);
+/* The CUDA backend, or NULL (with rm_error) when not built or no GPU. */
+const backend *backend_cuda(void);
+/* Look a backend up by name ("cpu", "cuda"); NULL with rm_error if unknown
+ * or unavailable. */
+const backend *backend_get(const char *name);
+
+/* Threads used by the CPU backend (OpenMP and BLAS); 0 = all cores. */
+void backend_cpu_set_threads(int n);
+int backend_cpu_threads(void);
+
+#endif

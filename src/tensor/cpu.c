@@ -1,0 +1,355 @@
+/* The CPU backend: host memory, OpenMP threads, single-threaded OpenBLAS
+ * inside them. This file holds the table, threads, memory, elementwise ops,
+ * the small layers, the loss and the optimizer; convolution, batch norm and
+ * pooling live in cpu_conv.c, cpu_bn.c and cpu_pool.c. */
+#include "tensor/cpu_ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- threads ---- */
+
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static int cpu_nthreads;
+
+/* Parallelism comes from OpenMP over samples, channels or planes; a
+ * multi-threaded BLAS inside those threads would oversubscribe the cores. */
+static void cpu_init(void)
+{
+    openblas_set_num_threads(1);
+    cpu_nthreads = omp_get_max_threads();
+}
+
+int cpu_threads(void)
+{
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_nthreads;
+}
+
+/* 0 means every core OpenMP offers (OMP_NUM_THREADS if set). */
+void backend_cpu_set_threads(int n)
+{
+    pthread_once(&cpu_once, cpu_init);
+    cpu_nthreads = n > 0 ? n : omp_get_max_threads();
+}
+
+int backend_cpu_threads(void)
+{
+    return cpu_threads();
+}
+
+/* ---- memory ---- */
+
+static void *cpu_alloc(size_t bytes)
+{
+    size_t size = (bytes + 63) & ~(size_t)63;
+    if (size == 0)
+        size = 64;
+    if (size < bytes)
+        return NULL;
+    void *p = aligned_alloc(64, size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
+static void cpu_free(void *p)
+{
+    free(p);
+}
+
+static void cpu_memcpy(void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
+
+static void cpu_zero(float *x, size_t n)
+{
+    if (n)
+        memset(x, 0, n * sizeof *x);
+}
+
+static void cpu_copy(float *dst, const float *src, size_t n)
+{
+    if (n && dst != src)
+        memcpy(dst, src, n * sizeof *dst);
+}
+
+/* ---- elementwise ---- */
+
+static void cpu_axpy(float *y, const float *x, float a, size_t n, int acc)
+{
+    if (acc) {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++)
+            y[i] += a * x[i];
+    } else {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++)
+            y[i] = a * x[i];
+    }
+}
+
+static void cpu_scale(float *x, float a, size_t n)
+{
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        x[i] *= a;
+}
+
+/* NaN passes through (as PyTorch), so a diverged network stays visible. */
+static void cpu_relu_forward(const float *x, float *y, size_t n)
+{
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] < 0.f ? 0.f : x[i];
+}
+
+static void cpu_relu_backward(const float *y, const float *dy, float *dx, size_t n)
+{
+    if (dx == dy) {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            float g = dy[i]; /* loaded unconditionally: the select vectorizes */
+            dx[i] = y[i] > 0.f ? g : 0.f;
+        }
+    } else {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            float g = dy[i];
+            float m = y[i] > 0.f ? g : 0.f;
+            dx[i] += m;
+        }
+    }
+}
+
+/* ---- global average pool: x (n,c,hw) -> y (n,c) ---- */
+
+static void cpu_gap_forward(int n, int c, int hw, const float *x, float *y)
+{
+    const long planes = (long)n * c;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (planes * hw > CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float *xp = x + p * hw;
+        double s = 0.;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < hw; j++)
+            s += xp[j];
+        y[p] = (float)(s / hw);
+    }
+}
+
+static void cpu_gap_backward(int n, int c, int hw, const float *dy, float *dx)
+{
+    const long planes = (long)n * c;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (planes * hw > CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float g = dy[p] / (float)hw;
+        float *dxp = dx + p * hw;
+#pragma omp simd
+        for (int j = 0; j < hw; j++)
+            dxp[j] += g;
+    }
+}
+
+/* ---- linear: x (n,in), w (out,in), b (out), y (n,out) ---- */
+
+static void cpu_linear_forward(int n, int in, int out, const float *x,
+                               const float *w, const float *b, float *y)
+{
+    if (b)
+        for (int i = 0; i < n; i++)
+            memcpy(y + (size_t)i * out, b, (size_t)out * sizeof *y);
+    cpu_threads(); /* BLAS single-threaded from here on */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in,
+                w, in, b ? 1.f : 0.f, y, out);
+}
+
+static void cpu_linear_backward(int n, int in, int out, const float *x,
+                                const float *w, const float *dy, float *dx,
+                                float *dw, float *db)
+{
+    cpu_threads();
+    if (dx) /* dx (n,in) += dy (n,out) * w (out,in) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f,
+                    dy, out, w, in, 1.f, dx, in);
+    if (dw) /* dw (out,in) += dy^T * x */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.f, dy,
+                    out, x, in, 1.f, dw, in);
+    if (db)
+        for (int o = 0; o < out; o++) {
+            double s = 0.;
+            for (int i = 0; i < n; i++)
+                s += dy[(size_t)i * out + o];
+            db[o] += (float)s;
+        }
+}
+
+/* ---- ResNet option-A shortcut: x (n,cin,h,w) -> y (n,cin+2*padc,h/2,w/2) ---- */
+
+static void cpu_shortcut_a_forward(int n, int cin, int h, int w, int padc,
+                                   const float *x, float *y, int acc)
+{
+    const int cout = cin + 2 * padc, oh = h / 2, ow = w / 2;
+    const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    const long planes = (long)n * cout;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (planes * (long)ohw > CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const long i = p / cout, c = p % cout - padc;
+        float *yp = y + p * ohw;
+        if (c < 0 || c >= cin) {
+            if (!acc)
+                memset(yp, 0, ohw * sizeof *yp);
+            continue;
+        }
+        const float *xp = x + (i * cin + c) * hw;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *xr = xp + (size_t)2 * oy * w;
+            float *yr = yp + (size_t)oy * ow;
+            if (acc)
+                for (int ox = 0; ox < ow; ox++)
+                    yr[ox] += xr[2 * ox];
+            else
+                for (int ox = 0; ox < ow; ox++)
+                    yr[ox] = xr[2 * ox];
+        }
+    }
+}
+
+static void cpu_shortcut_a_backward(int n, int cin, int h, int w, int padc,
+                                    const float *dy, float *dx)
+{
+    const int cout = cin + 2 * padc, oh = h / 2, ow = w / 2;
+    const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    const long planes = (long)n * cin;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (planes * (long)ohw > CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const long i = p / cin, c = p % cin;
+        const float *dyp = dy + (i * cout + c + padc) * ohw;
+        float *dxp = dx + p * hw;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                dxp[(size_t)2 * oy * w + 2 * ox] += dyp[(size_t)oy * ow + ox];
+    }
+}
+
+/* ---- loss ---- */
+
+/* Per sample, in double: loss = logsumexp(z) - z[label]. A label outside
+ * [0,k) gives a NaN loss (and NaN gradients) rather than a wild read. */
+static double cpu_softmax_ce(int n, int k, const float *logits,
+                             const int32_t *labels, double *loss,
+                             float *dlogits, float scale)
+{
+    double total = 0.;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        const int32_t lab = labels[i];
+        double zmax = -INFINITY;
+        for (int j = 0; j < k; j++)
+            if (z[j] > zmax)
+                zmax = z[j];
+        double s = 0.;
+        for (int j = 0; j < k; j++)
+            s += exp(z[j] - zmax);
+        const double lse = zmax + log(s);
+        const int valid = lab >= 0 && lab < k;
+        const double li = valid ? lse - z[lab] : NAN;
+        if (loss)
+            loss[i] = li;
+        total += li;
+        if (dlogits) {
+            float *g = dlogits + (size_t)i * k;
+            const double f = (double)scale / n;
+            for (int j = 0; j < k; j++)
+                g[j] = valid ? (float)(f * (exp(z[j] - lse) - (j == lab))) : NAN;
+        }
+    }
+    return n > 0 ? total / n : 0.;
+}
+
+/* ---- optimizer ---- */
+
+static void cpu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr,
+                         float momentum, float wd, int first)
+{
+    if (momentum == 0.f) {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++)
+            p[i] -= lr * (g[i] + wd * p[i]);
+        return;
+    }
+    if (first) {
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            const float d = g[i] + wd * p[i];
+            buf[i] = d;
+            p[i] -= lr * d;
+        }
+        return;
+    }
+#pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
+    if (n > CPU_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float b = momentum * buf[i] + (g[i] + wd * p[i]);
+        buf[i] = b;
+        p[i] -= lr * b;
+    }
+}
+
+static const backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_memcpy,
+    .download = cpu_memcpy,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .axpy = cpu_axpy,
+    .scale = cpu_scale,
+    .conv_work_size = cpu_conv_work_size,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward = cpu_conv2d_backward,
+    .bn_forward_train = cpu_bn_forward_train,
+    .bn_forward_eval = cpu_bn_forward_eval,
+    .bn_backward = cpu_bn_backward,
+    .relu_forward = cpu_relu_forward,
+    .relu_backward = cpu_relu_backward,
+    .avgpool_forward = cpu_avgpool_forward,
+    .avgpool_backward = cpu_avgpool_backward,
+    .maxpool_forward = cpu_maxpool_forward,
+    .maxpool_backward = cpu_maxpool_backward,
+    .gap_forward = cpu_gap_forward,
+    .gap_backward = cpu_gap_backward,
+    .linear_forward = cpu_linear_forward,
+    .linear_backward = cpu_linear_backward,
+    .shortcut_a_forward = cpu_shortcut_a_forward,
+    .shortcut_a_backward = cpu_shortcut_a_backward,
+    .gram = cpu_gram,
+    .gram_backward = cpu_gram_backward,
+    .softmax_ce = cpu_softmax_ce,
+    .sgd_step = cpu_sgd_step,
+};
+
+const backend *backend_cpu(void)
+{
+    cpu_threads();
+    return &cpu_backend;
+}

@@ -1,0 +1,649 @@
+/* Convolution on the CPU.
+ *
+ * General case: per sample and group, im2col into a column matrix
+ * cols (cin_g*kh*kw, oh*ow) and one sgemm y_g (cout_g, oh*ow) = w_g * cols.
+ * The column matrix is built for a block of output rows at a time, small
+ * enough to stay in cache between im2col, sgemm and col2im. Samples are split
+ * over OpenMP threads, BLAS runs single-threaded inside, and each thread owns
+ * a slice of `work`. 1x1 stride-1 unpadded convolutions use x itself as the
+ * column matrix.
+ *
+ * Backward: dw_g += dy_g * cols^T. The weight gradient of thread 0 goes
+ * straight into dw; the other threads accumulate into their slices, summed
+ * into dw at the end (so results depend on the thread count, not on timing).
+ * For stride 1 and a square kernel, dx is itself a convolution: of dy with
+ * the kernel flipped and its channel axes swapped (wt below), so it runs as
+ * im2col(dy) + sgemm into dx, which measured faster than sgemm into columns
+ * (zeroed by BLAS) + a col2im scatter. Other strides use the latter.
+ *
+ * Depthwise case (one input and one output channel per group): an sgemm of
+ * one row would waste BLAS, so it runs as direct loops over planes.
+ */
+#include "tensor/cpu_ops.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+/* Depthwise kernels up to this many taps use the direct loops (their weight
+ * gradient accumulates in a double array of this size on the stack). */
+#define DW_MAX_TAPS 64
+
+static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+static int conv_depthwise(const conv_desc *d)
+{
+    return d->groups == d->cin && d->groups == d->cout &&
+           d->kh * d->kw <= DW_MAX_TAPS;
+}
+
+/* x is already the column matrix */
+static int conv_pointwise(const conv_desc *d)
+{
+    return d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0 &&
+           !d->relu_in;
+}
+
+/* threads for the per-sample loops: no more than samples */
+static int conv_nthreads(const conv_desc *d)
+{
+    int t = cpu_threads();
+    return t < d->n ? t : d->n;
+}
+
+/* rows of the column matrix of one group */
+static int conv_k(const conv_desc *d)
+{
+    return d->cin / d->groups * d->kh * d->kw;
+}
+
+/* Output rows per column block: about CONV_BLOCK floats (1 MiB) of columns,
+ * but at least one row, and all rows when x serves as the column matrix.
+ * Smaller blocks (64-512 KiB) measured no faster at 16-64 channels on
+ * 32x32..8x8 images (the sgemm loses more on short rows than the cache
+ * gains); the bound keeps work small for large images. */
+#ifndef CONV_BLOCK
+#define CONV_BLOCK 262144
+#endif
+static int conv_block_rows(const conv_desc *d)
+{
+    if (conv_pointwise(d))
+        return d->oh;
+    long rows = CONV_BLOCK / ((long)conv_k(d) * d->ow);
+    return rows < 1 ? 1 : rows > d->oh ? d->oh : (int)rows;
+}
+
+static size_t conv_cols_size(const conv_desc *d)
+{
+    if (conv_pointwise(d))
+        return 0;
+    return round16((size_t)conv_k(d) * conv_block_rows(d) * d->ow);
+}
+
+/* dx as a convolution of dy (see the top): stride 1, square kernel. */
+static int conv_dx_direct(const conv_desc *d)
+{
+    return d->stride == 1 && d->kh == d->kw && !conv_pointwise(d);
+}
+
+/* The convolution that maps dy to dx when conv_dx_direct: its input is dy
+ * (cout channels, oh x ow), its output dx (cin channels, h x w), and its
+ * padding dil*(k-1) - pad (negative when pad exceeds that: the loops below
+ * take any offset). */
+static conv_desc conv_dx_desc(const conv_desc *d)
+{
+    conv_desc t = *d;
+    t.cin = d->cout;
+    t.cout = d->cin;
+    t.h = d->oh;
+    t.w = d->ow;
+    t.oh = d->h;
+    t.ow = d->w;
+    t.pad = d->dil * (d->kh - 1) - d->pad;
+    t.relu_in = 0;
+    return t;
+}
+
+/* wt, shared by the threads at the start of work: (cin, cout_g*kh*kw) */
+static size_t conv_wt_size(const conv_desc *d)
+{
+    return conv_dx_direct(d) ? round16((size_t)d->cout * conv_k(d)) : 0;
+}
+
+/* One thread's slice of work: its column matrix (of x, or of dy for dx),
+ * its dw accumulator (cout, cin_g*kh*kw) and, under relu_in with dx direct,
+ * a buffer for dx before the mask (cin_g, block rows * w); all start
+ * 64-byte aligned when work does. */
+static size_t conv_slice_size(const conv_desc *d)
+{
+    size_t cols = conv_cols_size(d), tmp = 0;
+    if (conv_dx_direct(d)) {
+        conv_desc t = conv_dx_desc(d);
+        size_t tcols = conv_cols_size(&t);
+        cols = tcols > cols ? tcols : cols;
+        if (d->relu_in)
+            tmp = round16((size_t)(d->cin / d->groups) * conv_block_rows(&t) * d->w);
+    }
+    return cols + round16((size_t)d->cout * conv_k(d)) + tmp;
+}
+
+/* Depthwise backward: channels split over threads, each with kh*kw rows of
+ * ow partial sums for the weight gradient. */
+static int dw_nthreads(const conv_desc *d)
+{
+    int t = cpu_threads();
+    return t < d->cin ? t : d->cin;
+}
+
+static size_t dw_slice_size(const conv_desc *d)
+{
+    return round16((size_t)d->kh * d->kw * d->ow);
+}
+
+size_t cpu_conv_work_size(const conv_desc *d)
+{
+    if (conv_depthwise(d))
+        return (size_t)dw_nthreads(d) * dw_slice_size(d);
+    return conv_wt_size(d) + (size_t)conv_nthreads(d) * conv_slice_size(d);
+}
+
+/* Output positions o in [*lo, *hi) read input o*stride + off within [0, len). */
+static void conv_range(int off, int stride, int len, int out, int *lo, int *hi)
+{
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = len - 1 - off < 0 ? 0 : (len - 1 - off) / stride + 1;
+    if (h > out)
+        h = out;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* Inlined into each CPU_HOT clone, so they are compiled for its target. */
+#define ROW_INLINE static inline __attribute__((always_inline))
+
+/* The row loops below: r[ox] (ox in [lo,hi)) pairs with xr[ox*s + off].
+ * Stride 1 gets its own loops, which vectorize; a run-time stride does not. */
+
+/* r[ox] = xr[ox*s + off], or max(.,0) of it under relu */
+ROW_INLINE void row_gather(float *r, const float *xr, int lo, int hi, int s, int off,
+                       int relu)
+{
+    if (s == 1 && !relu) {
+        memcpy(r + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *r);
+    } else if (s == 1) {
+#pragma omp simd
+        for (int o = lo; o < hi; o++) {
+            float v = xr[o + off];
+            r[o] = v < 0.f ? 0.f : v;
+        }
+    } else {
+        for (int o = lo; o < hi; o++) {
+            float v = xr[o * s + off];
+            r[o] = relu && v < 0.f ? 0.f : v;
+        }
+    }
+}
+
+/* dxr[ox*s + off] += a*r[ox], masked by xr[ox*s + off] > 0 when xr != NULL */
+ROW_INLINE void row_scatter(float *dxr, const float *xr, const float *r, float a,
+                        int lo, int hi, int s, int off)
+{
+    if (s == 1 && !xr) {
+#pragma omp simd
+        for (int o = lo; o < hi; o++)
+            dxr[o + off] += a * r[o];
+    } else if (s == 1) {
+#pragma omp simd
+        for (int o = lo; o < hi; o++) {
+            /* select a loaded value, then compute unconditionally: GCC does
+             * not vectorize a conditional multiply (it might trap) */
+            float g = r[o];
+            float m = xr[o + off] > 0.f ? g : 0.f;
+            dxr[o + off] += a * m;
+        }
+    } else {
+        for (int o = lo; o < hi; o++) {
+            int i = o * s + off;
+            if (!xr || xr[i] > 0.f)
+                dxr[i] += a * r[o];
+        }
+    }
+}
+
+/* acc[ox] += r[ox] * xr[ox*s + off], with r[ox] read as r[0] when rstep is
+ * 0 (a weight) and xr as max(.,0) under relu. The depthwise forward sums
+ * into y with it; its weight gradient into per-position partial sums,
+ * reduced once per plane rather than per row. */
+ROW_INLINE void row_accum(float *acc, const float *r, const float *xr, int lo,
+                             int hi, int s, int off, int relu, int rstep)
+{
+    if (!rstep) {
+        const float a = r[0];
+        if (s == 1 && !relu) {
+#pragma omp simd
+            for (int o = lo; o < hi; o++)
+                acc[o] += a * xr[o + off];
+        } else if (s == 1) {
+#pragma omp simd
+            for (int o = lo; o < hi; o++) {
+                float v = xr[o + off];
+                float m = v < 0.f ? 0.f : v;
+                acc[o] += a * m;
+            }
+        } else {
+            for (int o = lo; o < hi; o++) {
+                float v = xr[o * s + off];
+                acc[o] += a * (relu && v < 0.f ? 0.f : v);
+            }
+        }
+    } else if (s == 1 && !relu) {
+#pragma omp simd
+        for (int o = lo; o < hi; o++)
+            acc[o] += r[o] * xr[o + off];
+    } else if (s == 1) {
+#pragma omp simd
+        for (int o = lo; o < hi; o++) {
+            float v = xr[o + off];
+            float m = v < 0.f ? 0.f : v;
+            acc[o] += r[o] * m;
+        }
+    } else {
+        for (int o = lo; o < hi; o++) {
+            float v = xr[o * s + off];
+            acc[o] += r[o] * (relu && v < 0.f ? 0.f : v);
+        }
+    }
+}
+
+/* In-image output rows of kernel row ki, clipped to the block [oy0, oy1). */
+static void conv_rows(const conv_desc *d, int ki, int oy0, int oy1, int *yoff,
+                      int *ylo, int *yhi)
+{
+    *yoff = ki * d->dil - d->pad;
+    conv_range(*yoff, d->stride, d->h, d->oh, ylo, yhi);
+    if (*ylo < oy0)
+        *ylo = oy0;
+    if (*yhi > oy1)
+        *yhi = oy1;
+    if (*yhi < *ylo)
+        *yhi = *ylo;
+}
+
+/* x (cin_g,h,w) of one sample and group -> the columns of output rows
+ * [oy0, oy1): cols (cin_g*kh*kw, (oy1-oy0)*ow), reading max(x,0) under
+ * relu_in. */
+CPU_HOT static void im2col(const conv_desc *d, int cin_g, const float *x, float *cols,
+                   int oy0, int oy1)
+{
+    const int h = d->h, w = d->w, ow = d->ow, s = d->stride;
+    const size_t nb = (size_t)(oy1 - oy0) * ow;
+    for (int c = 0; c < cin_g; c++)
+        for (int ki = 0; ki < d->kh; ki++) {
+            int yoff, ylo, yhi;
+            conv_rows(d, ki, oy0, oy1, &yoff, &ylo, &yhi);
+            for (int kj = 0; kj < d->kw; kj++) {
+                float *row = cols + ((size_t)(c * d->kh + ki) * d->kw + kj) * nb;
+                int xoff = kj * d->dil - d->pad, lo, hi;
+                conv_range(xoff, s, w, ow, &lo, &hi);
+                memset(row, 0, (size_t)(ylo - oy0) * ow * sizeof *row);
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const float *xr = x + ((size_t)c * h + oy * s + yoff) * w;
+                    float *r = row + (size_t)(oy - oy0) * ow;
+                    for (int ox = 0; ox < lo; ox++)
+                        r[ox] = 0.f;
+                    row_gather(r, xr, lo, hi, s, xoff, d->relu_in);
+                    for (int ox = hi; ox < ow; ox++)
+                        r[ox] = 0.f;
+                }
+                memset(row + (size_t)(yhi - oy0) * ow, 0,
+                       (size_t)(oy1 - yhi) * ow * sizeof *row);
+            }
+        }
+}
+
+/* dx (cin_g,h,w) += scatter of the columns of output rows [oy0, oy1),
+ * cols (cin_g*kh*kw, (oy1-oy0)*ow), masked by x > 0 under relu_in. */
+CPU_HOT static void col2im(const conv_desc *d, int cin_g, const float *cols,
+                   const float *x, float *dx, int oy0, int oy1)
+{
+    const int h = d->h, w = d->w, ow = d->ow, s = d->stride;
+    const size_t nb = (size_t)(oy1 - oy0) * ow;
+    for (int c = 0; c < cin_g; c++)
+        for (int ki = 0; ki < d->kh; ki++) {
+            int yoff, ylo, yhi;
+            conv_rows(d, ki, oy0, oy1, &yoff, &ylo, &yhi);
+            for (int kj = 0; kj < d->kw; kj++) {
+                const float *row =
+                    cols + ((size_t)(c * d->kh + ki) * d->kw + kj) * nb;
+                int xoff = kj * d->dil - d->pad, lo, hi;
+                conv_range(xoff, s, w, ow, &lo, &hi);
+                for (int oy = ylo; oy < yhi; oy++) {
+                    size_t base = ((size_t)c * h + oy * s + yoff) * w;
+                    const float *xr = x + base;
+                    float *dxr = dx + base;
+                    row_scatter(dxr, d->relu_in ? xr : NULL,
+                                row + (size_t)(oy - oy0) * ow,
+                                1.f, lo, hi, s, xoff);
+                }
+            }
+        }
+}
+
+/* Depthwise forward of one plane: xp (h,w) -> yp (oh,ow), weights wp (kh,kw),
+ * bias bv (0 without bias). */
+CPU_HOT static void dw_forward_plane(const conv_desc *d, const float *xp,
+                                     const float *wp, float bv, float *yp,
+                                     int acc)
+{
+    const int h = d->h, wd = d->w, oh = d->oh, ow = d->ow;
+    const int s = d->stride, kh = d->kh, kw = d->kw;
+    const size_t ohw = (size_t)oh * ow;
+    if (!acc) {
+        for (size_t i = 0; i < ohw; i++)
+            yp[i] = bv;
+    } else if (bv != 0.f) {
+        for (size_t i = 0; i < ohw; i++)
+            yp[i] += bv;
+    }
+    for (int ki = 0; ki < kh; ki++) {
+        int yoff = ki * d->dil - d->pad, ylo, yhi;
+        conv_range(yoff, s, h, oh, &ylo, &yhi);
+        for (int kj = 0; kj < kw; kj++) {
+            const float wv = wp[ki * kw + kj];
+            int xoff = kj * d->dil - d->pad, lo, hi;
+            conv_range(xoff, s, wd, ow, &lo, &hi);
+            for (int oy = ylo; oy < yhi; oy++) {
+                const float *xr = xp + (size_t)(oy * s + yoff) * wd;
+                row_accum(yp + (size_t)oy * ow, &wv, xr, lo, hi, s, xoff,
+                          d->relu_in, 0);
+            }
+        }
+    }
+}
+
+/* Depthwise forward: x (n,c,h,w), w (c,1,kh,kw), y (n,c,oh,ow); planes split
+ * over threads. */
+static void dw_forward(const conv_desc *d, const float *x, const float *w,
+                       const float *b, float *y, int acc)
+{
+    const int c = d->cin;
+    const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
+    const long planes = (long)d->n * c;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+    for (long p = 0; p < planes; p++) {
+        const int ch = (int)(p % c);
+        dw_forward_plane(d, x + p * hw, w + (size_t)ch * d->kh * d->kw,
+                         b ? b[ch] : 0.f, y + p * ohw, acc);
+    }
+}
+
+/* Depthwise backward of channel ch over all samples: its dx planes, dw
+ * (kh*kw) and db entries. The weight gradient sums rows of partial sums
+ * (part: kh*kw rows of ow) per plane, and planes in double. */
+CPU_HOT static void dw_backward_channel(const conv_desc *d, int ch,
+                                        const float *x, const float *w,
+                                        const float *dy, float *dx, float *dw,
+                                        float *db, float *part)
+{
+    const int c = d->cin, h = d->h, wd = d->w, oh = d->oh, ow = d->ow;
+    const int s = d->stride, kh = d->kh, kw = d->kw;
+    const size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
+    double gw[DW_MAX_TAPS] = {0}, gb = 0.;
+    const float *wp = w + (size_t)ch * kh * kw;
+    for (int i = 0; i < d->n; i++) {
+        const size_t p = (size_t)i * c + ch;
+        const float *xp = x + p * hw, *dyp = dy + p * ohw;
+        float *dxp = dx ? dx + p * hw : NULL;
+        if (db) {
+            float sb = 0.f;
+#pragma omp simd reduction(+ : sb)
+            for (size_t j = 0; j < ohw; j++)
+                sb += dyp[j];
+            gb += sb;
+        }
+        if (dw)
+            memset(part, 0, (size_t)kh * kw * ow * sizeof *part);
+        for (int ki = 0; ki < kh; ki++) {
+            int yoff = ki * d->dil - d->pad, ylo, yhi;
+            conv_range(yoff, s, h, oh, &ylo, &yhi);
+            for (int kj = 0; kj < kw; kj++) {
+                const float wv = wp[ki * kw + kj];
+                float *pt = part + (size_t)(ki * kw + kj) * ow;
+                int xoff = kj * d->dil - d->pad, lo, hi;
+                conv_range(xoff, s, wd, ow, &lo, &hi);
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const size_t xrow = (size_t)(oy * s + yoff) * wd;
+                    const float *xr = xp + xrow, *dyr = dyp + (size_t)oy * ow;
+                    if (dw)
+                        row_accum(pt, dyr, xr, lo, hi, s, xoff, d->relu_in, 1);
+                    if (dxp)
+                        row_scatter(dxp + xrow, d->relu_in ? xr : NULL, dyr, wv, lo,
+                                    hi, s, xoff);
+                }
+            }
+        }
+        if (dw)
+            for (int k = 0; k < kh * kw; k++) {
+                const float *pt = part + (size_t)k * ow;
+                float sw = 0.f;
+#pragma omp simd reduction(+ : sw)
+                for (int o = 0; o < ow; o++)
+                    sw += pt[o];
+                gw[k] += sw;
+            }
+    }
+    if (dw)
+        for (int k = 0; k < kh * kw; k++)
+            dw[(size_t)ch * kh * kw + k] += (float)gw[k];
+    if (db)
+        db[ch] += (float)gb;
+}
+
+/* Depthwise backward: channels split over threads, so each thread owns its
+ * dw/db entries and its dx planes. */
+static void dw_backward(const conv_desc *d, const float *x, const float *w,
+                        const float *dy, float *dx, float *dw, float *db,
+                        float *work)
+{
+#pragma omp parallel for schedule(static) num_threads(dw_nthreads(d))
+    for (int ch = 0; ch < d->cin; ch++)
+        dw_backward_channel(d, ch, x, w, dy, dx, dw, db,
+                            work + (size_t)omp_get_thread_num() * dw_slice_size(d));
+}
+
+void cpu_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+                        const float *b, float *y, int acc, float *work)
+{
+    if (conv_depthwise(d)) {
+        dw_forward(d, x, w, b, y, acc);
+        return;
+    }
+    const int groups = d->groups, cin_g = d->cin / groups;
+    const int cout_g = d->cout / groups, k = conv_k(d);
+    const int ohw = d->oh * d->ow;
+    const size_t hw = (size_t)d->h * d->w, slice = conv_slice_size(d);
+    const int pointwise = conv_pointwise(d), rows = conv_block_rows(d);
+    /* with a bias, y starts as bias (or y + bias) and the sgemm adds to it */
+    const float beta = (b || acc) ? 1.f : 0.f;
+#pragma omp parallel num_threads(conv_nthreads(d))
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int i0 = (int)((long)d->n * t / nt), i1 = (int)((long)d->n * (t + 1) / nt);
+        float *cols = work + (size_t)t * slice;
+        for (int i = i0; i < i1; i++) {
+            const float *xi = x + (size_t)i * d->cin * hw;
+            float *yi = y + (size_t)i * d->cout * ohw;
+            if (b)
+                for (int co = 0; co < d->cout; co++) {
+                    float *yr = yi + (size_t)co * ohw;
+                    const float bv = b[co];
+                    if (acc) {
+#pragma omp simd
+                        for (int j = 0; j < ohw; j++)
+                            yr[j] += bv;
+                    } else {
+#pragma omp simd
+                        for (int j = 0; j < ohw; j++)
+                            yr[j] = bv;
+                    }
+                }
+            for (int g = 0; g < groups; g++) {
+                const float *xg = xi + (size_t)g * cin_g * hw;
+                for (int oy0 = 0; oy0 < d->oh; oy0 += rows) {
+                    const int oy1 = oy0 + rows < d->oh ? oy0 + rows : d->oh;
+                    const int nb = (oy1 - oy0) * d->ow;
+                    const float *src = xg; /* pointwise: one block, ldb == hw */
+                    if (!pointwise) {
+                        im2col(d, cin_g, xg, cols, oy0, oy1);
+                        src = cols;
+                    }
+                    /* y_g[:, block] (cout_g, nb) = w_g (cout_g, k) * cols */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, nb,
+                                k, 1.f, w + (size_t)g * cout_g * k, k, src, nb, beta,
+                                yi + (size_t)g * cout_g * ohw + (size_t)oy0 * d->ow,
+                                ohw);
+                }
+            }
+        }
+    }
+}
+
+void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+                         const float *dy, float *dx, float *dw, float *db,
+                         float *work)
+{
+    if (conv_depthwise(d)) {
+        dw_backward(d, x, w, dy, dx, dw, db, work);
+        return;
+    }
+    const int groups = d->groups, cin_g = d->cin / groups;
+    const int cout_g = d->cout / groups, k = conv_k(d);
+    const int ohw = d->oh * d->ow;
+    const size_t hw = (size_t)d->h * d->w, nw = (size_t)d->cout * k;
+    const int pointwise = conv_pointwise(d), rows = conv_block_rows(d);
+    const int direct = dx && conv_dx_direct(d);
+    const conv_desc t = conv_dx_desc(d);
+    const int trows = conv_block_rows(&t), kt = conv_k(&t);
+    const int tpointwise = conv_pointwise(&t); /* 1x1 unpadded, relu_in */
+    /* work: [wt] then one slice per thread: [cols | dw accumulator | tmp] */
+    float *wt = work, *slices = work + conv_wt_size(d);
+    const size_t slice = conv_slice_size(d);
+    const size_t dwoff = slice - round16(nw) -
+                         (conv_dx_direct(d) && d->relu_in
+                              ? round16((size_t)cin_g * trows * d->w)
+                              : 0);
+
+    if (db) {
+#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+        for (int co = 0; co < d->cout; co++) {
+            double sum = 0.;
+            for (int i = 0; i < d->n; i++) {
+                const float *dyp = dy + ((size_t)i * d->cout + co) * ohw;
+                float s = 0.f;
+#pragma omp simd reduction(+ : s)
+                for (int j = 0; j < ohw; j++)
+                    s += dyp[j];
+                sum += s;
+            }
+            db[co] += (float)sum;
+        }
+    }
+    if (!dx && !dw)
+        return;
+    if (direct) /* wt[g][ci][(co*kh + ki)*kw + kj] = w[g*cout_g + co][ci][-ki][-kj] */
+        for (int g = 0; g < groups; g++)
+            for (int ci = 0; ci < cin_g; ci++)
+                for (int co = 0; co < cout_g; co++)
+                    for (int ki = 0; ki < d->kh; ki++)
+                        for (int kj = 0; kj < d->kw; kj++)
+                            wt[((size_t)(g * cin_g + ci) * cout_g + co) * d->kh * d->kw +
+                               ki * d->kw + kj] =
+                                w[(((size_t)(g * cout_g + co) * cin_g + ci) * d->kh +
+                                   d->kh - 1 - ki) * d->kw + d->kw - 1 - kj];
+
+#pragma omp parallel num_threads(conv_nthreads(d))
+    {
+        const int nt = omp_get_num_threads(), th = omp_get_thread_num();
+        const int i0 = (int)((long)d->n * th / nt);
+        const int i1 = (int)((long)d->n * (th + 1) / nt);
+        float *cols = slices + (size_t)th * slice, *tmp = cols + dwoff + round16(nw);
+        float *dwt = NULL;
+        if (dw) {
+            dwt = th == 0 ? dw : cols + dwoff;
+            if (th)
+                memset(dwt, 0, nw * sizeof *dwt);
+        }
+        for (int i = i0; i < i1; i++)
+            for (int g = 0; g < groups; g++) {
+                const size_t xo = ((size_t)i * d->cin + (size_t)g * cin_g) * hw;
+                const float *xg = x + xo;
+                const float *dyg = dy + ((size_t)i * d->cout + (size_t)g * cout_g) * ohw;
+                const float *wg = w + (size_t)g * cout_g * k;
+                float *dxg = dx ? dx + xo : NULL;
+                for (int oy0 = 0; oy0 < d->oh; oy0 += rows) {
+                    const int oy1 = oy0 + rows < d->oh ? oy0 + rows : d->oh;
+                    const int nb = (oy1 - oy0) * d->ow;
+                    const float *dyb = dyg + (size_t)oy0 * d->ow;
+                    if (dwt) {
+                        const float *src = xg; /* pointwise: one block */
+                        if (!pointwise) {
+                            im2col(d, cin_g, xg, cols, oy0, oy1);
+                            src = cols;
+                        }
+                        /* dw_g (cout_g, k) += dy_g[:, block] * cols^T */
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout_g, k,
+                                    nb, 1.f, dyb, ohw, src, nb, 1.f,
+                                    dwt + (size_t)g * cout_g * k, k);
+                    }
+                    if (!dxg || direct)
+                        continue;
+                    /* dcols (k, nb) = w_g^T * dy_g[:, block]; for pointwise,
+                     * straight into dx (k == cin_g, nb == hw) */
+                    if (pointwise) {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, nb,
+                                    cout_g, 1.f, wg, k, dyb, ohw, 1.f, dxg, nb);
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, nb,
+                                    cout_g, 1.f, wg, k, dyb, ohw, 0.f, cols, nb);
+                        col2im(d, cin_g, cols, xg, dxg, oy0, oy1);
+                    }
+                }
+                if (!direct)
+                    continue;
+                /* dx_g[:, block] (cin_g, nb) += wt_g (cin_g, kt) * im2col(dy_g) */
+                const float *wtg = wt + (size_t)g * cin_g * kt;
+                for (int iy0 = 0; iy0 < d->h; iy0 += trows) {
+                    const int iy1 = iy0 + trows < d->h ? iy0 + trows : d->h;
+                    const int nb = (iy1 - iy0) * d->w;
+                    float *dxb = dxg + (size_t)iy0 * d->w;
+                    const float *src = dyg; /* tpointwise: one block, ldb == hw */
+                    if (!tpointwise) {
+                        im2col(&t, cout_g, dyg, cols, iy0, iy1);
+                        src = cols;
+                    }
+                    if (!d->relu_in) {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin_g,
+                                    nb, kt, 1.f, wtg, kt, src, nb, 1.f, dxb, (int)hw);
+                        continue;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cin_g, nb,
+                                kt, 1.f, wtg, kt, src, nb, 0.f, tmp, nb);
+                    for (int c = 0; c < cin_g; c++)
+                        row_scatter(dxb + (size_t)c * hw, xg + (size_t)c * hw + iy0 * d->w,
+                                    tmp + (size_t)c * nb, 1.f, 0, nb, 1, 0);
+                }
+            }
+        if (dw && nt > 1) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (size_t j = 0; j < nw; j++) {
+                float sum = 0.f;
+                for (int u = 1; u < nt; u++)
+                    sum += slices[(size_t)u * slice + dwoff + j];
+                dw[j] += sum;
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/* Internal to the CPU backend: the entries of its table, defined across
+ * cpu.c (memory, elementwise, small layers, loss, optimizer), cpu_conv.c,
+ * cpu_bn.c and cpu_pool.c. The contracts are those of backend.h. */
+#ifndef RM_CPU_OPS_H
+#define RM_CPU_OPS_H
+
+#include "tensor/backend.h"
+
+/* Threads for OpenMP regions (backend_cpu_threads(), initialized on first
+ * use, which also makes BLAS single-threaded). */
+int cpu_threads(void);
+
+/* Hot loops of our own (BLAS picks its kernels itself) are compiled twice,
+ * for AVX2+FMA and for the baseline, and chosen at load time (GCC ifunc):
+ * 1.6x on depthwise convolutions without asking the build for -march. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__ELF__) && !defined(RM_NO_TARGET_CLONES)
+#define CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CPU_HOT
+#endif
+
+/* Elementwise loops parallelize only above this many values: below it, the
+ * cost of waking threads exceeds the work. */
+#define CPU_PAR_MIN 32768
+
+size_t cpu_conv_work_size(const conv_desc *d);
+void cpu_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+                        const float *b, float *y, int acc, float *work);
+void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+                         const float *dy, float *dx, float *dw, float *db,
+                         float *work);
+
+void cpu_bn_forward_train(int n, int c, int hw, const float *x,
+                          const float *gamma, const float *beta, float *y,
+                          int acc, float *save_mean, float *save_invstd,
+                          float *running_mean, float *running_var,
+                          float momentum, float eps);
+void cpu_bn_forward_eval(int n, int c, int hw, const float *x,
+                         const float *gamma, const float *beta, float *y,
+                         int acc, const float *running_mean,
+                         const float *running_var, float eps);
+void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
+                     const float *save_mean, const float *save_invstd,
+                     const float *dy, float *dx, float *dgamma, float *dbeta);
+
+void cpu_avgpool_forward(const pool_desc *d, const float *x, float *y, int acc);
+void cpu_avgpool_backward(const pool_desc *d, const float *dy, float *dx);
+void cpu_maxpool_forward(const pool_desc *d, const float *x, float *y, int acc,
+                         int32_t *argmax);
+void cpu_maxpool_backward(const pool_desc *d, const float *dy,
+                          const int32_t *argmax, float *dx);
+
+void cpu_gram(int n, int p, const float *x, float *k);
+void cpu_gram_backward(int n, int p, const float *x, const float *dk, float *dx);
+
+#endif

@@ -1,0 +1,171 @@
+#include "train/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/err.h"
+#include "util/rng.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void train_opts_default(train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->epochs = 1;
+    o->batch = 128;
+    o->lr = 0.02;
+    o->cosine = 1;
+    o->momentum = 0.9;
+    o->wd = 1e-4;
+    o->augment = 1;
+    o->eval_every_epoch = 1;
+}
+
+static int check_shape(const model *m, const dataset *d)
+{
+    if (d->c != 3 || d->h != 32 || d->w != 32)
+        return rm_error("the network takes 3x32x32 images, the dataset has %dx%dx%d", d->c,
+                        d->h, d->w);
+    if (d->nclass > m->nclass)
+        return rm_error("the dataset has %d classes, the network's classifier %d", d->nclass,
+                        m->nclass);
+    return 0;
+}
+
+int model_evaluate(model *m, const dataset *d, int batch, double *acc)
+{
+    if (check_shape(m, d) < 0)
+        return -1;
+    graph *g = m->g;
+    const backend *be = graph_backend(g);
+    if (batch > d->n)
+        batch = d->n;
+    if (graph_plan(g, batch, PLAN_INFER) < 0)
+        return -1;
+    int hw = d->h * d->w, k = m->nclass;
+    size_t img = (size_t)d->c * hw;
+    float *x = malloc((size_t)batch * img * sizeof(float));
+    float *logits = malloc((size_t)batch * k * sizeof(float));
+    if (!x || !logits) {
+        free(x);
+        free(logits);
+        return rm_error("out of memory");
+    }
+    long correct = 0;
+    for (int s = 0; s < d->n; s += batch) {
+        int b = d->n - s < batch ? d->n - s : batch;
+        graph_set_batch(g, b);
+        data_normalize(d->x + (size_t)s * img, b, d->c, hw, x);
+        be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
+        graph_forward(g, BN_EVAL);
+        be->download(logits, graph_data(g, m->logits), (size_t)b * k * sizeof(float));
+        for (int i = 0; i < b; i++) {
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                if (logits[i * k + j] > logits[i * k + best])
+                    best = j;
+            correct += best == d->y[s + i];
+        }
+    }
+    free(x);
+    free(logits);
+    *acc = d->n ? (double)correct / d->n : 0;
+    return 0;
+}
+
+int model_train(model *m, const dataset *train, const dataset *test, const train_opts *o,
+                train_callback cb, void *user)
+{
+    if (check_shape(m, train) < 0)
+        return -1;
+    if (o->epochs <= 0 || o->batch <= 0)
+        return rm_error("epochs and batch must be positive");
+    graph *g = m->g;
+    const backend *be = graph_backend(g);
+    int n = train->n, bs = o->batch < n ? o->batch : n;
+    int hw = train->h * train->w, k = m->nclass;
+    size_t img = (size_t)train->c * hw;
+    long steps_per_epoch = (n + bs - 1) / bs, total = steps_per_epoch * o->epochs;
+    int *order = malloc((size_t)n * sizeof *order);
+    uint8_t *u8 = malloc((size_t)bs * img), *aug = malloc((size_t)bs * img);
+    float *x = malloc((size_t)bs * img * sizeof(float));
+    int32_t *labels = malloc((size_t)bs * sizeof *labels);
+    int rc = 0;
+    if (!order || !u8 || !aug || !x || !labels) {
+        rc = rm_error("out of memory");
+        goto done;
+    }
+    rng r;
+    rng_seed(&r, o->seed);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    long gstep = 0;
+    for (int ep = 1; ep <= o->epochs && rc == 0; ep++) {
+        if (graph_plan(g, bs, PLAN_TRAIN) < 0) {
+            rc = -1;
+            break;
+        }
+        rng_shuffle(&r, order, n);
+        double t0 = now(), sum_loss = 0;
+        long seen = 0;
+        train_progress p = {.epoch = ep, .epochs = o->epochs, .steps = total, .test_acc = -1};
+        for (long s = 0; s < steps_per_epoch; s++) {
+            int b = (int)(s * bs + bs <= n ? bs : n - s * bs);
+            graph_set_batch(g, b);
+            dataset_gather_u8(train, order + s * bs, b, u8, labels);
+            if (o->augment)
+                data_augment(u8, b, train->c, train->h, train->w, 4, &r, aug);
+            data_normalize(o->augment ? aug : u8, b, train->c, hw, x);
+            be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
+            double lr = o->cosine ? 0.5 * o->lr * (1 + cos(M_PI * (double)gstep / total)) : o->lr;
+            graph_forward(g, BN_TRAIN);
+            graph_zero_output_grads(g);
+            double loss = be->softmax_ce(b, k, graph_data(g, m->logits), labels, NULL,
+                                         graph_grad(g, m->logits), 1.0f);
+            if (!isfinite(loss)) {
+                rc = rm_error("training diverged: loss is %g at epoch %d step %ld", loss, ep,
+                              s + 1);
+                break;
+            }
+            graph_zero_param_grads(g);
+            graph_backward(g);
+            graph_sgd_step(g, (float)lr, (float)o->momentum, (float)o->wd);
+            gstep++;
+            seen += b;
+            sum_loss += loss * b;
+            p.step = gstep;
+            p.loss = loss;
+            p.epoch_loss = sum_loss / seen;
+            p.lr = lr;
+            p.images_per_s = seen / (now() - t0);
+            if (cb && cb(&p, user)) {
+                rc = 1;
+                break;
+            }
+        }
+        if (rc)
+            break;
+        p.epoch_seconds = now() - t0;
+        if (o->eval_every_epoch && test && model_evaluate(m, test, 200, &p.test_acc) < 0) {
+            rc = -1;
+            break;
+        }
+        p.epoch_end = 1;
+        if (cb && cb(&p, user))
+            rc = 1;
+    }
+done:
+    free(order);
+    free(u8);
+    free(aug);
+    free(x);
+    free(labels);
+    return rc;
+}

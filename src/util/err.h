@@ -1,0 +1,18 @@
+/* Error reporting for the library: functions return 0 on success and -1 on
+ * failure, after storing a one-line message with rm_error(). Only the shell
+ * (main) prints it; the library never prints to the terminal or exits. */
+#ifndef RM_ERR_H
+#define RM_ERR_H
+
+#include <stddef.h>
+
+/* Store a printf-style message (thread-local, overwrites the previous one).
+ * Always returns -1 so callers can write `return rm_error(...)`. */
+int rm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prefix the stored message with "CONTEXT: " (e.g. a file name). Returns -1. */
+int rm_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last message ("" if none). */
+const char *rm_last_error(void);
+void rm_clear_error(void);
+
+#endif

@@ -1,0 +1,991 @@
+/* TAP test of every entry of the CPU backend table.
+ *
+ * Forward ops are compared with naive double-precision loops written here.
+ * Backward ops are checked by central finite differences, in double, of the
+ * scalar L = sum(y .* r) for a fixed random r, perturbing one float input at a
+ * time. Backward ops must accumulate, so gradient buffers are pre-filled with
+ * a constant that is subtracted before the comparison.
+ *
+ * Tolerances (err = |a - ref| / max(1, |ref|)):
+ *  - forward vs double reference: 1e-5 (float sums of at most a few hundred
+ *    products of values in [-1, 1]; observed ~1e-7 to 1e-6); convolutions
+ *    summing K = cin/groups*kh*kw products allow max(1e-5, 1e-7*K)
+ *    (observed 3e-6 at K = 400);
+ *  - gradients vs finite differences: 1e-3. Every op but batch norm and
+ *    softmax is linear in the perturbed value, so the differences carry no
+ *    truncation error, only float rounding of y divided by the step:
+ *    ~1e-4 at step 1e-2, so convolutions use steps 0.2 (x, kept at
+ *    |x| >= 0.25 so relu_in never flips) and 0.25 (w, b) and observe ~1e-5.
+ *    Batch norm (step 1e-2, inputs of standard deviation >= 1) and softmax
+ *    (step 1e-3) add an O(step^2) truncation error (observed ~5e-5).
+ *    Inputs of max pooling are 0.05 apart, farther than its step 1e-2.
+ *  - sgd_step vs the same float formula: 1e-6 (FMA contraction may differ).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tap.h"
+#include "tensor/backend.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+#define TOL_FWD 1e-5
+#define TOL_GRAD 1e-3
+#define TOL_SGD 1e-6
+/* at most this many coordinates of one tensor are checked by differences */
+#define FD_MAX 120
+
+#define ok tap_ok
+
+static rng R;
+static const backend *be;
+
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static float *fnew(size_t n) { return xmalloc(n * sizeof(float)); }
+static double *dnew(size_t n) { return xmalloc(n * sizeof(double)); }
+
+static double unif(double lo, double hi) { return lo + (hi - lo) * rng_uniform(&R); }
+
+static void fill_unif(float *v, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)unif(lo, hi);
+}
+
+/* values in +-[lo, hi]: farther than any step from the ReLU kink */
+static void fill_away(float *v, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(unif(lo, hi) * (rng_uniform(&R) < 0.5 ? -1 : 1));
+}
+
+static void fill_const(float *v, size_t n, float c)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = c;
+}
+
+/* max over i of |a[i] - ref[i]| / max(1, |ref[i]|); NaN counts as infinite */
+static double max_err(const float *a, const double *ref, size_t n)
+{
+    double m = 0.;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(a[i] - ref[i]) / fmax(1., fabs(ref[i]));
+        if (!(e <= m))
+            m = isnan(e) ? INFINITY : e;
+    }
+    return m;
+}
+
+static void check_close(const char *name, const float *a, const double *ref,
+                        size_t n, double tol)
+{
+    double e = max_err(a, ref, n);
+    ok(e <= tol, "%s (max err %.1e, tol %.0e)", name, e, tol);
+}
+
+static double dot_r(const float *y, const float *r, size_t n)
+{
+    double s = 0.;
+    for (size_t i = 0; i < n; i++)
+        s += (double)y[i] * r[i];
+    return s;
+}
+
+/* ---- finite differences ---- */
+
+typedef double (*loss_fn)(void *ctx);
+
+/* The analytic gradient is acc[i] - base (the backward accumulated into a
+ * buffer pre-filled with base). Checks up to FD_MAX coordinates of v. */
+static void check_fd(const char *name, loss_fn f, void *ctx, float *v, size_t n,
+                     const float *acc, float base, double step, double tol)
+{
+    size_t m = n < FD_MAX ? n : FD_MAX;
+    double worst = 0.;
+    for (size_t t = 0; t < m; t++) {
+        size_t i = n <= FD_MAX ? t : (size_t)rng_below(&R, n);
+        float v0 = v[i], vp = (float)(v0 + step), vm = (float)(v0 - step);
+        v[i] = vp;
+        double lp = f(ctx);
+        v[i] = vm;
+        double lm = f(ctx);
+        v[i] = v0;
+        double num = (lp - lm) / ((double)vp - vm);
+        double ana = (double)acc[i] - base;
+        double e = fabs(ana - num) / fmax(1., fabs(num));
+        if (!(e <= worst)) {
+            worst = isnan(e) ? INFINITY : e;
+            if (worst > tol)
+                tap_diag("%s: [%zu] analytic %.7g, numeric %.7g", name, i, ana, num);
+        }
+    }
+    ok(worst <= tol, "%s (max err %.1e, tol %.0e)", name, worst, tol);
+}
+
+/* ---- convolution ---- */
+
+static void naive_conv(const conv_desc *d, const float *x, const float *w,
+                       const float *b, double *y)
+{
+    int cin_g = d->cin / d->groups, cout_g = d->cout / d->groups;
+    for (int i = 0; i < d->n; i++)
+        for (int co = 0; co < d->cout; co++)
+            for (int oy = 0; oy < d->oh; oy++)
+                for (int ox = 0; ox < d->ow; ox++) {
+                    int g = co / cout_g;
+                    double s = b ? b[co] : 0.;
+                    for (int ci = 0; ci < cin_g; ci++)
+                        for (int ki = 0; ki < d->kh; ki++)
+                            for (int kj = 0; kj < d->kw; kj++) {
+                                int iy = oy * d->stride - d->pad + ki * d->dil;
+                                int ix = ox * d->stride - d->pad + kj * d->dil;
+                                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                                    continue;
+                                double v = x[(((size_t)i * d->cin + g * cin_g + ci) *
+                                                  d->h + iy) * d->w + ix];
+                                if (d->relu_in && v < 0)
+                                    v = 0;
+                                s += v * w[(((size_t)co * cin_g + ci) * d->kh + ki) *
+                                               d->kw + kj];
+                            }
+                    y[(((size_t)i * d->cout + co) * d->oh + oy) * d->ow + ox] = s;
+                }
+}
+
+typedef struct conv_ctx {
+    const conv_desc *d;
+    float *x, *w, *b, *y, *r, *work;
+    size_t ny;
+} conv_ctx;
+
+static double conv_loss(void *p)
+{
+    conv_ctx *c = p;
+    be->conv2d_forward(c->d, c->x, c->w, c->b, c->y, 0, c->work);
+    return dot_r(c->y, c->r, c->ny);
+}
+
+static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
+                      int stride, int pad, int dil, int groups, int relu_in,
+                      int bias)
+{
+    conv_desc d = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = kh,
+                   .kw = kw, .stride = stride, .pad = pad, .dil = dil,
+                   .groups = groups, .relu_in = relu_in};
+    char tag[160], name[256];
+    snprintf(tag, sizeof tag, "conv n%d %dx%dx%d->%d k%dx%d s%d p%d d%d g%d%s%s", n,
+             cin, h, w, cout, kh, kw, stride, pad, dil, groups,
+             relu_in ? " relu_in" : "", bias ? " bias" : "");
+    if (conv_desc_init(&d) != 0) {
+        ok(0, "%s: conv_desc_init: %s", tag, rm_last_error());
+        return;
+    }
+    size_t nx = (size_t)n * cin * h * w, ny = (size_t)n * cout * d.oh * d.ow;
+    size_t nw = (size_t)cout * (cin / groups) * kh * kw;
+    size_t nwork = be->conv_work_size(&d);
+    float *x = fnew(nx), *wt = fnew(nw), *b = bias ? fnew(cout) : NULL;
+    float *y = fnew(ny), *y0 = fnew(ny), *r = fnew(ny), *work = fnew(nwork);
+    float *dx = fnew(nx), *dw = fnew(nw), *db = fnew(cout);
+    float *dx1 = fnew(nx), *dw1 = fnew(nw), *db1 = fnew(cout);
+    double *ref = dnew(ny);
+    fill_away(x, nx, 0.25, 1.);
+    fill_unif(wt, nw, -1., 1.);
+    if (b)
+        fill_unif(b, cout, -1., 1.);
+    fill_unif(r, ny, -1., 1.);
+
+    const double tol_fwd = fmax(TOL_FWD, 1e-7 * (cin / groups) * kh * kw);
+    naive_conv(&d, x, wt, b, ref);
+    fill_const(y, ny, NAN);
+    be->conv2d_forward(&d, x, wt, b, y, 0, work);
+    snprintf(name, sizeof name, "%s: forward", tag);
+    check_close(name, y, ref, ny, tol_fwd);
+
+    fill_unif(y0, ny, -1., 1.);
+    memcpy(y, y0, ny * sizeof *y);
+    be->conv2d_forward(&d, x, wt, b, y, 1, work);
+    for (size_t i = 0; i < ny; i++)
+        ref[i] += y0[i];
+    snprintf(name, sizeof name, "%s: forward acc=1", tag);
+    check_close(name, y, ref, ny, tol_fwd);
+
+    const float bx = 0.25f, bw = -0.5f, bb = 0.125f;
+    fill_const(dx, nx, bx);
+    fill_const(dw, nw, bw);
+    fill_const(db, cout, bb);
+    be->conv2d_backward(&d, x, wt, r, dx, dw, bias ? db : NULL, work);
+    memcpy(dx1, dx, nx * sizeof *dx);
+    memcpy(dw1, dw, nw * sizeof *dw);
+    memcpy(db1, db, cout * sizeof *db);
+
+    conv_ctx c = {&d, x, wt, b, y, r, work, ny};
+    snprintf(name, sizeof name, "%s: dx by FD", tag);
+    check_fd(name, conv_loss, &c, x, nx, dx, bx, 0.2, TOL_GRAD);
+    snprintf(name, sizeof name, "%s: dw by FD", tag);
+    check_fd(name, conv_loss, &c, wt, nw, dw, bw, 0.25, TOL_GRAD);
+    if (bias) {
+        snprintf(name, sizeof name, "%s: db by FD", tag);
+        check_fd(name, conv_loss, &c, b, cout, db, bb, 0.25, TOL_GRAD);
+    }
+
+    /* a second backward adds the same gradient again (work reused, per-thread
+     * accumulators reset) */
+    be->conv2d_backward(&d, x, wt, r, dx, dw, bias ? db : NULL, work);
+    double e = 0.;
+    for (size_t i = 0; i < nx; i++)
+        e = fmax(e, fabs((dx[i] - bx) - 2. * (dx1[i] - bx)) / fmax(1., fabs(dx1[i] - bx)));
+    for (size_t i = 0; i < nw; i++)
+        e = fmax(e, fabs((dw[i] - bw) - 2. * (dw1[i] - bw)) / fmax(1., fabs(dw1[i] - bw)));
+    if (bias)
+        for (int i = 0; i < cout; i++)
+            e = fmax(e, fabs((db[i] - bb) - 2. * (db1[i] - bb)) / fmax(1., fabs(db1[i] - bb)));
+    ok(e <= TOL_FWD, "%s: backward accumulates (max err %.1e, tol %.0e)", tag, e, TOL_FWD);
+
+    /* gradients asked for one at a time match the joint call */
+    fill_const(dx, nx, bx);
+    be->conv2d_backward(&d, x, wt, r, dx, NULL, NULL, work);
+    fill_const(dw, nw, bw);
+    be->conv2d_backward(&d, x, wt, r, NULL, dw, NULL, work);
+    e = 0.;
+    for (size_t i = 0; i < nx; i++)
+        e = fmax(e, fabs(dx[i] - dx1[i]));
+    for (size_t i = 0; i < nw; i++)
+        e = fmax(e, fabs(dw[i] - dw1[i]));
+    ok(e <= TOL_FWD, "%s: dx alone, dw alone (max diff %.1e)", tag, e);
+
+    free(x), free(wt), free(b), free(y), free(y0), free(r), free(work);
+    free(dx), free(dw), free(db), free(dx1), free(dw1), free(db1), free(ref);
+}
+
+static void test_conv_desc(void)
+{
+    conv_desc d = {.n = 2, .cin = 3, .h = 32, .w = 30, .cout = 8, .kh = 3, .kw = 3,
+                   .stride = 2, .pad = 1, .dil = 1, .groups = 1};
+    ok(conv_desc_init(&d) == 0 && d.oh == 16 && d.ow == 15,
+       "conv_desc_init: 32x30 k3 s2 p1 -> %dx%d (16x15)", d.oh, d.ow);
+    d.dil = 2;
+    d.pad = 2;
+    d.stride = 1;
+    ok(conv_desc_init(&d) == 0 && d.oh == 32 && d.ow == 30,
+       "conv_desc_init: dilation 2 pad 2 keeps the size (%dx%d)", d.oh, d.ow);
+    d.groups = 2;
+    rm_clear_error();
+    ok(conv_desc_init(&d) == -1 && strstr(rm_last_error(), "divisible"),
+       "conv_desc_init: 3 channels in 2 groups fails (%s)", rm_last_error());
+    d.groups = 1;
+    d.h = 1;
+    d.pad = 0;
+    rm_clear_error();
+    ok(conv_desc_init(&d) == -1 && strstr(rm_last_error(), "empty"),
+       "conv_desc_init: empty output fails (%s)", rm_last_error());
+    d.h = 8;
+    d.stride = 0;
+    ok(conv_desc_init(&d) == -1, "conv_desc_init: stride 0 fails (%s)", rm_last_error());
+
+    pool_desc p = {.n = 1, .c = 2, .h = 7, .w = 8, .k = 3, .stride = 2, .pad = 1};
+    ok(pool_desc_init(&p) == 0 && p.oh == 4 && p.ow == 4,
+       "pool_desc_init: 7x8 k3 s2 p1 -> %dx%d (4x4)", p.oh, p.ow);
+    p.pad = 2;
+    ok(pool_desc_init(&p) == -1, "pool_desc_init: pad > k/2 fails (%s)", rm_last_error());
+    p.pad = 0;
+    p.k = 9;
+    ok(pool_desc_init(&p) == -1, "pool_desc_init: window larger than input fails (%s)",
+       rm_last_error());
+}
+
+/* ---- batch norm ---- */
+
+typedef struct bn_ctx {
+    int n, c, hw;
+    float *x, *gamma, *beta, *y, *r, *mean, *invstd;
+} bn_ctx;
+
+static double bn_loss(void *p)
+{
+    bn_ctx *b = p;
+    be->bn_forward_train(b->n, b->c, b->hw, b->x, b->gamma, b->beta, b->y, 0,
+                         b->mean, b->invstd, NULL, NULL, 0.1f, 1e-5f);
+    return dot_r(b->y, b->r, (size_t)b->n * b->c * b->hw);
+}
+
+static void test_bn(int n, int c, int hw, int affine)
+{
+    char tag[96], name[160];
+    snprintf(tag, sizeof tag, "bn n%d c%d hw%d%s", n, c, hw, affine ? "" : " affine=0");
+    const size_t nx = (size_t)n * c * hw;
+    const double m = (double)n * hw;
+    const float momentum = 0.1f, eps = 1e-5f;
+    float *x = fnew(nx), *y = fnew(nx), *y0 = fnew(nx), *r = fnew(nx), *dx = fnew(nx);
+    float *gamma = affine ? fnew(c) : NULL, *beta = affine ? fnew(c) : NULL;
+    float *mean = fnew(c), *invstd = fnew(c), *rm = fnew(c), *rv = fnew(c);
+    float *rm0 = fnew(c), *rv0 = fnew(c), *dg = fnew(c), *dbt = fnew(c);
+    double *ref = dnew(nx), *rmean = dnew(c), *rinv = dnew(c), *rrm = dnew(c),
+           *rrv = dnew(c);
+    /* per-channel offset and spread, standard deviation >= 1 */
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (int j = 0; j < hw; j++)
+                x[((size_t)i * c + ch) * hw + j] =
+                    (float)(ch - 1.5 + (1.8 + 0.5 * ch) * unif(-1.7, 1.7) +
+                            0.05 * (j % 2 ? 1 : -1));
+    if (affine) {
+        fill_unif(gamma, c, 0.5, 1.5);
+        fill_unif(beta, c, -1., 1.);
+    }
+    fill_unif(r, nx, -1., 1.);
+    fill_unif(rm0, c, -0.5, 0.5);
+    fill_unif(rv0, c, 0.5, 1.5);
+
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0., ss = 0.;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++)
+                s += x[((size_t)i * c + ch) * hw + j];
+        double mu = s / m;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++) {
+                double v = x[((size_t)i * c + ch) * hw + j] - mu;
+                ss += v * v;
+            }
+        double var = ss / m;
+        rmean[ch] = mu;
+        rinv[ch] = 1. / sqrt(var + eps);
+        rrm[ch] = (1. - momentum) * rm0[ch] + momentum * mu;
+        rrv[ch] = (1. - momentum) * rv0[ch] + momentum * ss / (m - 1.);
+        double g = affine ? gamma[ch] : 1., bt = affine ? beta[ch] : 0.;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++) {
+                size_t o = ((size_t)i * c + ch) * hw + j;
+                ref[o] = (x[o] - mu) * rinv[ch] * g + bt;
+            }
+    }
+    memcpy(rm, rm0, c * sizeof *rm);
+    memcpy(rv, rv0, c * sizeof *rv);
+    fill_const(y, nx, NAN);
+    be->bn_forward_train(n, c, hw, x, gamma, beta, y, 0, mean, invstd, rm, rv,
+                         momentum, eps);
+    snprintf(name, sizeof name, "%s: train forward", tag);
+    check_close(name, y, ref, nx, TOL_FWD);
+    double e = fmax(max_err(mean, rmean, c), max_err(invstd, rinv, c));
+    ok(e <= TOL_FWD, "%s: saved mean and invstd (max err %.1e)", tag, e);
+    e = fmax(max_err(rm, rrm, c), max_err(rv, rrv, c));
+    ok(e <= TOL_FWD, "%s: running stats, unbiased var (max err %.1e)", tag, e);
+
+    fill_unif(y0, nx, -1., 1.);
+    memcpy(y, y0, nx * sizeof *y);
+    be->bn_forward_train(n, c, hw, x, gamma, beta, y, 1, mean, invstd, NULL, NULL,
+                         momentum, eps);
+    for (size_t i = 0; i < nx; i++)
+        ref[i] += y0[i];
+    snprintf(name, sizeof name, "%s: train forward acc=1, no running stats", tag);
+    check_close(name, y, ref, nx, TOL_FWD);
+
+    /* eval with the running stats just computed */
+    for (int ch = 0; ch < c; ch++) {
+        double s = 1. / sqrt((double)rv[ch] + eps);
+        double g = affine ? gamma[ch] : 1., bt = affine ? beta[ch] : 0.;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++) {
+                size_t o = ((size_t)i * c + ch) * hw + j;
+                ref[o] = (x[o] - rm[ch]) * s * g + bt;
+            }
+    }
+    fill_const(y, nx, NAN);
+    be->bn_forward_eval(n, c, hw, x, gamma, beta, y, 0, rm, rv, eps);
+    snprintf(name, sizeof name, "%s: eval forward", tag);
+    check_close(name, y, ref, nx, TOL_FWD);
+    memcpy(y, y0, nx * sizeof *y);
+    be->bn_forward_eval(n, c, hw, x, gamma, beta, y, 1, rm, rv, eps);
+    for (size_t i = 0; i < nx; i++)
+        ref[i] += y0[i];
+    snprintf(name, sizeof name, "%s: eval forward acc=1", tag);
+    check_close(name, y, ref, nx, TOL_FWD);
+
+    /* backward from the saved statistics */
+    be->bn_forward_train(n, c, hw, x, gamma, beta, y, 0, mean, invstd, NULL, NULL,
+                         momentum, eps);
+    const float bx = 0.25f, bg = -0.5f, bb = 0.125f;
+    fill_const(dx, nx, bx);
+    fill_const(dg, c, bg);
+    fill_const(dbt, c, bb);
+    be->bn_backward(n, c, hw, x, gamma, mean, invstd, r, dx, affine ? dg : NULL,
+                    affine ? dbt : NULL);
+    float *mean2 = fnew(c), *invstd2 = fnew(c);
+    bn_ctx b = {n, c, hw, x, gamma, beta, y, r, mean2, invstd2};
+    snprintf(name, sizeof name, "%s: dx by FD", tag);
+    check_fd(name, bn_loss, &b, x, nx, dx, bx, 1e-2, TOL_GRAD);
+    if (affine) {
+        snprintf(name, sizeof name, "%s: dgamma by FD", tag);
+        check_fd(name, bn_loss, &b, gamma, c, dg, bg, 1e-2, TOL_GRAD);
+        snprintf(name, sizeof name, "%s: dbeta by FD", tag);
+        check_fd(name, bn_loss, &b, beta, c, dbt, bb, 1e-2, TOL_GRAD);
+    }
+    free(mean2), free(invstd2);
+    free(x), free(y), free(y0), free(r), free(dx), free(gamma), free(beta);
+    free(mean), free(invstd), free(rm), free(rv), free(rm0), free(rv0), free(dg);
+    free(dbt), free(ref), free(rmean), free(rinv), free(rrm), free(rrv);
+}
+
+/* ---- relu ---- */
+
+static void test_relu(void)
+{
+    const size_t n = 1000;
+    float *x = fnew(n), *y = fnew(n), *dy = fnew(n), *dx = fnew(n);
+    double *ref = dnew(n);
+    fill_away(x, n, 0.01, 2.);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = x[i] > 0 ? x[i] : 0.;
+    be->relu_forward(x, y, n);
+    check_close("relu forward", y, ref, n, 0.);
+    memcpy(y, x, n * sizeof *y);
+    be->relu_forward(y, y, n);
+    check_close("relu forward in place", y, ref, n, 0.);
+    float nan_in = NAN, nan_out = 0.f;
+    be->relu_forward(&nan_in, &nan_out, 1);
+    ok(isnan(nan_out), "relu forward passes NaN through");
+
+    fill_unif(dy, n, -1., 1.);
+    fill_const(dx, n, 0.5f);
+    be->relu_backward(y, dy, dx, n);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 0.5 + (y[i] > 0 ? dy[i] : 0.);
+    check_close("relu backward accumulates dy*(y>0)", dx, ref, n, 1e-7);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = y[i] > 0 ? dy[i] : 0.;
+    be->relu_backward(y, dy, dy, n);
+    check_close("relu backward in place overwrites", dy, ref, n, 0.);
+    free(x), free(y), free(dy), free(dx), free(ref);
+}
+
+/* ---- pooling ---- */
+
+static void naive_pool(const pool_desc *d, const float *x, double *y, int max,
+                       int32_t *argmax)
+{
+    for (int p = 0; p < d->n * d->c; p++)
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox = 0; ox < d->ow; ox++) {
+                double s = 0., best = -INFINITY;
+                int cnt = 0, at = -1;
+                for (int ki = 0; ki < d->k; ki++)
+                    for (int kj = 0; kj < d->k; kj++) {
+                        int iy = oy * d->stride - d->pad + ki;
+                        int ix = ox * d->stride - d->pad + kj;
+                        if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                            continue;
+                        double v = x[((size_t)p * d->h + iy) * d->w + ix];
+                        s += v;
+                        cnt++;
+                        if (v > best) {
+                            best = v;
+                            at = iy * d->w + ix;
+                        }
+                    }
+                size_t o = ((size_t)p * d->oh + oy) * d->ow + ox;
+                if (max) {
+                    y[o] = best;
+                    argmax[o] = at;
+                } else {
+                    y[o] = s / (d->count_include_pad ? d->k * d->k : cnt);
+                }
+            }
+}
+
+typedef struct pool_ctx {
+    const pool_desc *d;
+    int max;
+    float *x, *y, *r;
+    int32_t *argmax;
+    size_t ny;
+} pool_ctx;
+
+static double pool_loss(void *p)
+{
+    pool_ctx *c = p;
+    if (c->max)
+        be->maxpool_forward(c->d, c->x, c->y, 0, c->argmax);
+    else
+        be->avgpool_forward(c->d, c->x, c->y, 0);
+    return dot_r(c->y, c->r, c->ny);
+}
+
+static void test_pool(int max, int n, int c, int h, int w, int k, int stride,
+                      int pad, int cip)
+{
+    pool_desc d = {.n = n, .c = c, .h = h, .w = w, .k = k, .stride = stride,
+                   .pad = pad, .count_include_pad = cip};
+    char tag[128], name[192];
+    if (max)
+        snprintf(tag, sizeof tag, "maxpool %dx%dx%dx%d k%d s%d p%d", n, c, h, w, k,
+                 stride, pad);
+    else
+        snprintf(tag, sizeof tag, "avgpool %dx%dx%dx%d k%d s%d p%d include_pad=%d",
+                 n, c, h, w, k, stride, pad, cip);
+    if (pool_desc_init(&d) != 0) {
+        ok(0, "%s: pool_desc_init: %s", tag, rm_last_error());
+        return;
+    }
+    size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * d.oh * d.ow;
+    float *x = fnew(nx), *y = fnew(ny), *y0 = fnew(ny), *r = fnew(ny), *dx = fnew(nx);
+    int32_t *am = xmalloc(ny * sizeof *am), *ram = xmalloc(ny * sizeof *ram);
+    double *ref = dnew(ny);
+    /* distinct values 0.05 apart: no ties within the finite-difference step */
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)(0.05 * ((double)i - nx / 2.));
+    for (size_t i = nx - 1; i > 0; i--) {
+        size_t j = (size_t)rng_below(&R, i + 1);
+        float t = x[i];
+        x[i] = x[j];
+        x[j] = t;
+    }
+    fill_unif(r, ny, -1., 1.);
+    naive_pool(&d, x, ref, max, ram);
+    fill_const(y, ny, NAN);
+    if (max)
+        be->maxpool_forward(&d, x, y, 0, am);
+    else
+        be->avgpool_forward(&d, x, y, 0);
+    snprintf(name, sizeof name, "%s: forward", tag);
+    check_close(name, y, ref, ny, TOL_FWD);
+    if (max)
+        ok(memcmp(am, ram, ny * sizeof *am) == 0, "%s: argmax", tag);
+
+    fill_unif(y0, ny, -1., 1.);
+    memcpy(y, y0, ny * sizeof *y);
+    if (max)
+        be->maxpool_forward(&d, x, y, 1, am);
+    else
+        be->avgpool_forward(&d, x, y, 1);
+    for (size_t i = 0; i < ny; i++)
+        ref[i] += y0[i];
+    snprintf(name, sizeof name, "%s: forward acc=1", tag);
+    check_close(name, y, ref, ny, TOL_FWD);
+
+    const float bx = 0.25f;
+    fill_const(dx, nx, bx);
+    if (max)
+        be->maxpool_backward(&d, r, am, dx);
+    else
+        be->avgpool_backward(&d, r, dx);
+    pool_ctx pc = {&d, max, x, y, r, am, ny};
+    snprintf(name, sizeof name, "%s: dx by FD", tag);
+    check_fd(name, pool_loss, &pc, x, nx, dx, bx, 1e-2, TOL_GRAD);
+    free(x), free(y), free(y0), free(r), free(dx), free(am), free(ram), free(ref);
+}
+
+/* ---- global average pool ---- */
+
+typedef struct gap_ctx {
+    int n, c, hw;
+    float *x, *y, *r;
+} gap_ctx;
+
+static double gap_loss(void *p)
+{
+    gap_ctx *g = p;
+    be->gap_forward(g->n, g->c, g->hw, g->x, g->y);
+    return dot_r(g->y, g->r, (size_t)g->n * g->c);
+}
+
+static void test_gap(void)
+{
+    const int n = 3, c = 5, hw = 16;
+    const size_t nx = (size_t)n * c * hw, ny = (size_t)n * c;
+    float *x = fnew(nx), *y = fnew(ny), *r = fnew(ny), *dx = fnew(nx);
+    double *ref = dnew(ny);
+    fill_unif(x, nx, -1., 1.);
+    fill_unif(r, ny, -1., 1.);
+    for (size_t p = 0; p < ny; p++) {
+        double s = 0.;
+        for (int j = 0; j < hw; j++)
+            s += x[p * hw + j];
+        ref[p] = s / hw;
+    }
+    fill_const(y, ny, NAN);
+    be->gap_forward(n, c, hw, x, y);
+    check_close("gap forward", y, ref, ny, TOL_FWD);
+    fill_const(dx, nx, 0.25f);
+    be->gap_backward(n, c, hw, r, dx);
+    gap_ctx g = {n, c, hw, x, y, r};
+    check_fd("gap dx by FD", gap_loss, &g, x, nx, dx, 0.25f, 1e-2, TOL_GRAD);
+    free(x), free(y), free(r), free(dx), free(ref);
+}
+
+/* ---- linear ---- */
+
+typedef struct lin_ctx {
+    int n, in, out;
+    float *x, *w, *b, *y, *r;
+} lin_ctx;
+
+static double lin_loss(void *p)
+{
+    lin_ctx *l = p;
+    be->linear_forward(l->n, l->in, l->out, l->x, l->w, l->b, l->y);
+    return dot_r(l->y, l->r, (size_t)l->n * l->out);
+}
+
+static void test_linear(int bias)
+{
+    const int n = 6, in = 13, out = 10;
+    char tag[64], name[128];
+    snprintf(tag, sizeof tag, "linear %d x %d -> %d%s", n, in, out, bias ? " bias" : "");
+    float *x = fnew((size_t)n * in), *w = fnew((size_t)out * in), *b = fnew(out);
+    float *y = fnew((size_t)n * out), *r = fnew((size_t)n * out);
+    float *dx = fnew((size_t)n * in), *dw = fnew((size_t)out * in), *db = fnew(out);
+    double *ref = dnew((size_t)n * out);
+    fill_unif(x, (size_t)n * in, -1., 1.);
+    fill_unif(w, (size_t)out * in, -1., 1.);
+    fill_unif(b, out, -1., 1.);
+    fill_unif(r, (size_t)n * out, -1., 1.);
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double s = bias ? b[o] : 0.;
+            for (int j = 0; j < in; j++)
+                s += (double)x[i * in + j] * w[o * in + j];
+            ref[i * out + o] = s;
+        }
+    float *bp = bias ? b : NULL;
+    fill_const(y, (size_t)n * out, NAN);
+    be->linear_forward(n, in, out, x, w, bp, y);
+    snprintf(name, sizeof name, "%s: forward", tag);
+    check_close(name, y, ref, (size_t)n * out, TOL_FWD);
+    fill_const(dx, (size_t)n * in, 0.25f);
+    fill_const(dw, (size_t)out * in, -0.5f);
+    fill_const(db, out, 0.125f);
+    be->linear_backward(n, in, out, x, w, r, dx, dw, bias ? db : NULL);
+    lin_ctx l = {n, in, out, x, w, bp, y, r};
+    snprintf(name, sizeof name, "%s: dx by FD", tag);
+    check_fd(name, lin_loss, &l, x, (size_t)n * in, dx, 0.25f, 1e-2, TOL_GRAD);
+    snprintf(name, sizeof name, "%s: dw by FD", tag);
+    check_fd(name, lin_loss, &l, w, (size_t)out * in, dw, -0.5f, 1e-2, TOL_GRAD);
+    if (bias) {
+        snprintf(name, sizeof name, "%s: db by FD", tag);
+        check_fd(name, lin_loss, &l, b, out, db, 0.125f, 1e-2, TOL_GRAD);
+    }
+    free(x), free(w), free(b), free(y), free(r), free(dx), free(dw), free(db), free(ref);
+}
+
+/* ---- option-A shortcut ---- */
+
+typedef struct sc_ctx {
+    int n, cin, h, w, padc;
+    float *x, *y, *r;
+    size_t ny;
+} sc_ctx;
+
+static double sc_loss(void *p)
+{
+    sc_ctx *s = p;
+    be->shortcut_a_forward(s->n, s->cin, s->h, s->w, s->padc, s->x, s->y, 0);
+    return dot_r(s->y, s->r, s->ny);
+}
+
+static void test_shortcut(void)
+{
+    const int n = 2, cin = 3, h = 6, w = 8, padc = 2;
+    const int cout = cin + 2 * padc, oh = h / 2, ow = w / 2;
+    const size_t nx = (size_t)n * cin * h * w, ny = (size_t)n * cout * oh * ow;
+    float *x = fnew(nx), *y = fnew(ny), *y0 = fnew(ny), *r = fnew(ny), *dx = fnew(nx);
+    double *ref = dnew(ny);
+    fill_unif(x, nx, -1., 1.);
+    fill_unif(r, ny, -1., 1.);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < cout; c++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    int ci = c - padc;
+                    ref[(((size_t)i * cout + c) * oh + oy) * ow + ox] =
+                        ci < 0 || ci >= cin
+                            ? 0.
+                            : x[(((size_t)i * cin + ci) * h + 2 * oy) * w + 2 * ox];
+                }
+    fill_const(y, ny, NAN);
+    be->shortcut_a_forward(n, cin, h, w, padc, x, y, 0);
+    check_close("shortcut_a forward", y, ref, ny, 0.);
+    fill_unif(y0, ny, -1., 1.);
+    memcpy(y, y0, ny * sizeof *y);
+    be->shortcut_a_forward(n, cin, h, w, padc, x, y, 1);
+    for (size_t i = 0; i < ny; i++)
+        ref[i] += y0[i];
+    check_close("shortcut_a forward acc=1", y, ref, ny, 1e-7);
+    fill_const(dx, nx, 0.25f);
+    be->shortcut_a_backward(n, cin, h, w, padc, r, dx);
+    sc_ctx s = {n, cin, h, w, padc, x, y, r, ny};
+    check_fd("shortcut_a dx by FD", sc_loss, &s, x, nx, dx, 0.25f, 1e-2, TOL_GRAD);
+    free(x), free(y), free(y0), free(r), free(dx), free(ref);
+}
+
+/* ---- Gram matrix ---- */
+
+typedef struct gram_ctx {
+    int n, p;
+    float *x, *k, *r;
+} gram_ctx;
+
+static double gram_loss(void *p)
+{
+    gram_ctx *g = p;
+    be->gram(g->n, g->p, g->x, g->k);
+    return dot_r(g->k, g->r, (size_t)g->n * g->n);
+}
+
+static void test_gram(void)
+{
+    const int n = 6, p = 11;
+    float *x = fnew((size_t)n * p), *k = fnew((size_t)n * n), *r = fnew((size_t)n * n);
+    float *dx = fnew((size_t)n * p);
+    double *ref = dnew((size_t)n * n);
+    fill_unif(x, (size_t)n * p, -1., 1.);
+    fill_unif(r, (size_t)n * n, -1., 1.); /* not symmetric: checks dk + dk^T */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.;
+            for (int t = 0; t < p; t++)
+                s += (double)x[i * p + t] * x[j * p + t];
+            ref[i * n + j] = s;
+        }
+    fill_const(k, (size_t)n * n, NAN);
+    be->gram(n, p, x, k);
+    int sym = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            sym &= k[i * n + j] == k[j * n + i];
+    check_close("gram forward", k, ref, (size_t)n * n, TOL_FWD);
+    ok(sym, "gram forward is exactly symmetric");
+    fill_const(dx, (size_t)n * p, 0.25f);
+    be->gram_backward(n, p, x, r, dx);
+    gram_ctx g = {n, p, x, k, r};
+    check_fd("gram dx by FD", gram_loss, &g, x, (size_t)n * p, dx, 0.25f, 1e-2, TOL_GRAD);
+    free(x), free(k), free(r), free(dx), free(ref);
+}
+
+/* ---- softmax cross-entropy ---- */
+
+typedef struct ce_ctx {
+    int n, k;
+    float *z;
+    int32_t *lab;
+    float scale;
+} ce_ctx;
+
+static double ce_loss(void *p)
+{
+    ce_ctx *c = p;
+    return c->scale * be->softmax_ce(c->n, c->k, c->z, c->lab, NULL, NULL, 1.f);
+}
+
+static void test_softmax_ce(void)
+{
+    const int n = 5, k = 7;
+    const float scale = 2.5f;
+    float *z = fnew((size_t)n * k), *dz = fnew((size_t)n * k);
+    int32_t lab[5];
+    double loss[5], ref[5], mean = 0.;
+    fill_unif(z, (size_t)n * k, -3., 3.);
+    for (int j = 0; j < k; j++) /* one sample with huge logits: must not overflow */
+        z[3 * k + j] += 1000.f;
+    for (int i = 0; i < n; i++) {
+        lab[i] = (int32_t)rng_below(&R, k);
+        double mx = -INFINITY, s = 0.;
+        for (int j = 0; j < k; j++)
+            mx = fmax(mx, z[i * k + j]);
+        for (int j = 0; j < k; j++)
+            s += exp(z[i * k + j] - mx);
+        ref[i] = mx + log(s) - z[i * k + lab[i]];
+        mean += ref[i] / n;
+    }
+    double got = be->softmax_ce(n, k, z, lab, loss, dz, scale);
+    double e = fabs(got - mean) / fmax(1., fabs(mean));
+    for (int i = 0; i < n; i++)
+        e = fmax(e, fabs(loss[i] - ref[i]) / fmax(1., fabs(ref[i])));
+    ok(e <= 1e-12, "softmax_ce: mean and per-sample losses (max err %.1e, tol 1e-12)", e);
+    ok(be->softmax_ce(n, k, z, lab, NULL, NULL, 1.f) == got,
+       "softmax_ce: loss and dlogits may be NULL");
+    ce_ctx c = {n, k, z, lab, scale};
+    check_fd("softmax_ce: dlogits = d(scale*mean)/dz by FD", ce_loss, &c, z,
+             (size_t)n * k, dz, 0.f, 1e-3, TOL_GRAD);
+    free(z), free(dz);
+}
+
+/* ---- SGD ---- */
+
+static void test_sgd(void)
+{
+    const size_t n = 100;
+    const float lr = 0.1f, mom = 0.9f, wd = 5e-4f;
+    float *p = fnew(n), *g = fnew(n), *buf = fnew(n), *rp = fnew(n), *rb = fnew(n);
+    double *ref = dnew(n), *refb = dnew(n);
+    fill_unif(p, n, -1., 1.);
+    memcpy(rp, p, n * sizeof *p);
+    fill_const(buf, n, NAN); /* the first step must not read buf */
+    double e = 0.;
+    for (int step = 0; step < 3; step++) {
+        fill_unif(g, n, -1., 1.);
+        for (size_t i = 0; i < n; i++) { /* torch.optim.SGD, in float */
+            float d = g[i] + wd * rp[i];
+            rb[i] = step == 0 ? d : mom * rb[i] + d;
+            rp[i] = rp[i] - lr * rb[i];
+            ref[i] = rp[i];
+            refb[i] = rb[i];
+        }
+        be->sgd_step(p, g, buf, n, lr, mom, wd, step == 0);
+        e = fmax(e, fmax(max_err(p, ref, n), max_err(buf, refb, n)));
+    }
+    ok(e <= TOL_SGD, "sgd_step: momentum 0.9, wd 5e-4, three steps (max err %.1e, tol %.0e)",
+       e, TOL_SGD);
+    fill_const(buf, n, 7.f);
+    fill_unif(g, n, -1., 1.);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = rp[i] - lr * (g[i] + wd * rp[i]);
+    memcpy(p, rp, n * sizeof *p);
+    be->sgd_step(p, g, buf, n, lr, 0.f, wd, 0);
+    int untouched = 1;
+    for (size_t i = 0; i < n; i++)
+        untouched &= buf[i] == 7.f;
+    e = max_err(p, ref, n);
+    ok(e <= TOL_SGD && untouched, "sgd_step: momentum 0 leaves buf alone (max err %.1e)", e);
+    free(p), free(g), free(buf), free(rp), free(rb), free(ref), free(refb);
+}
+
+/* ---- memory and elementwise ---- */
+
+static void test_memory(void)
+{
+    const size_t n = 1001;
+    float *a = be->alloc(n * sizeof(float));
+    int zero = a != NULL && ((uintptr_t)a % 64) == 0;
+    for (size_t i = 0; zero && i < n; i++)
+        zero = a[i] == 0.f;
+    ok(zero, "alloc: zeroed, 64-byte aligned");
+    float *h = fnew(n), *h2 = fnew(n), *b = be->alloc(n * sizeof(float));
+    double *ref = dnew(n);
+    fill_unif(h, n, -1., 1.);
+    be->upload(a, h, n * sizeof(float));
+    be->copy(b, a, n);
+    be->download(h2, b, n * sizeof(float));
+    ok(memcmp(h, h2, n * sizeof(float)) == 0, "upload, copy, download round trip");
+    be->axpy(b, a, 2.f, n, 0);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 2. * h[i];
+    check_close("axpy acc=0", b, ref, n, 1e-7);
+    be->axpy(b, a, -0.5f, n, 1);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 1.5 * h[i];
+    check_close("axpy acc=1", b, ref, n, 1e-7);
+    be->scale(b, 2.f, n);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 3. * h[i];
+    check_close("scale", b, ref, n, 1e-7);
+    be->zero(b, n);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 0.;
+    check_close("zero", b, ref, n, 0.);
+    be->free(a);
+    be->free(b);
+    free(h), free(h2), free(ref);
+}
+
+static void test_lookup(void)
+{
+    ok(be != NULL && strcmp(be->name, "cpu") == 0 && backend_get("cpu") == be,
+       "backend_get(\"cpu\")");
+    rm_clear_error();
+    const backend *cu = backend_get("cuda");
+#ifdef HAVE_CUDA
+    ok(cu != NULL || rm_last_error()[0] != '\0', "backend_get(\"cuda\"): %s",
+       cu ? "present" : rm_last_error());
+#else
+    ok(cu == NULL && strstr(rm_last_error(), "without CUDA"),
+       "backend_get(\"cuda\") without CUDA: %s", rm_last_error());
+#endif
+    rm_clear_error();
+    ok(backend_get("tpu") == NULL && rm_last_error()[0] != '\0',
+       "backend_get(\"tpu\") fails: %s", rm_last_error());
+    int t0 = backend_cpu_threads();
+    backend_cpu_set_threads(3);
+    int t3 = backend_cpu_threads();
+    backend_cpu_set_threads(0);
+    ok(t0 >= 1 && t3 == 3 && backend_cpu_threads() >= 1, "backend_cpu_set_threads");
+}
+
+int main(void)
+{
+    rng_seed(&R, 20240607);
+    be = backend_cpu();
+    clock_t t0 = clock();
+    test_lookup();
+    test_memory();
+    test_conv_desc();
+
+    /* two threads (more than the samples of some cases, fewer than others) */
+    backend_cpu_set_threads(2);
+    /*        n cin  h  w cout kh kw s  p  d  g relu bias */
+    test_conv(3, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 0, 1);
+    test_conv(3, 4, 8, 8, 6, 3, 3, 2, 1, 1, 1, 0, 0);
+    test_conv(2, 3, 9, 8, 4, 5, 5, 1, 2, 1, 1, 0, 1);
+    test_conv(2, 3, 9, 9, 4, 5, 5, 2, 2, 1, 1, 1, 0);
+    test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 0, 1); /* pointwise: no im2col */
+    test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 1, 0); /* 1x1 with relu_in */
+    test_conv(2, 4, 7, 7, 4, 1, 1, 2, 0, 1, 1, 0, 0); /* 1x1 stride 2 */
+    test_conv(2, 4, 8, 8, 4, 3, 3, 1, 2, 2, 1, 0, 1); /* dilation 2 */
+    test_conv(2, 4, 9, 9, 4, 3, 3, 2, 2, 2, 1, 1, 0);
+    test_conv(3, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6, 0, 1); /* depthwise */
+    test_conv(3, 6, 8, 8, 6, 3, 3, 2, 1, 1, 6, 1, 0);
+    test_conv(2, 5, 9, 9, 5, 5, 5, 1, 4, 2, 5, 1, 1); /* depthwise 5x5 dil 2 */
+    test_conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 2, 0, 1); /* groups 2 */
+    test_conv(2, 4, 8, 8, 4, 3, 3, 2, 1, 1, 2, 1, 0);
+    test_conv(2, 3, 6, 6, 6, 3, 3, 1, 1, 1, 3, 0, 1); /* depth multiplier 2 */
+    test_conv(1, 3, 6, 9, 5, 3, 1, 1, 1, 1, 1, 0, 1); /* n=1, 3x1 kernel */
+    test_conv(5, 2, 5, 4, 3, 1, 3, 2, 1, 1, 1, 1, 1); /* 1x3 kernel */
+    test_conv(2, 3, 6, 6, 4, 3, 3, 1, 3, 1, 1, 0, 1); /* pad > dil*(k-1) */
+    /* large enough for several column blocks (of x; of dy; of x at stride 2) */
+    test_conv(1, 16, 40, 40, 2, 5, 5, 1, 2, 1, 1, 1, 1);
+    test_conv(1, 2, 40, 40, 16, 5, 5, 1, 2, 1, 1, 1, 0);
+    test_conv(1, 32, 64, 64, 2, 3, 3, 2, 1, 1, 1, 1, 0);
+    backend_cpu_set_threads(1);
+    test_conv(3, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1);
+    backend_cpu_set_threads(3);
+    test_conv(4, 4, 6, 6, 4, 3, 3, 1, 1, 1, 4, 0, 1);
+    test_conv(7, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 0, 1);
+    backend_cpu_set_threads(2);
+
+    test_bn(4, 3, 5, 1);
+    test_bn(2, 5, 9, 0);
+    test_relu();
+    test_pool(0, 2, 3, 6, 6, 3, 1, 1, 0);
+    test_pool(0, 2, 3, 6, 6, 3, 1, 1, 1);
+    test_pool(0, 2, 3, 6, 8, 2, 2, 0, 0);
+    test_pool(0, 2, 3, 6, 8, 2, 2, 0, 1);
+    test_pool(0, 1, 2, 7, 7, 3, 2, 1, 0);
+    test_pool(0, 1, 2, 7, 7, 3, 2, 1, 1);
+    test_pool(1, 2, 3, 6, 6, 3, 1, 1, 0);
+    test_pool(1, 2, 3, 7, 7, 3, 2, 1, 0);
+    test_pool(1, 2, 2, 8, 8, 2, 2, 0, 0);
+    test_gap();
+    test_linear(1);
+    test_linear(0);
+    test_shortcut();
+    test_gram();
+    test_softmax_ce();
+    test_sgd();
+
+    tap_diag("%d failed, %.2f s CPU", tap_failed, (double)(clock() - t0) / CLOCKS_PER_SEC);
+    tap_plan(tap_n);
+    return tap_done();
+}
