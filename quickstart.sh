@@ -11,7 +11,7 @@
 set -eu
 
 packages="build-essential autoconf automake libtool pkg-config libopenblas-dev \
-libcsv-dev libjansson-dev libreadline-dev libncurses-dev tmux python3"
+libdnnl-dev libcsv-dev libjansson-dev libreadline-dev libncurses-dev tmux python3"
 
 mode=${1:-run}
 case $mode in

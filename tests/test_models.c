@@ -17,7 +17,10 @@
  * spread.KEY; the nb201_none cell is ill-conditioned enough that rounding
  * alone moves step-1 parameters by ~1e-2), the bound is SPREAD_FACTOR times
  * the spread: two float32 implementations may each sit that far from the
- * exact result, on either side. */
+ * exact result, on either side. The spread also counts float32 runs from
+ * inputs perturbed by 1e-7 relative. After the second step two of the
+ * networks are that sensitive (spread 1e-2 and more on a few BN biases):
+ * there only the loss is compared, not each parameter. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +147,21 @@ static void train_step(st_file *f, model *m, const int32_t *labels, int n, int s
     graph_zero_param_grads(g);
     graph_backward(g);
     graph_sgd_step(g, 0.1f, 0.9f, 5e-4f);
+    if (step == 2) {
+        /* After two steps some networks are ill-conditioned: PyTorch's own
+         * float32 result moves by more than RTOL under rounding (float64, or
+         * an input perturbed by 1e-7). Their parameters are not compared one
+         * by one; the step-2 loss above still is. */
+        double worst = 0;
+        for (int i = 0; i < f->n; i++)
+            if (!strncmp(f->t[i].name, "spread.step2.", 13))
+                worst = fmax(worst, ((const float *)f->t[i].data)[0]);
+        if (worst > RTOL) {
+            tap_ok(1, "%s step2 parameters not compared one by one: PyTorch's own rounding "
+                      "spread reaches %.1e", what, worst);
+            return;
+        }
+    }
     compare_state(f, m, step == 1 ? "step1" : "step2", what);
 }
 
@@ -235,8 +253,35 @@ static void run_golden(const char *file, const char *what)
     st_free(&f);
 }
 
+/* ResNet-20/32/44/56 build with akamaster's parameter counts (0.27 M, 0.46 M,
+ * 0.66 M, 0.85 M) and stage shapes 16x32x32, 32x16x16, 64x8x8. */
+static void resnet_depths(void)
+{
+    const int depth[4] = {20, 32, 44, 56};
+    const size_t params[4] = {269722, 464154, 658586, 853018};
+    for (int i = 0; i < 4; i++) {
+        model m;
+        if (resnet_cifar_build(&m, backend_cpu(), depth[i], 10) < 0) {
+            tap_ok(0, "resnet%d: %s", depth[i], rm_last_error());
+            continue;
+        }
+        int ok = 1, c, h, w;
+        for (int k = 0; k < 3; k++) {
+            graph_value_shape(m.g, m.feat[k], &c, &h, &w);
+            ok &= c == 16 << k && h == 32 >> k && w == 32 >> k;
+        }
+        size_t p = graph_count_trainable(m.g);
+        tap_ok(ok && p == params[i], "resnet%d: %zu parameters, stage shapes", depth[i], p);
+        model_free(&m);
+    }
+    model m;
+    tap_ok(resnet_cifar_build(&m, backend_cpu(), 21, 10) < 0 && strstr(rm_last_error(), "6n+2"),
+           "resnet21 is refused: %s", rm_last_error());
+}
+
 int main(void)
 {
+    resnet_depths();
     run_golden("resnet20.safetensors", "resnet20");
     run_golden("nb201_resnet.safetensors", "nb201 resnet cell");
     run_golden("nb201_pool.safetensors", "nb201 avg_pool cell");

@@ -18,9 +18,17 @@
  *    |x| >= 0.25 so relu_in never flips) and 0.25 (w, b) and observe ~1e-5.
  *    Batch norm (step 1e-2, inputs of standard deviation >= 1) and softmax
  *    (step 1e-3) add an O(step^2) truncation error (observed ~5e-5).
- *    Inputs of max pooling are 0.05 apart, farther than its step 1e-2.
+ *    Inputs of max pooling are 0.05 apart, farther than its step 1e-2;
+ *    average pooling uses step 0.25.
+ *  - elementwise ops with one float rounding (axpy, scale, accumulating
+ *    relu backward and shortcut): 1e-7, above the bound 2^-24 = 6e-8;
+ *    copies (relu, shortcut, max pool): exact;
  *  - sgd_step vs the same float formula: 1e-6 (FMA contraction may differ).
  */
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* HAVE_DNNL */
+#endif
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +38,7 @@
 
 #include "tap.h"
 #include "tensor/backend.h"
+#include "tensor/cpu_ops.h" /* cpu_dnnl_conv_refused */
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -110,12 +119,18 @@ static double dot_r(const float *y, const float *r, size_t n)
 typedef double (*loss_fn)(void *ctx);
 
 /* The analytic gradient is acc[i] - base (the backward accumulated into a
- * buffer pre-filled with base). Checks up to FD_MAX coordinates of v. */
+ * buffer pre-filled with base). Checks up to FD_MAX coordinates of v.
+ * The loss runs on one thread: its value does not depend on the thread
+ * count, and thousands of forks on a busy machine (threads spinning at each
+ * barrier for a sibling that waits for a core) took tens of seconds. Work
+ * buffers planned for more threads are large enough for one. */
 static void check_fd(const char *name, loss_fn f, void *ctx, float *v, size_t n,
                      const float *acc, float base, double step, double tol)
 {
     size_t m = n < FD_MAX ? n : FD_MAX;
     double worst = 0.;
+    int threads = backend_cpu_threads();
+    backend_cpu_set_threads(1);
     for (size_t t = 0; t < m; t++) {
         size_t i = n <= FD_MAX ? t : (size_t)rng_below(&R, n);
         float v0 = v[i], vp = (float)(v0 + step), vm = (float)(v0 - step);
@@ -133,6 +148,7 @@ static void check_fd(const char *name, loss_fn f, void *ctx, float *v, size_t n,
                 tap_diag("%s: [%zu] analytic %.7g, numeric %.7g", name, i, ana, num);
         }
     }
+    backend_cpu_set_threads(threads);
     ok(worst <= tol, "%s (max err %.1e, tol %.0e)", name, worst, tol);
 }
 
@@ -172,10 +188,47 @@ typedef struct conv_ctx {
     size_t ny;
 } conv_ctx;
 
+/* The convolution under test: the table's entries (under
+ * backend_cpu_set_conv), or oneDNN's functions called directly, since the
+ * table keeps some shapes (1x1) on im2col even when oneDNN is selected. */
+typedef struct conv_impl {
+    const char *name;
+    size_t (*work_size)(const conv_desc *d);
+    void (*fwd)(const conv_desc *d, const float *x, const float *w, const float *b,
+                float *y, int acc, float *work);
+    void (*bwd)(const conv_desc *d, const float *x, const float *w, const float *dy,
+                float *dx, float *dw, float *db, float *work);
+} conv_impl;
+
+static size_t table_work_size(const conv_desc *d) { return be->conv_work_size(d); }
+
+static void table_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
+                      float *y, int acc, float *work)
+{
+    be->conv2d_forward(d, x, w, b, y, acc, work);
+}
+
+static void table_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, float *work)
+{
+    be->conv2d_backward(d, x, w, dy, dx, dw, db, work);
+}
+
+static const conv_impl conv_table = {"table", table_work_size, table_fwd, table_bwd};
+#ifdef HAVE_DNNL
+static const conv_impl conv_im2col = {"im2col", cpu_conv_work_size, cpu_conv2d_forward,
+                                      cpu_conv2d_backward};
+static const conv_impl conv_dnnl = {"dnnl", cpu_dnnl_conv_work_size,
+                                    cpu_dnnl_conv2d_forward, cpu_dnnl_conv2d_backward};
+static int conv_refused; /* cases oneDNN refused (then im2col ran) */
+#endif
+static const conv_impl *ci = &conv_table;
+static const char *conv_variant = ""; /* for the tags */
+
 static double conv_loss(void *p)
 {
     conv_ctx *c = p;
-    be->conv2d_forward(c->d, c->x, c->w, c->b, c->y, 0, c->work);
+    ci->fwd(c->d, c->x, c->w, c->b, c->y, 0, c->work);
     return dot_r(c->y, c->r, c->ny);
 }
 
@@ -187,8 +240,8 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
                    .kw = kw, .stride = stride, .pad = pad, .dil = dil,
                    .groups = groups, .relu_in = relu_in};
     char tag[160], name[256];
-    snprintf(tag, sizeof tag, "conv n%d %dx%dx%d->%d k%dx%d s%d p%d d%d g%d%s%s", n,
-             cin, h, w, cout, kh, kw, stride, pad, dil, groups,
+    snprintf(tag, sizeof tag, "conv %s%s n%d %dx%dx%d->%d k%dx%d s%d p%d d%d g%d%s%s",
+             ci == &conv_table ? backend_cpu_conv() : ci->name, conv_variant, n, cin, h, w, cout, kh, kw, stride, pad, dil, groups,
              relu_in ? " relu_in" : "", bias ? " bias" : "");
     if (conv_desc_init(&d) != 0) {
         ok(0, "%s: conv_desc_init: %s", tag, rm_last_error());
@@ -196,7 +249,7 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
     }
     size_t nx = (size_t)n * cin * h * w, ny = (size_t)n * cout * d.oh * d.ow;
     size_t nw = (size_t)cout * (cin / groups) * kh * kw;
-    size_t nwork = be->conv_work_size(&d);
+    size_t nwork = ci->work_size(&d);
     float *x = fnew(nx), *wt = fnew(nw), *b = bias ? fnew(cout) : NULL;
     float *y = fnew(ny), *y0 = fnew(ny), *r = fnew(ny), *work = fnew(nwork);
     float *dx = fnew(nx), *dw = fnew(nw), *db = fnew(cout);
@@ -211,13 +264,13 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
     const double tol_fwd = fmax(TOL_FWD, 1e-7 * (cin / groups) * kh * kw);
     naive_conv(&d, x, wt, b, ref);
     fill_const(y, ny, NAN);
-    be->conv2d_forward(&d, x, wt, b, y, 0, work);
+    ci->fwd(&d, x, wt, b, y, 0, work);
     snprintf(name, sizeof name, "%s: forward", tag);
     check_close(name, y, ref, ny, tol_fwd);
 
     fill_unif(y0, ny, -1., 1.);
     memcpy(y, y0, ny * sizeof *y);
-    be->conv2d_forward(&d, x, wt, b, y, 1, work);
+    ci->fwd(&d, x, wt, b, y, 1, work);
     for (size_t i = 0; i < ny; i++)
         ref[i] += y0[i];
     snprintf(name, sizeof name, "%s: forward acc=1", tag);
@@ -227,7 +280,7 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
     fill_const(dx, nx, bx);
     fill_const(dw, nw, bw);
     fill_const(db, cout, bb);
-    be->conv2d_backward(&d, x, wt, r, dx, dw, bias ? db : NULL, work);
+    ci->bwd(&d, x, wt, r, dx, dw, bias ? db : NULL, work);
     memcpy(dx1, dx, nx * sizeof *dx);
     memcpy(dw1, dw, nw * sizeof *dw);
     memcpy(db1, db, cout * sizeof *db);
@@ -244,7 +297,7 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
 
     /* a second backward adds the same gradient again (work reused, per-thread
      * accumulators reset) */
-    be->conv2d_backward(&d, x, wt, r, dx, dw, bias ? db : NULL, work);
+    ci->bwd(&d, x, wt, r, dx, dw, bias ? db : NULL, work);
     double e = 0.;
     for (size_t i = 0; i < nx; i++)
         e = fmax(e, fabs((dx[i] - bx) - 2. * (dx1[i] - bx)) / fmax(1., fabs(dx1[i] - bx)));
@@ -257,9 +310,9 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
 
     /* gradients asked for one at a time match the joint call */
     fill_const(dx, nx, bx);
-    be->conv2d_backward(&d, x, wt, r, dx, NULL, NULL, work);
+    ci->bwd(&d, x, wt, r, dx, NULL, NULL, work);
     fill_const(dw, nw, bw);
-    be->conv2d_backward(&d, x, wt, r, NULL, dw, NULL, work);
+    ci->bwd(&d, x, wt, r, NULL, dw, NULL, work);
     e = 0.;
     for (size_t i = 0; i < nx; i++)
         e = fmax(e, fabs(dx[i] - dx1[i]));
@@ -267,8 +320,190 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
         e = fmax(e, fabs(dw[i] - dw1[i]));
     ok(e <= TOL_FWD, "%s: dx alone, dw alone (max diff %.1e)", tag, e);
 
+#ifdef HAVE_DNNL
+    if (ci == &conv_dnnl && !*conv_variant && cpu_dnnl_conv_refused(&d)) {
+        tap_diag("%s: oneDNN refused it, im2col ran", tag);
+        conv_refused++;
+    }
+#endif
     free(x), free(wt), free(b), free(y), free(y0), free(r), free(work);
     free(dx), free(dw), free(db), free(dx1), free(dw1), free(db1), free(ref);
+}
+
+/* Every convolution case, under the implementation selected. */
+static void test_conv_cases(void)
+{
+    /* two threads (more than the samples of some cases, fewer than others) */
+    backend_cpu_set_threads(2);
+    /*        n cin  h  w cout kh kw s  p  d  g relu bias */
+    test_conv(3, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 0, 1);
+    test_conv(3, 4, 8, 8, 6, 3, 3, 2, 1, 1, 1, 0, 0);
+    test_conv(2, 3, 9, 8, 4, 5, 5, 1, 2, 1, 1, 0, 1);
+    test_conv(2, 3, 9, 9, 4, 5, 5, 2, 2, 1, 1, 1, 0);
+    test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 0, 1); /* pointwise: no im2col */
+    test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 1, 0); /* 1x1 with relu_in */
+    test_conv(2, 4, 7, 7, 4, 1, 1, 2, 0, 1, 1, 0, 0); /* 1x1 stride 2 */
+    test_conv(2, 4, 8, 8, 4, 3, 3, 1, 2, 2, 1, 0, 1); /* dilation 2 */
+    test_conv(2, 4, 9, 9, 4, 3, 3, 2, 2, 2, 1, 1, 0);
+    test_conv(3, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6, 0, 1); /* depthwise */
+    test_conv(3, 6, 8, 8, 6, 3, 3, 2, 1, 1, 6, 1, 0);
+    test_conv(2, 5, 9, 9, 5, 5, 5, 1, 4, 2, 5, 1, 1); /* depthwise 5x5 dil 2 */
+    test_conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 2, 0, 1); /* groups 2 */
+    test_conv(2, 4, 8, 8, 4, 3, 3, 2, 1, 1, 2, 1, 0);
+    test_conv(2, 3, 6, 6, 6, 3, 3, 1, 1, 1, 3, 0, 1); /* depth multiplier 2 */
+    test_conv(1, 3, 6, 9, 5, 3, 1, 1, 1, 1, 1, 0, 1); /* n=1, 3x1 kernel */
+    test_conv(5, 2, 5, 4, 3, 1, 3, 2, 1, 1, 1, 1, 1); /* 1x3 kernel */
+    test_conv(2, 3, 6, 6, 4, 3, 3, 1, 3, 1, 1, 0, 1); /* pad > dil*(k-1) */
+    /* large enough for several column blocks (of x; of dy; of x at stride 2) */
+    test_conv(1, 16, 40, 40, 2, 5, 5, 1, 2, 1, 1, 1, 1);
+    test_conv(1, 2, 40, 40, 16, 5, 5, 1, 2, 1, 1, 1, 0);
+    test_conv(1, 32, 64, 64, 2, 3, 3, 2, 1, 1, 1, 1, 0);
+    /* one-row blocks, with kernel rows whose first in-image row lies past
+     * the block (pad 2) */
+    test_conv(1, 64, 6, 170, 2, 5, 5, 1, 2, 1, 1, 1, 1);
+    test_conv(1, 2, 6, 170, 64, 5, 5, 1, 2, 1, 1, 0, 0);
+    test_conv(1, 64, 6, 330, 2, 5, 5, 2, 2, 1, 1, 1, 0); /* col2im */
+    /* above the size (2^18 multiply-adds) where convolutions use threads:
+     * per-thread slices and the dw reduction */
+    test_conv(3, 8, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, 1);
+    test_conv(3, 8, 26, 26, 8, 3, 3, 2, 1, 1, 1, 0, 1);
+    test_conv(3, 32, 16, 16, 32, 1, 1, 1, 0, 1, 1, 0, 1);
+    test_conv(3, 16, 32, 32, 16, 3, 3, 1, 1, 1, 16, 1, 1);
+    backend_cpu_set_threads(3);
+    test_conv(4, 12, 14, 14, 12, 3, 3, 1, 1, 1, 2, 0, 1);
+    test_conv(7, 16, 18, 18, 16, 3, 3, 1, 1, 1, 16, 0, 1);
+    backend_cpu_set_threads(1);
+    test_conv(3, 8, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, 1);
+    backend_cpu_set_threads(2);
+}
+
+/* backend_cpu_set_conv / backend_cpu_conv: the names, the default (oneDNN
+ * when built, unless RMINAS_CONV=im2col) and the errors. */
+static void test_conv_select(void)
+{
+#ifdef HAVE_DNNL
+    const char *env = getenv("RMINAS_CONV");
+    const char *want = env && !strcmp(env, "im2col") ? "im2col" : "dnnl";
+#else
+    const char *want = "im2col";
+#endif
+    const char *def = backend_cpu_conv();
+    ok(!strcmp(def, want), "convolutions default to %s (%s)", want, def);
+    ok(backend_cpu_set_conv("im2col") == 0 && !strcmp(backend_cpu_conv(), "im2col"),
+       "backend_cpu_set_conv(\"im2col\")");
+    rm_clear_error();
+    ok(backend_cpu_set_conv("winograd") == -1 && strstr(rm_last_error(), "unknown") &&
+           !strcmp(backend_cpu_conv(), "im2col"),
+       "backend_cpu_set_conv(\"winograd\") fails and keeps im2col: %s", rm_last_error());
+    rm_clear_error();
+#ifdef HAVE_DNNL
+    ok(backend_cpu_set_conv("dnnl") == 0 && !strcmp(backend_cpu_conv(), "dnnl"),
+       "backend_cpu_set_conv(\"dnnl\")");
+#else
+    ok(backend_cpu_set_conv("dnnl") == -1 && strstr(rm_last_error(), "without oneDNN"),
+       "backend_cpu_set_conv(\"dnnl\") without oneDNN: %s", rm_last_error());
+#endif
+    backend_cpu_set_conv(def);
+}
+
+#ifdef HAVE_DNNL
+/* max |a - b| / max(1, max |b|) */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double e = 0., m = 1.;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return e / m;
+}
+#endif
+
+/* im2col and oneDNN agree on random shapes (groups, depthwise, strides,
+ * dilation, padding, 1x1, relu_in, bias, acc): y, dx, dw and db within 1e-5
+ * of the largest magnitude of each (they sum in different orders); and the
+ * table (oneDNN selected) gives exactly what the implementation it picks
+ * for the shape gives. */
+static void test_conv_agree(void)
+{
+#ifndef HAVE_DNNL
+    tap_skip("im2col vs oneDNN: built without oneDNN");
+#else
+    const conv_impl *impl[3] = {&conv_im2col, &conv_dnnl, &conv_table};
+    backend_cpu_set_conv("dnnl");
+    for (int t = 0; t < 9; t++) {
+        conv_desc d;
+        do {
+            const int kind = t % 3; /* plain, 2 groups, depthwise */
+            const int c = 2 + (int)rng_below(&R, 15);
+            const int k = 1 + 2 * (int)rng_below(&R, 3);
+            d = (conv_desc){.n = 1 + (int)rng_below(&R, 8),
+                            .cin = kind == 1 ? 2 * c : c,
+                            .h = 4 + (int)rng_below(&R, 20),
+                            .w = 4 + (int)rng_below(&R, 20),
+                            .cout = kind == 0 ? 2 + (int)rng_below(&R, 30)
+                                              : kind == 1 ? 2 * (1 + (int)rng_below(&R, 12))
+                                                          : c,
+                            .kh = k,
+                            .kw = rng_below(&R, 4) ? k : 1 + 2 * (int)rng_below(&R, 3),
+                            .stride = 1 + (int)rng_below(&R, 2),
+                            .pad = (int)rng_below(&R, (uint64_t)k / 2 + 2),
+                            .dil = 1 + (int)rng_below(&R, 2),
+                            .groups = kind == 0 ? 1 : kind == 1 ? 2 : c,
+                            .relu_in = (int)rng_below(&R, 2)};
+        } while (conv_desc_init(&d) != 0);
+        const int bias = (int)rng_below(&R, 2), acc = (int)rng_below(&R, 2);
+        size_t nx = (size_t)d.n * d.cin * d.h * d.w, ny = (size_t)d.n * d.cout * d.oh * d.ow;
+        size_t nw = (size_t)d.cout * (d.cin / d.groups) * d.kh * d.kw, nwork = 0;
+        float *x = fnew(nx), *w = fnew(nw), *b = fnew(d.cout), *dy = fnew(ny);
+        float *y0 = fnew(ny), *y[3], *dx[3], *dw[3], *db[3];
+        fill_unif(x, nx, -1., 1.);
+        fill_unif(w, nw, -1., 1.);
+        fill_unif(b, d.cout, -1., 1.);
+        fill_unif(dy, ny, -1., 1.);
+        fill_unif(y0, ny, -1., 1.);
+        for (int i = 0; i < 3; i++) {
+            size_t ws = impl[i]->work_size(&d);
+            nwork = ws > nwork ? ws : nwork;
+        }
+        float *work = fnew(nwork);
+        for (int i = 0; i < 3; i++) {
+            y[i] = fnew(ny), dx[i] = fnew(nx), dw[i] = fnew(nw), db[i] = fnew(d.cout);
+            memcpy(y[i], y0, ny * sizeof *y0);
+            fill_const(dx[i], nx, 0.5f);
+            fill_const(dw[i], nw, 0.5f);
+            fill_const(db[i], d.cout, 0.5f);
+            impl[i]->fwd(&d, x, w, bias ? b : NULL, y[i], acc, work);
+            impl[i]->bwd(&d, x, w, dy, dx[i], dw[i], bias ? db[i] : NULL, work);
+        }
+        double e = fmax(fmax(rel_diff(y[1], y[0], ny), rel_diff(dx[1], dx[0], nx)),
+                        fmax(rel_diff(dw[1], dw[0], nw), rel_diff(db[1], db[0], d.cout)));
+        char tag[160];
+        snprintf(tag, sizeof tag, "n%d %dx%dx%d->%d k%dx%d s%d p%d d%d g%d%s%s%s", d.n,
+                 d.cin, d.h, d.w, d.cout, d.kh, d.kw, d.stride, d.pad, d.dil, d.groups,
+                 d.relu_in ? " relu_in" : "", bias ? " bias" : "", acc ? " acc" : "");
+        ok(e <= TOL_FWD, "im2col vs oneDNN %s: y, dx, dw, db agree (max rel diff %.1e, tol %.0e)",
+           tag, e, TOL_FWD);
+        const int p = cpu_conv_uses_dnnl(&d); /* what the table runs */
+        ok(!memcmp(y[2], y[p], ny * sizeof *y0) && !memcmp(dx[2], dx[p], nx * sizeof *x) &&
+               !memcmp(dw[2], dw[p], nw * sizeof *w) && !memcmp(db[2], db[p], d.cout * sizeof *b),
+           "table %s: exactly %s's results", tag, p ? "oneDNN" : "im2col");
+        for (int i = 0; i < 3; i++)
+            free(y[i]), free(dx[i]), free(dw[i]), free(db[i]);
+        free(x), free(w), free(b), free(dy), free(y0), free(work);
+    }
+    /* the per-shape rule: 1x1 on im2col, the rest on oneDNN; all on im2col
+     * when selected */
+    conv_desc k1 = {.n = 32, .cin = 16, .h = 32, .w = 32, .cout = 16, .kh = 1, .kw = 1,
+                    .stride = 1, .pad = 0, .dil = 1, .groups = 1, .relu_in = 1};
+    conv_desc k3 = k1;
+    k3.kh = k3.kw = 3, k3.pad = 1;
+    conv_desc_init(&k1), conv_desc_init(&k3);
+    int u1 = cpu_conv_uses_dnnl(&k1), u3 = cpu_conv_uses_dnnl(&k3);
+    backend_cpu_set_conv("im2col");
+    ok(!u1 && u3 && !cpu_conv_uses_dnnl(&k1) && !cpu_conv_uses_dnnl(&k3),
+       "the table runs 3x3 on oneDNN, 1x1 on im2col; all on im2col when selected");
+#endif
 }
 
 static void test_conv_desc(void)
@@ -544,10 +779,12 @@ static void test_pool(int max, int n, int c, int h, int w, int k, int stride,
     float *x = fnew(nx), *y = fnew(ny), *y0 = fnew(ny), *r = fnew(ny), *dx = fnew(nx);
     int32_t *am = xmalloc(ny * sizeof *am), *ram = xmalloc(ny * sizeof *ram);
     double *ref = dnew(ny);
-    /* distinct values 0.05 apart: no ties within the finite-difference step */
+    /* max: distinct values 0.05 apart, no ties within the step 1e-2;
+     * average (linear): values in [-1, 1] and a large step */
+    const double step = max ? 1e-2 : 0.25;
     for (size_t i = 0; i < nx; i++)
-        x[i] = (float)(0.05 * ((double)i - nx / 2.));
-    for (size_t i = nx - 1; i > 0; i--) {
+        x[i] = max ? (float)(0.05 * ((double)i - nx / 2.)) : (float)unif(-1., 1.);
+    for (size_t i = nx - 1; max && i > 0; i--) {
         size_t j = (size_t)rng_below(&R, i + 1);
         float t = x[i];
         x[i] = x[j];
@@ -584,8 +821,28 @@ static void test_pool(int max, int n, int c, int h, int w, int k, int stride,
         be->avgpool_backward(&d, r, dx);
     pool_ctx pc = {&d, max, x, y, r, am, ny};
     snprintf(name, sizeof name, "%s: dx by FD", tag);
-    check_fd(name, pool_loss, &pc, x, nx, dx, bx, 1e-2, TOL_GRAD);
+    check_fd(name, pool_loss, &pc, x, nx, dx, bx, step, TOL_GRAD);
     free(x), free(y), free(y0), free(r), free(dx), free(am), free(ram), free(ref);
+}
+
+/* A NaN reaches every max-pool window holding it (as PyTorch), so a
+ * diverged network stays visible. */
+static void test_maxpool_nan(void)
+{
+    pool_desc d = {.n = 1, .c = 1, .h = 5, .w = 5, .k = 3, .stride = 1, .pad = 1};
+    float x[25], y[25];
+    int32_t am[25];
+    int good = pool_desc_init(&d) == 0;
+    for (int i = 0; i < 25; i++)
+        x[i] = (float)i;
+    x[2 * 5 + 1] = NAN; /* row 2, column 1 */
+    be->maxpool_forward(&d, x, y, 0, am);
+    for (int oy = 0; oy < 5; oy++)
+        for (int ox = 0; ox < 5; ox++) {
+            int holds = abs(oy - 2) <= 1 && abs(ox - 1) <= 1;
+            good &= holds == (int)isnan(y[oy * 5 + ox]);
+        }
+    ok(good, "maxpool forward propagates NaN to exactly the windows holding it");
 }
 
 /* ---- global average pool ---- */
@@ -921,7 +1178,8 @@ static void test_lookup(void)
     backend_cpu_set_threads(3);
     int t3 = backend_cpu_threads();
     backend_cpu_set_threads(0);
-    ok(t0 >= 1 && t3 == 3 && backend_cpu_threads() >= 1, "backend_cpu_set_threads");
+    /* more threads than the cores OpenMP offers are clamped to them */
+    ok(t0 >= 1 && t3 == (t0 < 3 ? t0 : 3) && backend_cpu_threads() == t0, "backend_cpu_set_threads");
 }
 
 int main(void)
@@ -933,37 +1191,45 @@ int main(void)
     test_memory();
     test_conv_desc();
 
-    /* two threads (more than the samples of some cases, fewer than others) */
-    backend_cpu_set_threads(2);
-    /*        n cin  h  w cout kh kw s  p  d  g relu bias */
-    test_conv(3, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 0, 1);
-    test_conv(3, 4, 8, 8, 6, 3, 3, 2, 1, 1, 1, 0, 0);
-    test_conv(2, 3, 9, 8, 4, 5, 5, 1, 2, 1, 1, 0, 1);
-    test_conv(2, 3, 9, 9, 4, 5, 5, 2, 2, 1, 1, 1, 0);
-    test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 0, 1); /* pointwise: no im2col */
-    test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 1, 0); /* 1x1 with relu_in */
-    test_conv(2, 4, 7, 7, 4, 1, 1, 2, 0, 1, 1, 0, 0); /* 1x1 stride 2 */
-    test_conv(2, 4, 8, 8, 4, 3, 3, 1, 2, 2, 1, 0, 1); /* dilation 2 */
-    test_conv(2, 4, 9, 9, 4, 3, 3, 2, 2, 2, 1, 1, 0);
-    test_conv(3, 6, 7, 7, 6, 3, 3, 1, 1, 1, 6, 0, 1); /* depthwise */
-    test_conv(3, 6, 8, 8, 6, 3, 3, 2, 1, 1, 6, 1, 0);
-    test_conv(2, 5, 9, 9, 5, 5, 5, 1, 4, 2, 5, 1, 1); /* depthwise 5x5 dil 2 */
-    test_conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 2, 0, 1); /* groups 2 */
-    test_conv(2, 4, 8, 8, 4, 3, 3, 2, 1, 1, 2, 1, 0);
-    test_conv(2, 3, 6, 6, 6, 3, 3, 1, 1, 1, 3, 0, 1); /* depth multiplier 2 */
-    test_conv(1, 3, 6, 9, 5, 3, 1, 1, 1, 1, 1, 0, 1); /* n=1, 3x1 kernel */
-    test_conv(5, 2, 5, 4, 3, 1, 3, 2, 1, 1, 1, 1, 1); /* 1x3 kernel */
-    test_conv(2, 3, 6, 6, 4, 3, 3, 1, 3, 1, 1, 0, 1); /* pad > dil*(k-1) */
-    /* large enough for several column blocks (of x; of dy; of x at stride 2) */
-    test_conv(1, 16, 40, 40, 2, 5, 5, 1, 2, 1, 1, 1, 1);
-    test_conv(1, 2, 40, 40, 16, 5, 5, 1, 2, 1, 1, 1, 0);
-    test_conv(1, 32, 64, 64, 2, 3, 3, 2, 1, 1, 1, 1, 0);
-    backend_cpu_set_threads(1);
-    test_conv(3, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1);
-    backend_cpu_set_threads(3);
-    test_conv(4, 4, 6, 6, 4, 3, 3, 1, 1, 1, 4, 0, 1);
-    test_conv(7, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1, 0, 1);
-    backend_cpu_set_threads(2);
+    /* the convolutions under each implementation: the table with im2col +
+     * sgemm selected (backend_cpu_set_conv), oneDNN's functions on every
+     * shape where built (the table keeps 1x1 on im2col), then the two side
+     * by side */
+    test_conv_select();
+    const char *conv_default = backend_cpu_conv();
+    backend_cpu_set_conv("im2col"); /* the table, im2col selected */
+    ci = &conv_table;
+    test_conv_cases();
+#ifdef HAVE_DNNL
+    ci = &conv_dnnl; /* every shape, 1x1 too */
+    test_conv_cases();
+    ok(conv_refused == 0, "oneDNN ran every case (%d fell back to im2col)", conv_refused);
+#else
+    tap_skip("convolutions on oneDNN: built without oneDNN");
+#endif
+    test_conv_agree();
+#ifdef HAVE_DNNL
+    /* oneDNN's fallbacks: adding through plain temporaries, and im2col for a
+     * refused shape (its work size included) */
+    ci = &conv_dnnl;
+    for (int mode = 1; mode <= 2; mode++) {
+        cpu_dnnl_conv_test_mode(mode);
+        conv_variant = mode == 1 ? " (no sum reorders)" : " (refused: im2col)";
+        test_conv(3, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 0, 1);
+        test_conv(3, 8, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, 1);
+        test_conv(3, 6, 8, 8, 6, 3, 3, 2, 1, 1, 6, 1, 0);
+        test_conv(3, 5, 6, 6, 7, 1, 1, 1, 0, 1, 1, 1, 1);
+        conv_desc d = {.n = 3, .cin = 4, .h = 7, .w = 7, .cout = 6, .kh = 3, .kw = 3,
+                       .stride = 1, .pad = 1, .dil = 1, .groups = 1};
+        conv_desc_init(&d);
+        ok(cpu_dnnl_conv_refused(&d) == (mode == 2), "oneDNN test mode %d %s the shape",
+           mode, mode == 2 ? "refuses" : "takes");
+    }
+    cpu_dnnl_conv_test_mode(0);
+    conv_variant = "";
+#endif
+    ci = &conv_table;
+    backend_cpu_set_conv(conv_default);
 
     test_bn(4, 3, 5, 1);
     test_bn(2, 5, 9, 0);
@@ -977,6 +1243,11 @@ int main(void)
     test_pool(1, 2, 3, 6, 6, 3, 1, 1, 0);
     test_pool(1, 2, 3, 7, 7, 3, 2, 1, 0);
     test_pool(1, 2, 2, 8, 8, 2, 2, 0, 0);
+    /* wider than the row buffers: the direct window loops */
+    test_pool(0, 1, 1, 3, 2100, 3, 1, 1, 0);
+    test_pool(0, 1, 1, 3, 2100, 3, 2, 1, 1);
+    test_pool(1, 1, 1, 3, 2100, 3, 1, 1, 0);
+    test_maxpool_nan();
     test_gap();
     test_linear(1);
     test_linear(0);

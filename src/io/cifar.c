@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/err.h"
 
@@ -111,6 +112,22 @@ int cifar_load(const char *dir, int cifar100, int train, dataset *out)
             goto fail;
         }
         snprintf(paths[i], len, "%s/%s", dir, names[i]);
+        /* a subset (like the bundled one) holds data_batch_1..k, k < 5 */
+        if (!cifar100 && train && i > 0 && access(paths[i], F_OK) != 0) {
+            for (int j = i + 1; j < nfiles; j++) {
+                char later[4096];
+                snprintf(later, sizeof later, "%s/%s", dir, names[j]);
+                if (access(later, F_OK) == 0) {
+                    rm_error("%s: missing, but %s exists (training batches must be "
+                             "data_batch_1..k without gaps)", paths[i], later);
+                    goto fail;
+                }
+            }
+            free(paths[i]);
+            paths[i] = NULL;
+            nfiles = i;
+            break;
+        }
         if (batch_records(paths[i], rec, &nrec[i]) != 0)
             goto fail;
         total += nrec[i];

@@ -13,7 +13,8 @@ typedef struct dataset {
     int32_t *y; /* (n), in [0, nclass) */
 } dataset;
 
-/* CIFAR-10: DIR/data_batch_1..5.bin (train) or DIR/test_batch.bin; records of
+/* CIFAR-10: DIR/data_batch_1..5.bin (train; a subset may stop after
+ * data_batch_k, without gaps) or DIR/test_batch.bin; records of
  * 1 label byte + 3072 pixel bytes. CIFAR-100: DIR/train.bin or DIR/test.bin;
  * records of coarse byte, fine byte, 3072 pixel bytes; labels = fine (100
  * classes). Errors name the file and the byte offset. On failure *out is empty. */

@@ -60,6 +60,59 @@ static int feature_gram(const backend *be, int n, size_t p, const float *x, floa
     return 0;
 }
 
+/* Teacher features of the batch d->x (BN over the batch in train mode) and
+ * their Gram matrices; completes d. */
+static int teacher_grams(rmi_data *d, model *teacher, int n, const rmi_settings *s)
+{
+    graph *g = teacher->g;
+    const backend *be = graph_backend(g);
+    if (graph_batch(g) < n && graph_plan(g, n, PLAN_INFER) < 0)
+        return -1;
+    graph_set_batch(g, n);
+    be->upload(graph_data(g, teacher->input), d->x, (size_t)n * 3 * 32 * 32 * sizeof(float));
+    graph_forward(g, s->teacher_bn ? BN_BATCH : BN_EVAL);
+    for (int i = 0; i < RMI_LAYERS; i++)
+        if (feature_gram(be, n, graph_value_numel(g, teacher->feat[i]),
+                         graph_data(g, teacher->feat[i]), d->gram[i]) < 0)
+            return -1;
+    d->n = n;
+    d->nclass = teacher->nclass;
+    d->settings = *s;
+    return 0;
+}
+
+int rmi_data_from_batch(rmi_data *d, model *teacher, const float *x, const int32_t *y, int n,
+                        const rmi_settings *s)
+{
+    memset(d, 0, sizeof *d);
+    if (n < 2)
+        return rm_error("a batch needs at least 2 images");
+    size_t img = 3 * 32 * 32;
+    d->x = malloc((size_t)n * img * sizeof(float));
+    d->y = malloc((size_t)n * sizeof *d->y);
+    d->train_index = malloc((size_t)n * sizeof(int));
+    d->teacher_ce = calloc((size_t)n, sizeof(double));
+    for (int i = 0; i < RMI_LAYERS; i++)
+        d->gram[i] = malloc((size_t)n * n * sizeof(float));
+    if (!d->x || !d->y || !d->train_index || !d->teacher_ce || !d->gram[0] || !d->gram[1] ||
+        !d->gram[2]) {
+        rmi_data_free(d);
+        return rm_error("out of memory");
+    }
+    memcpy(d->x, x, (size_t)n * img * sizeof(float));
+    memcpy(d->y, y, (size_t)n * sizeof *d->y);
+    for (int i = 0; i < n; i++)
+        d->train_index[i] = -1;
+    d->pool = n;
+    d->pool_acc = NAN;
+    d->pool_ce_mean = NAN;
+    if (teacher_grams(d, teacher, n, s) < 0) {
+        rmi_data_free(d);
+        return -1;
+    }
+    return 0;
+}
+
 int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_settings *s)
 {
     memset(d, 0, sizeof *d);
@@ -141,20 +194,8 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
         d->train_index[b] = idx[p];
         d->teacher_ce[b] = order[b].ce;
     }
-    /* teacher features of the batch (BN over the batch in train mode) */
-    graph_set_batch(g, B);
-    be->upload(graph_data(g, teacher->input), d->x, (size_t)B * img * sizeof(float));
-    graph_forward(g, mode);
-    for (int i = 0; i < RMI_LAYERS; i++)
-        if (feature_gram(be, B, graph_value_numel(g, teacher->feat[i]),
-                         graph_data(g, teacher->feat[i]), d->gram[i]) < 0) {
-            rc = -1;
-            goto done;
-        }
-    d->n = B;
-    d->nclass = k;
     d->pool = P;
-    d->settings = *s;
+    rc = teacher_grams(d, teacher, B, s);
 done:
     free(idx);
     free(u8);

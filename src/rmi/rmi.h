@@ -48,6 +48,10 @@ typedef struct rmi_data {
  * lowest per-sample cross-entropy, and compute the teacher's Gram matrices.
  * The teacher's weights and running statistics are left unchanged. */
 int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_settings *s);
+/* The same from a given batch x (n,3,32,32 normalized), labels y (n):
+ * only the teacher's features and Gram matrices are computed. */
+int rmi_data_from_batch(rmi_data *d, model *teacher, const float *x, const int32_t *y, int n,
+                        const rmi_settings *s);
 void rmi_data_free(rmi_data *d);
 
 /* One student under training, driven a step at a time. */

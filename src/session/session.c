@@ -224,6 +224,13 @@ int session_load_dataset(session *s, const char *name, const char *dir)
         c100 = 1;
     else
         return rm_error("unknown dataset '%s' (known: cifar10, cifar100)", name);
+    char bundled[1024];
+    if (!dir) {
+        if (c100 || session_find_data("cifar10-mini", bundled, sizeof bundled) < 0)
+            return rm_error("no bundled %s data; give the directory of its binary batches",
+                            name);
+        dir = bundled;
+    }
     dataset tr, te;
     if (cifar_load(dir, c100, 1, &tr) < 0)
         return -1;

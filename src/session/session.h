@@ -58,8 +58,9 @@ void session_free(session *s);
 int session_set_device(session *s, const char *name);
 int session_set_threads(session *s, int n);
 
-/* name: cifar10 or cifar100; dir holds the binary batches. Loads the train
- * and test splits; on error the session keeps what it had. */
+/* name: cifar10 or cifar100; dir holds the binary batches (NULL: the bundled
+ * CIFAR-10 subset). Loads the train and test splits; on error the session
+ * keeps what it had. */
 int session_load_dataset(session *s, const char *name, const char *dir);
 /* arch: resnet20/32/44/56; file NULL: the bundled default weights. */
 int session_load_teacher(session *s, const char *arch, const char *file);

@@ -234,9 +234,11 @@ int session_rank_correlations(const session *s, double tau[3], double rho[3], in
 
 /* ---- CSV export ---- */
 
+/* Plain fields as they are (numbers stay numbers for plotting tools);
+ * fields that need quoting go through libcsv. */
 static int write_field(FILE *f, const char *s, int last)
 {
-    if (csv_fwrite(f, s, strlen(s)) != 0)
+    if (strpbrk(s, ",\"\r\n") ? csv_fwrite(f, s, strlen(s)) != 0 : fputs(s, f) == EOF)
         return -1;
     return fputc(last ? '\n' : ',', f) == EOF ? -1 : 0;
 }

@@ -78,12 +78,12 @@ static int cmd_load(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
     if (argc >= 2 && !strcmp(argv[1], "dataset")) {
-        if (argc != 4)
-            return usage_error("load", "dataset cifar10|cifar100 DIR");
-        if (session_load_dataset(s, argv[2], argv[3]) < 0)
+        if (argc != 3 && argc != 4)
+            return usage_error("load", "dataset cifar10|cifar100 [DIR]");
+        if (session_load_dataset(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         printf("dataset %s: %d training and %d test images, %d classes, from %s\n", argv[2],
-               s->train.n, s->test.n, s->train.nclass, argv[3]);
+               s->train.n, s->test.n, s->train.nclass, s->data_dir);
         return SH_OK;
     }
     if (argc >= 2 && !strcmp(argv[1], "teacher")) {
@@ -107,7 +107,7 @@ static int cmd_load(shell *sh, int argc, char **argv)
         printf(" (using %s)\n", s->bench_column);
         return SH_OK;
     }
-    return usage_error("load", "dataset cifar10|cifar100 DIR | teacher NAME [FILE] | "
+    return usage_error("load", "dataset cifar10|cifar100 [DIR] | teacher NAME [FILE] | "
                                "benchmark nb201 [FILE]");
 }
 
@@ -258,8 +258,10 @@ static int show_arch(shell *sh, const nb201_arch *a)
             printf("  not in the benchmark table\n");
         } else {
             printf(" ");
-            for (int c = 0; c < s->bench.ncols; c++)
-                printf(" %s %.2f", s->bench.colname[c], bench_value(&s->bench, row, c));
+            for (int c = 0; c < s->bench.ncols; c++) {
+                double v = bench_value(&s->bench, row, c);
+                printf(v == floor(v) ? " %s %.0f" : " %s %.2f", s->bench.colname[c], v);
+            }
             printf("\n");
         }
     }
@@ -542,7 +544,7 @@ const command shell_commands[] = {
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
-    {"load", "dataset cifar10|cifar100 DIR | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
+    {"load", "dataset cifar10|cifar100 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
              "| benchmark nb201 [FILE]",
      "load a dataset, a teacher (safetensors) or the benchmark table", cmd_load, load_subs},
     {"quit", "", "leave rminas", cmd_quit, NULL},

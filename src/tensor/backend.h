@@ -62,7 +62,8 @@ typedef struct backend {
     void (*axpy)(float *y, const float *x, float a, size_t n, int acc);
     void (*scale)(float *x, float a, size_t n);
 
-    /* convolution; work holds conv_work_size(d) floats */
+    /* convolution; work holds conv_work_size(d) floats (on the CPU it grows
+     * with backend_cpu_threads(): plan work after setting the threads) */
     size_t (*conv_work_size)(const conv_desc *d);
     void (*conv2d_forward)(const conv_desc *d, const float *x, const float *w,
                            const float *b, float *y, int acc, float *work);
@@ -157,8 +158,21 @@ const backend *backend_cuda(void);
  * or unavailable. */
 const backend *backend_get(const char *name);
 
-/* Threads used by the CPU backend (OpenMP and BLAS); 0 = all cores. */
+/* Threads used by the CPU backend (OpenMP and BLAS); 0 = all cores
+ * (OMP_NUM_THREADS if set), which is also the upper bound: more are clamped
+ * to it. BLAS itself runs single-threaded inside the backend's OpenMP loops.
+ * conv_work_size is planned for the upper bound, so the count may change at
+ * any time between calls. */
 void backend_cpu_set_threads(int n);
 int backend_cpu_threads(void);
+
+/* The CPU backend's convolutions: "dnnl" (oneDNN, the default when built
+ * with it; shapes where im2col measured faster still run on im2col) or
+ * "im2col" (im2col + OpenBLAS sgemm). The environment variable
+ * RMINAS_CONV=im2col|dnnl sets it at first use. Returns -1 with rm_error
+ * for an unknown name or "dnnl" without oneDNN. conv_work_size covers both,
+ * so it may change at any time between calls. */
+int backend_cpu_set_conv(const char *impl);
+const char *backend_cpu_conv(void);
 
 #endif

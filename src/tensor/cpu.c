@@ -2,6 +2,10 @@
  * inside them. This file holds the table, threads, memory, elementwise ops,
  * the small layers, the loss and the optimizer; convolution, batch norm and
  * pooling live in cpu_conv.c, cpu_bn.c and cpu_pool.c. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
 #include "tensor/cpu_ops.h"
 
 #include <cblas.h>
@@ -11,17 +15,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/err.h"
+
 /* ---- threads ---- */
 
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-static int cpu_nthreads;
+static int cpu_nthreads, cpu_nmax;
+
+/* the convolution implementation (backend_cpu_set_conv) */
+enum { CONV_IM2COL, CONV_DNNL };
+static int cpu_conv_impl;
 
 /* Parallelism comes from OpenMP over samples, channels or planes; a
  * multi-threaded BLAS inside those threads would oversubscribe the cores. */
 static void cpu_init(void)
 {
     openblas_set_num_threads(1);
-    cpu_nthreads = omp_get_max_threads();
+    cpu_nthreads = cpu_nmax = omp_get_max_threads();
+#ifdef HAVE_DNNL
+    /* oneDNN by default; RMINAS_CONV=im2col (or dnnl) chooses at first use */
+    const char *impl = getenv("RMINAS_CONV");
+    cpu_conv_impl = impl && strcmp(impl, "im2col") == 0 ? CONV_IM2COL : CONV_DNNL;
+#else
+    cpu_conv_impl = CONV_IM2COL;
+#endif
+}
+
+int cpu_max_threads(void)
+{
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_nmax;
 }
 
 int cpu_threads(void)
@@ -30,16 +53,109 @@ int cpu_threads(void)
     return cpu_nthreads;
 }
 
-/* 0 means every core OpenMP offers (OMP_NUM_THREADS if set). */
+/* 0 means every core OpenMP offers (OMP_NUM_THREADS if set), which is also
+ * the most: scratch buffers planned earlier are sized for that many. */
 void backend_cpu_set_threads(int n)
 {
     pthread_once(&cpu_once, cpu_init);
-    cpu_nthreads = n > 0 ? n : omp_get_max_threads();
+    cpu_nthreads = n > 0 && n < cpu_nmax ? n : cpu_nmax;
+    /* for code that takes the count from OpenMP itself: oneDNN's primitives
+     * (the calling thread's setting; cpu_conv_dnnl.c also sets it) */
+    omp_set_num_threads(cpu_nthreads);
 }
 
 int backend_cpu_threads(void)
 {
     return cpu_threads();
+}
+
+/* ---- convolution: oneDNN or im2col + sgemm ---- */
+
+int backend_cpu_set_conv(const char *impl)
+{
+    pthread_once(&cpu_once, cpu_init);
+    if (impl && strcmp(impl, "im2col") == 0) {
+        cpu_conv_impl = CONV_IM2COL;
+        return 0;
+    }
+    if (impl && strcmp(impl, "dnnl") == 0) {
+#ifdef HAVE_DNNL
+        cpu_conv_impl = CONV_DNNL;
+        return 0;
+#else
+        return rm_error("this rminas was built without oneDNN (install libdnnl-dev, "
+                        "configure --with-dnnl)");
+#endif
+    }
+    return rm_error("unknown convolution '%s' (dnnl or im2col)", impl ? impl : "(null)");
+}
+
+const char *backend_cpu_conv(void)
+{
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_conv_impl == CONV_DNNL ? "dnnl" : "im2col";
+}
+
+#ifdef HAVE_DNNL
+/* Shapes where oneDNN is the faster (tests/bench/bench_conv, batch 32, 1
+ * and 2 threads): every 3x3 (1.4-3x: plain, stride 2, the 3-channel stem,
+ * depthwise) and the teacher's batch of 512 (1.4x). Not 1x1 convolutions:
+ * cheap enough that oneDNN's reorders to and from its blocked layout (and
+ * the separate ReLU pass) cost as much as the convolution; im2col measured
+ * as fast at 1 thread (1.8 ms forward + backward, relu_in, 16 channels
+ * 32x32) and twice as fast at 2 (1.8 vs 3.6 ms), so 1x1 stays on im2col. */
+static int dnnl_wins(const conv_desc *d)
+{
+    return !(d->kh == 1 && d->kw == 1);
+}
+#endif
+
+int cpu_conv_uses_dnnl(const conv_desc *d)
+{
+#ifdef HAVE_DNNL
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_conv_impl == CONV_DNNL && dnnl_wins(d);
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
+/* Scratch for whichever implementation runs d: the oneDNN size (which
+ * covers im2col) wherever oneDNN may, so backend_cpu_set_conv can switch
+ * between planning and running. */
+static size_t cpu_conv_work(const conv_desc *d)
+{
+#ifdef HAVE_DNNL
+    if (dnnl_wins(d))
+        return cpu_dnnl_conv_work_size(d);
+#endif
+    return cpu_conv_work_size(d);
+}
+
+static void cpu_conv_forward(const conv_desc *d, const float *x, const float *w,
+                             const float *b, float *y, int acc, float *work)
+{
+#ifdef HAVE_DNNL
+    if (cpu_conv_uses_dnnl(d)) {
+        cpu_dnnl_conv2d_forward(d, x, w, b, y, acc, work);
+        return;
+    }
+#endif
+    cpu_conv2d_forward(d, x, w, b, y, acc, work);
+}
+
+static void cpu_conv_backward(const conv_desc *d, const float *x, const float *w,
+                              const float *dy, float *dx, float *dw, float *db,
+                              float *work)
+{
+#ifdef HAVE_DNNL
+    if (cpu_conv_uses_dnnl(d)) {
+        cpu_dnnl_conv2d_backward(d, x, w, dy, dx, dw, db, work);
+        return;
+    }
+#endif
+    cpu_conv2d_backward(d, x, w, dy, dx, dw, db, work);
 }
 
 /* ---- memory ---- */
@@ -324,9 +440,9 @@ static const backend cpu_backend = {
     .copy = cpu_copy,
     .axpy = cpu_axpy,
     .scale = cpu_scale,
-    .conv_work_size = cpu_conv_work_size,
-    .conv2d_forward = cpu_conv2d_forward,
-    .conv2d_backward = cpu_conv2d_backward,
+    .conv_work_size = cpu_conv_work,
+    .conv2d_forward = cpu_conv_forward,
+    .conv2d_backward = cpu_conv_backward,
     .bn_forward_train = cpu_bn_forward_train,
     .bn_forward_eval = cpu_bn_forward_eval,
     .bn_backward = cpu_bn_backward,

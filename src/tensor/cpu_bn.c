@@ -49,7 +49,8 @@ void cpu_bn_forward_train(int n, int c, int hw, const float *x,
                           float momentum, float eps)
 {
     const double m = (double)n * hw;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if ((long)n * c * hw > CPU_PAR_MIN)
     for (int ch = 0; ch < c; ch++) {
         double sum, sumsq;
         bn_moments(n, c, hw, x, ch, &sum, &sumsq);
@@ -80,7 +81,8 @@ void cpu_bn_forward_eval(int n, int c, int hw, const float *x,
                          int acc, const float *running_mean,
                          const float *running_var, float eps)
 {
-#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if ((long)n * c * hw > CPU_PAR_MIN)
     for (int ch = 0; ch < c; ch++) {
         double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
         double scale = g / sqrt((double)running_var[ch] + eps);
@@ -97,7 +99,8 @@ void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
                      const float *dy, float *dx, float *dgamma, float *dbeta)
 {
     const double m = (double)n * hw;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if ((long)n * c * hw > CPU_PAR_MIN)
     for (int ch = 0; ch < c; ch++) {
         const float mean = save_mean[ch];
         const double invstd = save_invstd[ch];

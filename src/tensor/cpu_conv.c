@@ -2,8 +2,8 @@
  *
  * General case: per sample and group, im2col into a column matrix
  * cols (cin_g*kh*kw, oh*ow) and one sgemm y_g (cout_g, oh*ow) = w_g * cols.
- * The column matrix is built for a block of output rows at a time, small
- * enough to stay in cache between im2col, sgemm and col2im. Samples are split
+ * The column matrix is built for a block of output rows at a time (up to
+ * 1 MiB, see CONV_BLOCK), which bounds work for large images. Samples are split
  * over OpenMP threads, BLAS runs single-threaded inside, and each thread owns
  * a slice of `work`. 1x1 stride-1 unpadded convolutions use x itself as the
  * column matrix.
@@ -44,12 +44,26 @@ static int conv_pointwise(const conv_desc *d)
            !d->relu_in;
 }
 
-/* threads for the per-sample loops: no more than samples */
-static int conv_nthreads(const conv_desc *d)
+/* Below this many multiply-adds a convolution runs on one thread: a fork
+ * and join costs more than the work, and far more when the cores are shared
+ * (OpenMP threads spin at the barrier while a sibling waits to be run). */
+#define CONV_PAR_MIN_MACS (1L << 18)
+
+static double conv_macs(const conv_desc *d)
 {
-    int t = cpu_threads();
+    return (double)d->n * d->cout * d->oh * d->ow * (d->cin / d->groups) * d->kh *
+           d->kw;
+}
+
+/* threads for the per-sample loops: no more than samples */
+static int conv_nthreads_of(const conv_desc *d, int t)
+{
+    if (conv_macs(d) < CONV_PAR_MIN_MACS)
+        return 1;
     return t < d->n ? t : d->n;
 }
+
+static int conv_nthreads(const conv_desc *d) { return conv_nthreads_of(d, cpu_threads()); }
 
 /* rows of the column matrix of one group */
 static int conv_k(const conv_desc *d)
@@ -129,11 +143,14 @@ static size_t conv_slice_size(const conv_desc *d)
 
 /* Depthwise backward: channels split over threads, each with kh*kw rows of
  * ow partial sums for the weight gradient. */
-static int dw_nthreads(const conv_desc *d)
+static int dw_nthreads_of(const conv_desc *d, int t)
 {
-    int t = cpu_threads();
+    if (conv_macs(d) < CONV_PAR_MIN_MACS)
+        return 1;
     return t < d->cin ? t : d->cin;
 }
+
+static int dw_nthreads(const conv_desc *d) { return dw_nthreads_of(d, cpu_threads()); }
 
 static size_t dw_slice_size(const conv_desc *d)
 {
@@ -143,8 +160,8 @@ static size_t dw_slice_size(const conv_desc *d)
 size_t cpu_conv_work_size(const conv_desc *d)
 {
     if (conv_depthwise(d))
-        return (size_t)dw_nthreads(d) * dw_slice_size(d);
-    return conv_wt_size(d) + (size_t)conv_nthreads(d) * conv_slice_size(d);
+        return (size_t)dw_nthreads_of(d, cpu_max_threads()) * dw_slice_size(d);
+    return conv_wt_size(d) + (size_t)conv_nthreads_of(d, cpu_max_threads()) * conv_slice_size(d);
 }
 
 /* Output positions o in [*lo, *hi) read input o*stride + off within [0, len). */
@@ -257,18 +274,18 @@ ROW_INLINE void row_accum(float *acc, const float *r, const float *xr, int lo,
     }
 }
 
-/* In-image output rows of kernel row ki, clipped to the block [oy0, oy1). */
+/* In-image output rows [*ylo, *yhi) of kernel row ki, clipped to the block
+ * [oy0, oy1) (so oy0 <= *ylo <= *yhi <= oy1, empty when none is in it). */
 static void conv_rows(const conv_desc *d, int ki, int oy0, int oy1, int *yoff,
                       int *ylo, int *yhi)
 {
+    int lo, hi;
     *yoff = ki * d->dil - d->pad;
-    conv_range(*yoff, d->stride, d->h, d->oh, ylo, yhi);
-    if (*ylo < oy0)
-        *ylo = oy0;
-    if (*yhi > oy1)
-        *yhi = oy1;
-    if (*yhi < *ylo)
-        *yhi = *ylo;
+    conv_range(*yoff, d->stride, d->h, d->oh, &lo, &hi);
+    lo = lo < oy0 ? oy0 : lo > oy1 ? oy1 : lo;
+    hi = hi > oy1 ? oy1 : hi < lo ? lo : hi;
+    *ylo = lo;
+    *yhi = hi;
 }
 
 /* x (cin_g,h,w) of one sample and group -> the columns of output rows
@@ -371,7 +388,8 @@ static void dw_forward(const conv_desc *d, const float *x, const float *w,
     const int c = d->cin;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
     const long planes = (long)d->n * c;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (conv_macs(d) >= CONV_PAR_MIN_MACS)
     for (long p = 0; p < planes; p++) {
         const int ch = (int)(p % c);
         dw_forward_plane(d, x + p * hw, w + (size_t)ch * d->kh * d->kw,
@@ -536,7 +554,8 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                               : 0);
 
     if (db) {
-#pragma omp parallel for schedule(static) num_threads(cpu_threads())
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if ((long)d->n * d->cout * ohw > CPU_PAR_MIN)
         for (int co = 0; co < d->cout; co++) {
             double sum = 0.;
             for (int i = 0; i < d->n; i++) {

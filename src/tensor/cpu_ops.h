@@ -9,12 +9,14 @@
 /* Threads for OpenMP regions (backend_cpu_threads(), initialized on first
  * use, which also makes BLAS single-threaded). */
 int cpu_threads(void);
+/* The most threads ever used (scratch sizes are planned for it). */
+int cpu_max_threads(void);
 
 /* Hot loops of our own (BLAS picks its kernels itself) are compiled twice,
  * for AVX2+FMA and for the baseline, and chosen at load time (GCC ifunc):
  * 1.6x on depthwise convolutions without asking the build for -march. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__ELF__) && !defined(RM_NO_TARGET_CLONES)
+#if defined(__GNUC__) && __GNUC__ >= 12 && !defined(__clang__) && \
+    defined(__x86_64__) && defined(__ELF__) && !defined(RM_NO_TARGET_CLONES)
 #define CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CPU_HOT
@@ -30,6 +32,26 @@ void cpu_conv2d_forward(const conv_desc *d, const float *x, const float *w,
 void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work);
+
+/* The same three on oneDNN (cpu_conv_dnnl.c, built with HAVE_DNNL). Their
+ * work size also covers the im2col functions, which they fall back to for
+ * a shape oneDNN refuses. */
+size_t cpu_dnnl_conv_work_size(const conv_desc *d);
+void cpu_dnnl_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+                             const float *b, float *y, int acc, float *work);
+void cpu_dnnl_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+                              const float *dy, float *dx, float *dw, float *db,
+                              float *work);
+/* 1 when oneDNN refused d (at the current thread count), or failed once
+ * running it: those calls go to im2col. For the tests. */
+int cpu_dnnl_conv_refused(const conv_desc *d);
+/* For the tests, the paths oneDNN rarely takes: 1 adds results by plain
+ * temporaries and loops instead of sum reorders, 2 refuses every shape (so
+ * im2col runs); 0 (the default) back to normal. Not thread-safe. */
+void cpu_dnnl_conv_test_mode(int mode);
+/* Whether the table's convolution entries run d on oneDNN: built in,
+ * selected (backend_cpu_set_conv) and faster at such shapes (cpu.c). */
+int cpu_conv_uses_dnnl(const conv_desc *d);
 
 void cpu_bn_forward_train(int n, int c, int hw, const float *x,
                           const float *gamma, const float *beta, float *y,

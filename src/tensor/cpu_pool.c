@@ -1,11 +1,26 @@
 /* Average and max pooling on the CPU, x (n,c,h,w) -> y (n,c,oh,ow): (n,c)
- * planes split over threads, so every thread writes only its own planes. */
+ * planes split over threads, so every thread writes only its own planes.
+ *
+ * Each output row is computed separably: the window's input rows are first
+ * combined column by column into a row buffer padded by `pad` on both sides
+ * (sum, or running max), then the k shifted copies of that buffer are
+ * combined across the row. Both passes are contiguous for stride 1 and
+ * vectorize; a direct window loop was 10-30x slower. The average's divisor
+ * factors per dimension (count_include_pad or not), and the max visits each
+ * window in row-major order, keeping the first maximum as PyTorch does.
+ */
 #include "tensor/cpu_ops.h"
 
 #include <math.h>
+#include <string.h>
 
-/* In-image rows [*lo, *hi) of the window of output row o; the padded window
- * length (for count_include_pad, as PyTorch) in *padded. */
+/* Longest padded row (w + 2*pad) the row buffers hold; wider planes take
+ * the direct window loops. */
+#define POOL_ROW_MAX 2048
+
+/* In-image rows [*lo, *hi) of the window of output row o; the length of the
+ * window clipped to the padded image (count_include_pad, as PyTorch) in
+ * *padded. */
 static void pool_window(int o, int stride, int pad, int k, int len, int *lo,
                         int *hi, int *padded)
 {
@@ -17,31 +32,156 @@ static void pool_window(int o, int stride, int pad, int k, int len, int *lo,
     *hi = end > len ? len : end;
 }
 
+/* window element count along one dimension for output o */
+static int pool_count(const pool_desc *d, int o, int len)
+{
+    int lo, hi, padded;
+    pool_window(o, d->stride, d->pad, d->k, len, &lo, &hi, &padded);
+    return d->count_include_pad ? padded : hi - lo;
+}
+
+/* the counts of all output columns, once per plane */
+static void pool_col_counts(const pool_desc *d, float *cx)
+{
+    for (int ox = 0; ox < d->ow; ox++)
+        cx[ox] = (float)pool_count(d, ox, d->w);
+}
+
+static int pool_rows_fit(const pool_desc *d)
+{
+    return d->w + 2 * d->pad <= POOL_ROW_MAX && d->ow <= POOL_ROW_MAX;
+}
+
+/* ---- average ---- */
+
+CPU_HOT static void avg_plane(const pool_desc *d, const float *xp, float *yp,
+                              int acc)
+{
+    const int w = d->w, ow = d->ow, k = d->k, s = d->stride, pad = d->pad;
+    float buf[POOL_ROW_MAX], sum[POOL_ROW_MAX], cx[POOL_ROW_MAX];
+    pool_col_counts(d, cx);
+    for (int oy = 0; oy < d->oh; oy++) {
+        int y0, y1, ph;
+        pool_window(oy, s, pad, k, d->h, &y0, &y1, &ph);
+        const float cy = (float)(d->count_include_pad ? ph : y1 - y0);
+        memset(buf, 0, (size_t)(w + 2 * pad) * sizeof *buf);
+        for (int iy = y0; iy < y1; iy++) {
+            const float *xr = xp + (size_t)iy * w;
+#pragma omp simd
+            for (int ix = 0; ix < w; ix++)
+                buf[pad + ix] += xr[ix];
+        }
+        memset(sum, 0, (size_t)ow * sizeof *sum);
+        for (int kx = 0; kx < k; kx++) {
+            if (s == 1) {
+#pragma omp simd
+                for (int ox = 0; ox < ow; ox++)
+                    sum[ox] += buf[ox + kx];
+            } else {
+                for (int ox = 0; ox < ow; ox++)
+                    sum[ox] += buf[ox * s + kx];
+            }
+        }
+        float *yr = yp + (size_t)oy * ow;
+        if (acc) {
+#pragma omp simd
+            for (int ox = 0; ox < ow; ox++)
+                yr[ox] += sum[ox] / (cy * cx[ox]);
+        } else {
+#pragma omp simd
+            for (int ox = 0; ox < ow; ox++)
+                yr[ox] = sum[ox] / (cy * cx[ox]);
+        }
+    }
+}
+
+CPU_HOT static void avg_plane_backward(const pool_desc *d, const float *dyp,
+                                       float *dxp)
+{
+    const int w = d->w, ow = d->ow, k = d->k, s = d->stride, pad = d->pad;
+    float buf[POOL_ROW_MAX], g[POOL_ROW_MAX], cx[POOL_ROW_MAX];
+    pool_col_counts(d, cx);
+    for (int oy = 0; oy < d->oh; oy++) {
+        int y0, y1, ph;
+        pool_window(oy, s, pad, k, d->h, &y0, &y1, &ph);
+        const float cy = (float)(d->count_include_pad ? ph : y1 - y0);
+        const float *dyr = dyp + (size_t)oy * ow;
+#pragma omp simd
+        for (int ox = 0; ox < ow; ox++)
+            g[ox] = dyr[ox] / (cy * cx[ox]);
+        /* buf[pad + ix]: the sum of g over the windows holding column ix */
+        memset(buf, 0, (size_t)(w + 2 * pad) * sizeof *buf);
+        for (int kx = 0; kx < k; kx++) {
+            if (s == 1) {
+#pragma omp simd
+                for (int ox = 0; ox < ow; ox++)
+                    buf[ox + kx] += g[ox];
+            } else {
+                for (int ox = 0; ox < ow; ox++)
+                    buf[ox * s + kx] += g[ox];
+            }
+        }
+        for (int iy = y0; iy < y1; iy++) {
+            float *dxr = dxp + (size_t)iy * w;
+#pragma omp simd
+            for (int ix = 0; ix < w; ix++)
+                dxr[ix] += buf[pad + ix];
+        }
+    }
+}
+
+/* direct window loops, for planes wider than the row buffers */
+static void avg_plane_direct(const pool_desc *d, const float *xp, float *yp,
+                             int acc)
+{
+    for (int oy = 0; oy < d->oh; oy++) {
+        int y0, y1, ph;
+        pool_window(oy, d->stride, d->pad, d->k, d->h, &y0, &y1, &ph);
+        for (int ox = 0; ox < d->ow; ox++) {
+            int x0, x1, pw;
+            pool_window(ox, d->stride, d->pad, d->k, d->w, &x0, &x1, &pw);
+            float s = 0.f;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++)
+                    s += xp[(size_t)iy * d->w + ix];
+            int cnt = d->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
+            float v = s / (float)cnt;
+            float *yo = yp + (size_t)oy * d->ow + ox;
+            *yo = acc ? *yo + v : v;
+        }
+    }
+}
+
+static void avg_plane_backward_direct(const pool_desc *d, const float *dyp,
+                                      float *dxp)
+{
+    for (int oy = 0; oy < d->oh; oy++) {
+        int y0, y1, ph;
+        pool_window(oy, d->stride, d->pad, d->k, d->h, &y0, &y1, &ph);
+        for (int ox = 0; ox < d->ow; ox++) {
+            int x0, x1, pw;
+            pool_window(ox, d->stride, d->pad, d->k, d->w, &x0, &x1, &pw);
+            int cnt = d->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
+            float g = dyp[(size_t)oy * d->ow + ox] / (float)cnt;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++)
+                    dxp[(size_t)iy * d->w + ix] += g;
+        }
+    }
+}
+
 void cpu_avgpool_forward(const pool_desc *d, const float *x, float *y, int acc)
 {
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
     const long planes = (long)d->n * d->c;
+    const int rows = pool_rows_fit(d);
 #pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if (planes * (long)ohw * d->k * d->k > CPU_PAR_MIN)
+    if (planes * (long)hw > CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
-        const float *xp = x + p * hw;
-        float *yp = y + p * ohw;
-        for (int oy = 0; oy < d->oh; oy++) {
-            int y0, y1, ph;
-            pool_window(oy, d->stride, d->pad, d->k, d->h, &y0, &y1, &ph);
-            for (int ox = 0; ox < d->ow; ox++) {
-                int x0, x1, pw;
-                pool_window(ox, d->stride, d->pad, d->k, d->w, &x0, &x1, &pw);
-                float s = 0.f;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        s += xp[(size_t)iy * d->w + ix];
-                int cnt = d->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
-                float v = s / (float)cnt;
-                float *yo = yp + (size_t)oy * d->ow + ox;
-                *yo = acc ? *yo + v : v;
-            }
-        }
+        if (rows)
+            avg_plane(d, x + p * hw, y + p * ohw, acc);
+        else
+            avg_plane_direct(d, x + p * hw, y + p * ohw, acc);
     }
 }
 
@@ -49,23 +189,99 @@ void cpu_avgpool_backward(const pool_desc *d, const float *dy, float *dx)
 {
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
     const long planes = (long)d->n * d->c;
+    const int rows = pool_rows_fit(d);
 #pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if (planes * (long)ohw * d->k * d->k > CPU_PAR_MIN)
+    if (planes * (long)hw > CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
-        const float *dyp = dy + p * ohw;
-        float *dxp = dx + p * hw;
-        for (int oy = 0; oy < d->oh; oy++) {
-            int y0, y1, ph;
-            pool_window(oy, d->stride, d->pad, d->k, d->h, &y0, &y1, &ph);
-            for (int ox = 0; ox < d->ow; ox++) {
-                int x0, x1, pw;
-                pool_window(ox, d->stride, d->pad, d->k, d->w, &x0, &x1, &pw);
-                int cnt = d->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
-                float g = dyp[(size_t)oy * d->ow + ox] / (float)cnt;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        dxp[(size_t)iy * d->w + ix] += g;
+        if (rows)
+            avg_plane_backward(d, dy + p * ohw, dx + p * hw);
+        else
+            avg_plane_backward_direct(d, dy + p * ohw, dx + p * hw);
+    }
+}
+
+/* ---- max ---- */
+
+/* Takes v when it is larger, or NaN (which then propagates, as PyTorch). */
+#define MAX_TAKES(v, m) ((v) > (m) || (v) != (v))
+
+CPU_HOT static void max_plane(const pool_desc *d, const float *xp, float *yp,
+                              int acc, int32_t *ap)
+{
+    const int w = d->w, ow = d->ow, k = d->k, s = d->stride, pad = d->pad;
+    float buf[POOL_ROW_MAX], m[POOL_ROW_MAX];
+    int32_t at[POOL_ROW_MAX];
+    for (int i = 0; i < pad; i++)
+        buf[i] = buf[pad + w + i] = -INFINITY;
+    for (int oy = 0; oy < d->oh; oy++) {
+        int y0, y1, ph;
+        pool_window(oy, s, pad, k, d->h, &y0, &y1, &ph);
+#pragma omp simd
+        for (int ox = 0; ox < ow; ox++) {
+            int start = ox * s - pad;
+            m[ox] = -INFINITY;
+            at[ox] = y0 * w + (start < 0 ? 0 : start);
+        }
+        /* rows in order, then columns in order: row-major in each window */
+        for (int iy = y0; iy < y1; iy++) {
+            memcpy(buf + pad, xp + (size_t)iy * w, (size_t)w * sizeof *buf);
+            const int32_t base = iy * w - pad;
+            for (int kx = 0; kx < k; kx++) {
+                if (s == 1) {
+#pragma omp simd
+                    for (int ox = 0; ox < ow; ox++) {
+                        float v = buf[ox + kx], mo = m[ox];
+                        int take = MAX_TAKES(v, mo);
+                        m[ox] = take ? v : mo;
+                        at[ox] = take ? base + ox + kx : at[ox];
+                    }
+                } else {
+                    for (int ox = 0; ox < ow; ox++) {
+                        float v = buf[ox * s + kx];
+                        if (MAX_TAKES(v, m[ox])) {
+                            m[ox] = v;
+                            at[ox] = base + ox * s + kx;
+                        }
+                    }
+                }
             }
+        }
+        float *yr = yp + (size_t)oy * ow;
+        if (acc) {
+#pragma omp simd
+            for (int ox = 0; ox < ow; ox++)
+                yr[ox] += m[ox];
+        } else {
+            memcpy(yr, m, (size_t)ow * sizeof *yr);
+        }
+        if (ap)
+            memcpy(ap + (size_t)oy * ow, at, (size_t)ow * sizeof *at);
+    }
+}
+
+static void max_plane_direct(const pool_desc *d, const float *xp, float *yp,
+                             int acc, int32_t *ap)
+{
+    for (int oy = 0; oy < d->oh; oy++) {
+        int y0, y1, ph;
+        pool_window(oy, d->stride, d->pad, d->k, d->h, &y0, &y1, &ph);
+        for (int ox = 0; ox < d->ow; ox++) {
+            int x0, x1, pw;
+            pool_window(ox, d->stride, d->pad, d->k, d->w, &x0, &x1, &pw);
+            float best = -INFINITY;
+            int32_t at = y0 * d->w + x0;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    float v = xp[(size_t)iy * d->w + ix];
+                    if (MAX_TAKES(v, best)) {
+                        best = v;
+                        at = iy * d->w + ix;
+                    }
+                }
+            const size_t o = (size_t)oy * d->ow + ox;
+            yp[o] = acc ? yp[o] + best : best;
+            if (ap)
+                ap[o] = at;
         }
     }
 }
@@ -75,37 +291,15 @@ void cpu_maxpool_forward(const pool_desc *d, const float *x, float *y, int acc,
 {
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
     const long planes = (long)d->n * d->c;
+    const int rows = pool_rows_fit(d);
 #pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if (planes * (long)ohw * d->k * d->k > CPU_PAR_MIN)
+    if (planes * (long)hw > CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
-        const float *xp = x + p * hw;
-        float *yp = y + p * ohw;
         int32_t *ap = argmax ? argmax + p * ohw : NULL;
-        for (int oy = 0; oy < d->oh; oy++) {
-            int y0, y1, ph;
-            pool_window(oy, d->stride, d->pad, d->k, d->h, &y0, &y1, &ph);
-            for (int ox = 0; ox < d->ow; ox++) {
-                int x0, x1, pw;
-                pool_window(ox, d->stride, d->pad, d->k, d->w, &x0, &x1, &pw);
-                /* first maximum wins; NaN propagates (as PyTorch) */
-                float best = -INFINITY;
-                int32_t at = y0 * d->w + x0;
-                for (int iy = y0; iy < y1 && !isnan(best); iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        float v = xp[(size_t)iy * d->w + ix];
-                        if (v > best || isnan(v)) {
-                            best = v;
-                            at = iy * d->w + ix;
-                            if (isnan(v))
-                                break;
-                        }
-                    }
-                const size_t o = (size_t)oy * d->ow + ox;
-                yp[o] = acc ? yp[o] + best : best;
-                if (ap)
-                    ap[o] = at;
-            }
-        }
+        if (rows)
+            max_plane(d, x + p * hw, y + p * ohw, acc, ap);
+        else
+            max_plane_direct(d, x + p * hw, y + p * ohw, acc, ap);
     }
 }
 

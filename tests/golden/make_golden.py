@@ -185,27 +185,41 @@ def golden(model, x, labels):
 
 
 STEP2_MAX_NUMEL = 2560
+PERTURBATIONS = 6
 
 
 def with_spread(model, x, labels):
     """golden() in float32, plus 'spread.<key>' for every float result: how far PyTorch's own
-    float32 result is from the same computation in float64, max|f32 - f64| / max(max|f64|, floor)
-    (floor 1e-3 for parameters after a step, 0 otherwise). Some cells are so
+    float32 result moves under rounding, the larger of its distance to the same computation in
+    float64 and to float32 runs from inputs perturbed by 1e-7 relative (PERTURBATIONS of them),
+    max|a - b| / max(max|b|, floor) (floor 1e-3 for parameters after a step, 0 otherwise). Some cells are so
     ill-conditioned that float32 rounding alone moves step-1 parameters by 1e-2 relative; the C
     test allows a multiple of this measured spread where it exceeds its base tolerance."""
     import copy
     m64 = copy.deepcopy(model).double()
+    mp = copy.deepcopy(model)
     t, l1, l2 = golden(model, x, labels)
     t64, _, _ = golden(m64, x.double(), labels)
+    # the same float32 run from an input perturbed at the rounding level: a float32
+    # implementation that sums in another order lands this far away (some step-2 BN biases
+    # of the ResNet cell move by 1e-2 although float64 agrees with float32 to 1e-6 there)
+    # (several perturbations: which tensors move depends on the perturbation)
+    perturbed = []
+    for seed in range(PERTURBATIONS):
+        gen = torch.Generator().manual_seed(99 + seed)
+        tp, _, _ = golden(copy.deepcopy(mp), x * (1 + 1e-7 * torch.randn(x.shape, generator=gen)), labels)
+        perturbed.append(tp)
     spread = OrderedDict()
     for k, v in t.items():
         if k == 'labels' or k == 'x':
             continue
-        ref = t64[k]
         floor = 1e-3 if k.startswith('step') else 0.0
-        den = max(float(ref.abs().max()), floor)
-        num = float((v.double() - ref).abs().max())
-        spread['spread.' + k] = torch.tensor([num / den if den > 0 else num], dtype=torch.float32)
+        worst = 0.0
+        for ref in [t64[k]] + [tp[k].double() for tp in perturbed]:
+            den = max(float(ref.abs().max()), floor)
+            num = float((v.double() - ref).abs().max())
+            worst = max(worst, num / den if den > 0 else num)
+        spread['spread.' + k] = torch.tensor([worst], dtype=torch.float32)
     t.update(spread)
     return t, l1, l2
 

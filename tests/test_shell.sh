@@ -1,0 +1,81 @@
+#!/bin/sh
+# Script tests of the rminas shell: commands through -c, -f and standard
+# input; every error is one clear line, the shell stays usable, the exit
+# status says whether a command failed. TAP output.
+set -u
+top_builddir=${top_builddir:-.}
+top_srcdir=${top_srcdir:-.}
+SHARED_DIR=${SHARED_DIR:-$top_srcdir/../shared}
+R="$top_builddir/rminas"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+# check NAME EXPECTED_STATUS PATTERN -- rminas args...: stdout+stderr must match PATTERN
+check() {
+  name=$1 want=$2 pat=$3
+  shift 4
+  out=$("$R" "$@" 2>&1)
+  st=$?
+  if [ "$st" -eq "$want" ] && printf '%s\n' "$out" | grep -Eq -- "$pat"; then
+    ok "$name"
+  else
+    notok "$name (status $st, want $want)"
+    printf '%s\n' "$out" | sed 's/^/# /'
+  fi
+}
+ARCH='|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
+AKA="$SHARED_DIR/data/teachers/resnet20-akamaster.safetensors"
+
+check "version" 0 '^rminas [0-9]' -- -c version
+check "help lists the commands" 0 'rank' -- -c help
+check "help of one command" 0 'score \[STRING\]' -- -c "help score"
+check "unknown command" 1 "error: unknown command 'frobnicate'" -- -c frobnicate
+check "ambiguous prefix" 1 "ambiguous command 'e': could be exit export" -- -c e
+check "unique prefix works" 0 'node1 = nor_conv_3x3' -- -c "ar show $ARCH"
+check "bad architecture names the part" 1 "unknown operation 'conv_3x3'" -- \
+  -c 'arch set |conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|'
+check "missing dataset directory" 1 "error: load: .*/nonexistent/data_batch_1.bin: cannot open" -- \
+  -c "load dataset cifar10 $tmp/nonexistent"
+check "score before a teacher is loaded" 1 "no teacher loaded" -- -c "score $ARCH"
+check "teacher eval before loading" 1 "no teacher loaded" -- -c "teacher eval"
+check "unknown teacher" 1 "unknown teacher 'vgg'" -- -c "load teacher vgg"
+head -c 1000 "$AKA" > "$tmp/trunc.safetensors"
+check "truncated weights name the file" 1 "trunc.safetensors: .*(truncated|past the end)" -- \
+  -c "load teacher resnet20 $tmp/trunc.safetensors"
+check "wrong depth for the weights names the key" 1 "(missing|unexpected) key 'layer" -- \
+  -c "load teacher resnet32 $AKA"
+check "bad setting value" 1 "beta must be a number from 0 to 1" -- -c "set beta 2"
+check "unknown setting" 1 "unknown setting 'foo'" -- -c "set foo 1"
+check "export before anything ran" 1 "no ranking run yet" -- -c "export csv rank $tmp/x.csv"
+check "the shell continues after an error" 1 "beta +0.5" -- -c "set beta 7" -c "set beta 0.5" -c "show settings"
+check "bail stops at the first error" 1 "^error" -- -b -c "set beta 7" -c "version"
+out=$("$R" -b -c "set beta 7" -c version 2>&1)
+if printf '%s\n' "$out" | grep -q '^rminas [0-9]'; then notok "bail skipped the rest"; else ok "bail skipped the rest"; fi
+printf 'version\nset steps 0\nshow settings\n' > "$tmp/s.rmi"
+check "script errors name the line" 1 "at .*s.rmi line 2" -- -f "$tmp/s.rmi"
+out=$(printf 'set steps 3\nshow\n' | "$R" 2>&1)
+if printf '%s\n' "$out" | grep -Eq '^steps +3 '; then ok "commands on standard input"; else notok "commands on standard input"; fi
+check "unterminated quote" 1 "unterminated" -- -c "arch set 'abc"
+check "missing script file" 1 "cannot open" -- -f "$tmp/none.rmi"
+
+# the bundled subset, the akamaster teacher, one epoch of fine-tuning, save and reload
+check "teacher eval on the bundled subset" 0 "test accuracy 8[0-9]\.[0-9]+ % \(1000 images" -- \
+  -c "load dataset cifar10" -c "load teacher resnet20 $AKA" -c "teacher eval"
+train=$("$R" -c "load dataset cifar10" -c "load teacher resnet20 $AKA" \
+  -c "teacher train epochs 1 batch 128 every 4" -c "teacher save $tmp/t.safetensors" \
+  -c "teacher eval" 2>&1)
+if printf '%s\n' "$train" | grep -Eq "epoch 1/1 step 4/8 loss [0-9.]+ lr [0-9.]+ [0-9]+ images/s" &&
+   printf '%s\n' "$train" | grep -Eq "epoch 1/1: loss [0-9.]+, [0-9]+ images/s, .*test accuracy"; then
+  ok "fine-tuning shows epoch, step, loss, images/s and the test accuracy"
+else notok "fine-tuning progress"; printf '%s\n' "$train" | sed 's/^/# /'; fi
+a1=$(printf '%s\n' "$train" | sed -n 's/^teacher resnet20: test accuracy \([0-9.]*\) %.*/\1/p')
+a2=$("$R" -c "load dataset cifar10" -c "load teacher resnet20 $tmp/t.safetensors" -c "teacher eval" 2>&1 |
+  sed -n 's/^teacher resnet20: test accuracy \([0-9.]*\) %.*/\1/p')
+if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "saved weights reload to the same accuracy ($a1 %)";
+else notok "saved weights reload to the same accuracy ($a1 vs $a2)"; fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
