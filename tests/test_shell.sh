@@ -61,6 +61,8 @@ if printf '%s\n' "$out" | grep -Eq '^steps +3 '; then ok "commands on standard i
 check "unterminated quote" 1 "unterminated" -- -c "arch set 'abc"
 check "missing script file" 1 "cannot open" -- -f "$tmp/none.rmi"
 
+check "the bundled default teacher loads without a file" 0 "test accuracy [89][0-9]\.[0-9]+ % \(1000 images" -- \
+  -c "load dataset cifar10" -c "load teacher resnet20" -c "teacher eval"
 # the bundled subset, the akamaster teacher, one epoch of fine-tuning, save and reload
 check "teacher eval on the bundled subset" 0 "test accuracy 8[0-9]\.[0-9]+ % \(1000 images" -- \
   -c "load dataset cifar10" -c "load teacher resnet20 $AKA" -c "teacher eval"

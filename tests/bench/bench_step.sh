@@ -6,10 +6,11 @@
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 steps=${1:-30}
-ours=$("$top/tests/bench/bench_step" "$steps")
-torch=$(/usr/bin/python3 "$top/tests/bench/bench_step.py" "$steps")
+threads=${THREADS:-$(nproc)}
+ours=$(OMP_NUM_THREADS=$threads "$top/tests/bench/bench_step" "$steps")
+torch=$(THREADS=$threads /usr/bin/python3 "$top/tests/bench/bench_step.py" "$steps")
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%Y-%m-%d)"
-echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') with $(/usr/bin/python3 -c 'import torch; print(torch.get_num_threads())') threads vs rminas with OpenMP $(nproc) threads; batch 32, median of $steps steps"
+echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') and rminas ($(RMINAS_CONV= "$top/rminas" --version 2>/dev/null | head -n 1), convolutions: ${RMINAS_CONV:-dnnl}), $threads threads each; batch 32, median of $steps steps"
 echo
 echo "| model | rminas ms/step | PyTorch ms/step | PyTorch / rminas |"
 echo "|---|---|---|---|"
