@@ -797,6 +797,8 @@ done:
     return rc;
 }
 
+void graph_unplan(graph *g) { plan_release(g); }
+
 int graph_batch(const graph *g) { return g->plan_n; }
 
 int graph_set_batch(graph *g, int n)

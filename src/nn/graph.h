@@ -105,6 +105,8 @@ enum plan_mode {
     PLAN_TRAIN   /* forward + backward; all activations kept, gradients pooled */
 };
 int graph_plan(graph *g, int n, enum plan_mode mode);
+/* Free the plan's buffers (the parameters stay); the next use plans again. */
+void graph_unplan(graph *g);
 int graph_batch(const graph *g);
 /* Run the next passes on a smaller batch within the plan (a last partial
  * batch); n <= the planned size. */

@@ -40,7 +40,10 @@ int session_select_batch(session *s)
     if (!s->train.n)
         return rm_error("no dataset loaded (load dataset cifar10 DIR)");
     rmi_data d;
-    if (rmi_select(&d, &s->teacher, &s->train, &s->rmi) < 0)
+    int rc = rmi_select(&d, &s->teacher, &s->train, &s->rmi);
+    /* the teacher's pool-sized buffers are not needed again for a search */
+    graph_unplan(s->teacher.g);
+    if (rc < 0)
         return -1;
     rmi_data_free(&s->data);
     s->data = d;
