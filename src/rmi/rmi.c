@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "rmi/cka.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
 
@@ -323,17 +324,10 @@ double rmi_eval_score(const rmi_eval *e)
     return e->loss;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
               const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt)
 {
-    double t0 = now();
+    double t0 = rm_seconds();
     rmi_eval e;
     memset(r, 0, sizeof *r);
     if (rmi_eval_start(&e, be, arch, data, s) < 0)
@@ -356,7 +350,7 @@ int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
         r->cka[i] = e.cka[i];
     r->steps = e.step;
     r->diverged = e.diverged;
-    r->seconds = now() - t0;
+    r->seconds = rm_seconds() - t0;
     rmi_eval_free(&e);
     return rc;
 }

@@ -5,15 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void train_opts_default(train_opts *o)
 {
@@ -113,7 +107,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
             break;
         }
         rng_shuffle(&r, order, n);
-        double t0 = now(), sum_loss = 0;
+        double t0 = rm_seconds(), sum_loss = 0;
         long seen = 0;
         train_progress p = {.epoch = ep, .epochs = o->epochs, .steps = total, .test_acc = -1};
         for (long s = 0; s < steps_per_epoch; s++) {
@@ -144,7 +138,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
             p.loss = loss;
             p.epoch_loss = sum_loss / seen;
             p.lr = lr;
-            p.images_per_s = seen / (now() - t0);
+            p.images_per_s = seen / (rm_seconds() - t0);
             if (cb && cb(&p, user)) {
                 rc = 1;
                 break;
@@ -152,7 +146,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
         }
         if (rc)
             break;
-        p.epoch_seconds = now() - t0;
+        p.epoch_seconds = rm_seconds() - t0;
         if (o->eval_every_epoch && test && model_evaluate(m, test, 200, &p.test_acc) < 0) {
             rc = -1;
             break;

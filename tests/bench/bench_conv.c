@@ -19,15 +19,9 @@
 
 #include "tensor/backend.h"
 #include "tensor/cpu_ops.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static int cmp(const void *a, const void *b)
 {
@@ -133,16 +127,16 @@ int main(int argc, char **argv)
         }
         for (int k = 0; k < reps; k++)
             for (int i = 0; i < 2; i++) {
-                double t0 = now();
+                double t0 = rm_seconds();
                 impls[i].fwd(&d, x, w, NULL, y, 0, work);
-                double t1 = now();
+                double t1 = rm_seconds();
                 t[i * reps + k] = t1 - t0;
                 if (sh->fwd_only)
                     continue;
-                t0 = now();
+                t0 = rm_seconds();
                 impls[i].fwd(&d, x, w, NULL, y, 0, work);
                 impls[i].bwd(&d, x, w, dy, sh->no_dx ? NULL : dx, dw, NULL, work);
-                t[(2 + i) * reps + k] = now() - t0;
+                t[(2 + i) * reps + k] = rm_seconds() - t0;
             }
         char m[4][32];
         for (int i = 0; i < 4; i++) {

@@ -9,15 +9,9 @@
 #include <time.h>
 
 #include "models/model.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static int cmp(const void *a, const void *b)
 {
@@ -42,7 +36,7 @@ static int bench(const char *name, model *m, int steps, int warmup)
         labels[i] = i % 10;
     double *t = malloc((size_t)steps * sizeof *t);
     for (int s = 0; s < warmup + steps; s++) {
-        double t0 = now();
+        double t0 = rm_seconds();
         graph_forward(g, BN_TRAIN);
         graph_zero_output_grads(g);
         be->softmax_ce(n, m->nclass, graph_data(g, m->logits), labels, NULL,
@@ -51,7 +45,7 @@ static int bench(const char *name, model *m, int steps, int warmup)
         graph_backward(g);
         graph_sgd_step(g, 0.01f, 0.9f, 5e-4f);
         if (s >= warmup)
-            t[s - warmup] = now() - t0;
+            t[s - warmup] = rm_seconds() - t0;
     }
     double mean = 0;
     for (int s = 0; s < steps; s++)
