@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/atomic.h"
 #include "util/err.h"
 
 /* Tensor data is copied between file and memory as is. */
@@ -523,8 +524,7 @@ int st_save(const char *path, const st_tensor *t, int n, const char *const *meta
             const char *const *meta_val, int nmeta)
 {
     json_t *root = NULL;
-    char *hdr = NULL, *tmp = NULL;
-    FILE *f = NULL;
+    char *hdr = NULL;
 
     if (n < 0 || nmeta < 0 || (n > 0 && !t) || (nmeta > 0 && (!meta_key || !meta_val)))
         return rm_error("%s: invalid arguments to st_save (n %d, nmeta %d)", path, n, nmeta);
@@ -542,48 +542,31 @@ int st_save(const char *path, const st_tensor *t, int n, const char *const *meta
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
 
-    tmp = malloc(strlen(path) + 5);
-    if (!tmp) {
+    size_t nbuf = (size_t)n + 3;
+    const void **buf = malloc(nbuf * sizeof *buf);
+    size_t *lens = malloc(nbuf * sizeof *lens);
+    int rc = -1;
+    if (!buf || !lens) {
         rm_error("%s: out of memory", path);
-        goto fail;
+    } else {
+        buf[0] = lenbuf;
+        lens[0] = 8;
+        buf[1] = hdr;
+        lens[1] = len;
+        buf[2] = spaces;
+        lens[2] = padded - len;
+        for (int i = 0; i < n; i++) {
+            buf[3 + i] = t[i].data;
+            lens[3 + i] = t[i].nbytes;
+        }
+        rc = rm_write_atomic(path, buf, lens, (int)nbuf);
     }
-    sprintf(tmp, "%s.tmp", path);
-    f = fopen(tmp, "wb");
-    if (!f) {
-        rm_error("%s: cannot create: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    int ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len &&
-             fwrite(spaces, 1, padded - len, f) == padded - len;
-    for (int i = 0; ok && i < n; i++)
-        ok = t[i].nbytes == 0 || fwrite(t[i].data, 1, t[i].nbytes, f) == t[i].nbytes;
-    if (!ok || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        rm_error("%s: write failed: %s", tmp, strerror(errno));
-        goto fail_unlink;
-    }
-    int rc = fclose(f);
-    f = NULL;
-    if (rc != 0) {
-        rm_error("%s: write failed: %s", tmp, strerror(errno));
-        goto fail_unlink;
-    }
-    if (rename(tmp, path) != 0) {
-        rm_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        goto fail_unlink;
-    }
-    free(tmp);
+    free(buf);
+    free(lens);
     free(hdr);
     json_decref(root);
-    return 0;
-fail_unlink:
-    if (f)
-        fclose(f);
-    f = NULL;
-    unlink(tmp);
+    return rc;
 fail:
-    if (f)
-        fclose(f);
-    free(tmp);
     free(hdr);
     json_decref(root);
     return -1;

@@ -23,6 +23,7 @@ int session_init(session *s)
     rmi_settings_default(&s->rmi);
     rng_seed(&s->sample_rng, 0);
     snprintf(s->bench_column, sizeof s->bench_column, "cifar10_test");
+    search_opts_default(&s->search_o);
     return 0;
 }
 
@@ -32,6 +33,8 @@ void session_free(session *s)
     dataset_free(&s->test);
     model_free(&s->teacher);
     bench_free(&s->bench);
+    bench_free(&s->bench_eval);
+    search_free(&s->srch);
     rmi_data_free(&s->data);
     rmi_eval_free(&s->eval);
     free(s->rank);
@@ -43,17 +46,33 @@ const setting_info session_settings[] = {
     {"batch", "RMI batch size B (32)"},
     {"benchmark_column", "benchmark column for accuracies and correlations (cifar10_test)"},
     {"beta", "weight of the CKA terms in the RMI loss, 0..1 (0.8)"},
+    {"budget", "evaluations of random / rea / reinforce searches (100)"},
+    {"cap", "RMI-NAS: stop after this many evaluations, 0 = no cap (0)"},
     {"centered", "1: centered CKA as the released code; 0: uncentered, paper Eq. 3 (1)"},
     {"data_seed", "seed of the image pool and its augmentation (0)"},
     {"device", "compute backend: cpu or cuda (cpu)"},
+    {"evaluator", "search evaluator: rmi (the RMI score) or benchmark (table lookup) (rmi)"},
     {"gamma", "pool multiplier: the teacher ranks gamma*batch images (16)"},
     {"init_seed", "seed of the student's initialization (0)"},
     {"lr", "student learning rate, constant (0.1)"},
+    {"max_flops", "constraint: reject architectures over this many MACs, 0 = none (0)"},
+    {"max_params", "constraint: reject architectures over this many parameters, 0 = none (0)"},
     {"momentum", "student SGD momentum (0.9)"},
+    {"n_collect", "RMI-NAS: stop after this many expanded-phase successes (100)"},
+    {"n_fitting", "RMI-NAS: unscored candidates ranked by the forest per iteration (1000)"},
+    {"n_warm", "RMI-NAS: random architectures scored in the warm-up (100)"},
+    {"population", "REA population (10)"},
+    {"quantile", "RMI-NAS: threshold tau = this quantile of the warm-up scores (0.05)"},
+    {"rl_lr", "REINFORCE: Adam step size on the policy logits (0.01)"},
+    {"rl_momentum", "REINFORCE: reward baseline moving-average momentum (0.9)"},
+    {"sample_size", "REA tournament size (3)"},
     {"seed", "seed for sampling architectures and searching (0)"},
+    {"state", "search state file, saved after every evaluation; none = not saved (none)"},
     {"steps", "training steps per evaluation; the score is the loss of the last (150)"},
     {"teacher_bn", "teacher batch norm while selecting: train (released code) or eval (train)"},
     {"threads", "CPU threads, 0 = all cores"},
+    {"top", "RMI-NAS: the best TOP good architectures vote per edge, 0 = half (50)"},
+    {"trees", "RMI-NAS: trees of the random forest (30)"},
     {"wd", "student weight decay (5e-4)"},
 };
 const int session_nsettings = sizeof session_settings / sizeof session_settings[0];
@@ -150,7 +169,10 @@ int session_set(session *s, const char *key, const char *v)
             return -1;
         r.wd = d;
     } else {
-        return rm_error("unknown setting '%s' ('show settings' lists them)", key);
+        int rc = session_search_set(s, key, v);
+        if (rc == -2)
+            return rm_error("unknown setting '%s' ('show settings' lists them)", key);
+        return rc;
     }
     s->rmi = r;
     return 0;
@@ -189,8 +211,10 @@ int session_get(const session *s, const char *key, char *out, size_t size)
         snprintf(out, size, "%g", r->momentum);
     else if (!strcmp(key, "wd"))
         snprintf(out, size, "%g", r->wd);
-    else
-        return rm_error("unknown setting '%s'", key);
+    else {
+        int rc = session_search_get(s, key, out, size);
+        return rc == -2 ? rm_error("unknown setting '%s'", key) : rc;
+    }
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "io/cifar.h"
 #include "models/model.h"
 #include "rmi/rmi.h"
+#include "search/search.h"
 #include "train/train.h"
 #include "util/rng.h"
 
@@ -47,6 +48,16 @@ typedef struct session {
 
     rank_entry *rank;             /* the last ranking run */
     int nrank;
+
+    /* search (session_search.c) */
+    int evaluator;                /* EVAL_RMI or EVAL_BENCHMARK */
+    bench_table bench_eval;       /* optional table the benchmark evaluator reads
+                                     (the 12-epoch one); nrows == 0: use bench */
+    search_opts search_o;         /* options of the next search start */
+    search srch;                  /* srch.scored == NULL: no search */
+    char state_path[1024];        /* "": the search state is not saved */
+    double cost_base[2], cost_op[NB201_NOPS][2]; /* params, MACs; cost_ok */
+    int cost_ok;
 
     /* set from a signal handler: long operations stop at the next step */
     volatile sig_atomic_t interrupt;
@@ -110,6 +121,34 @@ int session_read_archs(const char *path, nb201_arch **out, int *n);
 int session_rank_correlations(const session *s, double tau[3], double rho[3], int *n);
 /* CSV exports (libcsv quoting, header row). what: steps | rank */
 int session_export_csv(session *s, const char *what, const char *path);
+/* ---- search (session_search.c) ---- */
+enum { EVAL_RMI, EVAL_BENCHMARK };
+/* Search settings (set/show); return -2 when key is not one of them. */
+int session_search_set(session *s, const char *key, const char *value);
+int session_search_get(const session *s, const char *key, char *out, size_t size);
+/* file NULL: the bundled table. which: "nb201" (ground truth: results,
+ * correlations) or "nb201-12" (12-epoch table for the benchmark evaluator). */
+int session_load_benchmark_kind(session *s, const char *which, const char *file);
+/* #params and MACs of an NB-201 network (analytic, checked against the
+ * built graph in the tests). */
+int session_arch_cost(session *s, const nb201_arch *a, double *params, double *macs);
+/* Start a search with the current settings; saves the first state when a
+ * state file is set (refusing to overwrite a file that holds anything). */
+int session_search_start(session *s, const char *algo);
+/* Up to n evaluations (n < 0: until done); the state is saved after every
+ * evaluation; cb after each (nonzero stops). Returns 0 (n done), 1 stopped
+ * or interrupted, 2 the search is done, -1 on error. */
+typedef int (*search_callback)(const session *s, void *user);
+int session_search_step(session *s, int n, search_callback cb, void *user);
+/* Run until the warm-up is over (RMI-NAS). */
+int session_search_warmup(session *s, search_callback cb, void *user);
+/* Load a saved search: settings, data, teacher, benchmark as recorded; the
+ * state keeps being saved to the same file. */
+int session_search_load(session *s, const char *path);
+/* Benchmark values of arch in the ground-truth table (all its columns):
+ * fills names/values (up to max), returns how many, 0 if no table. */
+int session_bench_values(const session *s, const nb201_arch *a, const char **names,
+                         double *values, int max);
 int session_teacher_train(session *s, const train_opts *o, train_callback cb, void *user);
 int session_teacher_save(session *s, const char *path);
 

@@ -264,11 +264,61 @@ static void fmt_double(char *buf, size_t size, double v)
         snprintf(buf, size, "%.9g", v);
 }
 
+/* One row per evaluation: eval, phase, arch, score, cka1..3, ce, seconds,
+ * prob (forest, expanded phase), good (below tau), params, flops, then
+ * every column of the ground-truth table. */
+static int write_search_rows(session *s, FILE *f)
+{
+    const search *q = &s->srch;
+    const char *names[16];
+    double vals[16];
+    nb201_arch none = {{0}};
+    int nv = session_bench_values(s, &none, names, vals, 16);
+    const char *hdr[13 + 16] = {"eval", "phase", "arch", "score", "cka1", "cka2", "cka3",
+                                "ce", "seconds", "prob", "good", "params", "flops"};
+    for (int i = 0; i < nv; i++)
+        hdr[13 + i] = names[i];
+    if (write_row(f, hdr, 13 + nv) < 0)
+        return -1;
+    for (int k = 0; k < q->n; k++) {
+        const search_record *r = &q->rec[k];
+        char b[13 + 16][64], arch[NB201_STRLEN];
+        const char *row[13 + 16];
+        double p, fl;
+        if (session_arch_cost(s, &r->arch, &p, &fl) < 0)
+            return -1;
+        nb201_format(&r->arch, arch, sizeof arch);
+        snprintf(b[0], 64, "%d", k + 1);
+        snprintf(b[1], 64, "%s", search_phase_names[r->phase]);
+        fmt_double(b[3], 64, r->r.score);
+        for (int i = 0; i < 3; i++)
+            fmt_double(b[4 + i], 64, r->r.cka[i]);
+        fmt_double(b[7], 64, r->r.ce);
+        snprintf(b[8], 64, "%.3f", r->r.seconds);
+        fmt_double(b[9], 64, r->prob);
+        snprintf(b[10], 64, "%d", r->good);
+        snprintf(b[11], 64, "%.0f", p);
+        snprintf(b[12], 64, "%.0f", fl);
+        session_bench_values(s, &r->arch, names, vals, 16);
+        for (int i = 0; i < nv; i++)
+            fmt_double(b[13 + i], 64, vals[i]);
+        for (int i = 0; i < 13 + nv; i++)
+            row[i] = b[i];
+        row[2] = arch;
+        if (write_row(f, row, 13 + nv) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int session_export_csv(session *s, const char *what, const char *path)
 {
     int steps = !strcmp(what, "steps"), rank = !strcmp(what, "rank");
-    if (!steps && !rank)
-        return rm_error("can export 'steps' or 'rank', not '%s'", what);
+    int srch = !strcmp(what, "search");
+    if (!steps && !rank && !srch)
+        return rm_error("can export 'steps', 'rank' or 'search', not '%s'", what);
+    if (srch && !s->srch.scored)
+        return rm_error("no search (search start ALGO, or search resume FILE)");
     if (steps && !s->eval.student.g)
         return rm_error("no student has been trained (init, step)");
     if (rank && !s->nrank)
@@ -295,6 +345,8 @@ int session_export_csv(session *s, const char *what, const char *path)
             const char *row[] = {b[0], b[1], b[2], b[3], b[4], b[5], arch};
             bad |= write_row(f, row, 7);
         }
+    } else if (srch) {
+        bad |= write_search_rows(s, f);
     } else {
         char col[80];
         snprintf(col, sizeof col, "%s", s->bench_column);

@@ -9,13 +9,13 @@
 
 #include "config.h"
 
-static int usage_error(const char *cmd, const char *usage)
+int usage_error(const char *cmd, const char *usage)
 {
     rm_error("usage: %s %s", cmd, usage);
     return SH_ERROR;
 }
 
-static int parse_int(const char *s, long lo, long hi, const char *what, long *out)
+int parse_int(const char *s, long lo, long hi, const char *what, long *out)
 {
     char *end;
     long v = strtol(s, &end, 10);
@@ -74,6 +74,14 @@ static int cmd_version(shell *sh, int argc, char **argv)
 
 static const char *const load_subs[] = {"benchmark", "dataset", "teacher", NULL};
 
+static void print_table(const char *what, const bench_table *t, const char *col)
+{
+    printf("benchmark %s: %d architectures, columns", what, t->nrows);
+    for (int i = 0; i < t->ncols; i++)
+        printf(" %s", t->colname[i]);
+    printf(" (using %s)\n", col);
+}
+
 static int cmd_load(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
@@ -97,18 +105,19 @@ static int cmd_load(shell *sh, int argc, char **argv)
         return SH_OK;
     }
     if (argc >= 2 && !strcmp(argv[1], "benchmark")) {
-        if ((argc != 3 && argc != 4) || strcmp(argv[2], "nb201"))
-            return usage_error("load", "benchmark nb201 [FILE]");
-        if (session_load_benchmark(s, argc == 4 ? argv[3] : NULL) < 0)
+        if (argc != 3 && argc != 4)
+            return usage_error("load", "benchmark nb201|nb201-12 [FILE]");
+        if (session_load_benchmark_kind(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
-        printf("benchmark nb201: %d architectures, columns", s->bench.nrows);
-        for (int i = 0; i < s->bench.ncols; i++)
-            printf(" %s", s->bench.colname[i]);
-        printf(" (using %s)\n", s->bench_column);
+        if (!strcmp(argv[2], "nb201"))
+            print_table("nb201 (ground truth)", &s->bench, s->bench_column);
+        else
+            print_table("nb201-12 (12-epoch, for the benchmark evaluator)", &s->bench_eval,
+                        s->bench_column);
         return SH_OK;
     }
     return usage_error("load", "dataset cifar10|cifar100 [DIR] | teacher NAME [FILE] | "
-                               "benchmark nb201 [FILE]");
+                               "benchmark nb201|nb201-12 [FILE]");
 }
 
 /* ---- teacher ---- */
@@ -222,7 +231,7 @@ static int cmd_teacher(shell *sh, int argc, char **argv)
 static const char *const arch_subs[] = {"set", "sample", "show", NULL};
 
 /* benchmark accuracy of an architecture as " (cifar10_test 93.91)" or "" */
-static void bench_note(const session *s, const nb201_arch *a, char *buf, size_t size)
+void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size)
 {
     buf[0] = '\0';
     if (!s->bench.nrows)
@@ -288,7 +297,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         for (long i = 0; i < n; i++) {
             char str[NB201_STRLEN], note[96];
             nb201_format(&a[i], str, sizeof str);
-            bench_note(s, &a[i], note, sizeof note);
+            shell_bench_note(s, &a[i], note, sizeof note);
             printf("%s%s\n", str, note);
         }
         s->arch = a[n - 1];
@@ -400,7 +409,7 @@ static void print_result(const session *s, const nb201_arch *a, const rmi_result
 {
     char str[NB201_STRLEN], note[96];
     nb201_format(a, str, sizeof str);
-    bench_note(s, a, note, sizeof note);
+    shell_bench_note(s, a, note, sizeof note);
     printf("%s score %.6f  cka %.5f %.5f %.5f  ce %.5f  %d steps %.1f s%s\n", str, r->score,
            r->cka[0], r->cka[1], r->cka[2], r->ce, r->steps, r->seconds, note);
     if (r->diverged)
@@ -497,7 +506,7 @@ static const char *const export_subs[] = {"csv", NULL};
 static int cmd_export(shell *sh, int argc, char **argv)
 {
     if (argc != 4 || strcmp(argv[1], "csv"))
-        return usage_error("export", "csv steps|rank FILE");
+        return usage_error("export", "csv steps|rank|search FILE");
     if (session_export_csv(&sh->s, argv[2], argv[3]) < 0)
         return SH_ERROR;
     printf("wrote %s\n", argv[3]);
@@ -540,19 +549,27 @@ const command shell_commands[] = {
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
      batch_subs},
     {"exit", "", "leave rminas (same as quit)", cmd_quit, NULL},
-    {"export", "csv steps|rank FILE", "write the student's per-step values or the ranking as CSV",
+    {"export", "csv steps|rank|search FILE",
+     "write the student's per-step values, the ranking or the search log as CSV",
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
     {"load", "dataset cifar10|cifar100 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
-             "| benchmark nb201 [FILE]",
-     "load a dataset, a teacher (safetensors) or the benchmark table", cmd_load, load_subs},
+             "| benchmark nb201|nb201-12 [FILE]",
+     "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
+     "for the benchmark evaluator (nb201-12)",
+     cmd_load, load_subs},
     {"quit", "", "leave rminas", cmd_quit, NULL},
     {"rank", "N | FILE",
      "score N sampled architectures (or those listed in FILE) and correlate with the benchmark",
      cmd_rank, NULL},
     {"score", "[STRING]", "the RMI score of an architecture (default: the current one)",
      cmd_score, NULL},
+    {"search", "start rminas|random|rea|reinforce [KEY VALUE ...] | warmup | step [N] | run | "
+               "pause | resume [FILE] | status | result",
+     "search NAS-Bench-201: RMI-NAS, random search, REA or REINFORCE (Ctrl-C pauses; the state "
+     "is saved after every evaluation when 'set state FILE')",
+     cmd_search, search_subs},
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
     {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
     {"step", "[N]", "train the student N steps with the RMI loss, printing loss, CE and CKA",

@@ -32,6 +32,15 @@ int shell_exec_line(shell *sh, const char *line);
 /* The command named by name or a unique prefix of it; NULL with rm_error
  * (unknown or ambiguous). */
 const command *shell_find(const char *name);
+/* Helpers shared by the command files. usage_error returns SH_ERROR with
+ * "usage: CMD USAGE"; parse_int returns -1 with rm_error when s is not an
+ * integer in [lo, hi]; shell_bench_note writes " (COLUMN VALUE)" or "". */
+int usage_error(const char *cmd, const char *usage);
+int parse_int(const char *s, long lo, long hi, const char *what, long *out);
+void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size);
+int cmd_search(shell *sh, int argc, char **argv);
+extern const char *const search_subs[];
+
 /* Split a line into words (quotes '...' and "..." group). Returns argc or
  * -1 on an unterminated quote; argv strings live in buf. */
 int shell_split(const char *line, char *buf, size_t bufsize, char **argv, int maxargs);

@@ -1,0 +1,604 @@
+/* RMI-NAS (Algorithm 1), random search, REA and REINFORCE over
+ * NAS-Bench-201, one evaluation per search_step. */
+#include "search/search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "search/forest.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+const char *const search_algo_names[SEARCH_NALGO] = {"rminas", "random", "rea", "reinforce"};
+const char *const search_phase_names[4] = {"warmup", "expand", "run", "done"};
+
+enum { NFEAT = NB201_EDGES * NB201_NOPS };
+
+int search_algo_lookup(const char *name)
+{
+    for (int i = 0; i < SEARCH_NALGO; i++)
+        if (!strcmp(name, search_algo_names[i]))
+            return i;
+    return rm_error("unknown search algorithm '%s' (rminas, random, rea, reinforce)", name);
+}
+
+void search_opts_default(search_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->algo = SEARCH_RMINAS;
+    o->n_warm = 100;
+    o->quantile = 0.05;
+    o->n_fitting = 1000;
+    o->n_collect = 100;
+    o->top = 50;
+    o->trees = 30;
+    o->budget = 100;
+    o->population = 10;
+    o->sample_size = 3;
+    o->rl_lr = 0.01;
+    o->rl_momentum = 0.9;
+}
+
+static int opts_check(const search_opts *o)
+{
+    if (o->algo < 0 || o->algo >= SEARCH_NALGO)
+        return rm_error("invalid search algorithm %d", o->algo);
+    if (o->n_warm < 1 || o->n_warm > NB201_COUNT)
+        return rm_error("n_warm must be 1..%d, not %d", NB201_COUNT, o->n_warm);
+    if (!(o->quantile > 0 && o->quantile < 1))
+        return rm_error("quantile must be in (0, 1), not %g", o->quantile);
+    if (o->n_fitting < 1 || o->n_collect < 1 || o->trees < 1 || o->top < 0 || o->cap < 0)
+        return rm_error("n_fitting, n_collect and trees must be >= 1, top and cap >= 0");
+    if (o->budget < 1 || o->population < 1 || o->sample_size < 1)
+        return rm_error("budget, population and sample_size must be >= 1");
+    if (o->sample_size > o->population)
+        return rm_error("sample_size (%d) must not exceed population (%d)", o->sample_size,
+                        o->population);
+    if (!(o->rl_lr > 0) || !(o->rl_momentum >= 0 && o->rl_momentum < 1))
+        return rm_error("rl_lr must be > 0 and rl_momentum in [0, 1)");
+    if (o->max_params < 0 || o->max_flops < 0)
+        return rm_error("max_params and max_flops must be >= 0 (0: no constraint)");
+    return 0;
+}
+
+int search_init(search *s, const search_opts *o)
+{
+    memset(s, 0, sizeof *s);
+    if (opts_check(o) < 0)
+        return -1;
+    s->o = *o;
+    s->scored = calloc(NB201_COUNT, 1);
+    if (!s->scored)
+        return rm_error("out of memory");
+    rng_seed(&s->rng, o->seed);
+    s->phase = o->algo == SEARCH_RMINAS ? PHASE_WARMUP : PHASE_RUN;
+    s->tau = NAN;
+    s->last_prob = NAN;
+    s->pending = -1;
+    s->pending_prob = NAN;
+    return 0;
+}
+
+void search_free(search *s)
+{
+    free(s->rec);
+    free(s->scored);
+    memset(s, 0, sizeof *s);
+    s->pending = -1;
+}
+
+/* ---- helpers ---- */
+
+double search_quantile(const double *v, int n, double q)
+{
+    if (n < 1)
+        return NAN;
+    double *t = malloc((size_t)n * sizeof *t);
+    if (!t)
+        return NAN;
+    memcpy(t, v, (size_t)n * sizeof *t);
+    /* insertion sort is fine for the sizes here; +inf sorts last */
+    for (int i = 1; i < n; i++) {
+        double x = t[i];
+        int j = i - 1;
+        while (j >= 0 && t[j] > x) {
+            t[j + 1] = t[j];
+            j--;
+        }
+        t[j + 1] = x;
+    }
+    double pos = q * (n - 1);
+    int lo = (int)floor(pos), hi = (int)ceil(pos);
+    double frac = pos - lo, r;
+    if (frac == 0 || t[lo] == t[hi])
+        r = t[lo];
+    else if (isinf(t[hi]))
+        r = INFINITY;
+    else
+        r = t[lo] + (t[hi] - t[lo]) * frac;
+    free(t);
+    return r;
+}
+
+void search_mode(const nb201_arch *a, int n, nb201_arch *out)
+{
+    for (int e = 0; e < NB201_EDGES; e++) {
+        int cnt[NB201_NOPS] = {0};
+        for (int i = 0; i < n; i++)
+            cnt[a[i].op[e]]++;
+        int best = 0;
+        for (int k = 1; k < NB201_NOPS; k++)
+            if (cnt[k] > cnt[best])
+                best = k;
+        out->op[e] = (uint8_t)best;
+    }
+}
+
+void search_encode(const nb201_arch *a, double *x)
+{
+    memset(x, 0, NFEAT * sizeof *x);
+    for (int e = 0; e < NB201_EDGES; e++)
+        x[e * NB201_NOPS + a->op[e]] = 1;
+}
+
+/* Indices of records sorted by score, ties in evaluation order. */
+static int *sorted_records(const search *s, int good_only, int *count)
+{
+    int *idx = malloc((size_t)(s->n + 1) * sizeof *idx);
+    if (!idx)
+        return NULL;
+    int m = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!good_only || s->rec[i].good)
+            idx[m++] = i;
+    for (int i = 1; i < m; i++) { /* stable insertion sort */
+        int x = idx[i], j = i - 1;
+        while (j >= 0 && s->rec[idx[j]].r.score > s->rec[x].r.score) {
+            idx[j + 1] = idx[j];
+            j--;
+        }
+        idx[j + 1] = x;
+    }
+    *count = m;
+    return idx;
+}
+
+int search_best(const search *s)
+{
+    int best = -1;
+    for (int i = 0; i < s->n; i++)
+        if (best < 0 || s->rec[i].r.score < s->rec[best].r.score)
+            best = i;
+    return best;
+}
+
+int search_answer(const search *s, nb201_arch *a)
+{
+    if (s->o.algo != SEARCH_RMINAS || isnan(s->tau)) {
+        int b = search_best(s);
+        if (b < 0)
+            return rm_error("no architecture evaluated yet");
+        *a = s->rec[b].arch;
+        return 0;
+    }
+    int m;
+    int *idx = sorted_records(s, 1, &m);
+    if (!idx)
+        return rm_error("out of memory");
+    if (m == 0) {
+        free(idx);
+        return rm_error("no architecture scored below the threshold %g", s->tau);
+    }
+    int k = s->o.top > 0 ? (m < s->o.top ? m : s->o.top) : (m + 1) / 2;
+    nb201_arch *sel = malloc((size_t)k * sizeof *sel);
+    if (!sel) {
+        free(idx);
+        return rm_error("out of memory");
+    }
+    for (int i = 0; i < k; i++)
+        sel[i] = s->rec[idx[i]].arch;
+    search_mode(sel, k, a);
+    free(sel);
+    free(idx);
+    return 0;
+}
+
+/* ---- sampling ---- */
+
+static int feasible(search *s, const nb201_arch *a, search_cost_fn cost, void *user, int *ok)
+{
+    *ok = 1;
+    if (s->o.max_params <= 0 && s->o.max_flops <= 0)
+        return 0;
+    if (!cost)
+        return rm_error("a constraint is set but no cost function is available");
+    double p, f;
+    if (cost(user, a, &p, &f) < 0)
+        return -1;
+    if ((s->o.max_params > 0 && p > s->o.max_params) || (s->o.max_flops > 0 && f > s->o.max_flops))
+        *ok = 0;
+    return 0;
+}
+
+enum { MAX_TRIES = 200000 };
+
+/* A uniformly random unscored architecture that meets the constraints;
+ * 1 when none was found. */
+static int sample_unscored(search *s, search_cost_fn cost, void *user, const uint8_t *skip,
+                           nb201_arch *a)
+{
+    for (int t = 0; t < MAX_TRIES; t++) {
+        int i = (int)rng_below(&s->rng, NB201_COUNT);
+        if (s->scored[i] || (skip && skip[i]))
+            continue;
+        nb201_from_index(i, a);
+        int ok;
+        if (feasible(s, a, cost, user, &ok) < 0)
+            return -1;
+        if (ok)
+            return 0;
+    }
+    return 1;
+}
+
+static void add_record(search *s, const nb201_arch *a, const search_eval *r, int phase, double prob)
+{
+    search_record *q = &s->rec[s->n++];
+    q->arch = *a;
+    q->r = *r;
+    if (isnan(q->r.score))
+        q->r.score = INFINITY;
+    q->phase = phase;
+    q->prob = prob;
+    q->good = !isnan(s->tau) && q->r.score < s->tau;
+    s->scored[nb201_index(a)] = 1;
+}
+
+static int grow(search *s)
+{
+    if (s->n < s->cap_rec)
+        return 0;
+    int cap = s->cap_rec ? 2 * s->cap_rec : 256;
+    search_record *r = realloc(s->rec, (size_t)cap * sizeof *r);
+    if (!r)
+        return rm_error("out of memory");
+    s->rec = r;
+    s->cap_rec = cap;
+    return 0;
+}
+
+static int finish(search *s, const char *why)
+{
+    s->phase = PHASE_DONE;
+    snprintf(s->stop_reason, sizeof s->stop_reason, "%s", why);
+    return 2;
+}
+
+/* Evaluate a and record it; 0, 1 (interrupted) or -1. */
+static int evaluate(search *s, const nb201_arch *a, int phase, double prob, search_evaluate_fn ev,
+                    void *user, double *secs)
+{
+    search_eval r;
+    memset(&r, 0, sizeof r);
+    double t0 = rm_seconds();
+    int rc = ev(user, a, &r);
+    *secs = rm_seconds() - t0;
+    if (rc)
+        return rc;
+    if (grow(s) < 0)
+        return -1;
+    add_record(s, a, &r, phase, prob);
+    return 0;
+}
+
+/* ---- RMI-NAS ---- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int end_warmup(search *s)
+{
+    double *v = malloc((size_t)s->n * sizeof *v);
+    if (!v)
+        return rm_error("out of memory");
+    for (int i = 0; i < s->n; i++)
+        v[i] = s->rec[i].r.score;
+    s->tau = search_quantile(v, s->n, s->o.quantile) + 1e-9;
+    free(v);
+    for (int i = 0; i < s->n; i++)
+        s->rec[i].good = s->rec[i].r.score < s->tau;
+    s->phase = PHASE_EXPAND;
+    return 0;
+}
+
+/* Fit the forest on everything scored, draw n_fitting unscored candidates
+ * and keep the most probably good one in s->pending. 1: no candidate. */
+static int pick_candidate(search *s, search_cost_fn cost, void *user)
+{
+    int n = s->n, rc = -1;
+    double *x = malloc((size_t)n * NFEAT * sizeof *x);
+    int *y = malloc((size_t)n * sizeof *y);
+    int nc = s->o.n_fitting;
+    double *cx = malloc((size_t)nc * NFEAT * sizeof *cx);
+    double *pr = malloc((size_t)nc * 2 * sizeof *pr);
+    int *cand = malloc((size_t)nc * sizeof *cand);
+    uint8_t *mark = calloc(NB201_COUNT, 1);
+    forest *f = NULL;
+    if (!x || !y || !cx || !pr || !cand || !mark) {
+        rm_error("out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        search_encode(&s->rec[i].arch, x + (size_t)i * NFEAT);
+        y[i] = s->rec[i].good;
+    }
+    forest_opts fo;
+    forest_opts_default(&fo);
+    fo.n_trees = s->o.trees;
+    fo.seed = mix64(s->o.seed ^ mix64((uint64_t)s->iteration + 1));
+    if (forest_fit(&f, x, y, n, NFEAT, 2, &fo) < 0)
+        goto out;
+    int m = 0;
+    for (; m < nc;) {
+        nb201_arch a;
+        int r = sample_unscored(s, cost, user, mark, &a);
+        if (r < 0)
+            goto out;
+        if (r == 1)
+            break;
+        int i = nb201_index(&a);
+        mark[i] = 1;
+        cand[m] = i;
+        search_encode(&a, cx + (size_t)m * NFEAT);
+        m++;
+    }
+    s->iteration++;
+    if (m == 0) {
+        rc = 1;
+        goto out;
+    }
+    forest_predict_proba(f, cx, m, pr);
+    int best = 0;
+    for (int i = 1; i < m; i++)
+        if (pr[2 * i + 1] > pr[2 * best + 1])
+            best = i;
+    s->pending = cand[best];
+    s->pending_prob = pr[2 * best + 1];
+    rc = 0;
+out:
+    forest_free(f);
+    free(x);
+    free(y);
+    free(cx);
+    free(pr);
+    free(cand);
+    free(mark);
+    return rc;
+}
+
+static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
+{
+    double secs;
+    if (s->phase == PHASE_WARMUP) {
+        nb201_arch a;
+        rng saved = s->rng;
+        int r = sample_unscored(s, cost, user, NULL, &a);
+        if (r < 0)
+            return -1;
+        if (r == 1)
+            return rm_error("no unscored architecture meets the constraints");
+        r = evaluate(s, &a, PHASE_WARMUP, NAN, ev, user, &secs);
+        if (r) {
+            s->rng = saved; /* the same draw next time */
+            return r;
+        }
+        s->t_warm += secs;
+        if (s->n >= s->o.n_warm && end_warmup(s) < 0)
+            return -1;
+        return 0;
+    }
+    if (s->successes >= s->o.n_collect)
+        return finish(s, "collected n_collect successes");
+    if (s->o.cap > 0 && s->n >= s->o.cap)
+        return finish(s, "reached the cap on evaluations");
+    if (s->pending < 0) {
+        double t0 = rm_seconds();
+        int r = pick_candidate(s, cost, user);
+        s->t_forest += rm_seconds() - t0;
+        if (r < 0)
+            return -1;
+        if (r == 1)
+            return finish(s, "no unscored architecture left");
+    }
+    nb201_arch a;
+    nb201_from_index(s->pending, &a);
+    int r = evaluate(s, &a, PHASE_EXPAND, s->pending_prob, ev, user, &secs);
+    if (r)
+        return r;
+    s->t_eval += secs;
+    s->last_prob = s->pending_prob;
+    s->pending = -1;
+    s->pending_prob = NAN;
+    if (s->rec[s->n - 1].good)
+        s->successes++;
+    if (s->successes >= s->o.n_collect)
+        finish(s, "collected n_collect successes");
+    else if (s->o.cap > 0 && s->n >= s->o.cap)
+        finish(s, "reached the cap on evaluations");
+    return 0;
+}
+
+/* ---- random search and REA ---- */
+
+static int mutate_unscored(search *s, const nb201_arch *parent, search_cost_fn cost, void *user,
+                           nb201_arch *child)
+{
+    for (int t = 0; t < 10000; t++) {
+        *child = *parent;
+        int e = (int)rng_below(&s->rng, NB201_EDGES);
+        int k = (int)rng_below(&s->rng, NB201_NOPS - 1);
+        child->op[e] = (uint8_t)(k >= parent->op[e] ? k + 1 : k);
+        if (s->scored[nb201_index(child)])
+            continue;
+        int ok;
+        if (feasible(s, child, cost, user, &ok) < 0)
+            return -1;
+        if (ok)
+            return 0;
+    }
+    /* the neighbourhood is exhausted: a random unscored architecture */
+    return sample_unscored(s, cost, user, NULL, child);
+}
+
+static int step_rea(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
+{
+    nb201_arch a;
+    int r;
+    rng saved = s->rng;
+    if (s->o.algo == SEARCH_RANDOM || s->n < s->o.population) {
+        r = sample_unscored(s, cost, user, NULL, &a);
+    } else {
+        /* tournament among the population: the last `population` evaluations */
+        int best = -1;
+        for (int k = 0; k < s->o.sample_size; k++) {
+            int i = s->n - s->o.population + (int)rng_below(&s->rng, (uint64_t)s->o.population);
+            if (best < 0 || s->rec[i].r.score < s->rec[best].r.score)
+                best = i;
+        }
+        r = mutate_unscored(s, &s->rec[best].arch, cost, user, &a);
+    }
+    if (r < 0)
+        return -1;
+    if (r == 1)
+        return finish(s, "no unscored architecture left");
+    double secs;
+    r = evaluate(s, &a, PHASE_RUN, NAN, ev, user, &secs);
+    if (r) {
+        s->rng = saved;
+        return r;
+    }
+    s->t_eval += secs;
+    if (s->n >= s->o.budget)
+        finish(s, "used the evaluation budget");
+    return 0;
+}
+
+/* ---- REINFORCE: a per-edge categorical policy, Adam on its logits ---- */
+
+static void policy_probs(const search *s, int e, double *p)
+{
+    const double *l = s->logits + e * NB201_NOPS;
+    double mx = l[0], z = 0;
+    for (int k = 1; k < NB201_NOPS; k++)
+        mx = l[k] > mx ? l[k] : mx;
+    for (int k = 0; k < NB201_NOPS; k++)
+        z += p[k] = exp(l[k] - mx);
+    for (int k = 0; k < NB201_NOPS; k++)
+        p[k] /= z;
+}
+
+static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
+{
+    rng saved = s->rng;
+    nb201_arch a;
+    int ok = 0;
+    for (int t = 0; t < MAX_TRIES && !ok; t++) {
+        for (int e = 0; e < NB201_EDGES; e++) {
+            double p[NB201_NOPS], u = rng_uniform(&s->rng), c = 0;
+            policy_probs(s, e, p);
+            int k = 0;
+            for (; k < NB201_NOPS - 1; k++) {
+                c += p[k];
+                if (u < c)
+                    break;
+            }
+            a.op[e] = (uint8_t)k;
+        }
+        if (feasible(s, &a, cost, user, &ok) < 0)
+            return -1;
+    }
+    if (!ok)
+        return rm_error("the policy found no architecture that meets the constraints");
+    /* a repeated sample reuses its earlier result (deterministic evaluators) */
+    int prev = -1;
+    if (s->scored[nb201_index(&a)])
+        for (int i = 0; i < s->n && prev < 0; i++)
+            if (nb201_index(&s->rec[i].arch) == nb201_index(&a))
+                prev = i;
+    if (prev >= 0) {
+        if (grow(s) < 0)
+            return -1;
+        search_eval r = s->rec[prev].r;
+        r.seconds = 0;
+        add_record(s, &a, &r, PHASE_RUN, NAN);
+    } else {
+        double secs;
+        int r = evaluate(s, &a, PHASE_RUN, NAN, ev, user, &secs);
+        if (r) {
+            s->rng = saved;
+            return r;
+        }
+        s->t_eval += secs;
+    }
+    /* reward = -score; a failed architecture gets the worst finite reward */
+    double reward = -s->rec[s->n - 1].r.score;
+    if (!isfinite(reward)) {
+        int have = 0;
+        for (int i = 0; i < s->n; i++)
+            if (isfinite(s->rec[i].r.score) && (!have || -s->rec[i].r.score < reward || !isfinite(reward))) {
+                reward = -s->rec[i].r.score;
+                have = 1;
+            }
+        if (!have)
+            reward = NAN;
+    }
+    if (isfinite(reward)) {
+        double m = s->o.rl_momentum;
+        s->baseline = s->have_baseline ? m * s->baseline + (1 - m) * reward : reward;
+        s->have_baseline = 1;
+        double adv = reward - s->baseline;
+        const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+        s->adam_t++;
+        for (int e = 0; e < NB201_EDGES; e++) {
+            double p[NB201_NOPS];
+            policy_probs(s, e, p);
+            for (int k = 0; k < NB201_NOPS; k++) {
+                int j = e * NB201_NOPS + k;
+                /* loss = -log p(a) * adv; d/dlogit = -(1[k = a_e] - p_k) * adv */
+                double g = -((k == a.op[e]) - p[k]) * adv;
+                s->adam_m[j] = b1 * s->adam_m[j] + (1 - b1) * g;
+                s->adam_v[j] = b2 * s->adam_v[j] + (1 - b2) * g * g;
+                double mh = s->adam_m[j] / (1 - pow(b1, s->adam_t));
+                double vh = s->adam_v[j] / (1 - pow(b2, s->adam_t));
+                s->logits[j] -= s->o.rl_lr * mh / (sqrt(vh) + eps);
+            }
+        }
+    }
+    if (s->n >= s->o.budget)
+        finish(s, "used the evaluation budget");
+    return 0;
+}
+
+int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
+{
+    if (s->phase == PHASE_DONE)
+        return 2;
+    if (grow(s) < 0)
+        return -1;
+    switch (s->o.algo) {
+    case SEARCH_RMINAS:
+        return step_rminas(s, ev, cost, user);
+    case SEARCH_RANDOM:
+    case SEARCH_REA:
+        return step_rea(s, ev, cost, user);
+    default:
+        return step_reinforce(s, ev, cost, user);
+    }
+}

@@ -1,0 +1,146 @@
+/* Architecture search on NAS-Bench-201 (RMI-NAS section 2): RMI-NAS
+ * (Algorithm 1: warm-up, fixed threshold, forest-guided expanded sampling,
+ * mode selection), random search, regularized evolution (REA) and
+ * REINFORCE, all driven one evaluation at a time through an evaluator
+ * callback (the RMI score or a benchmark lookup; lower is better).
+ *
+ * Everything a search decides is a function of its options, its seed and
+ * the scores it has seen: the sampling generator is saved with the state,
+ * the forest of iteration k is seeded from (seed, k), REA's population is
+ * the last `population` evaluations, REINFORCE's policy and optimizer are
+ * saved. So a search saved after evaluation k and resumed continues exactly
+ * as one never interrupted (given an evaluator that returns the same score
+ * for the same architecture). */
+#ifndef RM_SEARCH_H
+#define RM_SEARCH_H
+
+#include <stdint.h>
+
+#include "space/nb201.h"
+#include "util/rng.h"
+
+enum search_algo { SEARCH_RMINAS, SEARCH_RANDOM, SEARCH_REA, SEARCH_REINFORCE, SEARCH_NALGO };
+extern const char *const search_algo_names[SEARCH_NALGO];
+/* Name -> algorithm, or -1 with rm_error. */
+int search_algo_lookup(const char *name);
+
+enum search_phase { PHASE_WARMUP, PHASE_EXPAND, PHASE_RUN, PHASE_DONE };
+extern const char *const search_phase_names[4];
+
+typedef struct search_opts {
+    int algo;
+    uint64_t seed;       /* sampling, forest, mutation, policy */
+    /* RMI-NAS */
+    int n_warm;          /* 100 warm-up architectures */
+    double quantile;     /* 0.05: tau = this quantile of the warm-up scores + 1e-9 */
+    int n_fitting;       /* 1000 candidates per iteration */
+    int n_collect;       /* 100 successes (score < tau) in the expanded phase */
+    int top;             /* 50: the best `top` good architectures vote (0: half of them) */
+    int trees;           /* 30 */
+    int cap;             /* 0: no cap on evaluations; else stop after this many */
+    /* random / REA / REINFORCE */
+    int budget;          /* 100 evaluations */
+    int population;      /* REA: 10 */
+    int sample_size;     /* REA: tournament size 3 */
+    double rl_lr;        /* REINFORCE: Adam step 0.01 */
+    double rl_momentum;  /* REINFORCE: reward baseline EMA 0.9 */
+    /* constraints (Eq. 1); 0 = none */
+    double max_params;   /* trainable parameters */
+    double max_flops;    /* multiply-accumulates of one 32x32 image */
+} search_opts;
+
+void search_opts_default(search_opts *o);
+
+/* What an evaluator returns for one architecture. Lower score is better;
+ * +inf marks an architecture that failed (diverged, no path to the output). */
+typedef struct search_eval {
+    double score;
+    double cka[3], ce;   /* NaN for a benchmark evaluator */
+    double seconds;      /* evaluation time */
+    int diverged;
+} search_eval;
+
+/* Returns 0 with *out filled, 1 when interrupted (nothing is recorded; the
+ * search can go on later), -1 on an error (rm_error). */
+typedef int (*search_evaluate_fn)(void *user, const nb201_arch *a, search_eval *out);
+/* Cost of an architecture for the constraints: 0, or -1 on an error. */
+typedef int (*search_cost_fn)(void *user, const nb201_arch *a, double *params, double *flops);
+
+typedef struct search_record {
+    nb201_arch arch;
+    search_eval r;
+    int phase;           /* PHASE_WARMUP, PHASE_EXPAND or PHASE_RUN */
+    double prob;         /* RMI-NAS expanded phase: forest probability of "good"; else NaN */
+    int good;            /* RMI-NAS: score < tau (set once tau exists) */
+} search_record;
+
+typedef struct search {
+    search_opts o;
+    int phase;
+    rng rng;                     /* sampling / mutation / policy draws */
+    search_record *rec;
+    int n, cap_rec;
+    uint8_t *scored;             /* (NB201_COUNT) 1 if evaluated */
+    double tau;                  /* RMI-NAS threshold, NaN before the warm-up ends */
+    int successes;               /* RMI-NAS expanded-phase scores below tau */
+    int iteration;               /* RMI-NAS expanded iterations started with a forest fit */
+    double last_prob;            /* forest probability of the last pick */
+    /* REINFORCE: per-edge logits and Adam moments */
+    double logits[NB201_EDGES * NB201_NOPS];
+    double adam_m[NB201_EDGES * NB201_NOPS], adam_v[NB201_EDGES * NB201_NOPS];
+    double baseline;
+    int adam_t, have_baseline;
+    /* wall time in seconds, accumulated over resumes */
+    double t_warm, t_forest, t_eval;
+    /* the candidate picked by the forest for the pending evaluation */
+    int pending;                 /* canonical index, -1 if none */
+    double pending_prob;
+    char stop_reason[64];        /* why the search ended; empty while running */
+} search;
+
+/* Start a search (no evaluation yet). */
+int search_init(search *s, const search_opts *o);
+void search_free(search *s);
+
+/* One evaluation (for RMI-NAS in the expanded phase: fit the forest, pick,
+ * evaluate). Returns 0 after an evaluation, 1 when the evaluator was
+ * interrupted (nothing changed), 2 when the search is done, -1 on error.
+ * cost may be NULL when no constraint is set. */
+int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user);
+
+/* The answer: RMI-NAS the per-edge mode over the best `top` good
+ * architectures (ties: lower operation index); the others: the best score.
+ * Returns 0, or -1 when nothing to choose from. */
+int search_answer(const search *s, nb201_arch *a);
+/* The best evaluated architecture (lowest score), or -1. */
+int search_best(const search *s);
+
+/* Helpers, exposed for tests. */
+/* numpy.quantile's default (linear) of n values (+inf allowed). */
+double search_quantile(const double *v, int n, double q);
+/* Mode of each edge over the given architectures (ties: lower op). */
+void search_mode(const nb201_arch *a, int n, nb201_arch *out);
+/* One-hot encoding (NB201_EDGES * NB201_NOPS doubles). */
+void search_encode(const nb201_arch *a, double *x);
+
+/* ---- state files (versioned JSON, written atomically) ---- */
+/* Extra key/value text pairs the caller stores with the state (evaluator,
+ * settings, data it depends on). */
+typedef struct search_ctx {
+    int n;
+    char key[64][32];
+    char val[64][1024];
+} search_ctx;
+int search_ctx_set(search_ctx *c, const char *key, const char *val);
+const char *search_ctx_get(const search_ctx *c, const char *key);
+
+/* Write to path through path.tmp, fsync, rename. */
+int search_save(const search *s, const search_ctx *ctx, const char *path);
+/* Read a state file; a damaged or foreign file is refused with an error that
+ * names the file and what is wrong, and nothing is changed. */
+int search_load(search *s, search_ctx *ctx, const char *path);
+/* 1 if path exists and is a readable rminas search state, 0 if it does not
+ * exist, -1 (with rm_error) if it exists but is something else. */
+int search_probe(const char *path);
+
+#endif

@@ -1,0 +1,470 @@
+/* Session commands around the search: settings, the evaluators (RMI score
+ * or benchmark lookup), cost constraints, start / step / resume with the
+ * state saved after every evaluation. */
+#include <errno.h>
+#include <stddef.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session/session.h"
+#include "util/err.h"
+
+/* ---- settings ---- */
+
+static int parse_long(const char *key, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi)
+        return rm_error("%s must be an integer from %ld to %ld, got '%s'", key, lo, hi, v);
+    *out = x;
+    return 0;
+}
+
+static int parse_double(const char *key, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= lo && x <= hi))
+        return rm_error("%s must be a number from %g to %g, got '%s'", key, lo, hi, v);
+    *out = x;
+    return 0;
+}
+
+typedef struct int_setting {
+    const char *key;
+    size_t off;
+    long lo, hi;
+} int_setting;
+
+#define OPT(f) offsetof(search_opts, f)
+static const int_setting int_settings[] = {
+    {"n_warm", OPT(n_warm), 1, NB201_COUNT},     {"n_fitting", OPT(n_fitting), 1, NB201_COUNT},
+    {"n_collect", OPT(n_collect), 1, NB201_COUNT}, {"top", OPT(top), 0, NB201_COUNT},
+    {"trees", OPT(trees), 1, 10000},              {"cap", OPT(cap), 0, NB201_COUNT},
+    {"budget", OPT(budget), 1, NB201_COUNT},      {"population", OPT(population), 1, 10000},
+    {"sample_size", OPT(sample_size), 1, 10000},
+};
+static const struct {
+    const char *key;
+    size_t off;
+    double lo, hi;
+} dbl_settings[] = {
+    {"quantile", OPT(quantile), 1e-6, 1 - 1e-6}, {"rl_lr", OPT(rl_lr), 1e-9, 100},
+    {"rl_momentum", OPT(rl_momentum), 0, 0.999999}, {"max_params", OPT(max_params), 0, 1e15},
+    {"max_flops", OPT(max_flops), 0, 1e18},
+};
+#undef OPT
+enum { NINT = sizeof int_settings / sizeof int_settings[0],
+       NDBL = sizeof dbl_settings / sizeof dbl_settings[0] };
+
+int session_search_set(session *s, const char *key, const char *v)
+{
+    if (!strcmp(key, "evaluator")) {
+        if (!strcmp(v, "rmi"))
+            s->evaluator = EVAL_RMI;
+        else if (!strcmp(v, "benchmark"))
+            s->evaluator = EVAL_BENCHMARK;
+        else
+            return rm_error("evaluator must be rmi or benchmark, got '%s'", v);
+        return 0;
+    }
+    if (!strcmp(key, "state")) {
+        if (strlen(v) >= sizeof s->state_path)
+            return rm_error("state file name too long");
+        snprintf(s->state_path, sizeof s->state_path, "%s", strcmp(v, "none") ? v : "");
+        return 0;
+    }
+    for (int i = 0; i < NINT; i++)
+        if (!strcmp(key, int_settings[i].key)) {
+            long l = 0;
+            if (parse_long(key, v, int_settings[i].lo, int_settings[i].hi, &l) < 0)
+                return -1;
+            *(int *)((char *)&s->search_o + int_settings[i].off) = (int)l;
+            return 0;
+        }
+    for (int i = 0; i < NDBL; i++)
+        if (!strcmp(key, dbl_settings[i].key)) {
+            double d = 0;
+            if (parse_double(key, v, dbl_settings[i].lo, dbl_settings[i].hi, &d) < 0)
+                return -1;
+            *(double *)((char *)&s->search_o + dbl_settings[i].off) = d;
+            return 0;
+        }
+    return -2;
+}
+
+int session_search_get(const session *s, const char *key, char *out, size_t size)
+{
+    if (!strcmp(key, "evaluator")) {
+        snprintf(out, size, "%s", s->evaluator == EVAL_RMI ? "rmi" : "benchmark");
+        return 0;
+    }
+    if (!strcmp(key, "state")) {
+        snprintf(out, size, "%s", s->state_path[0] ? s->state_path : "none");
+        return 0;
+    }
+    for (int i = 0; i < NINT; i++)
+        if (!strcmp(key, int_settings[i].key)) {
+            snprintf(out, size, "%d", *(const int *)((const char *)&s->search_o + int_settings[i].off));
+            return 0;
+        }
+    for (int i = 0; i < NDBL; i++)
+        if (!strcmp(key, dbl_settings[i].key)) {
+            snprintf(out, size, "%.17g",
+                     *(const double *)((const char *)&s->search_o + dbl_settings[i].off));
+            return 0;
+        }
+    return -2;
+}
+
+/* ---- tables and costs ---- */
+
+int session_load_benchmark_kind(session *s, const char *which, const char *file)
+{
+    if (!strcmp(which, "nb201"))
+        return session_load_benchmark(s, file);
+    if (strcmp(which, "nb201-12"))
+        return rm_error("unknown benchmark '%s' (nb201: 200-epoch ground truth, nb201-12: "
+                        "12-epoch table for the benchmark evaluator)", which);
+    char path[1024];
+    if (!file) {
+        if (session_find_data("nb201_12epoch.csv", path, sizeof path) < 0)
+            return rm_error_context("no bundled 12-epoch table; give a FILE");
+        file = path;
+    }
+    bench_table t;
+    if (bench_load(file, &t) < 0)
+        return -1;
+    bench_free(&s->bench_eval);
+    s->bench_eval = t;
+    return 0;
+}
+
+static int cost_of_built(session *s, const nb201_arch *a, double *out)
+{
+    model m;
+    int nclass = s->data.nclass ? s->data.nclass : (s->train.n ? s->train.nclass : 10);
+    if (nb201_net_build(&m, s->be, a, nclass) < 0)
+        return -1;
+    out[0] = (double)graph_count_trainable(m.g);
+    out[1] = (double)graph_count_macs(m.g);
+    model_free(&m);
+    return 0;
+}
+
+int session_arch_cost(session *s, const nb201_arch *a, double *params, double *macs)
+{
+    if (!s->cost_ok) {
+        /* every edge maps C channels to C channels at its stage's size, so
+         * the cost is the all-none network plus one term per edge op */
+        nb201_arch none = {{0}};
+        if (cost_of_built(s, &none, s->cost_base) < 0)
+            return -1;
+        for (int k = 0; k < NB201_NOPS; k++) {
+            nb201_arch one = none;
+            one.op[0] = (uint8_t)k;
+            double c[2];
+            if (cost_of_built(s, &one, c) < 0)
+                return -1;
+            s->cost_op[k][0] = c[0] - s->cost_base[0];
+            s->cost_op[k][1] = c[1] - s->cost_base[1];
+        }
+        s->cost_ok = 1;
+    }
+    double p = s->cost_base[0], f = s->cost_base[1];
+    for (int e = 0; e < NB201_EDGES; e++) {
+        p += s->cost_op[a->op[e]][0];
+        f += s->cost_op[a->op[e]][1];
+    }
+    *params = p;
+    *macs = f;
+    return 0;
+}
+
+int session_bench_values(const session *s, const nb201_arch *a, const char **names,
+                         double *values, int max)
+{
+    if (!s->bench.nrows)
+        return 0;
+    int row = bench_row(&s->bench, a), n = 0;
+    for (int c = 0; c < s->bench.ncols && n < max; c++) {
+        if (!strcmp(s->bench.colname[c], "index"))
+            continue; /* the benchmark's own numbering, not a measurement */
+        names[n] = s->bench.colname[c];
+        values[n++] = row >= 0 ? bench_value(&s->bench, row, c) : NAN;
+    }
+    return n;
+}
+
+/* ---- evaluators ---- */
+
+static int eval_rmi(void *user, const nb201_arch *a, search_eval *out)
+{
+    session *s = user;
+    rmi_result r;
+    int rc = rmi_score(s->be, a, &s->data, &s->rmi, &r, &s->interrupt);
+    if (rc)
+        return rc;
+    out->score = r.score;
+    for (int i = 0; i < 3; i++)
+        out->cka[i] = r.cka[i];
+    out->ce = r.ce;
+    out->seconds = r.seconds;
+    out->diverged = r.diverged;
+    return 0;
+}
+
+static const bench_table *eval_table(const session *s)
+{
+    return s->bench_eval.nrows ? &s->bench_eval : &s->bench;
+}
+
+static int eval_benchmark(void *user, const nb201_arch *a, search_eval *out)
+{
+    session *s = user;
+    const bench_table *t = eval_table(s);
+    int col = bench_column(t, s->bench_column);
+    if (col < 0)
+        return rm_error_context("%s", t->path);
+    int row = bench_row(t, a);
+    double v = row >= 0 ? bench_value(t, row, col) : NAN;
+    if (isnan(v)) {
+        char str[NB201_STRLEN];
+        nb201_format(a, str, sizeof str);
+        return rm_error("%s has no %s value for %s", t->path, s->bench_column, str);
+    }
+    out->score = -v; /* lower is better */
+    out->cka[0] = out->cka[1] = out->cka[2] = out->ce = NAN;
+    out->seconds = 0;
+    out->diverged = 0;
+    return 0;
+}
+
+static int cost_cb(void *user, const nb201_arch *a, double *params, double *flops)
+{
+    return session_arch_cost(user, a, params, flops);
+}
+
+/* ---- start, step, save, resume ---- */
+
+/* Settings stored with the state and restored on resume (threads and device
+ * describe the machine, not the search, and are left alone). */
+static int keep_setting(const char *key)
+{
+    return strcmp(key, "threads") && strcmp(key, "device") && strcmp(key, "state");
+}
+
+static uint64_t batch_hash(const rmi_data *d)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < d->n; i++) {
+        h ^= (uint64_t)d->train_index[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static int make_ctx(session *s, search_ctx *c)
+{
+    memset(c, 0, sizeof *c);
+    char v[1024];
+    for (int i = 0; i < session_nsettings; i++) {
+        if (!keep_setting(session_settings[i].key))
+            continue;
+        if (session_get(s, session_settings[i].key, v, sizeof v) < 0 ||
+            search_ctx_set(c, session_settings[i].key, v) < 0)
+            return -1;
+    }
+    search_ctx_set(c, "dataset", s->data_name);
+    search_ctx_set(c, "dataset_dir", s->data_dir);
+    snprintf(v, sizeof v, "%d", s->train.n);
+    search_ctx_set(c, "dataset_train", v);
+    search_ctx_set(c, "teacher", s->teacher_file);
+    search_ctx_set(c, "teacher_arch", s->teacher.g ? s->teacher.name : "");
+    search_ctx_set(c, "benchmark", s->bench.nrows ? s->bench.path : "");
+    search_ctx_set(c, "benchmark_eval", s->bench_eval.nrows ? s->bench_eval.path : "");
+    if (s->evaluator == EVAL_RMI) {
+        snprintf(v, sizeof v, "%016llx", (unsigned long long)batch_hash(&s->data));
+        search_ctx_set(c, "batch_hash", v);
+    }
+    return 0;
+}
+
+static int save_state(session *s)
+{
+    if (!s->state_path[0])
+        return 0;
+    search_ctx *c = malloc(sizeof *c);
+    if (!c)
+        return rm_error("out of memory");
+    int rc = make_ctx(s, c);
+    if (rc == 0)
+        rc = search_save(&s->srch, c, s->state_path);
+    free(c);
+    return rc;
+}
+
+static int need_evaluator(session *s)
+{
+    if (s->evaluator == EVAL_RMI)
+        return session_need_batch(s);
+    const bench_table *t = eval_table(s);
+    if (!t->nrows)
+        return rm_error("the benchmark evaluator needs a table (load benchmark nb201 [FILE])");
+    if (bench_column(t, s->bench_column) < 0)
+        return rm_error_context("%s", t->path);
+    return 0;
+}
+
+int session_search_start(session *s, const char *algo_name)
+{
+    int algo = search_algo_lookup(algo_name);
+    if (algo < 0)
+        return -1;
+    if (need_evaluator(s) < 0)
+        return -1;
+    if (s->state_path[0]) {
+        int p = search_probe(s->state_path);
+        if (p < 0)
+            return rm_error_context("refusing to overwrite %s", s->state_path);
+        if (p == 1)
+            return rm_error("%s already holds a search; 'search resume %s' continues it, or set "
+                            "state to another file", s->state_path, s->state_path);
+    }
+    search_opts o = s->search_o;
+    o.algo = algo;
+    o.seed = s->seed;
+    search t;
+    if (search_init(&t, &o) < 0)
+        return -1;
+    search_free(&s->srch);
+    s->srch = t;
+    if (save_state(s) < 0) {
+        search_free(&s->srch);
+        return -1;
+    }
+    return 0;
+}
+
+int session_search_step(session *s, int n, search_callback cb, void *user)
+{
+    if (!s->srch.scored)
+        return rm_error("no search (search start rminas|random|rea|reinforce, or search resume "
+                        "FILE)");
+    if (need_evaluator(s) < 0)
+        return -1;
+    search_evaluate_fn ev = s->evaluator == EVAL_RMI ? eval_rmi : eval_benchmark;
+    for (int k = 0; n < 0 || k < n; k++) {
+        if (s->interrupt)
+            return 1;
+        int rc = search_step(&s->srch, ev, cost_cb, s);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            return 1;
+        if (rc == 2) {
+            if (save_state(s) < 0)
+                return -1;
+            return 2;
+        }
+        if (save_state(s) < 0)
+            return rm_error_context("the evaluation is done but the state was not saved");
+        if (cb && cb(s, user))
+            return 1;
+        if (s->srch.phase == PHASE_DONE)
+            return 2;
+    }
+    return 0;
+}
+
+int session_search_warmup(session *s, search_callback cb, void *user)
+{
+    if (!s->srch.scored)
+        return rm_error("no search (search start rminas)");
+    if (s->srch.o.algo != SEARCH_RMINAS)
+        return rm_error("only rminas has a warm-up (this search is %s)",
+                        search_algo_names[s->srch.o.algo]);
+    while (s->srch.phase == PHASE_WARMUP) {
+        int rc = session_search_step(s, 1, cb, user);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int session_search_load(session *s, const char *path)
+{
+    search t;
+    search_ctx *c = malloc(sizeof *c);
+    if (!c)
+        return rm_error("out of memory");
+    if (search_load(&t, c, path) < 0) {
+        free(c);
+        return -1;
+    }
+    int rc = 0;
+    /* settings first (a failure leaves the session's settings as they were) */
+    session saved_settings = *s;
+    for (int i = 0; i < c->n && !rc; i++) {
+        const char *k = c->key[i];
+        int known = 0;
+        for (int j = 0; j < session_nsettings; j++)
+            known |= !strcmp(session_settings[j].key, k);
+        if (!known || !keep_setting(k) || !strcmp(k, "benchmark_column"))
+            continue;
+        if (session_set(s, k, c->val[i]) < 0)
+            rc = rm_error_context("%s: setting %s", path, k);
+    }
+    const char *v;
+    /* the data the search depends on: load what is missing, refuse what differs */
+    if (!rc && (v = search_ctx_get(c, "benchmark")) && *v && !s->bench.nrows)
+        rc = session_load_benchmark(s, v);
+    if (!rc && (v = search_ctx_get(c, "benchmark_eval")) && *v && !s->bench_eval.nrows)
+        rc = session_load_benchmark_kind(s, "nb201-12", v);
+    if (!rc && (v = search_ctx_get(c, "benchmark_column")))
+        rc = session_set(s, "benchmark_column", v);
+    if (!rc && (v = search_ctx_get(c, "evaluator")) && !strcmp(v, "rmi")) {
+        const char *dn = search_ctx_get(c, "dataset"), *dd = search_ctx_get(c, "dataset_dir");
+        const char *tf = search_ctx_get(c, "teacher"), *nt = search_ctx_get(c, "dataset_train");
+        char ntrain[32];
+        snprintf(ntrain, sizeof ntrain, "%d", s->train.n);
+        if (!s->train.n && dn && dd && *dn)
+            rc = session_load_dataset(s, dn, dd);
+        else if (s->train.n && nt && strcmp(nt, ntrain))
+            rc = rm_error("%s was searched with %s training images; the loaded dataset has %s",
+                          path, nt, ntrain);
+        const char *ta = search_ctx_get(c, "teacher_arch");
+        if (!rc && !s->teacher.g && tf && *tf)
+            rc = session_load_teacher(s, ta && *ta ? ta : "resnet20", tf);
+        if (!rc)
+            rc = session_need_batch(s);
+        const char *bh = search_ctx_get(c, "batch_hash");
+        char now[32];
+        snprintf(now, sizeof now, "%016llx", rc ? 0ULL : (unsigned long long)batch_hash(&s->data));
+        if (!rc && bh && strcmp(bh, now))
+            rc = rm_error("%s: the selected batch differs from the saved search's (another "
+                          "dataset or teacher?); load the ones it used: dataset %s, teacher %s",
+                          path, dd ? dd : "?", tf ? tf : "?");
+    }
+    if (rc) {
+        /* restore the settings; loaded data stays (it is only more) */
+        s->rmi = saved_settings.rmi;
+        s->search_o = saved_settings.search_o;
+        s->evaluator = saved_settings.evaluator;
+        s->seed = saved_settings.seed;
+        s->sample_rng = saved_settings.sample_rng;
+        search_free(&t);
+        free(c);
+        return -1;
+    }
+    search_free(&s->srch);
+    s->srch = t;
+    s->search_o = t.o;
+    snprintf(s->state_path, sizeof s->state_path, "%s", path);
+    free(c);
+    return 0;
+}

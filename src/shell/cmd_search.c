@@ -1,0 +1,190 @@
+/* The search command: start, warm-up, step, run, pause, resume, status,
+ * result. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shell/shell.h"
+#include "util/err.h"
+
+const char *const search_subs[] = {"start", "warmup", "step", "run", "pause", "resume",
+                                   "status", "result", NULL};
+
+static const char SEARCH_USAGE[] =
+    "start rminas|random|rea|reinforce [KEY VALUE ...] | warmup | step [N] | run | pause | "
+    "resume [FILE] | status | result";
+
+static int search_print(const session *s, void *user)
+{
+    (void)user;
+    const search *q = &s->srch;
+    const search_record *r = &q->rec[q->n - 1];
+    char str[NB201_STRLEN], note[96];
+    nb201_format(&r->arch, str, sizeof str);
+    shell_bench_note(s, &r->arch, note, sizeof note);
+    printf("[%d] %-6s %s score %.6g", q->n, search_phase_names[r->phase], str, r->r.score);
+    if (r->phase == PHASE_EXPAND)
+        printf("  p %.3f %s  successes %d/%d", r->prob, r->good ? "good" : "-", q->successes,
+               q->o.n_collect);
+    printf("  %.1f s%s\n", r->r.seconds, note);
+    if (q->o.algo == SEARCH_RMINAS && r->phase == PHASE_WARMUP && q->phase == PHASE_EXPAND) {
+        int good = 0;
+        for (int i = 0; i < q->n; i++)
+            good += q->rec[i].good;
+        printf("warm-up done: tau %.9g (%g quantile of %d scores + 1e-9), %d below it\n", q->tau,
+               q->o.quantile, q->n, good);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static void print_status(const session *s)
+{
+    const search *q = &s->srch;
+    printf("search %s, %s: %d evaluations", search_algo_names[q->o.algo],
+           search_phase_names[q->phase], q->n);
+    if (q->o.algo == SEARCH_RMINAS) {
+        int warm = 0, good = 0;
+        for (int i = 0; i < q->n; i++) {
+            warm += q->rec[i].phase == PHASE_WARMUP;
+            good += q->rec[i].good;
+        }
+        printf(" (%d warm-up of %d, %d expanded), successes %d/%d, below tau %d", warm,
+               q->o.n_warm, q->n - warm, q->successes, q->o.n_collect, good);
+        if (!isnan(q->tau))
+            printf(", tau %.9g", q->tau);
+        if (!isnan(q->last_prob))
+            printf(", last forest p %.3f", q->last_prob);
+        if (q->o.cap)
+            printf(", cap %d", q->o.cap);
+    } else {
+        printf(" of %d", q->o.budget);
+    }
+    printf("\n");
+    int b = search_best(q);
+    if (b >= 0) {
+        char str[NB201_STRLEN], note[96];
+        nb201_format(&q->rec[b].arch, str, sizeof str);
+        shell_bench_note(s, &q->rec[b].arch, note, sizeof note);
+        printf("  best so far %s score %.6g%s\n", str, q->rec[b].r.score, note);
+    }
+    printf("  time: warm-up %.1f s, forest %.1f s, evaluation %.1f s; state %s\n", q->t_warm,
+           q->t_forest, q->t_eval, s->state_path[0] ? s->state_path : "not saved (set state FILE)");
+    if (q->stop_reason[0])
+        printf("  finished: %s\n", q->stop_reason);
+}
+
+static void print_result(const session *s)
+{
+    const search *q = &s->srch;
+    nb201_arch a;
+    if (search_answer(q, &a) < 0) {
+        printf("no answer yet: %s\n", rm_last_error());
+        return;
+    }
+    char str[NB201_STRLEN];
+    nb201_format(&a, str, sizeof str);
+    printf("arch %s\n", str);
+    const char *names[16];
+    double vals[16];
+    int nv = session_bench_values(s, &a, names, vals, 16);
+    if (nv > 0) {
+        printf(" ");
+        for (int i = 0; i < nv; i++)
+            printf(" %s %.2f", names[i], vals[i]);
+        printf("\n");
+    } else {
+        printf("  (load benchmark nb201 for its accuracies)\n");
+    }
+    if (q->phase != PHASE_DONE)
+        printf("  (the search is not finished: this is the answer so far)\n");
+    printf("  %d evaluations (%s evaluator), %.1f s: warm-up %.1f s, forest %.1f s, evaluation "
+           "%.1f s\n",
+           q->n, s->evaluator == EVAL_RMI ? "rmi" : "benchmark",
+           q->t_warm + q->t_forest + q->t_eval, q->t_warm, q->t_forest, q->t_eval);
+}
+
+/* Run and report how it ended. */
+static int run_report(shell *sh, int rc)
+{
+    session *s = &sh->s;
+    if (rc < 0)
+        return SH_ERROR;
+    if (rc == 1) {
+        printf("paused after %d evaluations%s%s; 'search run' continues\n", s->srch.n,
+               s->state_path[0] ? ", state in " : "", s->state_path);
+    } else if (rc == 2) {
+        printf("search done: %s\n", s->srch.stop_reason);
+        print_result(s);
+    }
+    return SH_OK;
+}
+
+int cmd_search(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    const char *sub = argc >= 2 ? argv[1] : "";
+    if (!strcmp(sub, "start")) {
+        if (argc < 3 || argc % 2 == 0)
+            return usage_error("search", SEARCH_USAGE);
+        for (int i = 3; i + 1 < argc; i += 2)
+            if (session_set(s, argv[i], argv[i + 1]) < 0)
+                return SH_ERROR;
+        if (session_search_start(s, argv[2]) < 0)
+            return SH_ERROR;
+        const search_opts *o = &s->srch.o;
+        printf("search %s started: seed %llu, evaluator %s", argv[2], (unsigned long long)o->seed,
+               s->evaluator == EVAL_RMI ? "rmi" : "benchmark");
+        if (s->evaluator == EVAL_BENCHMARK)
+            printf(" (%s of %s)", s->bench_column,
+                   s->bench_eval.nrows ? s->bench_eval.path : s->bench.path);
+        if (o->algo == SEARCH_RMINAS)
+            printf(", n_warm %d, quantile %g, n_fitting %d, n_collect %d, top %d, trees %d%s",
+                   o->n_warm, o->quantile, o->n_fitting, o->n_collect, o->top, o->trees,
+                   o->cap ? ", capped" : "");
+        else
+            printf(", budget %d", o->budget);
+        printf("; state %s\n", s->state_path[0] ? s->state_path : "not saved");
+        return SH_OK;
+    }
+    if (!strcmp(sub, "warmup") && argc == 2)
+        return run_report(sh, session_search_warmup(s, search_print, NULL));
+    if (!strcmp(sub, "step") && argc <= 3) {
+        long n = 1;
+        if (argc == 3 && parse_int(argv[2], 1, NB201_COUNT, "N", &n) < 0)
+            return SH_ERROR;
+        return run_report(sh, session_search_step(s, (int)n, search_print, NULL));
+    }
+    if (!strcmp(sub, "run") && argc == 2)
+        return run_report(sh, session_search_step(s, -1, search_print, NULL));
+    if (!strcmp(sub, "resume") && argc <= 3) {
+        if (argc == 3) {
+            if (session_search_load(s, argv[2]) < 0)
+                return SH_ERROR;
+            printf("resumed %s: ", argv[2]);
+            print_status(s);
+        }
+        return run_report(sh, session_search_step(s, -1, search_print, NULL));
+    }
+    if (!strcmp(sub, "pause") && argc == 2) {
+        if (!s->srch.scored) {
+            rm_error("no search to pause");
+            return SH_ERROR;
+        }
+        printf("search paused after %d evaluations%s%s ('search run' or 'search resume' "
+               "continues)\n", s->srch.n, s->state_path[0] ? "; state in " : "", s->state_path);
+        return SH_OK;
+    }
+    if ((!strcmp(sub, "status") || !strcmp(sub, "result")) && argc == 2) {
+        if (!s->srch.scored) {
+            rm_error("no search (search start ALGO, or search resume FILE)");
+            return SH_ERROR;
+        }
+        if (sub[1] == 't')
+            print_status(s);
+        else
+            print_result(s);
+        return SH_OK;
+    }
+    return usage_error("search", SEARCH_USAGE);
+}

@@ -1,0 +1,500 @@
+/* TAP test of the search (src/search/search.c, search_state.c).
+ *
+ * Hand-made inputs with known answers: numpy-style quantiles (incl. +inf),
+ * per-edge mode with ties, the RMI-NAS answer (mode over the best `top`
+ * architectures below tau). A synthetic evaluator (score = a fixed function
+ * of the cell: fewer nor_conv_3x3 is worse, plus a per-architecture jitter)
+ * drives every algorithm:
+ *  - RMI-NAS: n_warm distinct warm-up evaluations, tau = quantile + 1e-9,
+ *    labels, success counting, stop at n_collect, cap, the forest finds good
+ *    cells far more often than chance;
+ *  - random search / REA / REINFORCE: budget, distinct evaluations (random,
+ *    REA), REA children differ from a parent in one edge, REINFORCE's policy
+ *    moves towards good cells;
+ *  - constraints: nothing over the budget is ever evaluated;
+ *  - an interrupted evaluation changes nothing;
+ *  - save after every k-th evaluation, load, continue: the same evaluations
+ *    in the same order and the same answer as an uninterrupted run, for all
+ *    four algorithms;
+ *  - damaged, truncated, foreign and future-version state files are refused
+ *    with an error naming the file, and search_probe says so.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "search/search.h"
+#include "tap.h"
+#include "util/err.h"
+
+static int count_op(const nb201_arch *a, int op)
+{
+    int n = 0;
+    for (int e = 0; e < NB201_EDGES; e++)
+        n += a->op[e] == op;
+    return n;
+}
+
+typedef struct synth {
+    int calls;
+    int interrupt_at; /* call number that reports an interruption, 0 = never */
+} synth;
+
+static double synth_score(const nb201_arch *a)
+{
+    int i = nb201_index(a);
+    double jitter = ((i * 2654435761u) % 1000) / 1e4;
+    if (a->op[0] == NB201_NONE && a->op[1] == NB201_NONE && a->op[3] == NB201_NONE)
+        return INFINITY; /* no path from the input: a failed evaluation */
+    return 1.0 - 0.15 * count_op(a, NB201_CONV3) - 0.05 * count_op(a, NB201_CONV1) + jitter;
+}
+
+static int synth_eval(void *user, const nb201_arch *a, search_eval *out)
+{
+    synth *s = user;
+    s->calls++;
+    if (s->interrupt_at && s->calls == s->interrupt_at)
+        return 1;
+    out->score = synth_score(a);
+    out->cka[0] = out->cka[1] = out->cka[2] = 0.5;
+    out->ce = 0.1;
+    out->seconds = 0.001;
+    out->diverged = isinf(out->score);
+    return 0;
+}
+
+static int synth_cost(void *user, const nb201_arch *a, double *params, double *flops)
+{
+    (void)user;
+    *params = 1000.0 * count_op(a, NB201_CONV3) + 100.0 * count_op(a, NB201_CONV1);
+    *flops = *params * 10;
+    return 0;
+}
+
+static search_opts small_opts(int algo, uint64_t seed)
+{
+    search_opts o;
+    search_opts_default(&o);
+    o.algo = algo;
+    o.seed = seed;
+    o.n_warm = 40;
+    o.n_fitting = 200;
+    o.n_collect = 15;
+    o.top = 10;
+    o.trees = 10;
+    o.budget = 60;
+    return o;
+}
+
+static int run_all(search *s, synth *sy)
+{
+    for (int guard = 0; guard < 100000; guard++) {
+        int rc = search_step(s, synth_eval, synth_cost, sy);
+        if (rc == 2)
+            return 0;
+        if (rc < 0)
+            return -1;
+    }
+    return -1;
+}
+
+static int same_records(const search *a, const search *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (int i = 0; i < a->n; i++)
+        if (nb201_index(&a->rec[i].arch) != nb201_index(&b->rec[i].arch) ||
+            a->rec[i].r.score != b->rec[i].r.score || a->rec[i].good != b->rec[i].good ||
+            a->rec[i].phase != b->rec[i].phase ||
+            !(a->rec[i].prob == b->rec[i].prob || (isnan(a->rec[i].prob) && isnan(b->rec[i].prob))))
+            return 0;
+    return 1;
+}
+
+static void test_helpers(void)
+{
+    double v1[10] = {10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+    tap_ok(fabs(search_quantile(v1, 10, 0.05) - 1.45) < 1e-12, "quantile 5 %% of 1..10 = 1.45 (numpy)");
+    tap_ok(search_quantile(v1, 10, 0.5) == 5.5, "median of 1..10 = 5.5");
+    double v2[4] = {4, INFINITY, 1, 2};
+    tap_ok(fabs(search_quantile(v2, 4, 0.05) - 1.15) < 1e-12, "quantile with +inf present = 1.15");
+    tap_ok(isinf(search_quantile(v2, 4, 0.9)), "a quantile reaching +inf is +inf");
+    double v3[1] = {0.25};
+    tap_ok(search_quantile(v3, 1, 0.05) == 0.25, "quantile of one value is the value");
+
+    nb201_arch a[4];
+    const char *s[4] = {
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|none~2|",
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|",
+        "|nor_conv_1x1~0|+|skip_connect~0|skip_connect~1|+|none~0|nor_conv_1x1~1|none~2|",
+        "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|",
+    };
+    for (int i = 0; i < 4; i++)
+        nb201_parse(s[i], &a[i]);
+    nb201_arch m;
+    search_mode(a, 4, &m);
+    char out[NB201_STRLEN];
+    nb201_format(&m, out, sizeof out);
+    /* edge0 conv3 2 / conv1 2 -> conv1 (lower index); edge1 none 2 / skip 2 -> none;
+     * edge2 skip 2, none 2 -> none; edge3 avg 2, none 2 -> none; edge4 conv1 2 -> conv1;
+     * edge5 none */
+    tap_ok(!strcmp(out, "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|"),
+           "mode per edge, ties to the lower operation: %s", out);
+    double x[NB201_EDGES * NB201_NOPS];
+    search_encode(&a[0], x);
+    double sum = 0;
+    for (int i = 0; i < NB201_EDGES * NB201_NOPS; i++)
+        sum += x[i];
+    tap_ok(sum == 6 && x[0 * 5 + 3] == 1 && x[1 * 5 + 0] == 1 && x[2 * 5 + 1] == 1,
+           "one-hot encoding: 6 ones at edge*5+op");
+}
+
+static void test_rminas(void)
+{
+    search s;
+    synth sy = {0, 0};
+    search_opts o = small_opts(SEARCH_RMINAS, 11);
+    tap_ok(search_init(&s, &o) == 0, "rminas: init");
+    int warm_ok = 1;
+    while (s.phase == PHASE_WARMUP) {
+        if (search_step(&s, synth_eval, synth_cost, &sy) != 0)
+            warm_ok = 0;
+        if (s.n > o.n_warm)
+            warm_ok = 0;
+    }
+    tap_ok(warm_ok && s.n == o.n_warm, "warm-up: exactly n_warm (%d) evaluations", s.n);
+    double v[40];
+    for (int i = 0; i < s.n; i++)
+        v[i] = s.rec[i].r.score;
+    double tau = search_quantile(v, s.n, 0.05) + 1e-9;
+    int labels = 1, good = 0;
+    for (int i = 0; i < s.n; i++) {
+        labels &= s.rec[i].good == (s.rec[i].r.score < tau);
+        good += s.rec[i].good;
+    }
+    tap_ok(s.tau == tau && labels, "tau = 5 %% quantile of the warm-up + 1e-9 (%g), labels z = [score < tau]", tau);
+    tap_ok(good >= 1 && good <= 3, "2-3 of 40 warm-up scores below the 5 %% threshold (%d)", good);
+    tap_ok(run_all(&s, &sy) == 0, "rminas runs to the end");
+    tap_ok(s.successes == o.n_collect && !strcmp(s.stop_reason, "collected n_collect successes"),
+           "stops at n_collect successes (%d)", s.successes);
+    int distinct = 1, succ = 0;
+    uint8_t *seen = calloc(NB201_COUNT, 1);
+    for (int i = 0; i < s.n; i++) {
+        int k = nb201_index(&s.rec[i].arch);
+        distinct &= !seen[k];
+        seen[k] = 1;
+        if (s.rec[i].phase == PHASE_EXPAND)
+            succ += s.rec[i].good;
+    }
+    free(seen);
+    tap_ok(distinct, "every evaluated architecture is distinct");
+    tap_ok(succ == s.successes && s.rec[s.n - 1].good, "successes counted in the expanded phase; the last one is a success");
+    int expanded = s.n - o.n_warm;
+    tap_ok(expanded < 6 * o.n_collect,
+           "the forest finds good cells far more often than chance (5 %%): %d evaluations for %d successes",
+           expanded, o.n_collect);
+    /* the answer: mode over the best top good architectures */
+    nb201_arch ans, want;
+    search_answer(&s, &ans);
+    int idx[1000], m = 0;
+    for (int i = 0; i < s.n; i++)
+        if (s.rec[i].good)
+            idx[m++] = i;
+    for (int i = 1; i < m; i++) {
+        int t = idx[i], j = i - 1;
+        while (j >= 0 && s.rec[idx[j]].r.score > s.rec[t].r.score) {
+            idx[j + 1] = idx[j];
+            j--;
+        }
+        idx[j + 1] = t;
+    }
+    nb201_arch top[10];
+    for (int i = 0; i < 10; i++)
+        top[i] = s.rec[idx[i]].arch;
+    search_mode(top, 10, &want);
+    tap_ok(nb201_index(&ans) == nb201_index(&want), "answer = per-edge mode of the best top=10 below tau");
+    tap_ok(count_op(&ans, NB201_CONV3) >= 4, "the answer is a conv-heavy cell (%d nor_conv_3x3)",
+           count_op(&ans, NB201_CONV3));
+    search_free(&s);
+
+    /* cap */
+    o.cap = 45;
+    search_init(&s, &o);
+    run_all(&s, &sy);
+    tap_ok(s.n == 45 && !strcmp(s.stop_reason, "reached the cap on evaluations"), "cap 45 stops after 45 evaluations");
+    search_free(&s);
+}
+
+static void test_baselines(void)
+{
+    synth sy = {0, 0};
+    search s;
+    search_opts o = small_opts(SEARCH_RANDOM, 5);
+    search_init(&s, &o);
+    run_all(&s, &sy);
+    int distinct = 1;
+    for (int i = 0; i < s.n; i++)
+        for (int j = 0; j < i; j++)
+            distinct &= nb201_index(&s.rec[i].arch) != nb201_index(&s.rec[j].arch);
+    tap_ok(s.n == 60 && distinct, "random search: budget 60, distinct architectures");
+    nb201_arch a;
+    search_answer(&s, &a);
+    tap_ok(nb201_index(&a) == nb201_index(&s.rec[search_best(&s)].arch), "random search answers its best");
+    search_free(&s);
+
+    o = small_opts(SEARCH_REA, 5);
+    o.budget = 200;
+    search_init(&s, &o);
+    run_all(&s, &sy);
+    int one_edge = 1, distinct2 = 1;
+    for (int i = o.population; i < s.n; i++) {
+        /* the child differs from some member of the population in one edge */
+        int found = 0;
+        for (int j = i - o.population; j < i && !found; j++) {
+            int d = 0;
+            for (int e = 0; e < NB201_EDGES; e++)
+                d += s.rec[i].arch.op[e] != s.rec[j].arch.op[e];
+            found = d == 1;
+        }
+        one_edge &= found;
+        for (int j = 0; j < i; j++)
+            distinct2 &= nb201_index(&s.rec[i].arch) != nb201_index(&s.rec[j].arch);
+    }
+    tap_ok(s.n == 200 && one_edge && distinct2, "REA: budget, children one mutation from the population, distinct");
+    double first = 0, last = 0;
+    for (int i = 0; i < 20; i++) {
+        first += s.rec[i].r.score;
+        last += s.rec[s.n - 1 - i].r.score;
+    }
+    tap_ok(last < first, "REA improves: mean score of the last 20 %.3f < first 20 %.3f", last / 20, first / 20);
+    search_free(&s);
+
+    o = small_opts(SEARCH_REINFORCE, 5);
+    o.budget = 400;
+    o.rl_lr = 0.05;
+    search_init(&s, &o);
+    run_all(&s, &sy);
+    double c_first = 0, c_last = 0;
+    for (int i = 0; i < 50; i++) {
+        c_first += count_op(&s.rec[i].arch, NB201_CONV3);
+        c_last += count_op(&s.rec[s.n - 1 - i].arch, NB201_CONV3);
+    }
+    tap_ok(s.n == 400 && c_last > c_first + 25,
+           "REINFORCE learns: nor_conv_3x3 per cell %.2f in the first 50 samples, %.2f in the last 50",
+           c_first / 50, c_last / 50);
+    search_free(&s);
+
+    /* constraints: nothing over max_params is ever evaluated */
+    int algos[4] = {SEARCH_RMINAS, SEARCH_RANDOM, SEARCH_REA, SEARCH_REINFORCE};
+    for (int k = 0; k < 4; k++) {
+        o = small_opts(algos[k], 9);
+        o.max_params = 2100; /* at most two nor_conv_3x3 (+ one 1x1) */
+        search_init(&s, &o);
+        int rc = run_all(&s, &sy), over = 0;
+        for (int i = 0; i < s.n; i++) {
+            double p, f;
+            synth_cost(NULL, &s.rec[i].arch, &p, &f);
+            over += p > o.max_params;
+        }
+        tap_ok(rc == 0 && s.n > 0 && over == 0, "%s with max_params: %d evaluations, none over budget",
+               search_algo_names[algos[k]], s.n);
+        search_free(&s);
+    }
+}
+
+static void test_interrupt_and_resume(void)
+{
+    char path[] = "/tmp/rminas-test-search-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    int algos[4] = {SEARCH_RMINAS, SEARCH_RANDOM, SEARCH_REA, SEARCH_REINFORCE};
+    for (int k = 0; k < 4; k++) {
+        search_opts o = small_opts(algos[k], 21 + k);
+        search ref;
+        synth sy = {0, 0};
+        search_init(&ref, &o);
+        run_all(&ref, &sy);
+        nb201_arch ref_ans;
+        search_answer(&ref, &ref_ans);
+
+        /* an interruption on every 7th call changes nothing */
+        search s;
+        search_init(&s, &o);
+        int ok = 1;
+        for (int guard = 0; guard < 100000; guard++) {
+            synth si = {0, 1};
+            int rc = search_step(&s, synth_eval, synth_cost, &si); /* interrupted at once */
+            if (rc == 2)
+                break;
+            ok &= rc == 1;
+            synth sn = {0, 0};
+            rc = search_step(&s, synth_eval, synth_cost, &sn);
+            if (rc == 2)
+                break;
+            ok &= rc == 0;
+        }
+        tap_ok(ok && same_records(&s, &ref), "%s: interrupted evaluations change nothing (%d evaluations)",
+               search_algo_names[algos[k]], s.n);
+        search_free(&s);
+
+        /* save after evaluation j, load, continue */
+        int every = algos[k] == SEARCH_RMINAS ? 13 : 7, all_same = 1, loads = 0;
+        search cur;
+        search_init(&cur, &o);
+        search_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        search_ctx_set(&ctx, "evaluator", "synthetic");
+        for (int guard = 0; guard < 100000; guard++) {
+            int rc = search_step(&cur, synth_eval, synth_cost, &sy);
+            if (rc < 0) {
+                all_same = 0;
+                break;
+            }
+            if (cur.n % every == 0 || rc == 2) {
+                if (search_save(&cur, &ctx, path) < 0) {
+                    all_same = 0;
+                    break;
+                }
+                search next;
+                search_ctx c2;
+                if (search_load(&next, &c2, path) < 0 ||
+                    strcmp(search_ctx_get(&c2, "evaluator"), "synthetic")) {
+                    all_same = 0;
+                    break;
+                }
+                all_same &= same_records(&next, &cur) && next.phase == cur.phase &&
+                            !memcmp(&next.rng, &cur.rng, sizeof cur.rng);
+                search_free(&cur);
+                cur = next;
+                loads++;
+            }
+            if (rc == 2)
+                break;
+        }
+        nb201_arch ans;
+        search_answer(&cur, &ans);
+        tap_ok(all_same && loads > 3 && same_records(&cur, &ref) &&
+                   nb201_index(&ans) == nb201_index(&ref_ans),
+               "%s: saved and reloaded %d times, same %d evaluations and answer as uninterrupted",
+               search_algo_names[algos[k]], loads, cur.n);
+        search_free(&cur);
+        search_free(&ref);
+    }
+    unlink(path);
+}
+
+static void write_file(const char *path, const char *text, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(text, 1, n, f);
+    fclose(f);
+}
+
+static char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    b[*n] = 0;
+    fclose(f);
+    return b;
+}
+
+static void refused(const char *path, const char *what, const char *expect)
+{
+    search s;
+    search_ctx c;
+    int rc = search_load(&s, &c, path);
+    const char *msg = rm_last_error();
+    tap_ok(rc < 0 && strstr(msg, path) && strstr(msg, expect) && search_probe(path) < 0,
+           "%s refused: %s", what, msg);
+}
+
+static void replace_once(char *buf, const char *from, const char *to)
+{
+    char *p = strstr(buf, from);
+    if (!p)
+        return;
+    size_t lf = strlen(from), lt = strlen(to);
+    memmove(p + lt, p + lf, strlen(p + lf) + 1);
+    memcpy(p, to, lt);
+}
+
+static void test_bad_files(void)
+{
+    char good[] = "/tmp/rminas-test-good-XXXXXX", bad[] = "/tmp/rminas-test-bad-XXXXXX";
+    close(mkstemp(good));
+    close(mkstemp(bad));
+    search s;
+    synth sy = {0, 0};
+    search_opts o = small_opts(SEARCH_RMINAS, 3);
+    search_init(&s, &o);
+    for (int i = 0; i < 45; i++)
+        search_step(&s, synth_eval, synth_cost, &sy);
+    search_ctx ctx = {0};
+    tap_ok(search_save(&s, &ctx, good) == 0 && search_probe(good) == 1, "a saved state probes as a state");
+    size_t n;
+    char *text = read_all(good, &n);
+
+    write_file(bad, text, n / 2);
+    refused(bad, "truncated file", "not an rminas search state");
+    write_file(bad, "hello, world\n", 13);
+    refused(bad, "text file", "not an rminas search state");
+    write_file(bad, "{\"weights\": [1, 2, 3]}\n", 23);
+    refused(bad, "foreign JSON", "not an rminas search state");
+    write_file(bad, "", 0);
+    refused(bad, "empty file", "not an rminas search state");
+
+    char *t = malloc(n + 64);
+    memcpy(t, text, n + 1);
+    replace_once(t, "\"version\": 1", "\"version\": 99");
+    write_file(bad, t, strlen(t));
+    refused(bad, "a newer version", "newer rminas");
+
+    memcpy(t, text, n + 1);
+    replace_once(t, "\"arch\": \"|", "\"arch\": \"|bogus_op");
+    write_file(bad, t, strlen(t));
+    refused(bad, "a bad architecture in a record", "records[0].arch");
+
+    memcpy(t, text, n + 1);
+    replace_once(t, "\"algo\": \"rminas\"", "\"algo\": \"gradient\"");
+    write_file(bad, t, strlen(t));
+    refused(bad, "an unknown algorithm", "options.algo");
+
+    memcpy(t, text, n + 1);
+    replace_once(t, "\"successes\":", "\"successez\":");
+    write_file(bad, t, strlen(t));
+    refused(bad, "a missing field", "successes is missing");
+
+    memcpy(t, text, n + 1);
+    replace_once(t, "\"score\": ", "\"score\": \"many\", \"x\": ");
+    write_file(bad, t, strlen(t));
+    refused(bad, "a score that is not a number", "records[0].score");
+    free(t);
+    free(text);
+
+    tap_ok(search_probe("/tmp/rminas-test-no-such-file") == 0, "a missing file probes as 0");
+    search s2;
+    search_ctx c2;
+    tap_ok(search_load(&s2, &c2, good) == 0 && same_records(&s2, &s), "the good file still loads");
+    search_free(&s2);
+    search_free(&s);
+    unlink(good);
+    unlink(bad);
+}
+
+int main(void)
+{
+    tap_plan(48);
+    test_helpers();
+    test_rminas();
+    test_baselines();
+    test_interrupt_and_resume();
+    test_bad_files();
+    return tap_done();
+}

@@ -1,0 +1,118 @@
+#!/bin/sh
+# Script tests of the search through the shell (TAP):
+#  - a search killed with SIGKILL at random moments and resumed each time
+#    ends with the same evaluations, in the same order, with the same scores
+#    and the same answer as one never interrupted (RMI evaluator on the
+#    bundled data, 3 steps per evaluation, one thread);
+#  - the benchmark evaluator with the 12-epoch table, all four algorithms;
+#  - damaged and foreign state files are refused and left untouched, and
+#    `search start` never overwrites a file.
+set -u
+top_builddir=${top_builddir:-.}
+R="$top_builddir/rminas"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() {
+  name=$1 want=$2 pat=$3
+  shift 4
+  out=$("$R" "$@" 2>&1)
+  st=$?
+  if [ "$st" -eq "$want" ] && printf '%s\n' "$out" | grep -Eq -- "$pat"; then
+    ok "$name"
+  else
+    notok "$name (status $st, want $want)"
+    printf '%s\n' "$out" | sed 's/^/# /'
+  fi
+}
+
+# ---- kill and resume ----
+setup="-c 'set threads 1' -c 'load dataset cifar10' -c 'load teacher resnet20' -c 'load benchmark nb201' -c 'set steps 3' -c 'set seed 5'"
+start="search start rminas n_warm 10 n_collect 4 n_fitting 100 trees 10"
+eval "\"$R\" -b $setup -c \"set state $tmp/ref.json\" -c \"$start\" -c 'search run' \
+  -c 'export csv search $tmp/ref.csv'" > "$tmp/ref.log" 2>&1
+if [ $? -eq 0 ] && grep -q '^arch |' "$tmp/ref.log"; then ok "uninterrupted reference search"; else
+  notok "uninterrupted reference search"; sed 's/^/# /' "$tmp/ref.log"; fi
+
+# the first run, killed; then resume (and kill again) until a run finishes
+kills=0
+eval "\"$R\" -b $setup -c \"set state $tmp/k.json\" -c \"$start\" -c 'search run'" > "$tmp/k0.log" 2>&1 &
+pid=$!
+delays="2.5 1.3 3.1 0.9 1.7 2.2 1.1 2.9 0.7 1.9 2.6 1.5 3.3 1.2 2.0"
+done_ok=0
+for d in $delays; do
+  sleep "$d"
+  if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
+  wait "$pid" 2>/dev/null
+  if [ ! -f "$tmp/k.json" ]; then
+    # killed before the first save: start again
+    eval "\"$R\" -b $setup -c \"set state $tmp/k.json\" -c \"$start\" -c 'search run'" > "$tmp/k.log" 2>&1 &
+    pid=$!
+    continue
+  fi
+  "$R" -b -c 'set threads 1' -c "search resume $tmp/k.json" > "$tmp/k.log" 2>&1 &
+  pid=$!
+done
+wait "$pid"
+st=$?
+"$R" -b -c 'set threads 1' -c "search resume $tmp/k.json" -c "export csv search $tmp/k.csv" \
+  > "$tmp/final.log" 2>&1
+if [ $st -eq 0 ] && [ $? -eq 0 ]; then done_ok=1; fi
+# compare eval, phase, arch, score, prob, good (not the seconds)
+cut -d, -f1-4,10,11 "$tmp/ref.csv" > "$tmp/ref.cut"
+cut -d, -f1-4,10,11 "$tmp/k.csv" > "$tmp/k.cut" 2>/dev/null
+if [ $done_ok -eq 1 ] && [ $kills -ge 3 ] && cmp -s "$tmp/ref.cut" "$tmp/k.cut"; then
+  ok "killed $kills times with SIGKILL and resumed: same $(($(wc -l < "$tmp/ref.cut") - 1)) evaluations, order and scores"
+else
+  notok "kill and resume (kills $kills, finished $done_ok)"
+  diff "$tmp/ref.cut" "$tmp/k.cut" | sed 's/^/# /'
+  sed 's/^/# /' "$tmp/final.log"
+fi
+a1=$(grep '^arch ' "$tmp/ref.log")
+a2=$(grep '^arch ' "$tmp/final.log")
+if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
+
+# ---- refusals ----
+cp "$tmp/k.json" "$tmp/good.json"
+head -c 2000 "$tmp/good.json" > "$tmp/trunc.json"
+cp "$tmp/trunc.json" "$tmp/trunc.orig"
+check "truncated state refused" 1 "trunc.json: not an rminas search state \(line" -- \
+  -c "search resume $tmp/trunc.json"
+if cmp -s "$tmp/trunc.json" "$tmp/trunc.orig"; then ok "truncated state left untouched"; else notok "truncated state left untouched"; fi
+printf '{"format": "something-else"}\n' > "$tmp/foreign.json"
+check "foreign state refused" 1 "not an rminas search state" -- -c "search resume $tmp/foreign.json"
+check "search start will not overwrite a foreign file" 1 "refusing to overwrite .*foreign.json" -- \
+  -c "load benchmark nb201" -c "set evaluator benchmark" -c "set state $tmp/foreign.json" -c "search start random"
+if grep -q something-else "$tmp/foreign.json"; then ok "foreign file left untouched"; else notok "foreign file left untouched"; fi
+check "search start will not overwrite a saved search" 1 "already holds a search; 'search resume" -- \
+  -c "load benchmark nb201" -c "set evaluator benchmark" -c "set state $tmp/good.json" -c "search start random"
+check "resume of a missing file" 1 "nope.json: No such file" -- -c "search resume $tmp/nope.json"
+check "search step without a search" 1 "no search \(search start" -- -c "search step"
+check "unknown algorithm" 1 "unknown search algorithm 'gradient'" -- -c "load benchmark nb201" \
+  -c "set evaluator benchmark" -c "search start gradient"
+check "benchmark evaluator without a table" 1 "needs a table" -- -c "set evaluator benchmark" -c "search start random"
+check "rmi evaluator without a teacher" 1 "no teacher loaded" -- -c "search start rminas"
+check "bad search setting" 1 "quantile must be a number" -- -c "set quantile 2"
+
+# ---- benchmark evaluator, all algorithms ----
+for algo in rminas random rea reinforce; do
+  check "benchmark evaluator (12-epoch table): $algo" 0 "^  cifar10_valid [0-9.]+ cifar10_test" -- \
+    -c "load benchmark nb201" -c "load benchmark nb201-12" -c "set evaluator benchmark" \
+    -c "set benchmark_column cifar10_valid" -c "set seed 1" -c "set n_collect 20" \
+    -c "search start $algo budget 150" -c "search run" -c "search result"
+done
+check "search status" 0 "search rea, run: 30 evaluations of 100" -- -c "load benchmark nb201" \
+  -c "set evaluator benchmark" -c "search start rea" -c "search step 30" -c "search status"
+check "constraint: max_params" 0 "random, done: 100 evaluations" -- -c "load benchmark nb201" \
+  -c "set evaluator benchmark" -c "set max_params 500000" -c "search start random" -c "search run" \
+  -c "export csv search $tmp/c.csv" -c "search status"
+over=$(awk -F, 'NR > 1 && $12 > 500000' "$tmp/c.csv" | wc -l)
+if [ "$over" -eq 0 ] && [ "$(wc -l < "$tmp/c.csv")" -eq 101 ]; then ok "no architecture over max_params evaluated"; else notok "constraint ($over over)"; fi
+check "search warmup stops after the warm-up" 0 "rminas, expand: 100 evaluations \(100 warm-up" -- \
+  -c "load benchmark nb201" -c "set evaluator benchmark" -c "search start rminas" -c "search warmup" -c "search status"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
