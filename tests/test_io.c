@@ -489,7 +489,7 @@ static int test_cifar10_fake(void)
         for (int r = 0; ok && r < counts[f]; r++, k++) {
             ok = d.y[k] == k % 10;
             for (int p = 0; ok && p < REC_PIX; p++)
-                ok = d.x[(size_t)k * REC_PIX + p] == fake_pixel(f, r, p);
+                ok = dataset_image(&d, k)[p] == fake_pixel(f, r, p);
         }
     /* gather images 11, 0, 5 */
     int idx[3] = {11, 0, 5};
@@ -498,17 +498,17 @@ static int test_cifar10_fake(void)
     if (ok) {
         dataset_gather_u8(&d, idx, 3, g, gl);
         ok = gl[0] == 1 && gl[1] == 0 && gl[2] == 5 &&
-             memcmp(g, d.x + 11 * REC_PIX, REC_PIX) == 0 &&
-             memcmp(g + REC_PIX, d.x, REC_PIX) == 0 &&
-             memcmp(g + 2 * REC_PIX, d.x + 5 * REC_PIX, REC_PIX) == 0;
+             memcmp(g, dataset_image(&d, 11), REC_PIX) == 0 &&
+             memcmp(g + REC_PIX, dataset_image(&d, 0), REC_PIX) == 0 &&
+             memcmp(g + 2 * REC_PIX, dataset_image(&d, 5), REC_PIX) == 0;
     }
     dataset_free(&d);
     CHECK(ok);
-    CHECK(d.x == NULL && d.n == 0);
+    CHECK(d.y == NULL && d.n == 0);
 
     CHECK(cifar_load(dir, 0, 0, &d) == 0);
     ok = d.n == 3 && d.nclass == 10 && d.y[0] == 7 && d.y[1] == 8 && d.y[2] == 9 &&
-         d.x[2 * REC_PIX + 100] == fake_pixel(9, 2, 100);
+         dataset_image(&d, 2)[100] == fake_pixel(9, 2, 100);
     dataset_free(&d);
     CHECK(ok);
     return 0;
@@ -529,11 +529,11 @@ static int test_cifar100_fake(void)
              d.y[4] == 1;
     for (int r = 0; ok && r < 5; r++)
         for (int p = 0; ok && p < REC_PIX; p++)
-            ok = d.x[(size_t)r * REC_PIX + p] == fake_pixel(1, r, p);
+            ok = dataset_image(&d, r)[p] == fake_pixel(1, r, p);
     dataset_free(&d);
     CHECK(ok);
     CHECK(cifar_load(dir, 1, 0, &d) == 0);
-    ok = d.n == 2 && d.y[0] == 50 && d.y[1] == 51 && d.x[REC_PIX + 5] == fake_pixel(2, 1, 5);
+    ok = d.n == 2 && d.y[0] == 50 && d.y[1] == 51 && dataset_image(&d, 1)[5] == fake_pixel(2, 1, 5);
     dataset_free(&d);
     CHECK(ok);
     /* the CIFAR-10 names are not there */
@@ -550,7 +550,7 @@ static int test_cifar_truncated(void)
     CHECK(write_fake_batch(path, 0, 0, 3, 0) == 0);
     CHECK(truncate(path, 3 * 3073 - 100) == 0);
     CHECK(expect_error(cifar_load(dir, 0, 0, &d), path, "truncated record at byte 6146") == 0);
-    CHECK(d.x == NULL && d.n == 0);
+    CHECK(d.y == NULL && d.n == 0);
     /* CIFAR-100 records are 3074 bytes: a CIFAR-10 file is not a whole number of them */
     snprintf(path, sizeof path, "%s/test.bin", dir);
     CHECK(write_fake_batch(path, 0, 0, 2, 0) == 0);
@@ -573,7 +573,7 @@ static int test_cifar_label_range(void)
     fclose(f);
     CHECK(expect_error(cifar_load(dir, 0, 0, &d), path,
                        "record 2 (byte 6146): label 10 out of range [0, 10)") == 0);
-    CHECK(d.x == NULL);
+    CHECK(d.y == NULL);
 
     /* CIFAR-100: fine label 100 in record 1 (fine byte at 3074 + 1) */
     snprintf(path, sizeof path, "%s/test.bin", dir);

@@ -1,11 +1,13 @@
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise */
 
 #include "io/cifar.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +22,9 @@ void dataset_free(dataset *d)
 {
     if (!d)
         return;
-    free(d->x);
+    for (int i = 0; i < d->nfiles; i++)
+        if (d->map[i])
+            munmap((void *)d->map[i], d->maplen[i]);
     free(d->y);
     memset(d, 0, sizeof *d);
 }
@@ -44,41 +48,41 @@ static int batch_records(const char *path, size_t rec, size_t *nrec)
     return 0;
 }
 
-/* Read nrec records of path into x (nrec,3072) and y (nrec). */
-static int batch_read(const char *path, int cifar100, size_t nrec, uint8_t *x, int32_t *y)
+/* Map path (nrec records) read-only and check its labels into y (nrec). */
+static int batch_map(const char *path, int cifar100, size_t nrec, const uint8_t **map, int32_t *y)
 {
-    size_t lb = cifar100 ? 2 : 1, rec = lb + CIFAR_PIXELS;
+    size_t lb = cifar100 ? 2 : 1, rec = lb + CIFAR_PIXELS, len = nrec * rec;
     int nclass = cifar100 ? 100 : 10;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
         return rm_error("%s: cannot open: %s", path, strerror(errno));
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int err = errno;
+    close(fd);
+    if (m == MAP_FAILED)
+        return rm_error("%s: cannot map %zu bytes: %s", path, len, strerror(err));
+    const uint8_t *b = m;
     for (size_t i = 0; i < nrec; i++) {
-        uint8_t lab[2];
+        const uint8_t *lab = b + i * rec;
         size_t at = i * rec;
-        if (fread(lab, 1, lb, f) != lb || fread(x + i * CIFAR_PIXELS, 1, CIFAR_PIXELS, f) !=
-                                              CIFAR_PIXELS) {
-            rm_error("%s: record %zu (byte %zu): %s", path, i, at,
-                     ferror(f) ? strerror(errno) : "unexpected end of file");
-            goto fail;
-        }
         if (cifar100 && lab[0] >= 20) {
-            rm_error("%s: record %zu (byte %zu): coarse label %d out of range [0, 20)", path, i,
-                     at, lab[0]);
-            goto fail;
+            munmap(m, len);
+            return rm_error("%s: record %zu (byte %zu): coarse label %d out of range [0, 20)",
+                            path, i, at, lab[0]);
         }
         int label = lab[lb - 1];
         if (label >= nclass) {
-            rm_error("%s: record %zu (byte %zu): label %d out of range [0, %d)", path, i,
-                     at + lb - 1, label, nclass);
-            goto fail;
+            munmap(m, len);
+            return rm_error("%s: record %zu (byte %zu): label %d out of range [0, %d)", path, i,
+                            at + lb - 1, label, nclass);
         }
         y[i] = label;
     }
-    fclose(f);
+    /* reading the labels paged the file in: drop it from the resident set
+     * (it stays in the page cache); images are paged in again when used */
+    madvise(m, len, MADV_DONTNEED);
+    *map = b;
     return 0;
-fail:
-    fclose(f);
-    return -1;
 }
 
 int cifar_load(const char *dir, int cifar100, int train, dataset *out)
@@ -140,18 +144,23 @@ int cifar_load(const char *dir, int cifar100, int train, dataset *out)
     d.c = CIFAR_C;
     d.h = d.w = CIFAR_HW;
     d.nclass = cifar100 ? 100 : 10;
-    d.x = malloc(total * CIFAR_PIXELS);
+    d.rec = rec;
+    d.skip = cifar100 ? 2 : 1;
     d.y = malloc(total * sizeof *d.y);
-    if (!d.x || !d.y) {
-        rm_error("%s: out of memory for %zu images", dir, total);
+    if (!d.y) {
+        rm_error("%s: out of memory for %zu labels", dir, total);
         goto fail;
     }
     size_t at = 0;
     for (int i = 0; i < nfiles; i++) {
-        if (batch_read(paths[i], cifar100, nrec[i], d.x + at * CIFAR_PIXELS, d.y + at) != 0)
+        d.first[i] = (int)at;
+        if (batch_map(paths[i], cifar100, nrec[i], &d.map[i], d.y + at) != 0)
             goto fail;
+        d.maplen[i] = nrec[i] * rec;
+        d.nfiles = i + 1;
         at += nrec[i];
     }
+    d.first[nfiles] = (int)at;
     for (int i = 0; i < nfiles; i++)
         free(paths[i]);
     *out = d;
@@ -163,14 +172,29 @@ fail:
     return -1;
 }
 
+const uint8_t *dataset_image(const dataset *d, int i)
+{
+    int f = 0;
+    while (f + 1 < d->nfiles && i >= d->first[f + 1])
+        f++;
+    return d->map[f] + (size_t)(i - d->first[f]) * d->rec + d->skip;
+}
+
 void dataset_gather_u8(const dataset *d, const int *idx, int k, uint8_t *out, int32_t *labels)
 {
     size_t img = (size_t)d->c * d->h * d->w;
     for (int i = 0; i < k; i++) {
-        memcpy(out + (size_t)i * img, d->x + (size_t)idx[i] * img, img);
+        memcpy(out + (size_t)i * img, dataset_image(d, idx[i]), img);
         if (labels)
             labels[i] = d->y[idx[i]];
     }
+}
+
+void dataset_range_u8(const dataset *d, int first, int k, uint8_t *out)
+{
+    size_t img = (size_t)d->c * d->h * d->w;
+    for (int i = 0; i < k; i++)
+        memcpy(out + (size_t)i * img, dataset_image(d, first + i), img);
 }
 
 void data_normalize(const uint8_t *x, int k, int c, int hw, float *out)

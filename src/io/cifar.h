@@ -3,15 +3,28 @@
 #ifndef RM_CIFAR_H
 #define RM_CIFAR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/rng.h"
 
+enum { DATASET_MAX_FILES = 5 };
+
+/* Images stay in the batch files, mapped read-only: only the images a
+ * command touches become resident (a search touches its 512-image pool, not
+ * the 150 MB of CIFAR-10). Labels are copied. */
 typedef struct dataset {
     int n, c, h, w, nclass;
-    uint8_t *x; /* (n,c,h,w), planar RGB per image, as in the files */
-    int32_t *y; /* (n), in [0, nclass) */
+    int32_t *y;                                /* (n), in [0, nclass) */
+    int nfiles;
+    const uint8_t *map[DATASET_MAX_FILES];     /* file mappings */
+    size_t maplen[DATASET_MAX_FILES];
+    int first[DATASET_MAX_FILES + 1];          /* index of each file's first image */
+    size_t rec, skip;                          /* record bytes, label bytes before the pixels */
 } dataset;
+
+/* Image i (c,h,w), planar RGB as in the files. */
+const uint8_t *dataset_image(const dataset *d, int i);
 
 /* CIFAR-10: DIR/data_batch_1..5.bin (train; a subset may stop after
  * data_batch_k, without gaps) or DIR/test_batch.bin; records of
@@ -19,10 +32,12 @@ typedef struct dataset {
  * records of coarse byte, fine byte, 3072 pixel bytes; labels = fine (100
  * classes). Errors name the file and the byte offset. On failure *out is empty. */
 int cifar_load(const char *dir, int cifar100, int train, dataset *out);
-/* Free the arrays and zero *d. */
+/* Unmap the files, free the labels and zero *d. */
 void dataset_free(dataset *d);
 /* out (k,c,h,w) gets images idx[0..k), labels (k) their labels (may be NULL). */
 void dataset_gather_u8(const dataset *d, const int *idx, int k, uint8_t *out, int32_t *labels);
+/* The same for the images first..first+k-1. */
+void dataset_range_u8(const dataset *d, int first, int k, uint8_t *out);
 /* u8 (k,c,hw) -> float (k,c,hw) as (x/255 - mean[c]) / std[c] with ImageNet
  * mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), in float32 exactly
  * as torch computes ToTensor + Normalize. c <= 3. */

@@ -47,16 +47,19 @@ int model_evaluate(model *m, const dataset *d, int batch, double *acc)
     size_t img = (size_t)d->c * hw;
     float *x = malloc((size_t)batch * img * sizeof(float));
     float *logits = malloc((size_t)batch * k * sizeof(float));
-    if (!x || !logits) {
+    uint8_t *u8 = malloc((size_t)batch * img);
+    if (!x || !logits || !u8) {
         free(x);
         free(logits);
+        free(u8);
         return rm_error("out of memory");
     }
     long correct = 0;
     for (int s = 0; s < d->n; s += batch) {
         int b = d->n - s < batch ? d->n - s : batch;
         graph_set_batch(g, b);
-        data_normalize(d->x + (size_t)s * img, b, d->c, hw, x);
+        dataset_range_u8(d, s, b, u8);
+        data_normalize(u8, b, d->c, hw, x);
         be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
         graph_forward(g, BN_EVAL);
         be->download(logits, graph_data(g, m->logits), (size_t)b * k * sizeof(float));
@@ -68,6 +71,7 @@ int model_evaluate(model *m, const dataset *d, int batch, double *acc)
             correct += best == d->y[s + i];
         }
     }
+    free(u8);
     free(x);
     free(logits);
     *acc = d->n ? (double)correct / d->n : 0;
