@@ -327,6 +327,13 @@ double rmi_eval_score(const rmi_eval *e)
 int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
               const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt)
 {
+    return rmi_score_cb(be, arch, data, s, r, interrupt, NULL, NULL);
+}
+
+int rmi_score_cb(const backend *be, const nb201_arch *arch, const rmi_data *data,
+                 const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,
+                 rmi_step_fn cb, void *user)
+{
     double t0 = rm_seconds();
     rmi_eval e;
     memset(r, 0, sizeof *r);
@@ -340,6 +347,10 @@ int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
         }
         if (rmi_eval_step(&e) < 0) {
             rc = -1;
+            break;
+        }
+        if (cb && cb(&e, user)) {
+            rc = e.step < s->steps && !e.diverged;
             break;
         }
     }

@@ -90,5 +90,11 @@ typedef struct rmi_result {
  * is polled between steps: when set, returns 1 with the partial result. */
 int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
               const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt);
+/* The same, calling cb (may be NULL) after every step; a nonzero return
+ * stops the evaluation as an interrupt does. */
+typedef int (*rmi_step_fn)(const rmi_eval *e, void *user);
+int rmi_score_cb(const backend *be, const nb201_arch *arch, const rmi_data *data,
+                 const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,
+                 rmi_step_fn cb, void *user);
 
 #endif

@@ -59,6 +59,11 @@ typedef struct session {
     double cost_base[2], cost_op[NB201_NOPS][2]; /* params, MACs; cost_ok */
     int cost_ok;
 
+    /* called after every training step of an RMI evaluation (score, rank,
+     * search), e.g. to redraw a panel; nonzero interrupts */
+    rmi_step_fn step_hook;
+    void *hook_user;
+
     /* set from a signal handler: long operations stop at the next step */
     volatile sig_atomic_t interrupt;
 } session;

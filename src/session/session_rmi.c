@@ -122,7 +122,8 @@ int session_score(session *s, const nb201_arch *a, rmi_result *r)
 {
     if (session_need_batch(s) < 0)
         return -1;
-    return rmi_score(s->be, a, &s->data, &s->rmi, r, &s->interrupt);
+    return rmi_score_cb(s->be, a, &s->data, &s->rmi, r, &s->interrupt, s->step_hook,
+                        s->hook_user);
 }
 
 int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, void *user)
@@ -140,7 +141,8 @@ int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, v
     for (int k = 0; k < n; k++) {
         rank_entry *r = &e[k];
         r->arch = archs[k];
-        int rc = rmi_score(s->be, &archs[k], &s->data, &s->rmi, &r->r, &s->interrupt);
+        int rc = rmi_score_cb(s->be, &archs[k], &s->data, &s->rmi, &r->r, &s->interrupt,
+                              s->step_hook, s->hook_user);
         if (rc < 0)
             return -1;
         if (rc == 1)

@@ -114,7 +114,7 @@ int session_search_get(const session *s, const char *key, char *out, size_t size
         }
     for (int i = 0; i < NDBL; i++)
         if (!strcmp(key, dbl_settings[i].key)) {
-            snprintf(out, size, "%.17g",
+            snprintf(out, size, "%.15g",
                      *(const double *)((const char *)&s->search_o + dbl_settings[i].off));
             return 0;
         }
@@ -206,7 +206,8 @@ static int eval_rmi(void *user, const nb201_arch *a, search_eval *out)
 {
     session *s = user;
     rmi_result r;
-    int rc = rmi_score(s->be, a, &s->data, &s->rmi, &r, &s->interrupt);
+    int rc = rmi_score_cb(s->be, a, &s->data, &s->rmi, &r, &s->interrupt, s->step_hook,
+                          s->hook_user);
     if (rc)
         return rc;
     out->score = r.score;

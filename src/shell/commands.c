@@ -1,6 +1,8 @@
 /* The command table and the handlers. Handlers print results to stdout and
  * return SH_OK / SH_ERROR (message in rm_error) / SH_EXIT. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +230,29 @@ static int cmd_teacher(shell *sh, int argc, char **argv)
 
 /* ---- arch ---- */
 
-static const char *const arch_subs[] = {"set", "sample", "show", NULL};
+static const char *const arch_subs[] = {"set", "sample", "show", "dot", NULL};
+
+/* The cell as a Graphviz digraph: nodes 0..3, one labeled edge per
+ * operation that is not `none`. */
+static int write_dot(const nb201_arch *a, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return rm_error("%s: %s", path, strerror(errno));
+    char str[NB201_STRLEN];
+    nb201_format(a, str, sizeof str);
+    fprintf(f, "// %s\ndigraph cell {\n  rankdir=LR;\n  node [shape=circle];\n", str);
+    fprintf(f, "  n0 [label=\"in\"];\n  n1 [label=\"1\"];\n  n2 [label=\"2\"];\n"
+               "  n3 [label=\"out\", shape=doublecircle];\n");
+    for (int e = 0; e < NB201_EDGES; e++)
+        if (a->op[e] != NB201_NONE)
+            fprintf(f, "  n%d -> n%d [label=\"%s\"];\n", nb201_edge_from[e], nb201_edge_to[e],
+                    nb201_op_names[a->op[e]]);
+    fprintf(f, "}\n");
+    if (fclose(f) != 0)
+        return rm_error("%s: write failed", path);
+    return 0;
+}
 
 /* benchmark accuracy of an architecture as " (cifar10_test 93.91)" or "" */
 void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size)
@@ -319,7 +343,20 @@ static int cmd_arch(shell *sh, int argc, char **argv)
             return SH_ERROR;
         return show_arch(sh, &a);
     }
-    return usage_error("arch", "set STRING | sample [N] | show [STRING]");
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dot")) {
+        nb201_arch a = s->arch;
+        if (argc == 4 && nb201_parse(argv[3], &a) < 0)
+            return SH_ERROR;
+        if (argc == 3 && !s->have_arch) {
+            rm_error("no architecture (arch set STRING, or arch dot FILE STRING)");
+            return SH_ERROR;
+        }
+        if (write_dot(&a, argv[2]) < 0)
+            return SH_ERROR;
+        printf("wrote %s (dot -Tpng %s -o cell.png draws it)\n", argv[2], argv[2]);
+        return SH_OK;
+    }
+    return usage_error("arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]");
 }
 
 /* ---- RMI: batch, init, step, score, rank ---- */
@@ -513,6 +550,33 @@ static int cmd_export(shell *sh, int argc, char **argv)
     return SH_OK;
 }
 
+/* ---- panel ---- */
+
+static int cmd_panel(shell *sh, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        return usage_error("panel", "");
+    return panel_run(sh) < 0 ? SH_ERROR : SH_OK;
+}
+
+/* ---- space ---- */
+
+static int cmd_space(shell *sh, int argc, char **argv)
+{
+    (void)sh;
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "nb201"))) {
+        rm_error("unknown search space '%s' (this rminas knows nb201)", argc == 2 ? argv[1] : "");
+        return SH_ERROR;
+    }
+    printf("space nb201: NAS-Bench-201 cell, 4 nodes, %d edges, %d operations (", NB201_EDGES,
+           NB201_NOPS);
+    for (int k = 0; k < NB201_NOPS; k++)
+        printf("%s%s", k ? ", " : "", nb201_op_names[k]);
+    printf("), %d architectures; strings |op~0|+|op~0|op~1|+|op~0|op~1|op~2|\n", NB201_COUNT);
+    return SH_OK;
+}
+
 /* ---- set / show ---- */
 
 static int cmd_set(shell *sh, int argc, char **argv)
@@ -542,8 +606,9 @@ static int cmd_show(shell *sh, int argc, char **argv)
 }
 
 const command shell_commands[] = {
-    {"arch", "set STRING | sample [N] | show [STRING]",
-     "set, sample or show a NAS-Bench-201 architecture (cell, #params, MACs, benchmark)",
+    {"arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]",
+     "set, sample, show or draw (Graphviz) a NAS-Bench-201 architecture (cell, #params, MACs, "
+     "benchmark)",
      cmd_arch, arch_subs},
     {"batch", "select | show",
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
@@ -559,6 +624,10 @@ const command shell_commands[] = {
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
      "for the benchmark evaluator (nb201-12)",
      cmd_load, load_subs},
+    {"panel", "",
+     "full-screen view: CKA bars and history, loss curve, search progress; keys s/S step, i init, "
+     "r run the search, p pause, q back",
+     cmd_panel, NULL},
     {"quit", "", "leave rminas", cmd_quit, NULL},
     {"rank", "N | FILE",
      "score N sampled architectures (or those listed in FILE) and correlate with the benchmark",
@@ -572,6 +641,8 @@ const command shell_commands[] = {
      cmd_search, search_subs},
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
     {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
+    {"space", "[nb201]", "the search space (NAS-Bench-201) and its architecture strings", cmd_space,
+     NULL},
     {"step", "[N]", "train the student N steps with the RMI loss, printing loss, CE and CKA",
      cmd_step, NULL},
     {"teacher", "eval | train [epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] "

@@ -97,9 +97,12 @@ static char *history_path(void)
     return path;
 }
 
-/* Tab completion: command names first, then the command's sub-words. */
+/* Tab completion: command names, sub-commands, setting names and values,
+ * algorithm / dataset / teacher / benchmark names, operation names inside
+ * architecture strings (after '|'), file names elsewhere. */
 static int compl_index;
-static const command *compl_cmd;
+static const char *const *compl_words;
+static const char *compl_settings[64];
 
 static char *command_generator(const char *text, int state)
 {
@@ -114,17 +117,62 @@ static char *command_generator(const char *text, int state)
     return NULL;
 }
 
-static char *sub_generator(const char *text, int state)
+static char *word_generator(const char *text, int state)
 {
     if (!state)
         compl_index = 0;
     size_t len = strlen(text);
-    if (!compl_cmd || !compl_cmd->subs)
+    if (!compl_words)
         return NULL;
-    while (compl_cmd->subs[compl_index]) {
-        const char *w = compl_cmd->subs[compl_index++];
+    while (compl_words[compl_index]) {
+        const char *w = compl_words[compl_index++];
         if (!strncmp(w, text, len))
             return strdup(w);
+    }
+    return NULL;
+}
+
+static const char *const op_words[] = {"none~", "skip_connect~", "nor_conv_1x1~", "nor_conv_3x3~",
+                                       "avg_pool_3x3~", NULL};
+static const char *const algo_words[] = {"rminas", "random", "rea", "reinforce", NULL};
+static const char *const dataset_words[] = {"cifar10", "cifar100", NULL};
+static const char *const teacher_words[] = {"resnet20", "resnet32", "resnet44", "resnet56", NULL};
+static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
+static const char *const csv_words[] = {"steps", "rank", "search", NULL};
+static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
+static const char *const bn_words[] = {"train", "eval", NULL};
+static const char *const space_words[] = {"nb201", NULL};
+
+/* The words that may follow `w0 w1 ...` (nwords typed so far), or NULL. */
+static const char *const *next_words(char words[][64], int nwords)
+{
+    const command *c = shell_find(words[0]);
+    rm_clear_error();
+    if (!c)
+        return NULL;
+    if (nwords == 1) {
+        if (!strcmp(c->name, "set")) {
+            for (int i = 0; i < session_nsettings && i < 63; i++)
+                compl_settings[i] = session_settings[i].key;
+            compl_settings[session_nsettings < 63 ? session_nsettings : 63] = NULL;
+            return compl_settings;
+        }
+        if (!strcmp(c->name, "space"))
+            return space_words;
+        return c->subs;
+    }
+    if (nwords == 2) {
+        const char *w = words[1];
+        if (!strcmp(c->name, "load"))
+            return !strcmp(w, "dataset") ? dataset_words : !strcmp(w, "teacher") ? teacher_words
+                   : !strcmp(w, "benchmark") ? bench_words : NULL;
+        if (!strcmp(c->name, "search") && !strcmp(w, "start"))
+            return algo_words;
+        if (!strcmp(c->name, "export") && !strcmp(w, "csv"))
+            return csv_words;
+        if (!strcmp(c->name, "set"))
+            return !strcmp(w, "evaluator") ? evaluator_words : !strcmp(w, "teacher_bn") ? bn_words
+                   : NULL;
     }
     return NULL;
 }
@@ -132,29 +180,62 @@ static char *sub_generator(const char *text, int state)
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
-    int i = 0;
-    while (i < start && rl_line_buffer[i] == ' ')
-        i++;
-    if (i == start) {
+    if (start > 0 && (rl_line_buffer[start - 1] == '|' || rl_line_buffer[start - 1] == '+')) {
+        /* inside an architecture string: operation names */
+        compl_words = op_words;
+        rl_attempted_completion_over = 1;
+        rl_completion_append_character = '\0';
+        return rl_completion_matches(text, word_generator);
+    }
+    char words[8][64];
+    int nwords = 0, i = 0;
+    while (i < start && nwords < 8) {
+        while (i < start && rl_line_buffer[i] == ' ')
+            i++;
+        if (i >= start)
+            break;
+        int k = 0;
+        while (i < start && rl_line_buffer[i] != ' ' && k < 63)
+            words[nwords][k++] = rl_line_buffer[i++];
+        words[nwords][k] = '\0';
+        nwords++;
+    }
+    if (nwords == 0) {
         rl_attempted_completion_over = 1;
         return rl_completion_matches(text, command_generator);
     }
-    char first[64];
-    int k = 0;
-    while (i < start && rl_line_buffer[i] != ' ' && k < 63)
-        first[k++] = rl_line_buffer[i++];
-    first[k] = '\0';
-    int words = 0;
-    for (int j = i; j < start; j++)
-        if (rl_line_buffer[j] != ' ' && (j == 0 || rl_line_buffer[j - 1] == ' '))
-            words++;
-    compl_cmd = shell_find(first);
-    rm_clear_error();
-    if (compl_cmd && compl_cmd->subs && words == 0) {
+    compl_words = next_words(words, nwords);
+    if (compl_words) {
         rl_attempted_completion_over = 1;
-        return rl_completion_matches(text, sub_generator);
+        return rl_completion_matches(text, word_generator);
     }
     return NULL; /* file names */
+}
+
+/* "rminas> ", or with what is loaded: "rminas[cifar10 resnet20 3|-3|s-s]> "
+ * (the architecture in one letter per edge: - none, s skip, 1 conv 1x1,
+ * 3 conv 3x3, p avg pool; '|' between nodes). */
+static void make_prompt(const session *s, char *buf, size_t size)
+{
+    char parts[128] = "";
+    size_t o = 0;
+    if (s->train.n)
+        o += (size_t)snprintf(parts + o, sizeof parts - o, " %s", s->data_name);
+    if (s->teacher.g && o < sizeof parts)
+        o += (size_t)snprintf(parts + o, sizeof parts - o, " %s", s->teacher.name);
+    if (s->have_arch && o + 12 < sizeof parts) {
+        static const char code[NB201_NOPS] = {'-', 's', '1', '3', 'p'};
+        const uint8_t *op = s->arch.op;
+        o += (size_t)snprintf(parts + o, sizeof parts - o, " %c|%c%c|%c%c%c", code[op[0]],
+                              code[op[1]], code[op[2]], code[op[3]], code[op[4]], code[op[5]]);
+    }
+    if (s->srch.scored && o < sizeof parts)
+        o += (size_t)snprintf(parts + o, sizeof parts - o, " %s:%d", search_algo_names[s->srch.o.algo],
+                              s->srch.n);
+    if (o)
+        snprintf(buf, size, "rminas[%s]> ", parts + 1);
+    else
+        snprintf(buf, size, "rminas> ");
 }
 
 static int run_interactive(shell *sh, int *failed)
@@ -170,7 +251,11 @@ static int run_interactive(shell *sh, int *failed)
            "Type 'help' for the commands, 'quit' to leave.\n",
            PACKAGE_VERSION);
     char *line;
-    while ((line = readline("rminas> ")) != NULL) {
+    char prompt[192];
+    for (;;) {
+        make_prompt(&sh->s, prompt, sizeof prompt);
+        if (!(line = readline(prompt)))
+            break;
         if (*line)
             add_history(line);
         int r = shell_exec_line(sh, line);

@@ -1,0 +1,102 @@
+#!/bin/sh
+# The ncurses panel and the interactive shell, driven through tmux (TAP):
+# the panel shows the search's progress and the student's CKA bars, q returns
+# to the prompt, Ctrl-C pauses work and returns to the prompt, a window too
+# small is a clear error, SIGTERM restores the terminal before the process
+# ends. Skipped when tmux is missing.
+set -u
+top_builddir=${top_builddir:-.}
+R=$(cd "$top_builddir" && pwd)/rminas
+if ! command -v tmux > /dev/null 2>&1; then
+  echo "1..0 # SKIP tmux not installed"
+  exit 0
+fi
+tmp=$(mktemp -d)
+sock="$tmp/tmux.sock"
+T() { tmux -S "$sock" "$@"; }
+trap 'T kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; T capture-pane -t p -p | sed 's/^/# /'; }
+# wait_for PATTERN [SECONDS]: until the pane shows PATTERN (extended regex)
+wait_for() {
+  i=0
+  lim=$(( ${2:-20} * 10 ))
+  while [ $i -lt $lim ]; do
+    if T capture-pane -t p -p 2>/dev/null | grep -Eq -- "$1"; then return 0; fi
+    sleep 0.1
+    i=$((i + 1))
+  done
+  return 1
+}
+# wait until the last non-empty line is the prompt
+prompt() { wait_for "rminas(\[[^]]*\])?> *\$" "${1:-20}"; }
+
+export XDG_STATE_HOME="$tmp/state" TERM=xterm-256color
+T new-session -d -s p -x 100 -y 34 "'$R'; echo EXITED status \$?; sleep 60"
+if prompt; then ok "interactive shell starts with a prompt"; else notok "interactive shell starts with a prompt"; fi
+
+# tab completion: a setting name, a value, an operation inside an architecture string
+T send-keys -t p "set n_co" Tab "7" Enter
+T send-keys -t p "set evaluator be" Tab Enter
+T send-keys -t p "show settings" Enter
+if wait_for "^n_collect +7 " && wait_for "^evaluator +benchmark "; then ok "tab completes setting names and values"; else
+  notok "tab completes setting names and values"; fi
+T send-keys -t p "arch set |nor_conv_3" Tab "0|+|non" Tab "0|skip_c" Tab "1|+|avg" Tab "0|none~1|none~2|" Enter
+if wait_for "node1 = nor_conv_3x3\(node0\)" && wait_for "node3 = avg_pool_3x3\(node0\)"; then
+  ok "tab completes operation names inside an architecture string"; else
+  notok "tab completes operation names inside an architecture string"; fi
+if wait_for "rminas\[3\|-s\|p--\]> *\$"; then ok "the prompt shows the current architecture"; else
+  notok "the prompt shows the current architecture"; fi
+
+T send-keys -t p "set threads 1" Enter "load benchmark nb201" Enter "set evaluator benchmark" Enter \
+  "set benchmark_column cifar10_valid" Enter "search start rminas n_collect 20" Enter
+prompt
+T send-keys -t p "panel" Enter
+if wait_for "rminas panel +q back"; then ok "panel takes the screen"; else notok "panel takes the screen"; fi
+T send-keys -t p r
+if wait_for "successes 20/20" && wait_for "done: \|"; then ok "r runs the search; progress and answer shown"; else
+  notok "r runs the search; progress and answer shown"; fi
+T send-keys -t p q
+if prompt && ! T capture-pane -t p -p | grep -q "rminas panel"; then ok "q returns to the prompt, screen restored"; else
+  notok "q returns to the prompt, screen restored"; fi
+T send-keys -t p "search result" Enter
+if wait_for "^arch \|" && wait_for "cifar10_test [0-9.]+"; then ok "the search done in the panel is there at the prompt"; else
+  notok "the search done in the panel is there at the prompt"; fi
+
+T send-keys -t p "load dataset cifar10" Enter "load teacher resnet20" Enter \
+  "arch set |nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|" Enter
+prompt
+T send-keys -t p "panel" Enter
+wait_for "rminas panel"
+T send-keys -t p s
+if wait_for "step 1/150" 60 && wait_for "CKA1 0\.[0-9]+ \[#+"; then ok "s trains one step: CKA bars"; else notok "s trains one step: CKA bars"; fi
+T send-keys -t p S
+wait_for "step [3-9]/150" 60
+T send-keys -t p C-c
+if prompt 30 && T capture-pane -t p -p | grep -q "interrupted: work paused"; then ok "Ctrl-C pauses and returns to the prompt"; else
+  notok "Ctrl-C pauses and returns to the prompt"; fi
+T send-keys -t p "step 1" Enter
+if wait_for "^step +[0-9]+ +loss" 60; then ok "the student trained in the panel goes on at the prompt"; else
+  notok "the student trained in the panel goes on at the prompt"; fi
+prompt
+
+T resize-window -t p -x 50 -y 15 2>/dev/null || T resize-pane -t p -x 50 -y 15
+sleep 0.3
+T send-keys -t p "panel" Enter
+if wait_for "the window is 50x15"; then ok "a window too small is a clear error"; else
+  notok "a window too small is a clear error"; fi
+T resize-window -t p -x 100 -y 34 2>/dev/null || T resize-pane -t p -x 100 -y 34
+prompt
+
+T send-keys -t p "panel" Enter
+wait_for "rminas panel"
+pid=$(pgrep -n -f "^$R\$" || true)
+if [ -n "$pid" ]; then kill -TERM "$pid"; fi
+if wait_for "EXITED status 143" && ! T capture-pane -t p -p | grep -q "rminas panel"; then
+  ok "SIGTERM in the panel: terminal restored, then the process ends (143)"; else
+  notok "SIGTERM in the panel: terminal restored, then the process ends (143)"; fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
