@@ -33,7 +33,7 @@ check "version" 0 '^rminas [0-9]' -- -c version
 check "help lists the commands" 0 'rank' -- -c help
 check "help of one command" 0 'score \[STRING\]' -- -c "help score"
 check "unknown command" 1 "error: unknown command 'frobnicate'" -- -c frobnicate
-check "ambiguous prefix" 1 "ambiguous command 'e': could be exit export" -- -c e
+check "ambiguous prefix" 1 "ambiguous command 'e': could be echo exit export" -- -c e
 check "unique prefix works" 0 'node1 = nor_conv_3x3' -- -c "ar show $ARCH"
 check "bad architecture names the part" 1 "unknown operation 'conv_3x3'" -- \
   -c 'arch set |conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|'
@@ -78,6 +78,49 @@ a2=$("$R" -c "load dataset cifar10" -c "load teacher resnet20 $tmp/t.safetensors
   sed -n 's/^teacher resnet20: test accuracy \([0-9.]*\) %.*/\1/p')
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "saved weights reload to the same accuracy ($a1 %)";
 else notok "saved weights reload to the same accuracy ($a1 vs $a2)"; fi
+
+# the RMI commands on the bundled data (3 steps per evaluation)
+printf 'load dataset cifar10\nload teacher resnet20\nload benchmark nb201\nset steps 3\nset threads 1\n' > "$tmp/base.rmi"
+check "batch select shows the classes and the teacher's CE" 0 "teacher CE of the chosen images: max" -- -f "$tmp/base.rmi" -c "batch select"
+check "batch show before select" 1 "no batch selected" -- -c "batch show"
+check "init without an architecture" 1 "no architecture" -- -c "init"
+check "init and step print loss, CE and CKA per step" 0 "^step +3 +loss [0-9.]+ +ce [0-9.]+ +cka [0-9.]+ [0-9.]+ [0-9.]+" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 3"
+check "step past the planned steps" 1 "has done all 3 steps" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 4"
+check "score of an architecture with its benchmark accuracy" 0 "score [0-9.]+ .*3 steps .*cifar10_test 93.91" -- -f "$tmp/base.rmi" -c "score $ARCH"
+check "the all-none cell scores +inf with a warning" 0 "warning: the loss became NaN at step 1: score \+inf" -- -f "$tmp/base.rmi" -c "score |none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+printf '%s\n# a comment\n\n|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|\n' "$ARCH" > "$tmp/archs.txt"
+check "rank FILE scores the listed architectures and correlates" 0 "2 architectures in [0-9.]+ s" -- -f "$tmp/base.rmi" -c "rank $tmp/archs.txt" -c "export csv rank $tmp/rank.csv"
+if head -1 "$tmp/rank.csv" | grep -q '^arch,score,cka1,cka2,cka3,ce,seconds,params,flops,cifar10_test$' &&
+   [ "$(wc -l < "$tmp/rank.csv")" -eq 3 ]; then ok "export csv rank: header and one row per architecture"; else
+  notok "export csv rank: header and one row per architecture"; fi
+check "rank N samples and correlates" 0 "kendall tau -?[0-9.]+ +spearman rho" -- -f "$tmp/base.rmi" -c "rank 3"
+printf '%s\n|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|\n' "$ARCH" > "$tmp/bad.txt"
+check "rank FILE with a bad line names it" 1 "bad.txt line 2" -- -c "rank $tmp/bad.txt"
+check "export csv steps" 0 "wrote .*steps.csv" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 2" -c "export csv steps $tmp/steps.csv"
+if [ "$(head -1 "$tmp/steps.csv")" = "step,loss,ce,cka1,cka2,cka3,arch" ] && [ "$(wc -l < "$tmp/steps.csv")" -eq 3 ]; then
+  ok "the steps CSV has a header and one row per step"; else notok "the steps CSV has a header and one row per step"; fi
+check "quit stops a script" 0 "^$" -- -c quit -c version
+check "exit stops a script" 0 "^$" -- -c exit -c version
+
+check "echo prints its words" 0 '^hello  *world$' -- -c "echo hello world"
+check "space describes NAS-Bench-201" 0 "15625 architectures" -- -c space
+check "unknown space" 1 "unknown search space 'darts'" -- -c "space darts"
+check "arch dot writes Graphviz" 0 "wrote .*cell.dot" -- -c "arch dot $tmp/cell.dot $ARCH"
+if grep -q 'n0 -> n1 \[label="nor_conv_3x3"\]' "$tmp/cell.dot" && ! grep -q none "$tmp/cell.dot.tmp" 2>/dev/null &&
+   [ "$(grep -c -- '->' "$tmp/cell.dot")" -eq 4 ]; then ok "the DOT file has one edge per operation that is not none"; else
+  notok "the DOT file has one edge per operation that is not none"; sed 's/^/# /' "$tmp/cell.dot"; fi
+check "arch dot without an architecture" 1 "no architecture" -- -c "arch dot $tmp/x.dot"
+check "panel needs a terminal" 1 "the panel needs a terminal" -- -c panel
+check "export of a search before any" 1 "no search" -- -c "export csv search $tmp/s.csv"
+check "export of an unknown kind" 1 "can export 'steps', 'rank' or 'search'" -- -c "export csv weights $tmp/w.csv"
+check "load benchmark of an unknown kind" 1 "unknown benchmark 'nb301'" -- -c "load benchmark nb301"
+check "the 12-epoch table loads" 0 "benchmark nb201-12 .*cifar100_valid" -- -c "load benchmark nb201-12"
+# the man page documents every command of the table
+missing=
+for c in $("$R" -c help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
+  grep -Eq "^\.B (.*\\fB)?$c\b" "$top_srcdir/doc/rminas.1" || missing="$missing $c"
+done
+if [ -z "$missing" ]; then ok "the man page documents every command"; else notok "the man page lacks:$missing"; fi
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

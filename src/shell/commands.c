@@ -37,7 +37,16 @@ static int parse_double(const char *s, double lo, double hi, const char *what, d
     return 0;
 }
 
-/* ---- help / quit / version ---- */
+/* ---- help / quit / version / echo ---- */
+
+static int cmd_echo(shell *sh, int argc, char **argv)
+{
+    (void)sh;
+    for (int i = 1; i < argc; i++)
+        printf("%s%s", i > 1 ? " " : "", argv[i]);
+    printf("\n");
+    return SH_OK;
+}
 
 static int cmd_help(shell *sh, int argc, char **argv)
 {
@@ -613,6 +622,7 @@ const command shell_commands[] = {
     {"batch", "select | show",
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
      batch_subs},
+    {"echo", "[TEXT ...]", "print the text (for scripts)", cmd_echo, NULL},
     {"exit", "", "leave rminas (same as quit)", cmd_quit, NULL},
     {"export", "csv steps|rank|search FILE",
      "write the student's per-step values, the ranking or the search log as CSV",

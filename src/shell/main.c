@@ -32,6 +32,7 @@ static void usage(FILE *f)
             "  -c, --command CMD   run CMD (repeatable, in order)\n"
             "  -f, --file FILE     run the commands in FILE ('-' = standard input)\n"
             "  -b, --bail          stop at the first failing command\n"
+            "  -e, --echo          print each command (as after a prompt) before running it\n"
             "      --seed N        initial seed setting\n"
             "      --threads N     CPU threads (0 = all cores)\n"
             "      --device NAME   cpu or cuda\n"
@@ -44,6 +45,21 @@ static void usage(FILE *f)
 
 /* Runs every line of f; returns the number of failed commands, or -1 to
  * stop (exit or bail). */
+static int g_echo;
+
+/* With --echo: "rminas> LINE" for a line that is a command (not blank, not a comment). */
+static void echo_line(const char *line)
+{
+    const char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!g_echo || !*p || *p == '\n' || *p == '#')
+        return;
+    size_t n = strcspn(p, "\r\n");
+    printf("rminas> %.*s\n", (int)n, p);
+    fflush(stdout);
+}
+
 static int run_stream(shell *sh, FILE *f, const char *name, int bail, int *failed)
 {
     char *line = NULL;
@@ -52,6 +68,7 @@ static int run_stream(shell *sh, FILE *f, const char *name, int bail, int *faile
     int rc = 0;
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
+        echo_line(line);
         int r = shell_exec_line(sh, line);
         if (r == SH_ERROR) {
             (*failed)++;
@@ -276,7 +293,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"command", required_argument, 0, 'c'}, {"file", required_argument, 0, 'f'},
-        {"bail", no_argument, 0, 'b'},          {"seed", required_argument, 0, 1},
+        {"bail", no_argument, 0, 'b'},          {"echo", no_argument, 0, 'e'},          {"seed", required_argument, 0, 1},
         {"threads", required_argument, 0, 2},   {"device", required_argument, 0, 3},
         {"version", no_argument, 0, 'V'},       {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
@@ -285,7 +302,7 @@ int main(int argc, char **argv)
     char *kind = calloc((size_t)argc + 1, 1);
     int nact = 0, bail = 0, opt;
     const char *seed = NULL, *threads = NULL, *device = NULL;
-    while ((opt = getopt_long(argc, argv, "c:f:bVh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:f:beVh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
         case 'f':
@@ -294,6 +311,9 @@ int main(int argc, char **argv)
             break;
         case 'b':
             bail = 1;
+            break;
+        case 'e':
+            g_echo = 1;
             break;
         case 1:
             seed = optarg;
@@ -356,6 +376,7 @@ int main(int argc, char **argv)
     } else {
         for (int i = 0; i < nact; i++) {
             if (kind[i] == 'c') {
+                echo_line(act[i]);
                 int r = shell_exec_line(&sh, act[i]);
                 if (r == SH_ERROR) {
                     failed++;
