@@ -33,7 +33,7 @@ check "version" 0 '^rminas [0-9]' -- -c version
 check "help lists the commands" 0 'rank' -- -c help
 check "help of one command" 0 'score \[STRING\]' -- -c "help score"
 check "unknown command" 1 "error: unknown command 'frobnicate'" -- -c frobnicate
-check "ambiguous prefix" 1 "ambiguous command 'e': could be echo exit export" -- -c e
+check "ambiguous prefix" 1 "ambiguous command 'e': could be echo eval exit export" -- -c e
 check "unique prefix works" 0 'node1 = nor_conv_3x3' -- -c "ar show $ARCH"
 check "bad architecture names the part" 1 "unknown operation 'conv_3x3'" -- \
   -c 'arch set |conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|'
@@ -99,6 +99,15 @@ check "rank FILE with a bad line names it" 1 "bad.txt line 2" -- -c "rank $tmp/b
 check "export csv steps" 0 "wrote .*steps.csv" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 2" -c "export csv steps $tmp/steps.csv"
 if [ "$(head -1 "$tmp/steps.csv")" = "step,loss,ce,cka1,cka2,cka3,arch" ] && [ "$(wc -l < "$tmp/steps.csv")" -eq 3 ]; then
   ok "the steps CSV has a header and one row per step"; else notok "the steps CSV has a header and one row per step"; fi
+# the current architecture trained as a network, saved, and used as a teacher
+check "eval before train" 1 "has not been trained" -- -c "arch set $ARCH" -c eval
+check "train without an architecture" 1 "no architecture" -- -c "load dataset cifar10" -c "train epochs 1"
+check "train, eval, save, load as teacher" 0 "^teacher \|nor_conv_3x3~0\|.*: test accuracy [0-9.]+ %" -- \
+  -c "set threads 1" -c "load dataset cifar10" -c "arch set $ARCH" -c "train epochs 1 batch 256 every 2" -c eval \
+  -c "train save $tmp/nb.safetensors" -c "load teacher nb201 $tmp/nb.safetensors" -c "teacher eval"
+check "an NB-201 teacher needs a file" 1 "needs its weights" -- -c "load teacher nb201"
+check "a ResNet file is not an NB-201 teacher" 1 "metadata arch: architecture string" -- -c "load teacher nb201 $AKA"
+
 check "quit stops a script" 0 "^$" -- -c quit -c version
 check "exit stops a script" 0 "^$" -- -c exit -c version
 

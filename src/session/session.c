@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/safetensors.h"
 #include "util/err.h"
 
 #ifndef RMINAS_SRCDATA
@@ -32,6 +33,7 @@ void session_free(session *s)
     dataset_free(&s->train);
     dataset_free(&s->test);
     model_free(&s->teacher);
+    model_free(&s->net);
     bench_free(&s->bench);
     bench_free(&s->bench_eval);
     search_free(&s->srch);
@@ -298,13 +300,29 @@ static int teacher_depth(const char *arch)
     return (int)d;
 }
 
+/* The architecture string of an NB-201 network saved by rminas (its
+ * "arch" metadata). */
+static int file_arch(const st_file *f, const char *path, nb201_arch *a)
+{
+    for (int i = 0; i < f->nmeta; i++)
+        if (!strcmp(f->meta_key[i], "arch"))
+            return nb201_parse(f->meta_val[i], a) < 0 ? rm_error_context("%s: metadata arch", path)
+                                                       : 0;
+    return rm_error("%s: no \"arch\" in the metadata; give the architecture: load teacher "
+                    "STRING FILE", path);
+}
+
 int session_load_teacher(session *s, const char *arch, const char *file)
 {
     int depth = teacher_depth(arch);
-    if (depth < 0)
-        return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, resnet56)",
-                        arch);
+    int nb = !strcmp(arch, "nb201") || arch[0] == '|';
+    if (depth < 0 && !nb)
+        return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, resnet56, "
+                        "nb201 or an NB-201 architecture string)", arch);
     char path[1024];
+    if (!file && nb)
+        return rm_error("an NB-201 teacher needs its weights: load teacher nb201 FILE (as "
+                        "written by train save)");
     if (!file) {
         char name[64];
         snprintf(name, sizeof name, "%s-c10.safetensors", arch);
@@ -314,17 +332,81 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     }
     int nclass = s->train.n ? s->train.nclass : 10;
     model m;
-    if (resnet_cifar_build(&m, s->be, depth, nclass) < 0)
+    st_file f;
+    if (st_load(file, &f) < 0)
         return -1;
-    if (model_load_file(&m, file) < 0) {
+    int rc;
+    if (nb) {
+        nb201_arch a;
+        rc = arch[0] == '|' ? nb201_parse(arch, &a) : file_arch(&f, file, &a);
+        if (rc == 0)
+            rc = nb201_net_build(&m, s->be, &a, nclass);
+    } else {
+        rc = resnet_cifar_build(&m, s->be, depth, nclass);
+    }
+    if (rc < 0) {
+        st_free(&f);
+        return -1;
+    }
+    rc = model_load_state(&m, &f, 1);
+    st_free(&f);
+    if (rc < 0) {
         model_free(&m);
-        return -1;
+        return rm_error_context("%s", file);
     }
     model_free(&s->teacher);
     rmi_data_free(&s->data);
     s->teacher = m;
     snprintf(s->teacher_file, sizeof s->teacher_file, "%s", file);
     return 0;
+}
+
+/* ---- training the current architecture as a whole network ---- */
+
+static int need_net(session *s)
+{
+    if (!s->have_arch)
+        return rm_error("no architecture (arch set STRING or arch sample)");
+    if (!s->train.n)
+        return rm_error("no dataset loaded (load dataset cifar10 DIR)");
+    if (s->net.g && s->net_arch_index == nb201_index(&s->arch))
+        return 0;
+    model m;
+    if (nb201_net_build(&m, s->be, &s->arch, s->train.nclass) < 0)
+        return -1;
+    if (graph_init_params(m.g, s->rmi.init_seed) < 0) {
+        model_free(&m);
+        return -1;
+    }
+    model_free(&s->net);
+    s->net = m;
+    s->net_arch_index = nb201_index(&s->arch);
+    return 0;
+}
+
+int session_net_train(session *s, const train_opts *o, train_callback cb, void *user)
+{
+    if (need_net(s) < 0)
+        return -1;
+    return model_train(&s->net, &s->train, &s->test, o, cb, user);
+}
+
+int session_net_eval(session *s, double *acc)
+{
+    if (!s->net.g || s->net_arch_index != nb201_index(&s->arch))
+        return rm_error("the current architecture has not been trained (train [epochs N ...])");
+    if (!s->test.n)
+        return rm_error("no dataset loaded (load dataset cifar10 DIR)");
+    return model_evaluate(&s->net, &s->test, 200, acc);
+}
+
+int session_net_save(session *s, const char *path)
+{
+    if (!s->net.g)
+        return rm_error("no trained network (train [epochs N ...])");
+    const char *keys[2] = {"source", "arch"};
+    const char *vals[2] = {"rminas train", s->net.name};
+    return model_save_file(&s->net, path, keys, vals, 2);
 }
 
 static int need_teacher_and_data(session *s)

@@ -46,6 +46,9 @@ typedef struct session {
     int have_arch;
     rmi_eval eval;                /* eval.student.g != NULL: a student in training */
 
+    model net;                    /* the current architecture trained as a network */
+    int net_arch_index;           /* its canonical index */
+
     rank_entry *rank;             /* the last ranking run */
     int nrank;
 
@@ -78,7 +81,9 @@ int session_set_threads(session *s, int n);
  * CIFAR-10 subset). Loads the train and test splits; on error the session
  * keeps what it had. */
 int session_load_dataset(session *s, const char *name, const char *dir);
-/* arch: resnet20/32/44/56; file NULL: the bundled default weights. */
+/* arch: resnet20/32/44/56 (file NULL: the bundled default weights), or
+ * nb201 (the architecture from the file's metadata) or an NB-201
+ * architecture string, with a file. */
 int session_load_teacher(session *s, const char *arch, const char *file);
 /* The bundled file of that name (data_dir_find("resnet20-c10q75.safetensors")),
  * looked up in $RMINAS_DATA, the source tree's examples/data, then the
@@ -155,6 +160,13 @@ int session_search_load(session *s, const char *path);
 int session_bench_values(const session *s, const nb201_arch *a, const char **names,
                          double *values, int max);
 int session_teacher_train(session *s, const train_opts *o, train_callback cb, void *user);
+/* Train the current architecture as a classifier (built and initialized from
+ * init_seed on first use or when the architecture changed), evaluate it on
+ * the test split, save it (metadata arch = its string, so that
+ * `load teacher nb201 FILE` makes it a teacher). */
+int session_net_train(session *s, const train_opts *o, train_callback cb, void *user);
+int session_net_eval(session *s, double *acc);
+int session_net_save(session *s, const char *path);
 int session_teacher_save(session *s, const char *path);
 
 #endif

@@ -107,7 +107,8 @@ static int cmd_load(shell *sh, int argc, char **argv)
     }
     if (argc >= 2 && !strcmp(argv[1], "teacher")) {
         if (argc != 3 && argc != 4)
-            return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE]");
+            return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE] | "
+                                       "teacher nb201|STRING FILE");
         if (session_load_teacher(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         printf("teacher %s: %zu parameters, %.1f M MACs, weights %s\n", s->teacher.name,
@@ -163,56 +164,108 @@ static int train_progress_cb(const train_progress *p, void *user)
     return ps->sh->s.interrupt != 0;
 }
 
-static int teacher_train(shell *sh, int argc, char **argv)
+static const char TRAIN_OPTS[] = "[epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] "
+                                 "[augment 0|1] [seed N] [every N]";
+
+/* KEY VALUE pairs from argv[first] on into o and *every. */
+static int parse_train_opts(int argc, char **argv, int first, const char *cmd, train_opts *o,
+                            long *every)
 {
-    train_opts o;
-    train_opts_default(&o);
-    o.seed = sh->s.seed;
-    long every = 50;
-    for (int i = 2; i < argc; i += 2) {
+    for (int i = first; i < argc; i += 2) {
         if (i + 1 >= argc)
-            return usage_error("teacher", "train [epochs N] [batch N] [lr X] [wd X] "
-                                          "[momentum X] [cosine 0|1] [augment 0|1] [seed N] "
-                                          "[every N]");
+            return usage_error(cmd, TRAIN_OPTS);
         const char *k = argv[i], *v = argv[i + 1];
         long l;
         double d;
         int rc;
         if (!strcmp(k, "epochs"))
-            rc = parse_int(v, 1, 100000, k, &l), o.epochs = (int)l;
+            rc = parse_int(v, 1, 100000, k, &l), o->epochs = (int)l;
         else if (!strcmp(k, "batch"))
-            rc = parse_int(v, 1, 65536, k, &l), o.batch = (int)l;
+            rc = parse_int(v, 1, 65536, k, &l), o->batch = (int)l;
         else if (!strcmp(k, "seed"))
-            rc = parse_int(v, 0, 0x7fffffffL, k, &l), o.seed = (uint64_t)l;
+            rc = parse_int(v, 0, 0x7fffffffL, k, &l), o->seed = (uint64_t)l;
         else if (!strcmp(k, "cosine"))
-            rc = parse_int(v, 0, 1, k, &l), o.cosine = (int)l;
+            rc = parse_int(v, 0, 1, k, &l), o->cosine = (int)l;
         else if (!strcmp(k, "augment"))
-            rc = parse_int(v, 0, 1, k, &l), o.augment = (int)l;
+            rc = parse_int(v, 0, 1, k, &l), o->augment = (int)l;
         else if (!strcmp(k, "every"))
-            rc = parse_int(v, 1, 1000000, k, &every);
+            rc = parse_int(v, 1, 1000000, k, every);
         else if (!strcmp(k, "lr"))
-            rc = parse_double(v, 0, 10, k, &d), o.lr = d;
+            rc = parse_double(v, 0, 10, k, &d), o->lr = d;
         else if (!strcmp(k, "wd"))
-            rc = parse_double(v, 0, 1, k, &d), o.wd = d;
+            rc = parse_double(v, 0, 1, k, &d), o->wd = d;
         else if (!strcmp(k, "momentum"))
-            rc = parse_double(v, 0, 1, k, &d), o.momentum = d;
+            rc = parse_double(v, 0, 1, k, &d), o->momentum = d;
         else
             rc = rm_error("unknown option '%s' (epochs, batch, lr, wd, momentum, cosine, "
                           "augment, seed, every)", k);
         if (rc < 0)
             return SH_ERROR;
     }
+    return SH_OK;
+}
+
+/* Train the teacher (which = 0) or the current architecture (1). */
+static int run_training(shell *sh, int argc, char **argv, int first, int which)
+{
+    train_opts o;
+    train_opts_default(&o);
+    o.seed = sh->s.seed;
+    long every = 50;
+    if (parse_train_opts(argc, argv, first, which ? "train" : "teacher", &o, &every) != SH_OK)
+        return SH_ERROR;
+    char what[NB201_STRLEN + 64];
+    if (which && sh->s.have_arch)
+        nb201_format(&sh->s.arch, what, sizeof what);
+    else
+        snprintf(what, sizeof what, "%s", which ? "(no architecture)" : sh->s.teacher.name);
     printf("training %s on %s: %d epochs, batch %d, lr %g%s, momentum %g, wd %g, "
            "augment %s, seed %llu\n",
-           sh->s.teacher.name, sh->s.data_name, o.epochs, o.batch, o.lr,
-           o.cosine ? " cosine" : "", o.momentum, o.wd, o.augment ? "crop+flip" : "off",
-           (unsigned long long)o.seed);
+           what, sh->s.data_name, o.epochs, o.batch, o.lr, o.cosine ? " cosine" : "",
+           o.momentum, o.wd, o.augment ? "crop+flip" : "off", (unsigned long long)o.seed);
     progress_state ps = {sh, every};
-    int rc = session_teacher_train(&sh->s, &o, train_progress_cb, &ps);
+    int rc = which ? session_net_train(&sh->s, &o, train_progress_cb, &ps)
+                   : session_teacher_train(&sh->s, &o, train_progress_cb, &ps);
     if (rc < 0)
         return SH_ERROR;
     if (rc == 1)
-        printf("\ntraining interrupted; the teacher keeps the weights of the last step\n");
+        printf("\ntraining interrupted; the network keeps the weights of the last step\n");
+    return SH_OK;
+}
+
+static int teacher_train(shell *sh, int argc, char **argv)
+{
+    return run_training(sh, argc, argv, 2, 0);
+}
+
+/* ---- train / eval: the current architecture as a whole network ---- */
+
+static const char *const train_subs[] = {"epochs", "batch", "lr", "wd", "momentum", "cosine",
+                                         "augment", "seed", "every", "save", NULL};
+
+static int cmd_train(shell *sh, int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "save")) {
+        if (argc != 3)
+            return usage_error("train", "save FILE");
+        if (session_net_save(&sh->s, argv[2]) < 0)
+            return SH_ERROR;
+        printf("wrote %s (load teacher nb201 %s makes it a teacher)\n", argv[2], argv[2]);
+        return SH_OK;
+    }
+    return run_training(sh, argc, argv, 1, 1);
+}
+
+static int cmd_eval(shell *sh, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        return usage_error("eval", "");
+    double acc;
+    if (session_net_eval(&sh->s, &acc) < 0)
+        return SH_ERROR;
+    printf("%s: test accuracy %.2f %% (%d images of %s, eval-mode BN)\n", sh->s.net.name,
+           100 * acc, sh->s.test.n, sh->s.data_name);
     return SH_OK;
 }
 
@@ -623,6 +676,8 @@ const command shell_commands[] = {
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
      batch_subs},
     {"echo", "[TEXT ...]", "print the text (for scripts)", cmd_echo, NULL},
+    {"eval", "", "test accuracy of the current architecture trained with 'train'", cmd_eval,
+     NULL},
     {"exit", "", "leave rminas (same as quit)", cmd_quit, NULL},
     {"export", "csv steps|rank|search FILE",
      "write the student's per-step values, the ranking or the search log as CSV",
@@ -630,6 +685,7 @@ const command shell_commands[] = {
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
     {"load", "dataset cifar10|cifar100 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
+             "| teacher nb201|STRING FILE "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
      "for the benchmark evaluator (nb201-12)",
@@ -659,6 +715,10 @@ const command shell_commands[] = {
                 "[augment 0|1] [seed N] [every N] | save FILE",
      "evaluate the teacher on the test split, fine-tune it, or save its weights", cmd_teacher,
      teacher_subs},
+    {"train", "[epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] [augment 0|1] "
+              "[seed N] [every N] | save FILE",
+     "train the current architecture as a whole network (from init_seed), or save it", cmd_train,
+     train_subs},
     {"version", "", "print the version", cmd_version, NULL},
 };
 const int shell_ncommands = sizeof shell_commands / sizeof shell_commands[0];
