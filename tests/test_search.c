@@ -29,11 +29,11 @@
 #include "tap.h"
 #include "util/err.h"
 
-static int count_op(const nb201_arch *a, int op)
+static int count_op(const sarch *a, int op)
 {
     int n = 0;
     for (int e = 0; e < NB201_EDGES; e++)
-        n += a->op[e] == op;
+        n += a->v[e] == op;
     return n;
 }
 
@@ -42,16 +42,16 @@ typedef struct synth {
     int interrupt_at; /* call number that reports an interruption, 0 = never */
 } synth;
 
-static double synth_score(const nb201_arch *a)
+static double synth_score(const sarch *a)
 {
-    int i = nb201_index(a);
+    int i = space_nb201.index(a);
     double jitter = ((i * 2654435761u) % 1000) / 1e4;
-    if (a->op[0] == NB201_NONE && a->op[1] == NB201_NONE && a->op[3] == NB201_NONE)
+    if (a->v[0] == NB201_NONE && a->v[1] == NB201_NONE && a->v[3] == NB201_NONE)
         return INFINITY; /* no path from the input: a failed evaluation */
     return 1.0 - 0.15 * count_op(a, NB201_CONV3) - 0.05 * count_op(a, NB201_CONV1) + jitter;
 }
 
-static int synth_eval(void *user, const nb201_arch *a, search_eval *out)
+static int synth_eval(void *user, const sarch *a, search_eval *out)
 {
     synth *s = user;
     s->calls++;
@@ -65,7 +65,7 @@ static int synth_eval(void *user, const nb201_arch *a, search_eval *out)
     return 0;
 }
 
-static int synth_cost(void *user, const nb201_arch *a, double *params, double *flops)
+static int synth_cost(void *user, const sarch *a, double *params, double *flops)
 {
     (void)user;
     *params = 1000.0 * count_op(a, NB201_CONV3) + 100.0 * count_op(a, NB201_CONV1);
@@ -105,7 +105,7 @@ static int same_records(const search *a, const search *b)
     if (a->n != b->n)
         return 0;
     for (int i = 0; i < a->n; i++)
-        if (nb201_index(&a->rec[i].arch) != nb201_index(&b->rec[i].arch) ||
+        if (!space_equal(&space_nb201, &a->rec[i].arch, &b->rec[i].arch) ||
             a->rec[i].r.score != b->rec[i].r.score || a->rec[i].good != b->rec[i].good ||
             a->rec[i].phase != b->rec[i].phase ||
             !(a->rec[i].prob == b->rec[i].prob || (isnan(a->rec[i].prob) && isnan(b->rec[i].prob))))
@@ -124,7 +124,7 @@ static void test_helpers(void)
     double v3[1] = {0.25};
     tap_ok(search_quantile(v3, 1, 0.05) == 0.25, "quantile of one value is the value");
 
-    nb201_arch a[4];
+    sarch a[4];
     const char *s[4] = {
         "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|none~2|",
         "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|",
@@ -132,18 +132,18 @@ static void test_helpers(void)
         "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|",
     };
     for (int i = 0; i < 4; i++)
-        nb201_parse(s[i], &a[i]);
-    nb201_arch m;
-    search_mode(a, 4, &m);
-    char out[NB201_STRLEN];
-    nb201_format(&m, out, sizeof out);
+        space_nb201.parse(s[i], &a[i]);
+    sarch m;
+    space_nb201.select(a, 4, &m);
+    char out[SPACE_STRLEN];
+    space_nb201.format(&m, out, sizeof out);
     /* edge0 conv3 2 / conv1 2 -> conv1 (lower index); edge1 none 2 / skip 2 -> none;
      * edge2 skip 2, none 2 -> none; edge3 avg 2, none 2 -> none; edge4 conv1 2 -> conv1;
      * edge5 none */
     tap_ok(!strcmp(out, "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|"),
            "mode per edge, ties to the lower operation: %s", out);
     double x[NB201_EDGES * NB201_NOPS];
-    search_encode(&a[0], x);
+    space_encode(&space_nb201, &a[0], x);
     double sum = 0;
     for (int i = 0; i < NB201_EDGES * NB201_NOPS; i++)
         sum += x[i];
@@ -156,7 +156,7 @@ static void test_rminas(void)
     search s;
     synth sy = {0, 0};
     search_opts o = small_opts(SEARCH_RMINAS, 11);
-    tap_ok(search_init(&s, &o) == 0, "rminas: init");
+    tap_ok(search_init(&s, &space_nb201, &o) == 0, "rminas: init");
     int warm_ok = 1;
     while (s.phase == PHASE_WARMUP) {
         if (search_step(&s, synth_eval, synth_cost, &sy) != 0)
@@ -182,7 +182,7 @@ static void test_rminas(void)
     int distinct = 1, succ = 0;
     uint8_t *seen = calloc(NB201_COUNT, 1);
     for (int i = 0; i < s.n; i++) {
-        int k = nb201_index(&s.rec[i].arch);
+        int k = space_nb201.index(&s.rec[i].arch);
         distinct &= !seen[k];
         seen[k] = 1;
         if (s.rec[i].phase == PHASE_EXPAND)
@@ -196,7 +196,7 @@ static void test_rminas(void)
            "the forest finds good cells far more often than chance (5 %%): %d evaluations for %d successes",
            expanded, o.n_collect);
     /* the answer: mode over the best top good architectures */
-    nb201_arch ans, want;
+    sarch ans, want;
     search_answer(&s, &ans);
     int idx[1000], m = 0;
     for (int i = 0; i < s.n; i++)
@@ -210,18 +210,18 @@ static void test_rminas(void)
         }
         idx[j + 1] = t;
     }
-    nb201_arch top[10];
+    sarch top[10];
     for (int i = 0; i < 10; i++)
         top[i] = s.rec[idx[i]].arch;
-    search_mode(top, 10, &want);
-    tap_ok(nb201_index(&ans) == nb201_index(&want), "answer = per-edge mode of the best top=10 below tau");
+    space_mode(&space_nb201, top, 10, &want);
+    tap_ok(space_equal(&space_nb201, &ans, &want), "answer = per-edge mode of the best top=10 below tau");
     tap_ok(count_op(&ans, NB201_CONV3) >= 4, "the answer is a conv-heavy cell (%d nor_conv_3x3)",
            count_op(&ans, NB201_CONV3));
     search_free(&s);
 
     /* cap */
     o.cap = 45;
-    search_init(&s, &o);
+    search_init(&s, &space_nb201, &o);
     run_all(&s, &sy);
     tap_ok(s.n == 45 && !strcmp(s.stop_reason, "reached the cap on evaluations"), "cap 45 stops after 45 evaluations");
     search_free(&s);
@@ -232,21 +232,21 @@ static void test_baselines(void)
     synth sy = {0, 0};
     search s;
     search_opts o = small_opts(SEARCH_RANDOM, 5);
-    search_init(&s, &o);
+    search_init(&s, &space_nb201, &o);
     run_all(&s, &sy);
     int distinct = 1;
     for (int i = 0; i < s.n; i++)
         for (int j = 0; j < i; j++)
-            distinct &= nb201_index(&s.rec[i].arch) != nb201_index(&s.rec[j].arch);
+            distinct &= !space_equal(&space_nb201, &s.rec[i].arch, &s.rec[j].arch);
     tap_ok(s.n == 60 && distinct, "random search: budget 60, distinct architectures");
-    nb201_arch a;
+    sarch a;
     search_answer(&s, &a);
-    tap_ok(nb201_index(&a) == nb201_index(&s.rec[search_best(&s)].arch), "random search answers its best");
+    tap_ok(space_equal(&space_nb201, &a, &s.rec[search_best(&s)].arch), "random search answers its best");
     search_free(&s);
 
     o = small_opts(SEARCH_REA, 5);
     o.budget = 200;
-    search_init(&s, &o);
+    search_init(&s, &space_nb201, &o);
     run_all(&s, &sy);
     int one_edge = 1, distinct2 = 1;
     for (int i = o.population; i < s.n; i++) {
@@ -255,12 +255,12 @@ static void test_baselines(void)
         for (int j = i - o.population; j < i && !found; j++) {
             int d = 0;
             for (int e = 0; e < NB201_EDGES; e++)
-                d += s.rec[i].arch.op[e] != s.rec[j].arch.op[e];
+                d += s.rec[i].arch.v[e] != s.rec[j].arch.v[e];
             found = d == 1;
         }
         one_edge &= found;
         for (int j = 0; j < i; j++)
-            distinct2 &= nb201_index(&s.rec[i].arch) != nb201_index(&s.rec[j].arch);
+            distinct2 &= !space_equal(&space_nb201, &s.rec[i].arch, &s.rec[j].arch);
     }
     tap_ok(s.n == 200 && one_edge && distinct2, "REA: budget, children one mutation from the population, distinct");
     double first = 0, last = 0;
@@ -274,7 +274,7 @@ static void test_baselines(void)
     o = small_opts(SEARCH_REINFORCE, 5);
     o.budget = 400;
     o.rl_lr = 0.05;
-    search_init(&s, &o);
+    search_init(&s, &space_nb201, &o);
     run_all(&s, &sy);
     double c_first = 0, c_last = 0;
     for (int i = 0; i < 50; i++) {
@@ -291,7 +291,7 @@ static void test_baselines(void)
     for (int k = 0; k < 4; k++) {
         o = small_opts(algos[k], 9);
         o.max_params = 2100; /* at most two nor_conv_3x3 (+ one 1x1) */
-        search_init(&s, &o);
+        search_init(&s, &space_nb201, &o);
         int rc = run_all(&s, &sy), over = 0;
         for (int i = 0; i < s.n; i++) {
             double p, f;
@@ -314,14 +314,14 @@ static void test_interrupt_and_resume(void)
         search_opts o = small_opts(algos[k], 21 + k);
         search ref;
         synth sy = {0, 0};
-        search_init(&ref, &o);
+        search_init(&ref, &space_nb201, &o);
         run_all(&ref, &sy);
-        nb201_arch ref_ans;
+        sarch ref_ans;
         search_answer(&ref, &ref_ans);
 
         /* an interruption on every 7th call changes nothing */
         search s;
-        search_init(&s, &o);
+        search_init(&s, &space_nb201, &o);
         int ok = 1;
         for (int guard = 0; guard < 100000; guard++) {
             synth si = {0, 1};
@@ -342,7 +342,7 @@ static void test_interrupt_and_resume(void)
         /* save after evaluation j, load, continue */
         int every = algos[k] == SEARCH_RMINAS ? 13 : 7, all_same = 1, loads = 0;
         search cur;
-        search_init(&cur, &o);
+        search_init(&cur, &space_nb201, &o);
         search_ctx ctx;
         memset(&ctx, 0, sizeof ctx);
         search_ctx_set(&ctx, "evaluator", "synthetic");
@@ -373,10 +373,10 @@ static void test_interrupt_and_resume(void)
             if (rc == 2)
                 break;
         }
-        nb201_arch ans;
+        sarch ans;
         search_answer(&cur, &ans);
         tap_ok(all_same && loads > 3 && same_records(&cur, &ref) &&
-                   nb201_index(&ans) == nb201_index(&ref_ans),
+                   space_equal(&space_nb201, &ans, &ref_ans),
                "%s: saved and reloaded %d times, same %d evaluations and answer as uninterrupted",
                search_algo_names[algos[k]], loads, cur.n);
         search_free(&cur);
@@ -433,7 +433,7 @@ static void test_bad_files(void)
     search s;
     synth sy = {0, 0};
     search_opts o = small_opts(SEARCH_RMINAS, 3);
-    search_init(&s, &o);
+    search_init(&s, &space_nb201, &o);
     for (int i = 0; i < 45; i++)
         search_step(&s, synth_eval, synth_cost, &sy);
     search_ctx ctx = {0};

@@ -75,6 +75,9 @@ a1=$(grep '^arch ' "$tmp/ref.log")
 a2=$(grep '^arch ' "$tmp/final.log")
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
 
+check "search load shows a saved search without running it" 0 "rminas, done: [0-9]+ evaluations" -- \
+  -c "set threads 1" -c "search load $tmp/k.json" -c "search status"
+
 # ---- refusals ----
 cp "$tmp/k.json" "$tmp/good.json"
 head -c 2000 "$tmp/good.json" > "$tmp/trunc.json"

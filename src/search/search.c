@@ -1,5 +1,5 @@
-/* RMI-NAS (Algorithm 1), random search, REA and REINFORCE over
- * NAS-Bench-201, one evaluation per search_step. */
+/* RMI-NAS (Algorithm 1), random search, REA and REINFORCE over a search
+ * space (space.h), one evaluation per search_step. */
 #include "search/search.h"
 
 #include <math.h>
@@ -14,7 +14,71 @@
 const char *const search_algo_names[SEARCH_NALGO] = {"rminas", "random", "rea", "reinforce"};
 const char *const search_phase_names[4] = {"warmup", "expand", "run", "done"};
 
-enum { NFEAT = NB201_EDGES * NB201_NOPS };
+/* ---- key set ---- */
+
+static int keyset_grow(keyset *k)
+{
+    int cap = k->cap ? 2 * k->cap : 1024;
+    uint64_t *slot = calloc((size_t)cap, sizeof *slot);
+    if (!slot)
+        return rm_error("out of memory");
+    for (int i = 0; i < k->cap; i++)
+        if (k->slot[i]) {
+            size_t j = (size_t)(k->slot[i] & (uint64_t)(cap - 1));
+            while (slot[j])
+                j = (j + 1) & (size_t)(cap - 1);
+            slot[j] = k->slot[i];
+        }
+    free(k->slot);
+    k->slot = slot;
+    k->cap = cap;
+    return 0;
+}
+
+static int keyset_has(const keyset *k, uint64_t key)
+{
+    if (!k->cap)
+        return 0;
+    key = key ? key : 1;
+    size_t j = (size_t)(key & (uint64_t)(k->cap - 1));
+    while (k->slot[j]) {
+        if (k->slot[j] == key)
+            return 1;
+        j = (j + 1) & (size_t)(k->cap - 1);
+    }
+    return 0;
+}
+
+static int keyset_add(keyset *k, uint64_t key)
+{
+    key = key ? key : 1;
+    if (keyset_has(k, key))
+        return 0;
+    if ((k->n + 1) * 2 > k->cap && keyset_grow(k) < 0)
+        return -1;
+    size_t j = (size_t)(key & (uint64_t)(k->cap - 1));
+    while (k->slot[j])
+        j = (j + 1) & (size_t)(k->cap - 1);
+    k->slot[j] = key;
+    k->n++;
+    return 0;
+}
+
+static void keyset_free(keyset *k)
+{
+    free(k->slot);
+    memset(k, 0, sizeof *k);
+}
+
+int search_scored(const search *s, const sarch *a)
+{
+    return keyset_has(&s->scored, space_key(s->sp, a));
+}
+
+int search_mark_scored(search *s, const sarch *a)
+{
+    return keyset_add(&s->scored, space_key(s->sp, a));
+}
 
 int search_algo_lookup(const char *name)
 {
@@ -45,8 +109,8 @@ static int opts_check(const search_opts *o)
 {
     if (o->algo < 0 || o->algo >= SEARCH_NALGO)
         return rm_error("invalid search algorithm %d", o->algo);
-    if (o->n_warm < 1 || o->n_warm > NB201_COUNT)
-        return rm_error("n_warm must be 1..%d, not %d", NB201_COUNT, o->n_warm);
+    if (o->n_warm < 1)
+        return rm_error("n_warm must be at least 1, not %d", o->n_warm);
     if (!(o->quantile > 0 && o->quantile < 1))
         return rm_error("quantile must be in (0, 1), not %g", o->quantile);
     if (o->n_fitting < 1 || o->n_collect < 1 || o->trees < 1 || o->top < 0 || o->cap < 0)
@@ -63,20 +127,25 @@ static int opts_check(const search_opts *o)
     return 0;
 }
 
-int search_init(search *s, const search_opts *o)
+int search_init(search *s, const space *sp, const search_opts *o)
 {
     memset(s, 0, sizeof *s);
     if (opts_check(o) < 0)
         return -1;
+    if (o->algo == SEARCH_REINFORCE && sp->valid)
+        return rm_error("reinforce samples every position independently; the %s space has "
+                        "constraints it cannot meet", sp->name);
+    if (o->n_warm > (sp->count ? sp->count : 1 << 30))
+        return rm_error("n_warm %d is more than the %d architectures of %s", o->n_warm, sp->count,
+                        sp->name);
+    s->sp = sp;
     s->o = *o;
-    s->scored = calloc(NB201_COUNT, 1);
-    if (!s->scored)
-        return rm_error("out of memory");
+    if (keyset_grow(&s->scored) < 0)
+        return -1;
     rng_seed(&s->rng, o->seed);
     s->phase = o->algo == SEARCH_RMINAS ? PHASE_WARMUP : PHASE_RUN;
     s->tau = NAN;
     s->last_prob = NAN;
-    s->pending = -1;
     s->pending_prob = NAN;
     return 0;
 }
@@ -84,9 +153,8 @@ int search_init(search *s, const search_opts *o)
 void search_free(search *s)
 {
     free(s->rec);
-    free(s->scored);
+    keyset_free(&s->scored);
     memset(s, 0, sizeof *s);
-    s->pending = -1;
 }
 
 /* ---- helpers ---- */
@@ -122,27 +190,6 @@ double search_quantile(const double *v, int n, double q)
     return r;
 }
 
-void search_mode(const nb201_arch *a, int n, nb201_arch *out)
-{
-    for (int e = 0; e < NB201_EDGES; e++) {
-        int cnt[NB201_NOPS] = {0};
-        for (int i = 0; i < n; i++)
-            cnt[a[i].op[e]]++;
-        int best = 0;
-        for (int k = 1; k < NB201_NOPS; k++)
-            if (cnt[k] > cnt[best])
-                best = k;
-        out->op[e] = (uint8_t)best;
-    }
-}
-
-void search_encode(const nb201_arch *a, double *x)
-{
-    memset(x, 0, NFEAT * sizeof *x);
-    for (int e = 0; e < NB201_EDGES; e++)
-        x[e * NB201_NOPS + a->op[e]] = 1;
-}
-
 /* Indices of records sorted by score, ties in evaluation order. */
 static int *sorted_records(const search *s, int good_only, int *count)
 {
@@ -174,7 +221,7 @@ int search_best(const search *s)
     return best;
 }
 
-int search_answer(const search *s, nb201_arch *a)
+int search_answer(const search *s, sarch *a)
 {
     if (s->o.algo != SEARCH_RMINAS || isnan(s->tau)) {
         int b = search_best(s);
@@ -192,14 +239,14 @@ int search_answer(const search *s, nb201_arch *a)
         return rm_error("no architecture scored below the threshold %g", s->tau);
     }
     int k = s->o.top > 0 ? (m < s->o.top ? m : s->o.top) : (m + 1) / 2;
-    nb201_arch *sel = malloc((size_t)k * sizeof *sel);
+    sarch *sel = malloc((size_t)k * sizeof *sel);
     if (!sel) {
         free(idx);
         return rm_error("out of memory");
     }
     for (int i = 0; i < k; i++)
         sel[i] = s->rec[idx[i]].arch;
-    search_mode(sel, k, a);
+    s->sp->select(sel, k, a);
     free(sel);
     free(idx);
     return 0;
@@ -207,7 +254,7 @@ int search_answer(const search *s, nb201_arch *a)
 
 /* ---- sampling ---- */
 
-static int feasible(search *s, const nb201_arch *a, search_cost_fn cost, void *user, int *ok)
+static int feasible(search *s, const sarch *a, search_cost_fn cost, void *user, int *ok)
 {
     *ok = 1;
     if (s->o.max_params <= 0 && s->o.max_flops <= 0)
@@ -224,16 +271,17 @@ static int feasible(search *s, const nb201_arch *a, search_cost_fn cost, void *u
 
 enum { MAX_TRIES = 200000 };
 
-/* A uniformly random unscored architecture that meets the constraints;
- * 1 when none was found. */
-static int sample_unscored(search *s, search_cost_fn cost, void *user, const uint8_t *skip,
-                           nb201_arch *a)
+/* A uniformly random unscored architecture that meets the constraints and
+ * is not in skip (may be NULL); 1 when none was found. */
+static int sample_unscored(search *s, search_cost_fn cost, void *user, const keyset *skip,
+                           sarch *a)
 {
-    for (int t = 0; t < MAX_TRIES; t++) {
-        int i = (int)rng_below(&s->rng, NB201_COUNT);
-        if (s->scored[i] || (skip && skip[i]))
+    int left = s->sp->count ? s->sp->count - s->scored.n - (skip ? skip->n : 0) : 1;
+    for (int t = 0; t < MAX_TRIES && left > 0; t++) {
+        s->sp->sample(&s->rng, a);
+        uint64_t key = space_key(s->sp, a);
+        if (keyset_has(&s->scored, key) || (skip && keyset_has(skip, key)))
             continue;
-        nb201_from_index(i, a);
         int ok;
         if (feasible(s, a, cost, user, &ok) < 0)
             return -1;
@@ -243,7 +291,7 @@ static int sample_unscored(search *s, search_cost_fn cost, void *user, const uin
     return 1;
 }
 
-static void add_record(search *s, const nb201_arch *a, const search_eval *r, int phase, double prob)
+static int add_record(search *s, const sarch *a, const search_eval *r, int phase, double prob)
 {
     search_record *q = &s->rec[s->n++];
     q->arch = *a;
@@ -253,7 +301,7 @@ static void add_record(search *s, const nb201_arch *a, const search_eval *r, int
     q->phase = phase;
     q->prob = prob;
     q->good = !isnan(s->tau) && q->r.score < s->tau;
-    s->scored[nb201_index(a)] = 1;
+    return keyset_add(&s->scored, space_key(s->sp, a));
 }
 
 static int grow(search *s)
@@ -277,7 +325,7 @@ static int finish(search *s, const char *why)
 }
 
 /* Evaluate a and record it; 0, 1 (interrupted) or -1. */
-static int evaluate(search *s, const nb201_arch *a, int phase, double prob, search_evaluate_fn ev,
+static int evaluate(search *s, const sarch *a, int phase, double prob, search_evaluate_fn ev,
                     void *user, double *secs)
 {
     search_eval r;
@@ -289,8 +337,7 @@ static int evaluate(search *s, const nb201_arch *a, int phase, double prob, sear
         return rc;
     if (grow(s) < 0)
         return -1;
-    add_record(s, a, &r, phase, prob);
-    return 0;
+    return add_record(s, a, &r, phase, prob);
 }
 
 /* ---- RMI-NAS ---- */
@@ -322,41 +369,40 @@ static int end_warmup(search *s)
  * and keep the most probably good one in s->pending. 1: no candidate. */
 static int pick_candidate(search *s, search_cost_fn cost, void *user)
 {
+    const int nf = s->sp->npos * s->sp->nchoice;
     int n = s->n, rc = -1;
-    double *x = malloc((size_t)n * NFEAT * sizeof *x);
+    double *x = malloc((size_t)n * nf * sizeof *x);
     int *y = malloc((size_t)n * sizeof *y);
     int nc = s->o.n_fitting;
-    double *cx = malloc((size_t)nc * NFEAT * sizeof *cx);
+    double *cx = malloc((size_t)nc * nf * sizeof *cx);
     double *pr = malloc((size_t)nc * 2 * sizeof *pr);
-    int *cand = malloc((size_t)nc * sizeof *cand);
-    uint8_t *mark = calloc(NB201_COUNT, 1);
+    sarch *cand = malloc((size_t)nc * sizeof *cand);
+    keyset mark = {0};
     forest *f = NULL;
-    if (!x || !y || !cx || !pr || !cand || !mark) {
+    if (!x || !y || !cx || !pr || !cand) {
         rm_error("out of memory");
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        search_encode(&s->rec[i].arch, x + (size_t)i * NFEAT);
+        space_encode(s->sp, &s->rec[i].arch, x + (size_t)i * nf);
         y[i] = s->rec[i].good;
     }
     forest_opts fo;
     forest_opts_default(&fo);
     fo.n_trees = s->o.trees;
     fo.seed = mix64(s->o.seed ^ mix64((uint64_t)s->iteration + 1));
-    if (forest_fit(&f, x, y, n, NFEAT, 2, &fo) < 0)
+    if (forest_fit(&f, x, y, n, nf, 2, &fo) < 0)
         goto out;
     int m = 0;
-    for (; m < nc;) {
-        nb201_arch a;
-        int r = sample_unscored(s, cost, user, mark, &a);
+    while (m < nc) {
+        int r = sample_unscored(s, cost, user, &mark, &cand[m]);
         if (r < 0)
             goto out;
         if (r == 1)
             break;
-        int i = nb201_index(&a);
-        mark[i] = 1;
-        cand[m] = i;
-        search_encode(&a, cx + (size_t)m * NFEAT);
+        if (keyset_add(&mark, space_key(s->sp, &cand[m])) < 0)
+            goto out;
+        space_encode(s->sp, &cand[m], cx + (size_t)m * nf);
         m++;
     }
     s->iteration++;
@@ -370,16 +416,17 @@ static int pick_candidate(search *s, search_cost_fn cost, void *user)
         if (pr[2 * i + 1] > pr[2 * best + 1])
             best = i;
     s->pending = cand[best];
+    s->have_pending = 1;
     s->pending_prob = pr[2 * best + 1];
     rc = 0;
 out:
     forest_free(f);
+    keyset_free(&mark);
     free(x);
     free(y);
     free(cx);
     free(pr);
     free(cand);
-    free(mark);
     return rc;
 }
 
@@ -387,13 +434,14 @@ static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, vo
 {
     double secs;
     if (s->phase == PHASE_WARMUP) {
-        nb201_arch a;
+        sarch a;
         rng saved = s->rng;
         int r = sample_unscored(s, cost, user, NULL, &a);
         if (r < 0)
             return -1;
         if (r == 1)
-            return rm_error("no unscored architecture meets the constraints");
+            return rm_error("no unscored architecture meets the constraints (or all %d are "
+                            "scored)", s->n);
         r = evaluate(s, &a, PHASE_WARMUP, NAN, ev, user, &secs);
         if (r) {
             s->rng = saved; /* the same draw next time */
@@ -408,7 +456,7 @@ static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, vo
         return finish(s, "collected n_collect successes");
     if (s->o.cap > 0 && s->n >= s->o.cap)
         return finish(s, "reached the cap on evaluations");
-    if (s->pending < 0) {
+    if (!s->have_pending) {
         double t0 = rm_seconds();
         int r = pick_candidate(s, cost, user);
         s->t_forest += rm_seconds() - t0;
@@ -417,14 +465,13 @@ static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, vo
         if (r == 1)
             return finish(s, "no unscored architecture left");
     }
-    nb201_arch a;
-    nb201_from_index(s->pending, &a);
+    sarch a = s->pending;
     int r = evaluate(s, &a, PHASE_EXPAND, s->pending_prob, ev, user, &secs);
     if (r)
         return r;
     s->t_eval += secs;
     s->last_prob = s->pending_prob;
-    s->pending = -1;
+    s->have_pending = 0;
     s->pending_prob = NAN;
     if (s->rec[s->n - 1].good)
         s->successes++;
@@ -437,15 +484,12 @@ static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, vo
 
 /* ---- random search and REA ---- */
 
-static int mutate_unscored(search *s, const nb201_arch *parent, search_cost_fn cost, void *user,
-                           nb201_arch *child)
+static int mutate_unscored(search *s, const sarch *parent, search_cost_fn cost, void *user,
+                           sarch *child)
 {
     for (int t = 0; t < 10000; t++) {
-        *child = *parent;
-        int e = (int)rng_below(&s->rng, NB201_EDGES);
-        int k = (int)rng_below(&s->rng, NB201_NOPS - 1);
-        child->op[e] = (uint8_t)(k >= parent->op[e] ? k + 1 : k);
-        if (s->scored[nb201_index(child)])
+        s->sp->mutate(&s->rng, parent, child);
+        if (search_scored(s, child))
             continue;
         int ok;
         if (feasible(s, child, cost, user, &ok) < 0)
@@ -459,7 +503,7 @@ static int mutate_unscored(search *s, const nb201_arch *parent, search_cost_fn c
 
 static int step_rea(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
 {
-    nb201_arch a;
+    sarch a;
     int r;
     rng saved = s->rng;
     if (s->o.algo == SEARCH_RANDOM || s->n < s->o.population) {
@@ -494,32 +538,35 @@ static int step_rea(search *s, search_evaluate_fn ev, search_cost_fn cost, void 
 
 static void policy_probs(const search *s, int e, double *p)
 {
-    const double *l = s->logits + e * NB201_NOPS;
+    const int nc = s->sp->nchoice;
+    const double *l = s->logits + e * nc;
     double mx = l[0], z = 0;
-    for (int k = 1; k < NB201_NOPS; k++)
+    for (int k = 1; k < nc; k++)
         mx = l[k] > mx ? l[k] : mx;
-    for (int k = 0; k < NB201_NOPS; k++)
+    for (int k = 0; k < nc; k++)
         z += p[k] = exp(l[k] - mx);
-    for (int k = 0; k < NB201_NOPS; k++)
+    for (int k = 0; k < nc; k++)
         p[k] /= z;
 }
 
 static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
 {
     rng saved = s->rng;
-    nb201_arch a;
+    const int np = s->sp->npos, nc = s->sp->nchoice;
+    sarch a;
+    memset(&a, 0, sizeof a);
     int ok = 0;
     for (int t = 0; t < MAX_TRIES && !ok; t++) {
-        for (int e = 0; e < NB201_EDGES; e++) {
-            double p[NB201_NOPS], u = rng_uniform(&s->rng), c = 0;
+        for (int e = 0; e < np; e++) {
+            double p[SPACE_MAXCHOICE], u = rng_uniform(&s->rng), c = 0;
             policy_probs(s, e, p);
             int k = 0;
-            for (; k < NB201_NOPS - 1; k++) {
+            for (; k < nc - 1; k++) {
                 c += p[k];
                 if (u < c)
                     break;
             }
-            a.op[e] = (uint8_t)k;
+            a.v[e] = (uint8_t)k;
         }
         if (feasible(s, &a, cost, user, &ok) < 0)
             return -1;
@@ -528,16 +575,17 @@ static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost,
         return rm_error("the policy found no architecture that meets the constraints");
     /* a repeated sample reuses its earlier result (deterministic evaluators) */
     int prev = -1;
-    if (s->scored[nb201_index(&a)])
+    if (search_scored(s, &a))
         for (int i = 0; i < s->n && prev < 0; i++)
-            if (nb201_index(&s->rec[i].arch) == nb201_index(&a))
+            if (space_equal(s->sp, &s->rec[i].arch, &a))
                 prev = i;
     if (prev >= 0) {
         if (grow(s) < 0)
             return -1;
         search_eval r = s->rec[prev].r;
         r.seconds = 0;
-        add_record(s, &a, &r, PHASE_RUN, NAN);
+        if (add_record(s, &a, &r, PHASE_RUN, NAN) < 0)
+            return -1;
     } else {
         double secs;
         int r = evaluate(s, &a, PHASE_RUN, NAN, ev, user, &secs);
@@ -566,13 +614,13 @@ static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost,
         double adv = reward - s->baseline;
         const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
         s->adam_t++;
-        for (int e = 0; e < NB201_EDGES; e++) {
-            double p[NB201_NOPS];
+        for (int e = 0; e < np; e++) {
+            double p[SPACE_MAXCHOICE];
             policy_probs(s, e, p);
-            for (int k = 0; k < NB201_NOPS; k++) {
-                int j = e * NB201_NOPS + k;
+            for (int k = 0; k < nc; k++) {
+                int j = e * nc + k;
                 /* loss = -log p(a) * adv; d/dlogit = -(1[k = a_e] - p_k) * adv */
-                double g = -((k == a.op[e]) - p[k]) * adv;
+                double g = -((k == a.v[e]) - p[k]) * adv;
                 s->adam_m[j] = b1 * s->adam_m[j] + (1 - b1) * g;
                 s->adam_v[j] = b2 * s->adam_v[j] + (1 - b2) * g * g;
                 double mh = s->adam_m[j] / (1 - pow(b1, s->adam_t));

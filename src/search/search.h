@@ -1,4 +1,5 @@
-/* Architecture search on NAS-Bench-201 (RMI-NAS section 2): RMI-NAS
+/* Architecture search in any search space (src/space/space.h; RMI-NAS
+ * section 2): RMI-NAS
  * (Algorithm 1: warm-up, fixed threshold, forest-guided expanded sampling,
  * mode selection), random search, regularized evolution (REA) and
  * REINFORCE, all driven one evaluation at a time through an evaluator
@@ -16,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "space/nb201.h"
+#include "space/space.h"
 #include "util/rng.h"
 
 enum search_algo { SEARCH_RMINAS, SEARCH_RANDOM, SEARCH_REA, SEARCH_REINFORCE, SEARCH_NALGO };
@@ -62,44 +63,52 @@ typedef struct search_eval {
 
 /* Returns 0 with *out filled, 1 when interrupted (nothing is recorded; the
  * search can go on later), -1 on an error (rm_error). */
-typedef int (*search_evaluate_fn)(void *user, const nb201_arch *a, search_eval *out);
+typedef int (*search_evaluate_fn)(void *user, const sarch *a, search_eval *out);
 /* Cost of an architecture for the constraints: 0, or -1 on an error. */
-typedef int (*search_cost_fn)(void *user, const nb201_arch *a, double *params, double *flops);
+typedef int (*search_cost_fn)(void *user, const sarch *a, double *params, double *flops);
 
 typedef struct search_record {
-    nb201_arch arch;
+    sarch arch;
     search_eval r;
     int phase;           /* PHASE_WARMUP, PHASE_EXPAND or PHASE_RUN */
     double prob;         /* RMI-NAS expanded phase: forest probability of "good"; else NaN */
     int good;            /* RMI-NAS: score < tau (set once tau exists) */
 } search_record;
 
+/* A set of architecture keys (space_key), open addressing. */
+typedef struct keyset {
+    uint64_t *slot;              /* 0 = empty (a key of 0 is stored as 1) */
+    int cap, n;
+} keyset;
+
 typedef struct search {
+    const space *sp;
     search_opts o;
     int phase;
     rng rng;                     /* sampling / mutation / policy draws */
     search_record *rec;
     int n, cap_rec;
-    uint8_t *scored;             /* (NB201_COUNT) 1 if evaluated */
+    keyset scored;               /* architectures evaluated; scored.slot != NULL: a search exists */
     double tau;                  /* RMI-NAS threshold, NaN before the warm-up ends */
     int successes;               /* RMI-NAS expanded-phase scores below tau */
     int iteration;               /* RMI-NAS expanded iterations started with a forest fit */
     double last_prob;            /* forest probability of the last pick */
-    /* REINFORCE: per-edge logits and Adam moments */
-    double logits[NB201_EDGES * NB201_NOPS];
-    double adam_m[NB201_EDGES * NB201_NOPS], adam_v[NB201_EDGES * NB201_NOPS];
+    /* REINFORCE: per-position logits and Adam moments (npos x nchoice) */
+    double logits[SPACE_MAXPOS * SPACE_MAXCHOICE];
+    double adam_m[SPACE_MAXPOS * SPACE_MAXCHOICE], adam_v[SPACE_MAXPOS * SPACE_MAXCHOICE];
     double baseline;
     int adam_t, have_baseline;
     /* wall time in seconds, accumulated over resumes */
     double t_warm, t_forest, t_eval;
     /* the candidate picked by the forest for the pending evaluation */
-    int pending;                 /* canonical index, -1 if none */
+    int have_pending;
+    sarch pending;
     double pending_prob;
     char stop_reason[64];        /* why the search ended; empty while running */
 } search;
 
-/* Start a search (no evaluation yet). */
-int search_init(search *s, const search_opts *o);
+/* Start a search in space sp (no evaluation yet). */
+int search_init(search *s, const space *sp, const search_opts *o);
 void search_free(search *s);
 
 /* One evaluation (for RMI-NAS in the expanded phase: fit the forest, pick,
@@ -111,17 +120,15 @@ int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *use
 /* The answer: RMI-NAS the per-edge mode over the best `top` good
  * architectures (ties: lower operation index); the others: the best score.
  * Returns 0, or -1 when nothing to choose from. */
-int search_answer(const search *s, nb201_arch *a);
+int search_answer(const search *s, sarch *a);
 /* The best evaluated architecture (lowest score), or -1. */
 int search_best(const search *s);
 
-/* Helpers, exposed for tests. */
-/* numpy.quantile's default (linear) of n values (+inf allowed). */
+/* numpy.quantile's default (linear) of n values (+inf allowed); exposed for tests. */
 double search_quantile(const double *v, int n, double q);
-/* Mode of each edge over the given architectures (ties: lower op). */
-void search_mode(const nb201_arch *a, int n, nb201_arch *out);
-/* One-hot encoding (NB201_EDGES * NB201_NOPS doubles). */
-void search_encode(const nb201_arch *a, double *x);
+/* Whether a was evaluated; mark it evaluated (used when loading a state). */
+int search_scored(const search *s, const sarch *a);
+int search_mark_scored(search *s, const sarch *a);
 
 /* ---- state files (versioned JSON, written atomically) ---- */
 /* Extra key/value text pairs the caller stores with the state (evaluator,

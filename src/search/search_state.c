@@ -2,9 +2,10 @@
  * every evaluation; a damaged or foreign file is refused, never changed.
  *
  * Layout (version 1):
- *   {"format": "rminas-search", "version": 1,
+ *   {"format": "rminas-search", "version": 1, "space": "nb201" (absent: nb201),
  *    "options": {...search_opts...}, "phase", "rng": [4 x hex u64],
- *    "tau", "successes", "iteration", "last_prob", "pending", "pending_prob",
+ *    "tau", "successes", "iteration", "last_prob",
+ *    "pending": architecture string or null, "pending_prob",
  *    "policy": {"logits", "m", "v", "baseline", "have_baseline", "t"},
  *    "time": {"warmup", "forest", "eval"}, "stop_reason",
  *    "context": {caller's key: text},
@@ -94,7 +95,7 @@ static json_t *state_to_json(const search *s, const search_ctx *ctx)
                             jnum(o->max_flops));
     json_t *rng = json_pack("[o,o,o,o]", jhex(s->rng.s[0]), jhex(s->rng.s[1]), jhex(s->rng.s[2]),
                             jhex(s->rng.s[3]));
-    enum { NF = NB201_EDGES * NB201_NOPS };
+    const int NF = s->sp->npos * s->sp->nchoice;
     json_t *pol = json_pack("{s:o, s:o, s:o, s:o, s:b, s:i}", "logits", jarray(s->logits, NF), "m",
                             jarray(s->adam_m, NF), "v", jarray(s->adam_v, NF), "baseline",
                             jnum(s->baseline), "have_baseline", s->have_baseline, "t", s->adam_t);
@@ -106,8 +107,8 @@ static json_t *state_to_json(const search *s, const search_ctx *ctx)
     json_t *recs = json_array();
     for (int i = 0; recs && i < s->n; i++) {
         const search_record *r = &s->rec[i];
-        char arch[NB201_STRLEN];
-        nb201_format(&r->arch, arch, sizeof arch);
+        char arch[SPACE_STRLEN];
+        s->sp->format(&r->arch, arch, sizeof arch);
         json_array_append_new(
             recs, json_pack("{s:s, s:o, s:o, s:o, s:o, s:b, s:s, s:o, s:b}", "arch", arch, "score",
                             jnum(r->r.score), "cka", jarray(r->r.cka, 3), "ce", jnum(r->r.ce),
@@ -123,13 +124,18 @@ static json_t *state_to_json(const search *s, const search_ctx *ctx)
         json_decref(recs);
         return NULL;
     }
-    return json_pack("{s:s, s:i, s:o, s:s, s:o, s:o, s:i, s:i, s:o, s:i, s:o, s:o, s:o, s:s, s:o, "
-                     "s:o}",
-                     "format", STATE_FORMAT, "version", STATE_VERSION, "options", opt, "phase",
-                     search_phase_names[s->phase], "rng", rng, "tau", jnum(s->tau), "successes",
-                     s->successes, "iteration", s->iteration, "last_prob", jnum(s->last_prob),
-                     "pending", s->pending, "pending_prob", jnum(s->pending_prob), "policy", pol,
-                     "time", tm, "stop_reason", s->stop_reason, "context", cx, "records", recs);
+    char pend[SPACE_STRLEN];
+    if (s->have_pending)
+        s->sp->format(&s->pending, pend, sizeof pend);
+    return json_pack("{s:s, s:i, s:s, s:o, s:s, s:o, s:o, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:s, "
+                     "s:o, s:o}",
+                     "format", STATE_FORMAT, "version", STATE_VERSION, "space", s->sp->name,
+                     "options", opt, "phase", search_phase_names[s->phase], "rng", rng, "tau",
+                     jnum(s->tau), "successes", s->successes, "iteration", s->iteration,
+                     "last_prob", jnum(s->last_prob), "pending",
+                     s->have_pending ? json_string(pend) : json_null(), "pending_prob",
+                     jnum(s->pending_prob), "policy", pol, "time", tm, "stop_reason",
+                     s->stop_reason, "context", cx, "records", recs);
 }
 
 int search_save(const search *s, const search_ctx *ctx, const char *path)
@@ -262,7 +268,7 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
     snprintf(rd.where, sizeof rd.where, "options");
     if (get_name(r, opt, "algo", search_algo_names, SEARCH_NALGO, &o.algo) < 0 ||
         parse_hex(r, json_object_get(opt, "seed"), "seed", &o.seed) < 0 ||
-        get_int(r, opt, "n_warm", 1, NB201_COUNT, &o.n_warm) < 0 ||
+        get_int(r, opt, "n_warm", 1, 1 << 30, &o.n_warm) < 0 ||
         get_num(r, opt, "quantile", &o.quantile) < 0 ||
         get_int(r, opt, "n_fitting", 1, 1 << 30, &o.n_fitting) < 0 ||
         get_int(r, opt, "n_collect", 1, 1 << 30, &o.n_collect) < 0 ||
@@ -277,7 +283,11 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
         get_num(r, opt, "max_flops", &o.max_flops) < 0)
         return -1;
     rd.where[0] = 0;
-    if (search_init(s, &o) < 0)
+    const char *spn = json_string_value(json_object_get(root, "space"));
+    const space *sp = space_get(spn ? spn : "nb201");
+    if (!sp)
+        return rm_error_context("%s", path);
+    if (search_init(s, sp, &o) < 0)
         return rm_error_context("%s: damaged search state: options", path);
     json_t *rng = json_object_get(root, "rng");
     if (!json_is_array(rng) || json_array_size(rng) != 4)
@@ -292,14 +302,30 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
         get_int(r, root, "successes", 0, 1 << 30, &s->successes) < 0 ||
         get_int(r, root, "iteration", 0, 1 << 30, &s->iteration) < 0 ||
         get_num(r, root, "last_prob", &s->last_prob) < 0 ||
-        get_int(r, root, "pending", -1, NB201_COUNT - 1, &s->pending) < 0 ||
         get_num(r, root, "pending_prob", &s->pending_prob) < 0)
         return -1;
+    json_t *pend = json_object_get(root, "pending");
+    if (json_is_string(pend)) {
+        if (sp->parse(json_string_value(pend), &s->pending) < 0)
+            return rm_error_context("%s: damaged search state: pending", path);
+        s->have_pending = 1;
+    } else if (json_is_integer(pend) && sp->count) {
+        /* rminas before spaces stored the NB-201 index, -1 for none */
+        json_int_t v = json_integer_value(pend);
+        if (v >= sp->count)
+            return bad(r, "pending", "is out of range");
+        if (v >= 0) {
+            sp->unindex((int)v, &s->pending);
+            s->have_pending = 1;
+        }
+    } else if (!json_is_null(pend)) {
+        return bad(r, "pending", "is not an architecture or null");
+    }
     if (o.algo == SEARCH_RMINAS ? s->phase == PHASE_RUN
                                 : (s->phase == PHASE_WARMUP || s->phase == PHASE_EXPAND))
         return bad(r, "phase", "does not fit the algorithm");
     json_t *pol = json_object_get(root, "policy");
-    enum { NF = NB201_EDGES * NB201_NOPS };
+    const int NF = sp->npos * sp->nchoice;
     snprintf(rd.where, sizeof rd.where, "policy");
     if (!json_is_object(pol) || get_array(r, pol, "logits", s->logits, NF) < 0 ||
         get_array(r, pol, "m", s->adam_m, NF) < 0 || get_array(r, pol, "v", s->adam_v, NF) < 0 ||
@@ -342,7 +368,7 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
         const char *arch = json_string_value(json_object_get(q, "arch"));
         if (!json_is_object(q) || !arch)
             return bad(r, "arch", "is missing");
-        if (nb201_parse(arch, &e->arch) < 0)
+        if (sp->parse(arch, &e->arch) < 0)
             return rm_error_context("%s: damaged search state: %s.arch", path, rd.where);
         if (get_num(r, q, "score", &e->r.score) < 0 || get_array(r, q, "cka", e->r.cka, 3) < 0 ||
             get_num(r, q, "ce", &e->r.ce) < 0 || get_num(r, q, "seconds", &e->r.seconds) < 0 ||
@@ -352,7 +378,8 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
             return -1;
         if (isnan(e->r.score))
             return bad(r, "score", "is NaN");
-        s->scored[nb201_index(&e->arch)] = 1;
+        if (search_mark_scored(s, &e->arch) < 0)
+            return -1;
     }
     s->n = (int)n;
     return 0;

@@ -284,12 +284,13 @@ static int write_search_rows(session *s, FILE *f)
         return -1;
     for (int k = 0; k < q->n; k++) {
         const search_record *r = &q->rec[k];
-        char b[13 + 16][64], arch[NB201_STRLEN];
+        char b[13 + 16][64], arch[SPACE_STRLEN];
         const char *row[13 + 16];
         double p, fl;
-        if (session_arch_cost(s, &r->arch, &p, &fl) < 0)
+        nb201_arch na = sarch_to_nb201(&r->arch);
+        if (session_arch_cost(s, &na, &p, &fl) < 0)
             return -1;
-        nb201_format(&r->arch, arch, sizeof arch);
+        q->sp->format(&r->arch, arch, sizeof arch);
         snprintf(b[0], 64, "%d", k + 1);
         snprintf(b[1], 64, "%s", search_phase_names[r->phase]);
         fmt_double(b[3], 64, r->r.score);
@@ -301,7 +302,7 @@ static int write_search_rows(session *s, FILE *f)
         snprintf(b[10], 64, "%d", r->good);
         snprintf(b[11], 64, "%.0f", p);
         snprintf(b[12], 64, "%.0f", fl);
-        session_bench_values(s, &r->arch, names, vals, 16);
+        session_bench_values(s, &na, names, vals, 16);
         for (int i = 0; i < nv; i++)
             fmt_double(b[13 + i], 64, vals[i]);
         for (int i = 0; i < 13 + nv; i++)
@@ -319,7 +320,7 @@ int session_export_csv(session *s, const char *what, const char *path)
     int srch = !strcmp(what, "search");
     if (!steps && !rank && !srch)
         return rm_error("can export 'steps', 'rank' or 'search', not '%s'", what);
-    if (srch && !s->srch.scored)
+    if (srch && !s->srch.scored.slot)
         return rm_error("no search (search start ALGO, or search resume FILE)");
     if (steps && !s->eval.student.g)
         return rm_error("no student has been trained (init, step)");

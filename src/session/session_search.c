@@ -202,10 +202,12 @@ int session_bench_values(const session *s, const nb201_arch *a, const char **nam
 
 /* ---- evaluators ---- */
 
-static int eval_rmi(void *user, const nb201_arch *a, search_eval *out)
+static int eval_rmi(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
     rmi_result r;
+    nb201_arch na = sarch_to_nb201(sa);
+    const nb201_arch *a = &na;
     int rc = rmi_score_cb(s->be, a, &s->data, &s->rmi, &r, &s->interrupt, s->step_hook,
                           s->hook_user);
     if (rc)
@@ -224,9 +226,11 @@ static const bench_table *eval_table(const session *s)
     return s->bench_eval.nrows ? &s->bench_eval : &s->bench;
 }
 
-static int eval_benchmark(void *user, const nb201_arch *a, search_eval *out)
+static int eval_benchmark(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
+    nb201_arch na = sarch_to_nb201(sa);
+    const nb201_arch *a = &na;
     const bench_table *t = eval_table(s);
     int col = bench_column(t, s->bench_column);
     if (col < 0)
@@ -245,9 +249,10 @@ static int eval_benchmark(void *user, const nb201_arch *a, search_eval *out)
     return 0;
 }
 
-static int cost_cb(void *user, const nb201_arch *a, double *params, double *flops)
+static int cost_cb(void *user, const sarch *a, double *params, double *flops)
 {
-    return session_arch_cost(user, a, params, flops);
+    nb201_arch na = sarch_to_nb201(a);
+    return session_arch_cost(user, &na, params, flops);
 }
 
 /* ---- start, step, save, resume ---- */
@@ -340,7 +345,7 @@ int session_search_start(session *s, const char *algo_name)
     o.algo = algo;
     o.seed = s->seed;
     search t;
-    if (search_init(&t, &o) < 0)
+    if (search_init(&t, &space_nb201, &o) < 0)
         return -1;
     search_free(&s->srch);
     s->srch = t;
@@ -353,7 +358,7 @@ int session_search_start(session *s, const char *algo_name)
 
 int session_search_step(session *s, int n, search_callback cb, void *user)
 {
-    if (!s->srch.scored)
+    if (!s->srch.scored.slot)
         return rm_error("no search (search start rminas|random|rea|reinforce, or search resume "
                         "FILE)");
     if (need_evaluator(s) < 0)
@@ -384,7 +389,7 @@ int session_search_step(session *s, int n, search_callback cb, void *user)
 
 int session_search_warmup(session *s, search_callback cb, void *user)
 {
-    if (!s->srch.scored)
+    if (!s->srch.scored.slot)
         return rm_error("no search (search start rminas)");
     if (s->srch.o.algo != SEARCH_RMINAS)
         return rm_error("only rminas has a warm-up (this search is %s)",

@@ -8,20 +8,21 @@
 #include "util/err.h"
 
 const char *const search_subs[] = {"start", "warmup", "step", "run", "pause", "resume",
-                                   "status", "result", NULL};
+                                   "load", "status", "result", NULL};
 
 static const char SEARCH_USAGE[] =
     "start rminas|random|rea|reinforce [KEY VALUE ...] | warmup | step [N] | run | pause | "
-    "resume [FILE] | status | result";
+    "resume [FILE] | load FILE | status | result";
 
 static int search_print(const session *s, void *user)
 {
     (void)user;
     const search *q = &s->srch;
     const search_record *r = &q->rec[q->n - 1];
-    char str[NB201_STRLEN], note[96];
-    nb201_format(&r->arch, str, sizeof str);
-    shell_bench_note(s, &r->arch, note, sizeof note);
+    char str[SPACE_STRLEN], note[96];
+    nb201_arch na = sarch_to_nb201(&r->arch);
+    q->sp->format(&r->arch, str, sizeof str);
+    shell_bench_note(s, &na, note, sizeof note);
     printf("[%d] %-6s %s score %.6g", q->n, search_phase_names[r->phase], str, r->r.score);
     if (r->phase == PHASE_EXPAND)
         printf("  p %.3f %s  successes %d/%d", r->prob, r->good ? "good" : "-", q->successes,
@@ -63,9 +64,10 @@ static void print_status(const session *s)
     printf("\n");
     int b = search_best(q);
     if (b >= 0) {
-        char str[NB201_STRLEN], note[96];
-        nb201_format(&q->rec[b].arch, str, sizeof str);
-        shell_bench_note(s, &q->rec[b].arch, note, sizeof note);
+        char str[SPACE_STRLEN], note[96];
+        nb201_arch na = sarch_to_nb201(&q->rec[b].arch);
+        q->sp->format(&q->rec[b].arch, str, sizeof str);
+        shell_bench_note(s, &na, note, sizeof note);
         printf("  best so far %s score %.6g%s\n", str, q->rec[b].r.score, note);
     }
     printf("  time: warm-up %.1f s, forest %.1f s, evaluation %.1f s; state %s\n", q->t_warm,
@@ -77,13 +79,14 @@ static void print_status(const session *s)
 static void print_result(const session *s)
 {
     const search *q = &s->srch;
-    nb201_arch a;
-    if (search_answer(q, &a) < 0) {
+    sarch sa;
+    if (search_answer(q, &sa) < 0) {
         printf("no answer yet: %s\n", rm_last_error());
         return;
     }
-    char str[NB201_STRLEN];
-    nb201_format(&a, str, sizeof str);
+    nb201_arch a = sarch_to_nb201(&sa);
+    char str[SPACE_STRLEN];
+    q->sp->format(&sa, str, sizeof str);
     printf("arch %s\n", str);
     const char *names[16];
     double vals[16];
@@ -166,8 +169,15 @@ int cmd_search(shell *sh, int argc, char **argv)
         }
         return run_report(sh, session_search_step(s, -1, search_print, NULL));
     }
+    if (!strcmp(sub, "load") && argc == 3) {
+        if (session_search_load(s, argv[2]) < 0)
+            return SH_ERROR;
+        printf("loaded %s: ", argv[2]);
+        print_status(s);
+        return SH_OK;
+    }
     if (!strcmp(sub, "pause") && argc == 2) {
-        if (!s->srch.scored) {
+        if (!s->srch.scored.slot) {
             rm_error("no search to pause");
             return SH_ERROR;
         }
@@ -176,7 +186,7 @@ int cmd_search(shell *sh, int argc, char **argv)
         return SH_OK;
     }
     if ((!strcmp(sub, "status") || !strcmp(sub, "result")) && argc == 2) {
-        if (!s->srch.scored) {
+        if (!s->srch.scored.slot) {
             rm_error("no search (search start ALGO, or search resume FILE)");
             return SH_ERROR;
         }

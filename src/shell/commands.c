@@ -701,7 +701,7 @@ const command shell_commands[] = {
     {"score", "[STRING]", "the RMI score of an architecture (default: the current one)",
      cmd_score, NULL},
     {"search", "start rminas|random|rea|reinforce [KEY VALUE ...] | warmup | step [N] | run | "
-               "pause | resume [FILE] | status | result",
+               "pause | resume [FILE] | load FILE | status | result",
      "search NAS-Bench-201: RMI-NAS, random search, REA or REINFORCE (Ctrl-C pauses; the state "
      "is saved after every evaluation when 'set state FILE')",
      cmd_search, search_subs},

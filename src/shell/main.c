@@ -246,7 +246,7 @@ static void make_prompt(const session *s, char *buf, size_t size)
         o += (size_t)snprintf(parts + o, sizeof parts - o, " %c|%c%c|%c%c%c", code[op[0]],
                               code[op[1]], code[op[2]], code[op[3]], code[op[4]], code[op[5]]);
     }
-    if (s->srch.scored && o < sizeof parts)
+    if (s->srch.scored.slot && o < sizeof parts)
         o += (size_t)snprintf(parts + o, sizeof parts - o, " %s:%d", search_algo_names[s->srch.o.algo],
                               s->srch.n);
     if (o)

@@ -23,7 +23,7 @@ typedef struct panel {
     int mode, steps_left, quit, too_small;
     const rmi_eval *live;      /* the evaluation in progress inside a search */
     double last_draw;
-    char msg[256];
+    char msg[1200];
 } panel;
 
 static volatile sig_atomic_t g_term;
@@ -131,7 +131,7 @@ static void draw(panel *p)
     /* the search */
     const search *q = &s->srch;
     y++;
-    if (q->scored) {
+    if (q->scored.slot) {
         mvprintw(y++, 0, "search %s  %s  %d evaluations", search_algo_names[q->o.algo],
                  search_phase_names[q->phase], q->n);
         if (q->o.algo == SEARCH_RMINAS)
@@ -141,17 +141,18 @@ static void draw(panel *p)
             printw(" of %d", q->o.budget);
         int b = search_best(q);
         if (b >= 0) {
-            char str[NB201_STRLEN], note[96];
-            nb201_format(&q->rec[b].arch, str, sizeof str);
-            shell_bench_note(s, &q->rec[b].arch, note, sizeof note);
+            char str[SPACE_STRLEN], note[96];
+            nb201_arch na = sarch_to_nb201(&q->rec[b].arch);
+            q->sp->format(&q->rec[b].arch, str, sizeof str);
+            shell_bench_note(s, &na, note, sizeof note);
             mvprintw(y++, 0, "best %.6g%s %.*s", q->rec[b].r.score, note, W - 40, str);
         }
         mvprintw(y++, 0, "time: warm-up %.0f s  forest %.1f s  evaluation %.0f s%s%s", q->t_warm,
                  q->t_forest, q->t_eval, q->stop_reason[0] ? "  done: " : "", q->stop_reason);
         for (int i = q->n - 1; i >= 0 && y < LINES - 2; i--, y++) {
             const search_record *r = &q->rec[i];
-            char str[NB201_STRLEN];
-            nb201_format(&r->arch, str, sizeof str);
+            char str[SPACE_STRLEN];
+            q->sp->format(&r->arch, str, sizeof str);
             mvprintw(y, 0, "%4d %-6s %10.5g %s %.*s", i + 1, search_phase_names[r->phase],
                      r->r.score, r->good ? "*" : " ", W - 26, str);
         }
@@ -270,10 +271,11 @@ int panel_run(shell *sh)
                 snprintf(p.msg, sizeof p.msg, "search: %s", rm_last_error());
                 p.mode = MODE_IDLE;
             } else if (rc == 2) {
-                nb201_arch a;
-                char str[NB201_STRLEN], note[96] = "";
-                if (search_answer(&s->srch, &a) == 0) {
-                    nb201_format(&a, str, sizeof str);
+                sarch sa;
+                char str[SPACE_STRLEN], note[96] = "";
+                if (search_answer(&s->srch, &sa) == 0) {
+                    nb201_arch a = sarch_to_nb201(&sa);
+                    s->srch.sp->format(&sa, str, sizeof str);
                     shell_bench_note(s, &a, note, sizeof note);
                     snprintf(p.msg, sizeof p.msg, "done: %s%s", str, note);
                 }
@@ -301,6 +303,7 @@ int panel_run(shell *sh)
                         MIN_COLS, MIN_LINES);
     if (s->interrupt)
         printf("interrupted: work paused%s\n",
-               s->srch.scored ? " ('search run' or 'panel' then r continues the search)" : "");
+               s->srch.scored.slot ? " ('search run' or 'panel' then r continues the search)"
+                                   : "");
     return 0;
 }
