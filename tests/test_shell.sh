@@ -93,6 +93,14 @@ check "rank FILE scores the listed architectures and correlates" 0 "2 architectu
 if head -1 "$tmp/rank.csv" | grep -q '^arch,score,cka1,cka2,cka3,ce,seconds,params,flops,cifar10_test$' &&
    [ "$(wc -l < "$tmp/rank.csv")" -eq 3 ]; then ok "export csv rank: header and one row per architecture"; else
   notok "export csv rank: header and one row per architecture"; fi
+check "rank with rank_log appends each result" 0 "1 architectures in" -- -f "$tmp/base.rmi" \
+  -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt" -c "rank 1"
+if [ "$(wc -l < "$tmp/rl.csv")" -eq 4 ]; then ok "the rank log has a header and 3 rows"; else notok "the rank log has a header and 3 rows"; fi
+out=$("$R" -f "$tmp/base.rmi" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt" 2>&1)
+if [ "$(printf '%s\n' "$out" | grep -c 'from the rank log')" -eq 2 ]; then ok "rank again takes the logged results"; else
+  notok "rank again takes the logged results"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
+  -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
 check "rank N samples and correlates" 0 "kendall tau -?[0-9.]+ +spearman rho" -- -f "$tmp/base.rmi" -c "rank 3"
 printf '%s\n|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|\n' "$ARCH" > "$tmp/bad.txt"
 check "rank FILE with a bad line names it" 1 "bad.txt line 2" -- -c "rank $tmp/bad.txt"

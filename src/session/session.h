@@ -21,6 +21,7 @@ typedef struct rank_entry {
     rmi_result r;
     long long params, macs;
     double bench;        /* benchmark_column value, NaN if unknown */
+    int logged;          /* taken from the rank log, not scored again */
 } rank_entry;
 
 typedef struct session {
@@ -49,6 +50,7 @@ typedef struct session {
     model net;                    /* the current architecture trained as a network */
     int net_arch_index;           /* its canonical index */
 
+    char rank_log[1024];          /* "": rankings are not logged as they go */
     rank_entry *rank;             /* the last ranking run */
     int nrank;
 

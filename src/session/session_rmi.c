@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "session/session.h"
 #include "util/err.h"
@@ -126,39 +127,208 @@ int session_score(session *s, const nb201_arch *a, rmi_result *r)
                         s->hook_user);
 }
 
+/* ---- the rank log: one CSV row per scored architecture, appended as it is
+ * scored, so that a killed ranking loses nothing and `rank` again continues ---- */
+
+static void rank_header(const session *s, const char **hdr)
+{
+    static char col[80];
+    snprintf(col, sizeof col, "%s", s->bench_column);
+    static const char *const h[] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
+                                    "seconds", "params", "flops"};
+    for (int i = 0; i < 9; i++)
+        hdr[i] = h[i];
+    hdr[9] = col;
+}
+
+static int write_row(FILE *f, const char *const *fields, int n);
+static void fmt_double(char *buf, size_t size, double v);
+
+static int rank_row(FILE *f, const rank_entry *e)
+{
+    char arch[NB201_STRLEN], b[6][64], c[3][64];
+    nb201_format(&e->arch, arch, sizeof arch);
+    fmt_double(b[0], 64, e->r.score);
+    for (int i = 0; i < RMI_LAYERS; i++)
+        fmt_double(b[1 + i], 64, e->r.cka[i]);
+    fmt_double(b[4], 64, e->r.ce);
+    snprintf(b[5], 64, "%.3f", e->r.seconds);
+    snprintf(c[0], 64, "%lld", e->params);
+    snprintf(c[1], 64, "%lld", e->macs);
+    fmt_double(c[2], 64, e->bench);
+    const char *row[] = {arch, b[0], b[1], b[2], b[3], b[4], b[5], c[0], c[1], c[2]};
+    return write_row(f, row, 10);
+}
+
+/* What decides a score, as one line, kept in LOG.settings. */
+static void rank_signature(const session *s, char *buf, size_t size)
+{
+    const rmi_settings *r = &s->rmi;
+    snprintf(buf, size,
+             "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
+             "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d\n",
+             r->batch, r->gamma, r->beta, r->steps, r->lr, r->momentum, r->wd, r->centered,
+             r->teacher_bn, (unsigned long long)r->data_seed, (unsigned long long)r->init_seed,
+             s->teacher_file, s->data_dir, s->train.n);
+}
+
+/* Open the log for appending; fill old[] (canonical index -> row + 1 in
+ * *rows, 0 = absent) with the rows already there. */
+static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows, int *old)
+{
+    const char *path = s->rank_log;
+    char sig[4096], side[1100], have[4096];
+    rank_signature(s, sig, sizeof sig);
+    snprintf(side, sizeof side, "%s.settings", path);
+    *rows = NULL;
+    *nrows = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        FILE *g = fopen(side, "r");
+        if (!g || !fgets(have, sizeof have, g) || strcmp(have, sig)) {
+            if (g)
+                fclose(g);
+            fclose(f);
+            rm_error("%s was scored with other settings (%s: %s); set rank_log to another file",
+                     path, side, g ? "differs" : "missing");
+            return NULL;
+        }
+        fclose(g);
+        char line[4096];
+        long lineno = 0;
+        int cap = 0;
+        while (fgets(line, sizeof line, f)) {
+            lineno++;
+            if (lineno == 1)
+                continue; /* header */
+            char *field[10];
+            int nf = 0;
+            for (char *p = line, *q; nf < 10; p = q + 1) {
+                field[nf++] = p;
+                q = strpbrk(p, ",\r\n");
+                if (!q)
+                    break;
+                int end = *q != ',';
+                *q = '\0';
+                if (end)
+                    break;
+            }
+            rank_entry e;
+            memset(&e, 0, sizeof e);
+            if (nf < 9 || nb201_parse(field[0], &e.arch) < 0) {
+                fclose(f);
+                free(*rows);
+                rm_error("%s line %ld: not a rank log row", path, lineno);
+                return NULL;
+            }
+            e.r.score = strtod(field[1], NULL);
+            for (int i = 0; i < RMI_LAYERS; i++)
+                e.r.cka[i] = strtod(field[2 + i], NULL);
+            e.r.ce = strtod(field[5], NULL);
+            e.r.seconds = strtod(field[6], NULL);
+            e.params = strtoll(field[7], NULL, 10);
+            e.macs = strtoll(field[8], NULL, 10);
+            e.r.steps = s->rmi.steps;
+            e.r.diverged = isinf(e.r.score);
+            e.r.loss = e.r.score;
+            if (*nrows == cap) {
+                cap = cap ? 2 * cap : 128;
+                rank_entry *nr = realloc(*rows, (size_t)cap * sizeof *nr);
+                if (!nr) {
+                    fclose(f);
+                    free(*rows);
+                    rm_error("out of memory");
+                    return NULL;
+                }
+                *rows = nr;
+            }
+            (*rows)[(*nrows)++] = e;
+            old[nb201_index(&e.arch)] = *nrows;
+        }
+        fclose(f);
+        f = fopen(path, "a");
+    } else {
+        FILE *g = fopen(side, "w");
+        if (!g || fputs(sig, g) == EOF || fclose(g) != 0) {
+            rm_error("%s: cannot write", side);
+            return NULL;
+        }
+        f = fopen(path, "w");
+        const char *hdr[10];
+        rank_header(s, hdr);
+        if (f && write_row(f, hdr, 10) < 0) {
+            fclose(f);
+            f = NULL;
+        }
+    }
+    if (!f) {
+        free(*rows);
+        *rows = NULL;
+        rm_error("%s: %s", path, strerror(errno));
+    }
+    return f;
+}
+
 int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, void *user)
 {
     if (session_need_batch(s) < 0)
         return -1;
     rank_entry *e = calloc((size_t)n, sizeof *e);
-    if (!e)
+    int *old = s->rank_log[0] ? calloc(NB201_COUNT, sizeof *old) : NULL;
+    if (!e || (s->rank_log[0] && !old)) {
+        free(e);
+        free(old);
         return rm_error("out of memory");
+    }
+    rank_entry *logged = NULL;
+    int nlogged = 0;
+    FILE *log = NULL;
+    if (s->rank_log[0] && !(log = rank_log_open(s, &logged, &nlogged, old))) {
+        free(e);
+        free(old);
+        return -1;
+    }
     free(s->rank);
     s->rank = e;
     s->nrank = 0;
     int col = s->bench.nrows ? bench_column(&s->bench, s->bench_column) : -1;
     rm_clear_error();
+    int rc = 0;
     for (int k = 0; k < n; k++) {
         rank_entry *r = &e[k];
-        r->arch = archs[k];
-        int rc = rmi_score_cb(s->be, &archs[k], &s->data, &s->rmi, &r->r, &s->interrupt,
+        int prev = old ? old[nb201_index(&archs[k])] : 0;
+        if (prev) {
+            *r = logged[prev - 1];
+            r->logged = 1;
+        } else {
+            r->arch = archs[k];
+            rc = rmi_score_cb(s->be, &archs[k], &s->data, &s->rmi, &r->r, &s->interrupt,
                               s->step_hook, s->hook_user);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            return 1; /* interrupted: the finished ones stay */
-        model m;
-        if (nb201_net_build(&m, s->be, &archs[k], s->data.nclass) < 0)
-            return -1;
-        r->params = (long long)graph_count_trainable(m.g);
-        r->macs = (long long)graph_count_macs(m.g);
-        model_free(&m);
+            if (rc)
+                break; /* error, or interrupted: the finished ones stay */
+            model m;
+            if ((rc = nb201_net_build(&m, s->be, &archs[k], s->data.nclass)) < 0)
+                break;
+            r->params = (long long)graph_count_trainable(m.g);
+            r->macs = (long long)graph_count_macs(m.g);
+            model_free(&m);
+        }
         r->bench = col >= 0 ? bench_value(&s->bench, bench_row(&s->bench, &archs[k]), col) : NAN;
+        if (log && !prev && (rank_row(log, r) < 0 || fflush(log) != 0 || fsync(fileno(log)) != 0)) {
+            rc = rm_error("%s: write failed", s->rank_log);
+            break;
+        }
         s->nrank = k + 1;
-        if (cb && cb(s, k, n, user))
-            return 1;
+        if (cb && cb(s, k, n, user)) {
+            rc = 1;
+            break;
+        }
     }
-    return 0;
+    if (log)
+        fclose(log);
+    free(logged);
+    free(old);
+    return rc;
 }
 
 int session_read_archs(const char *path, nb201_arch **out, int *n)
@@ -351,26 +521,11 @@ int session_export_csv(session *s, const char *what, const char *path)
     } else if (srch) {
         bad |= write_search_rows(s, f);
     } else {
-        char col[80];
-        snprintf(col, sizeof col, "%s", s->bench_column);
-        const char *hdr[] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
-                             "seconds", "params", "flops", col};
+        const char *hdr[10];
+        rank_header(s, hdr);
         bad |= write_row(f, hdr, 10);
-        for (int k = 0; k < s->nrank && !bad; k++) {
-            const rank_entry *e = &s->rank[k];
-            char arch[NB201_STRLEN], c[4][64];
-            nb201_format(&e->arch, arch, sizeof arch);
-            fmt_double(b[0], 64, e->r.score);
-            for (int i = 0; i < RMI_LAYERS; i++)
-                fmt_double(b[1 + i], 64, e->r.cka[i]);
-            fmt_double(b[4], 64, e->r.ce);
-            snprintf(b[5], 64, "%.3f", e->r.seconds);
-            snprintf(c[0], 64, "%lld", e->params);
-            snprintf(c[1], 64, "%lld", e->macs);
-            fmt_double(c[2], 64, e->bench);
-            const char *row[] = {arch, b[0], b[1], b[2], b[3], b[4], b[5], c[0], c[1], c[2]};
-            bad |= write_row(f, row, 10);
-        }
+        for (int k = 0; k < s->nrank && !bad; k++)
+            bad |= rank_row(f, &s->rank[k]);
     }
     if (fclose(f) != 0 || bad) {
         remove(tmp);

@@ -72,6 +72,12 @@ int session_search_set(session *s, const char *key, const char *v)
             return rm_error("evaluator must be rmi or benchmark, got '%s'", v);
         return 0;
     }
+    if (!strcmp(key, "rank_log")) {
+        if (strlen(v) >= sizeof s->rank_log)
+            return rm_error("rank_log file name too long");
+        snprintf(s->rank_log, sizeof s->rank_log, "%s", strcmp(v, "none") ? v : "");
+        return 0;
+    }
     if (!strcmp(key, "state")) {
         if (strlen(v) >= sizeof s->state_path)
             return rm_error("state file name too long");
@@ -105,6 +111,10 @@ int session_search_get(const session *s, const char *key, char *out, size_t size
     }
     if (!strcmp(key, "state")) {
         snprintf(out, size, "%s", s->state_path[0] ? s->state_path : "none");
+        return 0;
+    }
+    if (!strcmp(key, "rank_log")) {
+        snprintf(out, size, "%s", s->rank_log[0] ? s->rank_log : "none");
         return 0;
     }
     for (int i = 0; i < NINT; i++)
@@ -261,7 +271,8 @@ static int cost_cb(void *user, const sarch *a, double *params, double *flops)
  * describe the machine, not the search, and are left alone). */
 static int keep_setting(const char *key)
 {
-    return strcmp(key, "threads") && strcmp(key, "device") && strcmp(key, "state");
+    return strcmp(key, "threads") && strcmp(key, "device") && strcmp(key, "state") &&
+           strcmp(key, "rank_log");
 }
 
 static uint64_t batch_hash(const rmi_data *d)

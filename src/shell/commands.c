@@ -547,7 +547,7 @@ static int rank_print(const session *s, int k, int n, void *user)
 {
     (void)user;
     const rank_entry *e = &s->rank[k];
-    printf("[%d/%d] ", k + 1, n);
+    printf("[%d/%d] %s", k + 1, n, e->logged ? "(from the rank log) " : "");
     print_result(s, &e->arch, &e->r);
     fflush(stdout);
     return 0;
