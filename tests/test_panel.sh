@@ -5,19 +5,15 @@
 # small is a clear error, SIGTERM restores the terminal before the process
 # ends. Skipped when tmux is missing.
 set -u
-top_builddir=${top_builddir:-.}
+. "${top_srcdir:-.}/tests/tap.sh"
 R=$(cd "$top_builddir" && pwd)/rminas
 if ! command -v tmux > /dev/null 2>&1; then
   echo "1..0 # SKIP tmux not installed"
   exit 0
 fi
-tmp=$(mktemp -d)
 sock="$tmp/tmux.sock"
 T() { tmux -S "$sock" "$@"; }
 trap 'T kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; T capture-pane -t p -p | sed 's/^/# /'; }
 # wait_for PATTERN [SECONDS]: until the pane shows PATTERN (extended regex)
 wait_for() {
@@ -98,5 +94,4 @@ if wait_for "EXITED status 143" && ! T capture-pane -t p -p | grep -q "rminas pa
   ok "SIGTERM in the panel: terminal restored, then the process ends (143)"; else
   notok "SIGTERM in the panel: terminal restored, then the process ends (143)"; fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish

@@ -8,26 +8,7 @@
 #  - damaged and foreign state files are refused and left untouched, and
 #    `search start` never overwrites a file.
 set -u
-top_builddir=${top_builddir:-.}
-R="$top_builddir/rminas"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() {
-  name=$1 want=$2 pat=$3
-  shift 4
-  out=$("$R" "$@" 2>&1)
-  st=$?
-  if [ "$st" -eq "$want" ] && printf '%s\n' "$out" | grep -Eq -- "$pat"; then
-    ok "$name"
-  else
-    notok "$name (status $st, want $want)"
-    printf '%s\n' "$out" | sed 's/^/# /'
-  fi
-}
+. "${top_srcdir:-.}/tests/tap.sh"
 
 # ---- kill and resume ----
 setup="-c 'set threads 1' -c 'load dataset cifar10' -c 'load teacher resnet20' -c 'load benchmark nb201' -c 'set steps 3' -c 'set seed 5'"
@@ -117,5 +98,4 @@ if [ "$over" -eq 0 ] && [ "$(wc -l < "$tmp/c.csv")" -eq 101 ]; then ok "no archi
 check "search warmup stops after the warm-up" 0 "rminas, expand: 100 evaluations \(100 warm-up" -- \
   -c "load benchmark nb201" -c "set evaluator benchmark" -c "search start rminas" -c "search warmup" -c "search status"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish

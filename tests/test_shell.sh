@@ -3,29 +3,7 @@
 # input; every error is one clear line, the shell stays usable, the exit
 # status says whether a command failed. TAP output.
 set -u
-top_builddir=${top_builddir:-.}
-top_srcdir=${top_srcdir:-.}
-SHARED_DIR=${SHARED_DIR:-$top_srcdir/../shared}
-R="$top_builddir/rminas"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-# check NAME EXPECTED_STATUS PATTERN -- rminas args...: stdout+stderr must match PATTERN
-check() {
-  name=$1 want=$2 pat=$3
-  shift 4
-  out=$("$R" "$@" 2>&1)
-  st=$?
-  if [ "$st" -eq "$want" ] && printf '%s\n' "$out" | grep -Eq -- "$pat"; then
-    ok "$name"
-  else
-    notok "$name (status $st, want $want)"
-    printf '%s\n' "$out" | sed 's/^/# /'
-  fi
-}
+. "${top_srcdir:-.}/tests/tap.sh"
 ARCH='|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
 AKA="$SHARED_DIR/data/teachers/resnet20-akamaster.safetensors"
 
@@ -139,5 +117,4 @@ for c in $("$R" -c help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
 done
 if [ -z "$missing" ]; then ok "the man page documents every command"; else notok "the man page lacks:$missing"; fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish

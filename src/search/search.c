@@ -342,14 +342,6 @@ static int evaluate(search *s, const sarch *a, int phase, double prob, search_ev
 
 /* ---- RMI-NAS ---- */
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static int end_warmup(search *s)
 {
     double *v = malloc((size_t)s->n * sizeof *v);
@@ -390,7 +382,7 @@ static int pick_candidate(search *s, search_cost_fn cost, void *user)
     forest_opts fo;
     forest_opts_default(&fo);
     fo.n_trees = s->o.trees;
-    fo.seed = mix64(s->o.seed ^ mix64((uint64_t)s->iteration + 1));
+    fo.seed = rng_hash64(s->o.seed ^ rng_hash64((uint64_t)s->iteration + 1));
     if (forest_fit(&f, x, y, n, nf, 2, &fo) < 0)
         goto out;
     int m = 0;

@@ -1,5 +1,6 @@
 #include "session/session.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,17 +82,18 @@ const setting_info session_settings[] = {
 };
 const int session_nsettings = sizeof session_settings / sizeof session_settings[0];
 
-static int set_long(const char *key, const char *v, long lo, long hi, long *out)
+int session_parse_long(const char *key, const char *v, long lo, long hi, long *out)
 {
     char *end;
+    errno = 0;
     long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi)
+    if (!*v || *end || errno || x < lo || x > hi)
         return rm_error("%s must be an integer from %ld to %ld, got '%s'", key, lo, hi, v);
     *out = x;
     return 0;
 }
 
-static int set_double(const char *key, const char *v, double lo, double hi, double *out)
+int session_parse_double(const char *key, const char *v, double lo, double hi, double *out)
 {
     char *end;
     double x = strtod(v, &end);
@@ -109,12 +111,12 @@ int session_set(session *s, const char *key, const char *v)
     if (!strcmp(key, "device"))
         return session_set_device(s, v);
     if (!strcmp(key, "threads")) {
-        if (set_long(key, v, 0, 1024, &l) < 0)
+        if (session_parse_long(key, v, 0, 1024, &l) < 0)
             return -1;
         return session_set_threads(s, (int)l);
     }
     if (!strcmp(key, "seed")) {
-        if (set_long(key, v, 0, 0x7fffffffL, &l) < 0)
+        if (session_parse_long(key, v, 0, 0x7fffffffL, &l) < 0)
             return -1;
         s->seed = (uint64_t)l;
         rng_seed(&s->sample_rng, s->seed);
@@ -129,27 +131,27 @@ int session_set(session *s, const char *key, const char *v)
         return 0;
     }
     if (!strcmp(key, "batch")) {
-        if (set_long(key, v, 2, 4096, &l) < 0)
+        if (session_parse_long(key, v, 2, 4096, &l) < 0)
             return -1;
         r.batch = (int)l;
     } else if (!strcmp(key, "gamma")) {
-        if (set_long(key, v, 1, 1024, &l) < 0)
+        if (session_parse_long(key, v, 1, 1024, &l) < 0)
             return -1;
         r.gamma = (int)l;
     } else if (!strcmp(key, "steps")) {
-        if (set_long(key, v, 1, 1000000, &l) < 0)
+        if (session_parse_long(key, v, 1, 1000000, &l) < 0)
             return -1;
         r.steps = (int)l;
     } else if (!strcmp(key, "centered")) {
-        if (set_long(key, v, 0, 1, &l) < 0)
+        if (session_parse_long(key, v, 0, 1, &l) < 0)
             return -1;
         r.centered = (int)l;
     } else if (!strcmp(key, "data_seed")) {
-        if (set_long(key, v, 0, 0x7fffffffL, &l) < 0)
+        if (session_parse_long(key, v, 0, 0x7fffffffL, &l) < 0)
             return -1;
         r.data_seed = (uint64_t)l;
     } else if (!strcmp(key, "init_seed")) {
-        if (set_long(key, v, 0, 0x7fffffffL, &l) < 0)
+        if (session_parse_long(key, v, 0, 0x7fffffffL, &l) < 0)
             return -1;
         r.init_seed = (uint64_t)l;
     } else if (!strcmp(key, "teacher_bn")) {
@@ -157,19 +159,19 @@ int session_set(session *s, const char *key, const char *v)
             return rm_error("teacher_bn must be train or eval, got '%s'", v);
         r.teacher_bn = !strcmp(v, "train");
     } else if (!strcmp(key, "beta")) {
-        if (set_double(key, v, 0, 1, &d) < 0)
+        if (session_parse_double(key, v, 0, 1, &d) < 0)
             return -1;
         r.beta = d;
     } else if (!strcmp(key, "lr")) {
-        if (set_double(key, v, 0, 100, &d) < 0)
+        if (session_parse_double(key, v, 0, 100, &d) < 0)
             return -1;
         r.lr = d;
     } else if (!strcmp(key, "momentum")) {
-        if (set_double(key, v, 0, 1, &d) < 0)
+        if (session_parse_double(key, v, 0, 1, &d) < 0)
             return -1;
         r.momentum = d;
     } else if (!strcmp(key, "wd")) {
-        if (set_double(key, v, 0, 1, &d) < 0)
+        if (session_parse_double(key, v, 0, 1, &d) < 0)
             return -1;
         r.wd = d;
     } else {

@@ -102,6 +102,9 @@ typedef struct setting_info {
 extern const setting_info session_settings[];
 extern const int session_nsettings;
 int session_set(session *s, const char *key, const char *value);
+/* v as an integer / a number in [lo, hi], or -1 with "KEY must be ..." */
+int session_parse_long(const char *key, const char *v, long lo, long hi, long *out);
+int session_parse_double(const char *key, const char *v, double lo, double hi, double *out);
 /* The value of a setting as text. */
 int session_get(const session *s, const char *key, char *out, size_t size);
 

@@ -13,27 +13,6 @@
 
 /* ---- settings ---- */
 
-static int parse_long(const char *key, const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi)
-        return rm_error("%s must be an integer from %ld to %ld, got '%s'", key, lo, hi, v);
-    *out = x;
-    return 0;
-}
-
-static int parse_double(const char *key, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end || !(x >= lo && x <= hi))
-        return rm_error("%s must be a number from %g to %g, got '%s'", key, lo, hi, v);
-    *out = x;
-    return 0;
-}
-
 typedef struct int_setting {
     const char *key;
     size_t off;
@@ -87,7 +66,7 @@ int session_search_set(session *s, const char *key, const char *v)
     for (int i = 0; i < NINT; i++)
         if (!strcmp(key, int_settings[i].key)) {
             long l = 0;
-            if (parse_long(key, v, int_settings[i].lo, int_settings[i].hi, &l) < 0)
+            if (session_parse_long(key, v, int_settings[i].lo, int_settings[i].hi, &l) < 0)
                 return -1;
             *(int *)((char *)&s->search_o + int_settings[i].off) = (int)l;
             return 0;
@@ -95,7 +74,7 @@ int session_search_set(session *s, const char *key, const char *v)
     for (int i = 0; i < NDBL; i++)
         if (!strcmp(key, dbl_settings[i].key)) {
             double d = 0;
-            if (parse_double(key, v, dbl_settings[i].lo, dbl_settings[i].hi, &d) < 0)
+            if (session_parse_double(key, v, dbl_settings[i].lo, dbl_settings[i].hi, &d) < 0)
                 return -1;
             *(double *)((char *)&s->search_o + dbl_settings[i].off) = d;
             return 0;

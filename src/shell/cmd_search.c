@@ -14,15 +14,20 @@ static const char SEARCH_USAGE[] =
     "start rminas|random|rea|reinforce [KEY VALUE ...] | warmup | step [N] | run | pause | "
     "resume [FILE] | load FILE | status | result";
 
+void shell_search_arch(const session *s, const sarch *a, char *str, char *note)
+{
+    nb201_arch na = sarch_to_nb201(a);
+    s->srch.sp->format(a, str, SPACE_STRLEN);
+    shell_bench_note(s, &na, note, 96);
+}
+
 static int search_print(const session *s, void *user)
 {
     (void)user;
     const search *q = &s->srch;
     const search_record *r = &q->rec[q->n - 1];
     char str[SPACE_STRLEN], note[96];
-    nb201_arch na = sarch_to_nb201(&r->arch);
-    q->sp->format(&r->arch, str, sizeof str);
-    shell_bench_note(s, &na, note, sizeof note);
+    shell_search_arch(s, &r->arch, str, note);
     printf("[%d] %-6s %s score %.6g", q->n, search_phase_names[r->phase], str, r->r.score);
     if (r->phase == PHASE_EXPAND)
         printf("  p %.3f %s  successes %d/%d", r->prob, r->good ? "good" : "-", q->successes,
@@ -65,9 +70,7 @@ static void print_status(const session *s)
     int b = search_best(q);
     if (b >= 0) {
         char str[SPACE_STRLEN], note[96];
-        nb201_arch na = sarch_to_nb201(&q->rec[b].arch);
-        q->sp->format(&q->rec[b].arch, str, sizeof str);
-        shell_bench_note(s, &na, note, sizeof note);
+        shell_search_arch(s, &q->rec[b].arch, str, note);
         printf("  best so far %s score %.6g%s\n", str, q->rec[b].r.score, note);
     }
     printf("  time: warm-up %.1f s, forest %.1f s, evaluation %.1f s; state %s\n", q->t_warm,

@@ -142,9 +142,7 @@ static void draw(panel *p)
         int b = search_best(q);
         if (b >= 0) {
             char str[SPACE_STRLEN], note[96];
-            nb201_arch na = sarch_to_nb201(&q->rec[b].arch);
-            q->sp->format(&q->rec[b].arch, str, sizeof str);
-            shell_bench_note(s, &na, note, sizeof note);
+            shell_search_arch(s, &q->rec[b].arch, str, note);
             mvprintw(y++, 0, "best %.6g%s %.*s", q->rec[b].r.score, note, W - 40, str);
         }
         mvprintw(y++, 0, "time: warm-up %.0f s  forest %.1f s  evaluation %.0f s%s%s", q->t_warm,
@@ -274,9 +272,7 @@ int panel_run(shell *sh)
                 sarch sa;
                 char str[SPACE_STRLEN], note[96] = "";
                 if (search_answer(&s->srch, &sa) == 0) {
-                    nb201_arch a = sarch_to_nb201(&sa);
-                    s->srch.sp->format(&sa, str, sizeof str);
-                    shell_bench_note(s, &a, note, sizeof note);
+                    shell_search_arch(s, &sa, str, note);
                     snprintf(p.msg, sizeof p.msg, "done: %s%s", str, note);
                 }
                 p.mode = MODE_IDLE;

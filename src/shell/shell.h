@@ -39,6 +39,9 @@ int usage_error(const char *cmd, const char *usage);
 int parse_int(const char *s, long lo, long hi, const char *what, long *out);
 void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size);
 int cmd_search(shell *sh, int argc, char **argv);
+/* An architecture of the current search as text (size SPACE_STRLEN) and its
+ * benchmark note (size 96). */
+void shell_search_arch(const session *s, const sarch *a, char *str, char *note);
 /* The ncurses panel (panel.c); returns 0 or -1 with rm_error. */
 int panel_run(shell *sh);
 extern const char *const search_subs[];

@@ -12,6 +12,9 @@ typedef struct rng {
 
 void rng_seed(rng *r, uint64_t seed);
 uint64_t rng_u64(rng *r);
+/* A well-mixed 64-bit function of x (one splitmix64 step): seeds derived
+ * from other seeds. */
+uint64_t rng_hash64(uint64_t x);
 /* Uniform in [0, 1) with 53 random bits. */
 double rng_uniform(rng *r);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
