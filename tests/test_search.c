@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "search/search.h"
+#include "tensor/backend.h"
 #include "tap.h"
 #include "util/err.h"
 
@@ -44,8 +45,10 @@ typedef struct synth {
 
 static double synth_score(const sarch *a)
 {
-    int i = space_nb201.index(a);
-    double jitter = ((i * 2654435761u) % 1000) / 1e4;
+    uint64_t i = 0;
+    for (int p = 0; p < SPACE_MAXPOS; p++)
+        i = i * 31 + a->v[p];
+    double jitter = (double)((i * 2654435761u) % 1000) / 1e4;
     if (a->v[0] == NB201_NONE && a->v[1] == NB201_NONE && a->v[3] == NB201_NONE)
         return INFINITY; /* no path from the input: a failed evaluation */
     return 1.0 - 0.15 * count_op(a, NB201_CONV3) - 0.05 * count_op(a, NB201_CONV1) + jitter;
@@ -488,13 +491,85 @@ static void test_bad_files(void)
     unlink(bad);
 }
 
+/* Both spaces: string round trip, sampling, mutation, encoding; the chain
+ * network's feature shapes; malformed chain strings. */
+static void test_spaces(void)
+{
+    const space *sps[2] = {&space_nb201, &space_chain};
+    for (int k = 0; k < 2; k++) {
+        const space *sp = sps[k];
+        rng r;
+        rng_seed(&r, 99);
+        int round = 1, enc = 1, mut = 1, distinct = 0;
+        sarch prev;
+        memset(&prev, 0, sizeof prev);
+        for (int i = 0; i < 500; i++) {
+            sarch a, b, c;
+            sp->sample(&r, &a);
+            char str[SPACE_STRLEN];
+            sp->format(&a, str, sizeof str);
+            round &= sp->parse(str, &b) == 0 && space_equal(sp, &a, &b);
+            double x[SPACE_MAXPOS * SPACE_MAXCHOICE], sum = 0;
+            space_encode(sp, &a, x);
+            for (int j = 0; j < sp->npos * sp->nchoice; j++)
+                sum += x[j];
+            enc &= sum == sp->npos;
+            sp->mutate(&r, &a, &c);
+            int d = 0;
+            for (int j = 0; j < sp->npos; j++)
+                d += a.v[j] != c.v[j];
+            mut &= d == 1;
+            distinct += !space_equal(sp, &a, &prev);
+            prev = a;
+        }
+        tap_ok(round && enc && mut && distinct > 490,
+               "%s: 500 samples print and parse back, encode to %d ones, mutate in one position",
+               sp->name, sp->npos);
+    }
+    sarch a;
+    tap_ok(space_chain.parse("k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip", &a) == 0 &&
+               a.v[0] == 1 && a.v[1] == 0 && a.v[4] == 2 && a.v[11] == 0,
+           "chain string parses to the right blocks");
+    const char *bad[3] = {"k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3",
+                          "k3e3-skip-k5e6-k7e3-k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip-skip",
+                          "k3e3-skip-k9e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip"};
+    const char *why[3] = {"expected '-'", "expected '|'", "unknown block 'k9e6'"};
+    for (int i = 0; i < 3; i++)
+        tap_ok(space_chain.parse(bad[i], &a) < 0 && strstr(rm_last_error(), why[i]),
+               "bad chain string refused: %s", rm_last_error());
+    model m;
+    space_chain.parse("k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip", &a);
+    int ok = space_chain.build(&m, backend_cpu(), &a, 10) == 0;
+    int want[3][3] = {{16, 32, 32}, {32, 16, 16}, {64, 8, 8}};
+    for (int f = 0; ok && f < 3; f++) {
+        int c, h, w;
+        graph_value_shape(m.g, m.feat[f], &c, &h, &w);
+        ok &= c == want[f][0] && h == want[f][1] && w == want[f][2];
+    }
+    int c, h, w;
+    if (ok)
+        graph_value_shape(m.g, m.logits, &c, &h, &w);
+    tap_ok(ok && c == 10, "chain network: features 16x32x32, 32x16x16, 64x8x8, 10 logits (%zu parameters)",
+           ok ? graph_count_trainable(m.g) : 0);
+    if (ok)
+        model_free(&m);
+    search s;
+    search_opts o = small_opts(SEARCH_RMINAS, 1);
+    synth sy = {0, 0};
+    int run = search_init(&s, &space_chain, &o) == 0 && run_all(&s, &sy) == 0;
+    tap_ok(run && s.n > o.n_warm && s.successes == o.n_collect,
+           "rminas runs in the chain space (%d evaluations, %d successes)", s.n, s.successes);
+    search_free(&s);
+}
+
 int main(void)
 {
-    tap_plan(48);
+    tap_plan(56);
     test_helpers();
     test_rminas();
     test_baselines();
     test_interrupt_and_resume();
     test_bad_files();
+    test_spaces();
     return tap_done();
 }

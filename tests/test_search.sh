@@ -88,6 +88,13 @@ for algo in rminas random rea reinforce; do
     -c "set benchmark_column cifar10_valid" -c "set seed 1" -c "set n_collect 20" \
     -c "search start $algo budget 150" -c "search run" -c "search result"
 done
+check "an RMI-NAS search in the chain space from the shell" 0 "^arch [k3-7esip|-]+\$" -- \
+  -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20" -c "space chain" -c "set steps 2" \
+  -c "search start rminas n_warm 4 n_collect 1 n_fitting 20" -c "search run" -c "export csv search $tmp/chain.csv"
+if [ "$(wc -l < "$tmp/chain.csv")" -ge 6 ] && grep -q ',warmup,k' "$tmp/chain.csv"; then ok "the chain search log exports"; else
+  notok "the chain search log exports"; fi
+check "the benchmark evaluator refuses the chain space" 1 "knows NAS-Bench-201 only" -- -c "space chain" \
+  -c "load benchmark nb201" -c "set evaluator benchmark" -c "search start random"
 check "search status" 0 "search rea, run: 30 evaluations of 100" -- -c "load benchmark nb201" \
   -c "set evaluator benchmark" -c "search start rea" -c "search step 30" -c "search status"
 check "constraint: max_params" 0 "random, done: 100 evaluations" -- -c "load benchmark nb201" \

@@ -26,6 +26,16 @@ int resnet_cifar_build(model *m, const backend *be, int depth, int nclass);
  * TinyNetwork (stem.0.weight, cells.3.layers.1.op.1.weight, ...). */
 int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int nclass);
 
+/* The MobileNet-like chain network (chain_net.c): CHAIN_LAYERS searchable
+ * layers, CHAIN_PER_STAGE in each of 3 stages, each one of CHAIN_NOPS blocks
+ * (skip, k3e3, k3e6, k5e3, k5e6, k7e3, k7e6: kernel x expansion). String
+ * form: the blocks joined by '-' within a stage and '|' between stages. */
+enum { CHAIN_PER_STAGE = 4, CHAIN_LAYERS = 3 * CHAIN_PER_STAGE, CHAIN_NOPS = 7 };
+extern const char *const chain_op_names[CHAIN_NOPS];
+int chain_net_build(model *m, const backend *be, const uint8_t *layers, int nclass);
+void chain_format(const uint8_t *layers, char *buf, size_t size);
+int chain_parse(const char *s, uint8_t *layers);
+
 void model_free(model *m);
 
 /* Load a state dict (safetensors) by PyTorch key: every entry of the model

@@ -235,13 +235,27 @@ void rmi_eval_free(rmi_eval *e)
 int rmi_eval_start(rmi_eval *e, const backend *be, const nb201_arch *arch,
                    const rmi_data *data, const rmi_settings *s)
 {
+    model m;
     memset(e, 0, sizeof *e);
-    if (!data->n)
-        return rm_error("no RMI batch selected");
-    if (s->steps < 1)
-        return rm_error("steps must be at least 1");
-    if (nb201_net_build(&e->student, be, arch, data->nclass) < 0)
+    if (nb201_net_build(&m, be, arch, data->nclass) < 0)
         return -1;
+    return rmi_eval_start_model(e, be, &m, data, s);
+}
+
+int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const rmi_data *data,
+                         const rmi_settings *s)
+{
+    memset(e, 0, sizeof *e);
+    e->student = *student;
+    memset(student, 0, sizeof *student);
+    if (!data->n) {
+        rmi_eval_free(e);
+        return rm_error("no RMI batch selected");
+    }
+    if (s->steps < 1) {
+        rmi_eval_free(e);
+        return rm_error("steps must be at least 1");
+    }
     e->data = data;
     e->s = *s;
     int n = data->n;
@@ -334,10 +348,21 @@ int rmi_score_cb(const backend *be, const nb201_arch *arch, const rmi_data *data
                  const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,
                  rmi_step_fn cb, void *user)
 {
+    model m;
+    memset(r, 0, sizeof *r);
+    if (nb201_net_build(&m, be, arch, data->nclass) < 0)
+        return -1;
+    return rmi_score_model(be, &m, data, s, r, interrupt, cb, user);
+}
+
+int rmi_score_model(const backend *be, model *student, const rmi_data *data,
+                    const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,
+                    rmi_step_fn cb, void *user)
+{
     double t0 = rm_seconds();
     rmi_eval e;
     memset(r, 0, sizeof *r);
-    if (rmi_eval_start(&e, be, arch, data, s) < 0)
+    if (rmi_eval_start_model(&e, be, student, data, s) < 0)
         return -1;
     int rc = 0;
     while (e.step < s->steps && !e.diverged) {

@@ -73,6 +73,10 @@ typedef struct rmi_eval {
 /* Build the student for arch, initialize it from s->init_seed and plan it. */
 int rmi_eval_start(rmi_eval *e, const backend *be, const nb201_arch *arch,
                    const rmi_data *data, const rmi_settings *s);
+/* The same with a student already built (any network whose model has the
+ * three feature taps); e takes it over (freed with e, or on failure). */
+int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const rmi_data *data,
+                         const rmi_settings *s);
 /* One training step (forward, loss, backward, SGD). Returns 0, or -1 on an
  * error. A non-finite loss sets diverged and stops further steps. */
 int rmi_eval_step(rmi_eval *e);
@@ -96,5 +100,9 @@ typedef int (*rmi_step_fn)(const rmi_eval *e, void *user);
 int rmi_score_cb(const backend *be, const nb201_arch *arch, const rmi_data *data,
                  const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,
                  rmi_step_fn cb, void *user);
+/* The same for a student already built (taken over, as rmi_eval_start_model). */
+int rmi_score_model(const backend *be, model *student, const rmi_data *data,
+                    const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,
+                    rmi_step_fn cb, void *user);
 
 #endif

@@ -26,6 +26,7 @@ int session_init(session *s)
     rng_seed(&s->sample_rng, 0);
     snprintf(s->bench_column, sizeof s->bench_column, "cifar10_test");
     search_opts_default(&s->search_o);
+    s->sp = &space_nb201;
     return 0;
 }
 

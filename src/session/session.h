@@ -55,6 +55,7 @@ typedef struct session {
     int nrank;
 
     /* search (session_search.c) */
+    const space *sp;              /* the space of the next search (space CMD) */
     int evaluator;                /* EVAL_RMI or EVAL_BENCHMARK */
     bench_table bench_eval;       /* optional table the benchmark evaluator reads
                                      (the 12-epoch one); nrows == 0: use bench */
@@ -147,6 +148,12 @@ int session_load_benchmark_kind(session *s, const char *which, const char *file)
 /* #params and MACs of an NB-201 network (analytic, checked against the
  * built graph in the tests). */
 int session_arch_cost(session *s, const nb201_arch *a, double *params, double *macs);
+/* The same for an architecture of any space (NB-201: analytic; others: the
+ * built network's counts). */
+int session_sarch_cost(session *s, const space *sp, const sarch *a, double *params,
+                       double *macs);
+/* Choose the space of the next search by name. */
+int session_set_space(session *s, const char *name);
 /* Start a search with the current settings; saves the first state when a
  * state file is set (refusing to overwrite a file that holds anything). */
 int session_search_start(session *s, const char *algo);

@@ -457,8 +457,9 @@ static int write_search_rows(session *s, FILE *f)
         char b[13 + 16][64], arch[SPACE_STRLEN];
         const char *row[13 + 16];
         double p, fl;
+        int nb = q->sp == &space_nb201;
         nb201_arch na = sarch_to_nb201(&r->arch);
-        if (session_arch_cost(s, &na, &p, &fl) < 0)
+        if (session_sarch_cost(s, q->sp, &r->arch, &p, &fl) < 0)
             return -1;
         q->sp->format(&r->arch, arch, sizeof arch);
         snprintf(b[0], 64, "%d", k + 1);
@@ -472,7 +473,9 @@ static int write_search_rows(session *s, FILE *f)
         snprintf(b[10], 64, "%d", r->good);
         snprintf(b[11], 64, "%.0f", p);
         snprintf(b[12], 64, "%.0f", fl);
-        session_bench_values(s, &na, names, vals, 16);
+        if (session_bench_values(s, nb ? &na : NULL, names, vals, 16) == 0)
+            for (int i = 0; i < nv; i++)
+                vals[i] = NAN;
         for (int i = 0; i < nv; i++)
             fmt_double(b[13 + i], 64, vals[i]);
         for (int i = 0; i < 13 + nv; i++)

@@ -177,7 +177,7 @@ int session_arch_cost(session *s, const nb201_arch *a, double *params, double *m
 int session_bench_values(const session *s, const nb201_arch *a, const char **names,
                          double *values, int max)
 {
-    if (!s->bench.nrows)
+    if (!s->bench.nrows || !a)
         return 0;
     int row = bench_row(&s->bench, a), n = 0;
     for (int c = 0; c < s->bench.ncols && n < max; c++) {
@@ -195,10 +195,11 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
     rmi_result r;
-    nb201_arch na = sarch_to_nb201(sa);
-    const nb201_arch *a = &na;
-    int rc = rmi_score_cb(s->be, a, &s->data, &s->rmi, &r, &s->interrupt, s->step_hook,
-                          s->hook_user);
+    model m;
+    if (s->srch.sp->build(&m, s->be, sa, s->data.nclass) < 0)
+        return -1;
+    int rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &r, &s->interrupt, s->step_hook,
+                             s->hook_user);
     if (rc)
         return rc;
     out->score = r.score;
@@ -218,6 +219,9 @@ static const bench_table *eval_table(const session *s)
 static int eval_benchmark(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
+    if (s->srch.sp != &space_nb201)
+        return rm_error("the benchmark evaluator knows NAS-Bench-201 only, not the %s space",
+                        s->srch.sp->name);
     nb201_arch na = sarch_to_nb201(sa);
     const nb201_arch *a = &na;
     const bench_table *t = eval_table(s);
@@ -238,10 +242,35 @@ static int eval_benchmark(void *user, const sarch *sa, search_eval *out)
     return 0;
 }
 
+int session_sarch_cost(session *s, const space *sp, const sarch *a, double *params,
+                       double *macs)
+{
+    if (sp == &space_nb201) {
+        nb201_arch na = sarch_to_nb201(a);
+        return session_arch_cost(s, &na, params, macs);
+    }
+    model m;
+    if (sp->build(&m, s->be, a, s->train.n ? s->train.nclass : 10) < 0)
+        return -1;
+    *params = (double)graph_count_trainable(m.g);
+    *macs = (double)graph_count_macs(m.g);
+    model_free(&m);
+    return 0;
+}
+
+int session_set_space(session *s, const char *name)
+{
+    const space *sp = space_get(name);
+    if (!sp)
+        return -1;
+    s->sp = sp;
+    return 0;
+}
+
 static int cost_cb(void *user, const sarch *a, double *params, double *flops)
 {
-    nb201_arch na = sarch_to_nb201(a);
-    return session_arch_cost(user, &na, params, flops);
+    session *s = user;
+    return session_sarch_cost(s, s->srch.sp, a, params, flops);
 }
 
 /* ---- start, step, save, resume ---- */
@@ -335,7 +364,10 @@ int session_search_start(session *s, const char *algo_name)
     o.algo = algo;
     o.seed = s->seed;
     search t;
-    if (search_init(&t, &space_nb201, &o) < 0)
+    if (s->evaluator == EVAL_BENCHMARK && s->sp != &space_nb201)
+        return rm_error("the benchmark evaluator knows NAS-Bench-201 only (space nb201, or set "
+                        "evaluator rmi)");
+    if (search_init(&t, s->sp, &o) < 0)
         return -1;
     search_free(&s->srch);
     s->srch = t;
@@ -460,6 +492,7 @@ int session_search_load(session *s, const char *path)
     search_free(&s->srch);
     s->srch = t;
     s->search_o = t.o;
+    s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);
     free(c);
     return 0;

@@ -18,7 +18,9 @@ void shell_search_arch(const session *s, const sarch *a, char *str, char *note)
 {
     nb201_arch na = sarch_to_nb201(a);
     s->srch.sp->format(a, str, SPACE_STRLEN);
-    shell_bench_note(s, &na, note, 96);
+    note[0] = '\0';
+    if (s->srch.sp == &space_nb201)
+        shell_bench_note(s, &na, note, 96);
 }
 
 static int search_print(const session *s, void *user)
@@ -93,14 +95,20 @@ static void print_result(const session *s)
     printf("arch %s\n", str);
     const char *names[16];
     double vals[16];
-    int nv = session_bench_values(s, &a, names, vals, 16);
+    int nb = q->sp == &space_nb201;
+    int nv = session_bench_values(s, nb ? &a : NULL, names, vals, 16);
     if (nv > 0) {
         printf(" ");
         for (int i = 0; i < nv; i++)
             printf(" %s %.2f", names[i], vals[i]);
         printf("\n");
-    } else {
+    } else if (nb) {
         printf("  (load benchmark nb201 for its accuracies)\n");
+    } else {
+        double p, f;
+        if (session_sarch_cost((session *)s, q->sp, &sa, &p, &f) == 0)
+            printf("  %s space: %.0f parameters, %.2f M MACs (no benchmark table for it)\n",
+                   q->sp->name, p, f / 1e6);
     }
     if (q->phase != PHASE_DONE)
         printf("  (the search is not finished: this is the answer so far)\n");
@@ -139,7 +147,8 @@ int cmd_search(shell *sh, int argc, char **argv)
         if (session_search_start(s, argv[2]) < 0)
             return SH_ERROR;
         const search_opts *o = &s->srch.o;
-        printf("search %s started: seed %llu, evaluator %s", argv[2], (unsigned long long)o->seed,
+        printf("search %s started in %s: seed %llu, evaluator %s", argv[2], s->srch.sp->name,
+               (unsigned long long)o->seed,
                s->evaluator == EVAL_RMI ? "rmi" : "benchmark");
         if (s->evaluator == EVAL_BENCHMARK)
             printf(" (%s of %s)", s->bench_column,

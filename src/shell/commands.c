@@ -626,16 +626,14 @@ static int cmd_panel(shell *sh, int argc, char **argv)
 
 static int cmd_space(shell *sh, int argc, char **argv)
 {
-    (void)sh;
-    if (argc > 2 || (argc == 2 && strcmp(argv[1], "nb201"))) {
-        rm_error("unknown search space '%s' (this rminas knows nb201)", argc == 2 ? argv[1] : "");
+    if (argc > 2)
+        return usage_error("space", "[nb201|chain]");
+    if (argc == 2 && session_set_space(&sh->s, argv[1]) < 0)
         return SH_ERROR;
-    }
-    printf("space nb201: NAS-Bench-201 cell, 4 nodes, %d edges, %d operations (", NB201_EDGES,
-           NB201_NOPS);
-    for (int k = 0; k < NB201_NOPS; k++)
-        printf("%s%s", k ? ", " : "", nb201_op_names[k]);
-    printf("), %d architectures; strings |op~0|+|op~0|op~1|+|op~0|op~1|op~2|\n", NB201_COUNT);
+    printf("space %s: %s\n", sh->s.sp->name, sh->s.sp->help);
+    if (sh->s.sp != &space_nb201)
+        printf("  (searches run in it; arch, init, step, score and rank work on NAS-Bench-201 "
+               "cells)\n");
     return SH_OK;
 }
 
@@ -707,8 +705,10 @@ const command shell_commands[] = {
      cmd_search, search_subs},
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
     {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
-    {"space", "[nb201]", "the search space (NAS-Bench-201) and its architecture strings", cmd_space,
-     NULL},
+    {"space", "[nb201|chain]",
+     "choose the search space of the next search (NAS-Bench-201, or the MobileNet-like chain) "
+     "and show its architecture strings",
+     cmd_space, NULL},
     {"step", "[N]", "train the student N steps with the RMI loss, printing loss, CE and CKA",
      cmd_step, NULL},
     {"teacher", "eval | train [epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] "

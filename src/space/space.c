@@ -9,7 +9,9 @@ const space *space_get(const char *name)
 {
     if (!strcmp(name, "nb201"))
         return &space_nb201;
-    rm_error("unknown search space '%s' (this rminas knows nb201)", name);
+    if (!strcmp(name, "chain"))
+        return &space_chain;
+    rm_error("unknown search space '%s' (this rminas knows nb201 and chain)", name);
     return NULL;
 }
 
@@ -102,6 +104,12 @@ static void nb_select(const sarch *a, int n, sarch *out)
     space_mode(&space_nb201, a, n, out);
 }
 
+static int nb_build(model *m, const backend *be, const sarch *a, int nclass)
+{
+    nb201_arch n = sarch_to_nb201(a);
+    return nb201_net_build(m, be, &n, nclass);
+}
+
 const space space_nb201 = {
     .name = "nb201",
     .npos = NB201_EDGES,
@@ -115,4 +123,66 @@ const space space_nb201 = {
     .select = nb_select,
     .index = nb_index,
     .unindex = nb_unindex,
+    .build = nb_build,
+    .help = "NAS-Bench-201 cell, 4 nodes, 6 edges, 5 operations (none, skip_connect, "
+            "nor_conv_1x1, nor_conv_3x3, avg_pool_3x3), 15625 architectures; strings "
+            "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|",
+};
+
+/* ---- the MobileNet-like chain (models/chain_net.c) ---- */
+
+static int ch_parse(const char *s, sarch *a)
+{
+    memset(a, 0, sizeof *a);
+    return chain_parse(s, a->v);
+}
+
+static void ch_format(const sarch *a, char *buf, size_t size)
+{
+    chain_format(a->v, buf, size);
+}
+
+static void ch_sample(rng *r, sarch *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < CHAIN_LAYERS; i++)
+        a->v[i] = (uint8_t)rng_below(r, CHAIN_NOPS);
+}
+
+static void ch_mutate(rng *r, const sarch *parent, sarch *child)
+{
+    *child = *parent;
+    int i = (int)rng_below(r, CHAIN_LAYERS);
+    int k = (int)rng_below(r, CHAIN_NOPS - 1);
+    child->v[i] = (uint8_t)(k >= parent->v[i] ? k + 1 : k);
+}
+
+static void ch_select(const sarch *a, int n, sarch *out)
+{
+    space_mode(&space_chain, a, n, out);
+}
+
+static int ch_build(model *m, const backend *be, const sarch *a, int nclass)
+{
+    return chain_net_build(m, be, a->v, nclass);
+}
+
+const space space_chain = {
+    .name = "chain",
+    .npos = CHAIN_LAYERS,
+    .nchoice = CHAIN_NOPS,
+    .count = 0, /* 7^12 */
+    .parse = ch_parse,
+    .format = ch_format,
+    .valid = NULL,
+    .sample = ch_sample,
+    .mutate = ch_mutate,
+    .select = ch_select,
+    .index = NULL,
+    .unindex = NULL,
+    .build = ch_build,
+    .help = "MobileNet-like chain for 32x32 inputs: 3 stages (16, 32, 64 channels) of 4 "
+            "layers, each skip or an inverted residual block k3e3, k3e6, k5e3, k5e6, k7e3 or "
+            "k7e6 (kernel, expansion); 7^12 architectures; strings "
+            "k3e3-skip-k5e6-k7e3|...|... (layers by '-', stages by '|')",
 };

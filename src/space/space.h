@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "models/model.h"
 #include "space/nb201.h"
 #include "util/rng.h"
 
@@ -37,11 +38,14 @@ typedef struct space {
     void (*select)(const sarch *a, int n, sarch *out);  /* the vote over n architectures */
     int (*index)(const sarch *a);
     void (*unindex)(int i, sarch *a);
+    /* the network with its three feature taps, for 3x32x32 inputs */
+    int (*build)(model *m, const backend *be, const sarch *a, int nclass);
+    const char *help;        /* one line: what the space is, its string form */
 } space;
 
 /* The spaces rminas knows, by name; NULL with rm_error for another. */
 const space *space_get(const char *name);
-extern const space space_nb201;
+extern const space space_nb201, space_chain;
 
 /* Helpers every space uses. */
 /* Per-position mode over n architectures, ties to the lower value. */
