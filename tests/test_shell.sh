@@ -94,6 +94,20 @@ check "train, eval, save, load as teacher" 0 "^teacher \|nor_conv_3x3~0\|.*: tes
 check "an NB-201 teacher needs a file" 1 "needs its weights" -- -c "load teacher nb201"
 check "a ResNet file is not an NB-201 teacher" 1 "metadata arch: architecture string" -- -c "load teacher nb201 $AKA"
 
+# the chain space: the same commands on MobileNet-like chains
+CH='k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip'
+check "arch show in the chain space" 0 "chain space; [0-9]+ parameters" -- -c "space chain" -c "arch set $CH" -c "arch show"
+check "a bad chain string names the layer" 1 "layer 2 \(offset 10\): unknown block 'k9e6'" -- -c "space chain" \
+  -c "arch set k3e3-skip-k9e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip"
+check "init and step a chain student" 0 "^step +2 +loss [0-9.]+" -- -f "$tmp/base.rmi" -c "space chain" \
+  -c "arch set $CH" -c init -c "step 2"
+check "score and rank in the chain space" 0 "2 architectures in" -- -f "$tmp/base.rmi" -c "set steps 2" \
+  -c "space chain" -c "score $CH" -c "arch sample 2" -c "rank 2" -c "export csv rank $tmp/chain-rank.csv"
+if grep -q "^k[357]e[36]-\|^skip-" "$tmp/chain-rank.csv" && [ "$(wc -l < "$tmp/chain-rank.csv")" -eq 3 ]; then
+  ok "the chain ranking exports"; else notok "the chain ranking exports"; fi
+check "arch dot is for NAS-Bench-201 cells" 1 "draws NAS-Bench-201 cells" -- -c "space chain" -c "arch set $CH" \
+  -c "arch dot $tmp/c.dot"
+
 check "quit stops a script" 0 "^$" -- -c quit -c version
 check "exit stops a script" 0 "^$" -- -c exit -c version
 

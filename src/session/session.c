@@ -374,10 +374,10 @@ static int need_net(session *s)
         return rm_error("no architecture (arch set STRING or arch sample)");
     if (!s->train.n)
         return rm_error("no dataset loaded (load dataset cifar10 DIR)");
-    if (s->net.g && s->net_arch_index == nb201_index(&s->arch))
+    if (s->net.g && space_equal(s->arch_sp, &s->net_arch, &s->arch))
         return 0;
     model m;
-    if (nb201_net_build(&m, s->be, &s->arch, s->train.nclass) < 0)
+    if (s->arch_sp->build(&m, s->be, &s->arch, s->train.nclass) < 0)
         return -1;
     if (graph_init_params(m.g, s->rmi.init_seed) < 0) {
         model_free(&m);
@@ -385,7 +385,7 @@ static int need_net(session *s)
     }
     model_free(&s->net);
     s->net = m;
-    s->net_arch_index = nb201_index(&s->arch);
+    s->net_arch = s->arch;
     return 0;
 }
 
@@ -398,7 +398,7 @@ int session_net_train(session *s, const train_opts *o, train_callback cb, void *
 
 int session_net_eval(session *s, double *acc)
 {
-    if (!s->net.g || s->net_arch_index != nb201_index(&s->arch))
+    if (!s->net.g || !s->have_arch || !space_equal(s->arch_sp, &s->net_arch, &s->arch))
         return rm_error("the current architecture has not been trained (train [epochs N ...])");
     if (!s->test.n)
         return rm_error("no dataset loaded (load dataset cifar10 DIR)");

@@ -17,7 +17,7 @@
 
 /* One scored architecture of a ranking run. */
 typedef struct rank_entry {
-    nb201_arch arch;
+    sarch arch;
     rmi_result r;
     long long params, macs;
     double bench;        /* benchmark_column value, NaN if unknown */
@@ -43,15 +43,17 @@ typedef struct session {
     rmi_settings rmi;
     rmi_data data;                /* data.n == 0: no batch selected */
 
-    nb201_arch arch;              /* the current architecture */
+    sarch arch;                   /* the current architecture, in space arch_sp */
+    const space *arch_sp;
     int have_arch;
     rmi_eval eval;                /* eval.student.g != NULL: a student in training */
 
     model net;                    /* the current architecture trained as a network */
-    int net_arch_index;           /* its canonical index */
+    sarch net_arch;               /* its architecture (in arch_sp) */
 
     char rank_log[1024];          /* "": rankings are not logged as they go */
-    rank_entry *rank;             /* the last ranking run */
+    rank_entry *rank;             /* the last ranking run, in space rank_sp */
+    const space *rank_sp;
     int nrank;
 
     /* search (session_search.c) */
@@ -116,22 +118,23 @@ int session_load_benchmark(session *s, const char *file);
 int session_select_batch(session *s);
 /* Select the batch unless one matching the settings is there already. */
 int session_need_batch(session *s);
+/* The current architecture from a string of the current space (space CMD). */
 int session_arch_set(session *s, const char *str);
 /* n distinct architectures drawn uniformly from the sampling generator
  * (which continues from draw to draw; set seed restarts it). */
-int session_sample(session *s, int n, nb201_arch *out);
+int session_sample(session *s, int n, sarch *out);
 /* A fresh student of the current architecture (seed: init seed). */
 int session_student_init(session *s);
 /* n steps of the current student; cb after each (nonzero stops). */
 typedef int (*step_callback)(const rmi_eval *e, void *user);
 int session_student_step(session *s, int n, step_callback cb, void *user);
-int session_score(session *s, const nb201_arch *a, rmi_result *r);
+int session_score(session *s, const sarch *a, rmi_result *r);
 /* Score the architectures one by one; cb after each (nonzero stops).
  * Results replace the previous ranking run. Returns 0, 1 when stopped. */
 typedef int (*rank_callback)(const session *s, int k, int n, void *user);
-int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, void *user);
+int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *user);
 /* Read one architecture string per line (blank lines and # comments skipped). */
-int session_read_archs(const char *path, nb201_arch **out, int *n);
+int session_read_archs(const char *path, const space *sp, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:
  * tau[0]/rho[0] for -score, [1] for #params, [2] for MACs. */
 int session_rank_correlations(const session *s, double tau[3], double rho[3], int *n);

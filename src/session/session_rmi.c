@@ -62,30 +62,56 @@ int session_need_batch(session *s)
 
 int session_arch_set(session *s, const char *str)
 {
-    nb201_arch a;
-    if (nb201_parse(str, &a) < 0)
+    sarch a;
+    if (s->sp->parse(str, &a) < 0)
         return -1;
     s->arch = a;
+    s->arch_sp = s->sp;
     s->have_arch = 1;
     rmi_eval_free(&s->eval);
     return 0;
 }
 
-int session_sample(session *s, int n, nb201_arch *out)
+/* n distinct architectures of a space that cannot be enumerated */
+static int sample_distinct(session *s, int n, sarch *out)
 {
-    if (n < 1 || n > NB201_COUNT)
-        return rm_error("can sample 1 to %d distinct architectures, not %d", NB201_COUNT, n);
-    int *idx = malloc(NB201_COUNT * sizeof *idx);
+    const space *sp = s->sp;
+    for (int i = 0; i < n; i++) {
+        int dup = 1;
+        for (int t = 0; t < 1000 && dup; t++) {
+            sp->sample(&s->sample_rng, &out[i]);
+            dup = 0;
+            for (int j = 0; j < i && !dup; j++)
+                dup = space_equal(sp, &out[i], &out[j]);
+        }
+        if (dup)
+            return rm_error("could not sample %d distinct architectures", n);
+    }
+    return 0;
+}
+
+int session_sample(session *s, int n, sarch *out)
+{
+    if (!s->sp->count) {
+        if (n < 1 || n > 100000)
+            return rm_error("can sample 1 to 100000 architectures at a time, not %d", n);
+        return sample_distinct(s, n, out);
+    }
+    /* an enumerable space: a partial Fisher-Yates over its indices */
+    const int count = s->sp->count;
+    if (n < 1 || n > count)
+        return rm_error("can sample 1 to %d distinct architectures, not %d", count, n);
+    int *idx = malloc((size_t)count * sizeof *idx);
     if (!idx)
         return rm_error("out of memory");
-    for (int i = 0; i < NB201_COUNT; i++)
+    for (int i = 0; i < count; i++)
         idx[i] = i;
     for (int i = 0; i < n; i++) {
-        int j = i + (int)rng_below(&s->sample_rng, (uint64_t)(NB201_COUNT - i));
+        int j = i + (int)rng_below(&s->sample_rng, (uint64_t)(count - i));
         int t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
-        nb201_from_index(idx[i], &out[i]);
+        s->sp->unindex(idx[i], &out[i]);
     }
     free(idx);
     return 0;
@@ -98,7 +124,10 @@ int session_student_init(session *s)
     if (session_need_batch(s) < 0)
         return -1;
     rmi_eval_free(&s->eval);
-    return rmi_eval_start(&s->eval, s->be, &s->arch, &s->data, &s->rmi);
+    model m;
+    if (s->arch_sp->build(&m, s->be, &s->arch, s->data.nclass) < 0)
+        return -1;
+    return rmi_eval_start_model(&s->eval, s->be, &m, &s->data, &s->rmi);
 }
 
 int session_student_step(session *s, int n, step_callback cb, void *user)
@@ -119,12 +148,15 @@ int session_student_step(session *s, int n, step_callback cb, void *user)
     return 0;
 }
 
-int session_score(session *s, const nb201_arch *a, rmi_result *r)
+int session_score(session *s, const sarch *a, rmi_result *r)
 {
     if (session_need_batch(s) < 0)
         return -1;
-    return rmi_score_cb(s->be, a, &s->data, &s->rmi, r, &s->interrupt, s->step_hook,
-                        s->hook_user);
+    model m;
+    if (s->sp->build(&m, s->be, a, s->data.nclass) < 0)
+        return -1;
+    return rmi_score_model(s->be, &m, &s->data, &s->rmi, r, &s->interrupt, s->step_hook,
+                           s->hook_user);
 }
 
 /* ---- the rank log: one CSV row per scored architecture, appended as it is
@@ -144,10 +176,10 @@ static void rank_header(const session *s, const char **hdr)
 static int write_row(FILE *f, const char *const *fields, int n);
 static void fmt_double(char *buf, size_t size, double v);
 
-static int rank_row(FILE *f, const rank_entry *e)
+static int rank_row(FILE *f, const space *sp, const rank_entry *e)
 {
-    char arch[NB201_STRLEN], b[6][64], c[3][64];
-    nb201_format(&e->arch, arch, sizeof arch);
+    char arch[SPACE_STRLEN], b[6][64], c[3][64];
+    sp->format(&e->arch, arch, sizeof arch);
     fmt_double(b[0], 64, e->r.score);
     for (int i = 0; i < RMI_LAYERS; i++)
         fmt_double(b[1 + i], 64, e->r.cka[i]);
@@ -166,15 +198,14 @@ static void rank_signature(const session *s, char *buf, size_t size)
     const rmi_settings *r = &s->rmi;
     snprintf(buf, size,
              "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
-             "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d\n",
+             "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s\n",
              r->batch, r->gamma, r->beta, r->steps, r->lr, r->momentum, r->wd, r->centered,
              r->teacher_bn, (unsigned long long)r->data_seed, (unsigned long long)r->init_seed,
-             s->teacher_file, s->data_dir, s->train.n);
+             s->teacher_file, s->data_dir, s->train.n, s->sp->name);
 }
 
-/* Open the log for appending; fill old[] (canonical index -> row + 1 in
- * *rows, 0 = absent) with the rows already there. */
-static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows, int *old)
+/* Open the log for appending; *rows gets the rows already there. */
+static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows)
 {
     const char *path = s->rank_log;
     char sig[4096], side[1100], have[4096];
@@ -215,7 +246,7 @@ static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows, int *old)
             }
             rank_entry e;
             memset(&e, 0, sizeof e);
-            if (nf < 9 || nb201_parse(field[0], &e.arch) < 0) {
+            if (nf < 9 || s->sp->parse(field[0], &e.arch) < 0) {
                 fclose(f);
                 free(*rows);
                 rm_error("%s line %ld: not a rank log row", path, lineno);
@@ -243,7 +274,6 @@ static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows, int *old)
                 *rows = nr;
             }
             (*rows)[(*nrows)++] = e;
-            old[nb201_index(&e.arch)] = *nrows;
         }
         fclose(f);
         f = fopen(path, "a");
@@ -269,52 +299,54 @@ static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows, int *old)
     return f;
 }
 
-int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, void *user)
+int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *user)
 {
+    const space *sp = s->sp;
     if (session_need_batch(s) < 0)
         return -1;
     rank_entry *e = calloc((size_t)n, sizeof *e);
-    int *old = s->rank_log[0] ? calloc(NB201_COUNT, sizeof *old) : NULL;
-    if (!e || (s->rank_log[0] && !old)) {
-        free(e);
-        free(old);
+    if (!e)
         return rm_error("out of memory");
-    }
     rank_entry *logged = NULL;
     int nlogged = 0;
     FILE *log = NULL;
-    if (s->rank_log[0] && !(log = rank_log_open(s, &logged, &nlogged, old))) {
+    if (s->rank_log[0] && !(log = rank_log_open(s, &logged, &nlogged))) {
         free(e);
-        free(old);
         return -1;
     }
     free(s->rank);
     s->rank = e;
+    s->rank_sp = sp;
     s->nrank = 0;
+    int nb = sp == &space_nb201;
     int col = s->bench.nrows ? bench_column(&s->bench, s->bench_column) : -1;
     rm_clear_error();
     int rc = 0;
     for (int k = 0; k < n; k++) {
         rank_entry *r = &e[k];
-        int prev = old ? old[nb201_index(&archs[k])] : 0;
+        int prev = 0;
+        for (int j = 0; j < nlogged && !prev; j++)
+            if (space_equal(sp, &logged[j].arch, &archs[k]))
+                prev = j + 1;
         if (prev) {
             *r = logged[prev - 1];
             r->logged = 1;
         } else {
             r->arch = archs[k];
-            rc = rmi_score_cb(s->be, &archs[k], &s->data, &s->rmi, &r->r, &s->interrupt,
-                              s->step_hook, s->hook_user);
-            if (rc)
-                break; /* error, or interrupted: the finished ones stay */
             model m;
-            if ((rc = nb201_net_build(&m, s->be, &archs[k], s->data.nclass)) < 0)
+            if ((rc = sp->build(&m, s->be, &archs[k], s->data.nclass)) < 0)
                 break;
             r->params = (long long)graph_count_trainable(m.g);
             r->macs = (long long)graph_count_macs(m.g);
-            model_free(&m);
+            rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &r->r, &s->interrupt,
+                                 s->step_hook, s->hook_user);
+            if (rc)
+                break; /* error, or interrupted: the finished ones stay */
         }
-        r->bench = col >= 0 ? bench_value(&s->bench, bench_row(&s->bench, &archs[k]), col) : NAN;
-        if (log && !prev && (rank_row(log, r) < 0 || fflush(log) != 0 || fsync(fileno(log)) != 0)) {
+        nb201_arch na = sarch_to_nb201(&archs[k]);
+        r->bench = col >= 0 && nb ? bench_value(&s->bench, bench_row(&s->bench, &na), col) : NAN;
+        if (log && !prev &&
+            (rank_row(log, sp, r) < 0 || fflush(log) != 0 || fsync(fileno(log)) != 0)) {
             rc = rm_error("%s: write failed", s->rank_log);
             break;
         }
@@ -327,16 +359,15 @@ int session_rank(session *s, const nb201_arch *archs, int n, rank_callback cb, v
     if (log)
         fclose(log);
     free(logged);
-    free(old);
     return rc;
 }
 
-int session_read_archs(const char *path, nb201_arch **out, int *n)
+int session_read_archs(const char *path, const space *sp, sarch **out, int *n)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return rm_error("%s: %s", path, strerror(errno));
-    nb201_arch *a = NULL;
+    sarch *a = NULL;
     int cnt = 0, cap = 0, rc = 0;
     char line[1024];
     long lineno = 0;
@@ -349,14 +380,14 @@ int session_read_archs(const char *path, nb201_arch **out, int *n)
             continue;
         if (cnt == cap) {
             cap = cap ? 2 * cap : 64;
-            nb201_arch *na = realloc(a, (size_t)cap * sizeof *na);
+            sarch *na = realloc(a, (size_t)cap * sizeof *na);
             if (!na) {
                 rc = rm_error("out of memory");
                 break;
             }
             a = na;
         }
-        if (nb201_parse(p, &a[cnt]) < 0) {
+        if (sp->parse(p, &a[cnt]) < 0) {
             rc = rm_error_context("%s line %ld", path, lineno);
             break;
         }
@@ -508,8 +539,8 @@ int session_export_csv(session *s, const char *what, const char *path)
     char b[8][64];
     if (steps) {
         const rmi_eval *e = &s->eval;
-        char arch[NB201_STRLEN];
-        nb201_format(&s->arch, arch, sizeof arch);
+        char arch[SPACE_STRLEN];
+        s->arch_sp->format(&s->arch, arch, sizeof arch);
         const char *hdr[] = {"step", "loss", "ce", "cka1", "cka2", "cka3", "arch"};
         bad |= write_row(f, hdr, 7);
         for (int k = 0; k < e->step && !bad; k++) {
@@ -528,7 +559,7 @@ int session_export_csv(session *s, const char *what, const char *path)
         rank_header(s, hdr);
         bad |= write_row(f, hdr, 10);
         for (int k = 0; k < s->nrank && !bad; k++)
-            bad |= rank_row(f, &s->rank[k]);
+            bad |= rank_row(f, s->rank_sp, &s->rank[k]);
     }
     if (fclose(f) != 0 || bad) {
         remove(tmp);

@@ -216,7 +216,7 @@ static int run_training(shell *sh, int argc, char **argv, int first, int which)
         return SH_ERROR;
     char what[NB201_STRLEN + 64];
     if (which && sh->s.have_arch)
-        nb201_format(&sh->s.arch, what, sizeof what);
+        sh->s.arch_sp->format(&sh->s.arch, what, sizeof what);
     else
         snprintf(what, sizeof what, "%s", which ? "(no architecture)" : sh->s.teacher.name);
     printf("training %s on %s: %d epochs, batch %d, lr %g%s, momentum %g, wd %g, "
@@ -329,15 +329,23 @@ void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t s
         snprintf(buf, size, " (%s %.2f)", s->bench_column, v);
 }
 
-static int show_arch(shell *sh, const nb201_arch *a)
+static int show_arch(shell *sh, const space *sp, const sarch *sa)
 {
     session *s = &sh->s;
     model m;
-    if (nb201_net_build(&m, s->be, a, 10) < 0)
+    if (sp->build(&m, s->be, sa, 10) < 0)
         return SH_ERROR;
-    char str[NB201_STRLEN];
-    nb201_format(a, str, sizeof str);
+    char str[SPACE_STRLEN];
+    sp->format(sa, str, sizeof str);
     printf("arch %s\n", str);
+    if (sp != &space_nb201) {
+        printf("  %s space; %zu parameters, %.2f M MACs\n", sp->name,
+               graph_count_trainable(m.g), graph_count_macs(m.g) / 1e6);
+        model_free(&m);
+        return SH_OK;
+    }
+    nb201_arch na = sarch_to_nb201(sa);
+    const nb201_arch *a = &na;
     for (int node = 1, e = 0; node <= 3; node++) {
         printf("  node%d =", node);
         for (int in = 0; in < node; in++, e++)
@@ -369,24 +377,27 @@ static int cmd_arch(shell *sh, int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "set")) {
         if (session_arch_set(s, argv[2]) < 0)
             return SH_ERROR;
-        return show_arch(sh, &s->arch);
+        return show_arch(sh, s->arch_sp, &s->arch);
     }
     if (argc >= 2 && !strcmp(argv[1], "sample")) {
         long n = 1;
         if (argc > 3 || (argc == 3 && parse_int(argv[2], 1, NB201_COUNT, "N", &n) < 0))
             return argc > 3 ? usage_error("arch", "sample [N]") : SH_ERROR;
-        nb201_arch *a = malloc((size_t)n * sizeof *a);
+        sarch *a = malloc((size_t)n * sizeof *a);
         if (!a || session_sample(s, (int)n, a) < 0) {
             free(a);
             return SH_ERROR;
         }
         for (long i = 0; i < n; i++) {
-            char str[NB201_STRLEN], note[96];
-            nb201_format(&a[i], str, sizeof str);
-            shell_bench_note(s, &a[i], note, sizeof note);
+            char str[SPACE_STRLEN], note[96] = "";
+            s->sp->format(&a[i], str, sizeof str);
+            nb201_arch na = sarch_to_nb201(&a[i]);
+            if (s->sp == &space_nb201)
+                shell_bench_note(s, &na, note, sizeof note);
             printf("%s%s\n", str, note);
         }
         s->arch = a[n - 1];
+        s->arch_sp = s->sp;
         s->have_arch = 1;
         rmi_eval_free(&s->eval);
         free(a);
@@ -397,20 +408,25 @@ static int cmd_arch(shell *sh, int argc, char **argv)
             rm_error("no architecture (arch set STRING or arch sample)");
             return SH_ERROR;
         }
-        return show_arch(sh, &s->arch);
+        return show_arch(sh, s->arch_sp, &s->arch);
     }
     if (argc == 3 && !strcmp(argv[1], "show")) {
-        nb201_arch a;
-        if (nb201_parse(argv[2], &a) < 0)
+        sarch a;
+        if (s->sp->parse(argv[2], &a) < 0)
             return SH_ERROR;
-        return show_arch(sh, &a);
+        return show_arch(sh, s->sp, &a);
     }
     if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dot")) {
-        nb201_arch a = s->arch;
+        nb201_arch a = sarch_to_nb201(&s->arch);
         if (argc == 4 && nb201_parse(argv[3], &a) < 0)
             return SH_ERROR;
         if (argc == 3 && !s->have_arch) {
             rm_error("no architecture (arch set STRING, or arch dot FILE STRING)");
+            return SH_ERROR;
+        }
+        if (argc == 3 && s->arch_sp != &space_nb201) {
+            rm_error("arch dot draws NAS-Bench-201 cells (the current architecture is a %s one)",
+                     s->arch_sp->name);
             return SH_ERROR;
         }
         if (write_dot(&a, argv[2]) < 0)
@@ -470,8 +486,8 @@ static int cmd_init(shell *sh, int argc, char **argv)
         return SH_ERROR;
     if (session_student_init(s) < 0)
         return SH_ERROR;
-    char str[NB201_STRLEN];
-    nb201_format(&s->arch, str, sizeof str);
+    char str[SPACE_STRLEN];
+    s->arch_sp->format(&s->arch, str, sizeof str);
     printf("student %s: %zu parameters, init seed %llu, %d steps planned\n", str,
            graph_count_trainable(s->eval.student.g), (unsigned long long)s->rmi.init_seed,
            s->rmi.steps);
@@ -504,11 +520,13 @@ static int cmd_step(shell *sh, int argc, char **argv)
     return SH_OK;
 }
 
-static void print_result(const session *s, const nb201_arch *a, const rmi_result *r)
+static void print_result(const session *s, const space *sp, const sarch *a, const rmi_result *r)
 {
-    char str[NB201_STRLEN], note[96];
-    nb201_format(a, str, sizeof str);
-    shell_bench_note(s, a, note, sizeof note);
+    char str[SPACE_STRLEN], note[96] = "";
+    sp->format(a, str, sizeof str);
+    nb201_arch na = sarch_to_nb201(a);
+    if (sp == &space_nb201)
+        shell_bench_note(s, &na, note, sizeof note);
     printf("%s score %.6f  cka %.5f %.5f %.5f  ce %.5f  %d steps %.1f s%s\n", str, r->score,
            r->cka[0], r->cka[1], r->cka[2], r->ce, r->steps, r->seconds, note);
     if (r->diverged)
@@ -519,13 +537,13 @@ static void print_result(const session *s, const nb201_arch *a, const rmi_result
 static int cmd_score(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
-    nb201_arch a;
+    sarch a;
     if (argc > 2)
         return usage_error("score", "[STRING]");
     if (argc == 2) {
-        if (nb201_parse(argv[1], &a) < 0)
+        if (s->sp->parse(argv[1], &a) < 0)
             return SH_ERROR;
-    } else if (s->have_arch) {
+    } else if (s->have_arch && s->arch_sp == s->sp) {
         a = s->arch;
     } else {
         rm_error("no architecture (arch set STRING, or score STRING)");
@@ -539,7 +557,7 @@ static int cmd_score(shell *sh, int argc, char **argv)
         printf("interrupted after %d steps\n", r.steps);
         return SH_OK;
     }
-    print_result(s, &a, &r);
+    print_result(s, s->sp, &a, &r);
     return SH_OK;
 }
 
@@ -548,7 +566,7 @@ static int rank_print(const session *s, int k, int n, void *user)
     (void)user;
     const rank_entry *e = &s->rank[k];
     printf("[%d/%d] %s", k + 1, n, e->logged ? "(from the rank log) " : "");
-    print_result(s, &e->arch, &e->r);
+    print_result(s, s->rank_sp, &e->arch, &e->r);
     fflush(stdout);
     return 0;
 }
@@ -558,7 +576,7 @@ static int cmd_rank(shell *sh, int argc, char **argv)
     session *s = &sh->s;
     if (argc != 2)
         return usage_error("rank", "N | FILE");
-    nb201_arch *a = NULL;
+    sarch *a = NULL;
     int n;
     char *end;
     long v = strtol(argv[1], &end, 10);
@@ -573,7 +591,7 @@ static int cmd_rank(shell *sh, int argc, char **argv)
             free(a);
             return SH_ERROR;
         }
-    } else if (session_read_archs(argv[1], &a, &n) < 0) {
+    } else if (session_read_archs(argv[1], s->sp, &a, &n) < 0) {
         return SH_ERROR;
     }
     int rc = session_rank(s, a, n, rank_print, NULL);
@@ -632,8 +650,8 @@ static int cmd_space(shell *sh, int argc, char **argv)
         return SH_ERROR;
     printf("space %s: %s\n", sh->s.sp->name, sh->s.sp->help);
     if (sh->s.sp != &space_nb201)
-        printf("  (searches run in it; arch, init, step, score and rank work on NAS-Bench-201 "
-               "cells)\n");
+        printf("  (no benchmark table: no accuracies, correlations or benchmark evaluator "
+               "here)\n");
     return SH_OK;
 }
 
@@ -706,8 +724,8 @@ const command shell_commands[] = {
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
     {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
     {"space", "[nb201|chain]",
-     "choose the search space of the next search (NAS-Bench-201, or the MobileNet-like chain) "
-     "and show its architecture strings",
+     "choose the space of architectures for arch, score, rank and search (NAS-Bench-201, or "
+     "the MobileNet-like chain) and show its architecture strings",
      cmd_space, NULL},
     {"step", "[N]", "train the student N steps with the RMI loss, printing loss, CE and CKA",
      cmd_step, NULL},

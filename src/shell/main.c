@@ -240,9 +240,9 @@ static void make_prompt(const session *s, char *buf, size_t size)
         o += (size_t)snprintf(parts + o, sizeof parts - o, " %s", s->data_name);
     if (s->teacher.g && o < sizeof parts)
         o += (size_t)snprintf(parts + o, sizeof parts - o, " %s", s->teacher.name);
-    if (s->have_arch && o + 12 < sizeof parts) {
+    if (s->have_arch && s->arch_sp == &space_nb201 && o + 12 < sizeof parts) {
         static const char code[NB201_NOPS] = {'-', 's', '1', '3', 'p'};
-        const uint8_t *op = s->arch.op;
+        const uint8_t *op = s->arch.v;
         o += (size_t)snprintf(parts + o, sizeof parts - o, " %c|%c%c|%c%c%c", code[op[0]],
                               code[op[1]], code[op[2]], code[op[3]], code[op[4]], code[op[5]]);
     }
