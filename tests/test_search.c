@@ -137,7 +137,7 @@ static void test_helpers(void)
     for (int i = 0; i < 4; i++)
         space_nb201.parse(s[i], &a[i]);
     sarch m;
-    space_nb201.select(a, 4, &m);
+    space_select(&space_nb201, a, 4, &m);
     char out[SPACE_STRLEN];
     space_nb201.format(&m, out, sizeof out);
     /* edge0 conv3 2 / conv1 2 -> conv1 (lower index); edge1 none 2 / skip 2 -> none;
@@ -514,7 +514,7 @@ static void test_spaces(void)
             for (int j = 0; j < sp->npos * sp->nchoice; j++)
                 sum += x[j];
             enc &= sum == sp->npos;
-            sp->mutate(&r, &a, &c);
+            space_mutate(sp, &r, &a, &c);
             int d = 0;
             for (int j = 0; j < sp->npos; j++)
                 d += a.v[j] != c.v[j];

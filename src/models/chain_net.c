@@ -68,22 +68,11 @@ int chain_net_build(model *m, const backend *be, const uint8_t *layers, int ncla
             int h = ir_block(g, x, c, c, op_k[op], op_e[op], 1, pfx);
             x = graph_add(g, x, h); /* h += x: the residual */
         }
-        if (stage < 2) {
-            m->feat[stage] = x;
-            graph_mark_output(g, x);
-        }
+        if (stage < 2)
+            model_feature(m, stage, x);
     }
-    x = graph_relu(g, graph_bn(g, x, "head.0", -1));
-    m->feat[2] = x;
-    graph_mark_output(g, x);
-    x = graph_gap(g, x);
-    m->logits = graph_linear(g, x, nclass, "classifier");
-    graph_mark_output(g, m->logits);
-    if (m->logits < 0 || graph_failed(g)) {
-        model_free(m);
-        return rm_error_context("building the chain network");
-    }
-    return 0;
+    x = model_feature(m, 2, graph_relu(g, graph_bn(g, x, "head.0", -1)));
+    return model_finish(m, x, "classifier", "the chain network");
 }
 
 void chain_format(const uint8_t *layers, char *buf, size_t size)

@@ -13,6 +13,26 @@ void model_free(model *m)
     m->g = NULL;
 }
 
+int model_finish(model *m, int x, const char *classifier, const char *what)
+{
+    graph *g = m->g;
+    x = graph_gap(g, x);
+    m->logits = graph_linear(g, x, m->nclass, classifier);
+    graph_mark_output(g, m->logits);
+    if (m->logits < 0 || graph_failed(g)) {
+        model_free(m);
+        return rm_error_context("building %s", what);
+    }
+    return 0;
+}
+
+int model_feature(model *m, int i, int x)
+{
+    m->feat[i] = x;
+    graph_mark_output(m->g, x);
+    return x;
+}
+
 static int shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
 {
     size_t o = (size_t)snprintf(buf, size, "[");

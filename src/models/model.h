@@ -37,6 +37,12 @@ void chain_format(const uint8_t *layers, char *buf, size_t size);
 int chain_parse(const char *s, uint8_t *layers);
 
 void model_free(model *m);
+/* Builders' shared ends: model_feature records x as feature tap i (an output
+ * of the graph); model_finish adds global average pool + Linear (to
+ * m->nclass) named `classifier` on x and checks the build, freeing m and
+ * naming `what` on failure. */
+int model_feature(model *m, int i, int x);
+int model_finish(model *m, int x, const char *classifier, const char *what);
 
 /* Load a state dict (safetensors) by PyTorch key: every entry of the model
  * must be present with the same shape (num_batches_tracked may be missing);

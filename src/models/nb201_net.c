@@ -82,20 +82,9 @@ int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int ncl
         }
         for (int i = 0; i < 5; i++)
             x = infer_cell(g, x, c, arch, cell++);
-        if (stage < 2) {
-            m->feat[stage] = x;
-            graph_mark_output(g, x);
-        }
+        if (stage < 2)
+            model_feature(m, stage, x);
     }
-    x = graph_relu(g, graph_bn(g, x, "lastact.0", -1));
-    m->feat[2] = x;
-    graph_mark_output(g, x);
-    x = graph_gap(g, x);
-    m->logits = graph_linear(g, x, nclass, "classifier");
-    graph_mark_output(g, m->logits);
-    if (m->logits < 0 || graph_failed(g)) {
-        model_free(m);
-        return rm_error_context("building the NAS-Bench-201 network");
-    }
-    return 0;
+    x = model_feature(m, 2, graph_relu(g, graph_bn(g, x, "lastact.0", -1)));
+    return model_finish(m, x, "classifier", "the NAS-Bench-201 network");
 }

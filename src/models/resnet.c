@@ -48,15 +48,7 @@ int resnet_cifar_build(model *m, const backend *be, int depth, int nclass)
             x = basic_block(g, x, cin, planes, b == 0 && l > 0 ? 2 : 1, pfx);
             cin = planes;
         }
-        m->feat[l] = x;
-        graph_mark_output(g, x);
+        model_feature(m, l, x);
     }
-    x = graph_gap(g, x);
-    m->logits = graph_linear(g, x, nclass, "linear");
-    graph_mark_output(g, m->logits);
-    if (m->logits < 0 || graph_failed(g)) {
-        model_free(m);
-        return rm_error_context("building resnet%d", depth);
-    }
-    return 0;
+    return model_finish(m, x, "linear", m->name);
 }

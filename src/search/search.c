@@ -246,7 +246,7 @@ int search_answer(const search *s, sarch *a)
     }
     for (int i = 0; i < k; i++)
         sel[i] = s->rec[idx[i]].arch;
-    s->sp->select(sel, k, a);
+    space_select(s->sp, sel, k, a);
     free(sel);
     free(idx);
     return 0;
@@ -480,7 +480,7 @@ static int mutate_unscored(search *s, const sarch *parent, search_cost_fn cost, 
                            sarch *child)
 {
     for (int t = 0; t < 10000; t++) {
-        s->sp->mutate(&s->rng, parent, child);
+        space_mutate(s->sp, &s->rng, parent, child);
         if (search_scored(s, child))
             continue;
         int ok;
@@ -630,8 +630,6 @@ int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *use
 {
     if (s->phase == PHASE_DONE)
         return 2;
-    if (grow(s) < 0)
-        return -1;
     switch (s->o.algo) {
     case SEARCH_RMINAS:
         return step_rminas(s, ev, cost, user);

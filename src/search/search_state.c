@@ -167,22 +167,29 @@ static int bad(const reader *r, const char *key, const char *what)
                     key, what);
 }
 
+/* A number as jnum wrote it; 0, or -1 when v is not one. */
+static int num_value(json_t *v, double *out)
+{
+    const char *t = json_string_value(v);
+    if (json_is_number(v))
+        *out = json_number_value(v);
+    else if (t && !strcmp(t, "inf"))
+        *out = INFINITY;
+    else if (t && !strcmp(t, "-inf"))
+        *out = -INFINITY;
+    else if (t && !strcmp(t, "nan"))
+        *out = NAN;
+    else
+        return -1;
+    return 0;
+}
+
 static int get_num(const reader *r, json_t *obj, const char *key, double *out)
 {
     json_t *v = json_object_get(obj, key);
-    if (json_is_number(v)) {
-        *out = json_number_value(v);
-        return 0;
-    }
-    if (json_is_string(v)) {
-        const char *t = json_string_value(v);
-        if (!strcmp(t, "inf")) *out = INFINITY;
-        else if (!strcmp(t, "-inf")) *out = -INFINITY;
-        else if (!strcmp(t, "nan")) *out = NAN;
-        else return bad(r, key, "is not a number");
-        return 0;
-    }
-    return bad(r, key, v ? "is not a number" : "is missing");
+    if (num_value(v, out) < 0)
+        return bad(r, key, v ? "is not a number" : "is missing");
+    return 0;
 }
 
 static int get_int(const reader *r, json_t *obj, const char *key, int lo, int hi, int *out)
@@ -236,13 +243,9 @@ static int get_array(const reader *r, json_t *obj, const char *key, double *out,
     json_t *a = json_object_get(obj, key);
     if (!json_is_array(a) || (int)json_array_size(a) != n)
         return bad(r, key, "is not an array of the right length");
-    for (int i = 0; i < n; i++) {
-        json_t *wrap = json_pack("{s:O}", "x", json_array_get(a, (size_t)i));
-        int rc = get_num(r, wrap, "x", &out[i]);
-        json_decref(wrap);
-        if (rc < 0)
+    for (int i = 0; i < n; i++)
+        if (num_value(json_array_get(a, (size_t)i), &out[i]) < 0)
             return bad(r, key, "holds a value that is not a number");
-    }
     return 0;
 }
 

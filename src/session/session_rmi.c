@@ -159,6 +159,35 @@ int session_score(session *s, const sarch *a, rmi_result *r)
                            s->hook_user);
 }
 
+/* ---- CSV ---- */
+
+/* Plain fields as they are (numbers stay numbers for plotting tools);
+ * fields that need quoting go through libcsv. */
+static int write_field(FILE *f, const char *s, int last)
+{
+    if (strpbrk(s, ",\"\r\n") ? csv_fwrite(f, s, strlen(s)) != 0 : fputs(s, f) == EOF)
+        return -1;
+    return fputc(last ? '\n' : ',', f) == EOF ? -1 : 0;
+}
+
+static int write_row(FILE *f, const char *const *fields, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (write_field(f, fields[i], i == n - 1) < 0)
+            return -1;
+    return 0;
+}
+
+static void fmt_double(char *buf, size_t size, double v)
+{
+    if (isinf(v))
+        snprintf(buf, size, v > 0 ? "inf" : "-inf");
+    else if (isnan(v))
+        snprintf(buf, size, "nan");
+    else
+        snprintf(buf, size, "%.9g", v);
+}
+
 /* ---- the rank log: one CSV row per scored architecture, appended as it is
  * scored, so that a killed ranking loses nothing and `rank` again continues ---- */
 
@@ -173,8 +202,6 @@ static void rank_header(const session *s, const char **hdr)
     hdr[9] = col;
 }
 
-static int write_row(FILE *f, const char *const *fields, int n);
-static void fmt_double(char *buf, size_t size, double v);
 
 static int rank_row(FILE *f, const space *sp, const rank_entry *e)
 {
@@ -440,32 +467,6 @@ int session_rank_correlations(const session *s, double tau[3], double rho[3], in
 
 /* ---- CSV export ---- */
 
-/* Plain fields as they are (numbers stay numbers for plotting tools);
- * fields that need quoting go through libcsv. */
-static int write_field(FILE *f, const char *s, int last)
-{
-    if (strpbrk(s, ",\"\r\n") ? csv_fwrite(f, s, strlen(s)) != 0 : fputs(s, f) == EOF)
-        return -1;
-    return fputc(last ? '\n' : ',', f) == EOF ? -1 : 0;
-}
-
-static int write_row(FILE *f, const char *const *fields, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (write_field(f, fields[i], i == n - 1) < 0)
-            return -1;
-    return 0;
-}
-
-static void fmt_double(char *buf, size_t size, double v)
-{
-    if (isinf(v))
-        snprintf(buf, size, v > 0 ? "inf" : "-inf");
-    else if (isnan(v))
-        snprintf(buf, size, "nan");
-    else
-        snprintf(buf, size, "%.9g", v);
-}
 
 /* One row per evaluation: eval, phase, arch, score, cka1..3, ce, seconds,
  * prob (forest, expanded phase), good (below tau), params, flops, then

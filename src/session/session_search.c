@@ -436,7 +436,11 @@ int session_search_load(session *s, const char *path)
     }
     int rc = 0;
     /* settings first (a failure leaves the session's settings as they were) */
-    session saved_settings = *s;
+    const rmi_settings old_rmi = s->rmi;
+    const search_opts old_opts = s->search_o;
+    const int old_evaluator = s->evaluator;
+    const uint64_t old_seed = s->seed;
+    const rng old_rng = s->sample_rng;
     for (int i = 0; i < c->n && !rc; i++) {
         const char *k = c->key[i];
         int known = 0;
@@ -480,11 +484,11 @@ int session_search_load(session *s, const char *path)
     }
     if (rc) {
         /* restore the settings; loaded data stays (it is only more) */
-        s->rmi = saved_settings.rmi;
-        s->search_o = saved_settings.search_o;
-        s->evaluator = saved_settings.evaluator;
-        s->seed = saved_settings.seed;
-        s->sample_rng = saved_settings.sample_rng;
+        s->rmi = old_rmi;
+        s->search_o = old_opts;
+        s->evaluator = old_evaluator;
+        s->seed = old_seed;
+        s->sample_rng = old_rng;
         search_free(&t);
         free(c);
         return -1;

@@ -202,7 +202,7 @@ int cmd_search(shell *sh, int argc, char **argv)
             rm_error("no search (search start ALGO, or search resume FILE)");
             return SH_ERROR;
         }
-        if (sub[1] == 't')
+        if (!strcmp(sub, "status"))
             print_status(s);
         else
             print_result(s);

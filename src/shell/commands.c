@@ -685,8 +685,8 @@ static int cmd_show(shell *sh, int argc, char **argv)
 
 const command shell_commands[] = {
     {"arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]",
-     "set, sample, show or draw (Graphviz) a NAS-Bench-201 architecture (cell, #params, MACs, "
-     "benchmark)",
+     "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell "
+     "and its benchmark accuracies), or draw an NB-201 cell (Graphviz)",
      cmd_arch, arch_subs},
     {"batch", "select | show",
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
@@ -718,8 +718,8 @@ const command shell_commands[] = {
      cmd_score, NULL},
     {"search", "start rminas|random|rea|reinforce [KEY VALUE ...] | warmup | step [N] | run | "
                "pause | resume [FILE] | load FILE | status | result",
-     "search NAS-Bench-201: RMI-NAS, random search, REA or REINFORCE (Ctrl-C pauses; the state "
-     "is saved after every evaluation when 'set state FILE')",
+     "search the current space: RMI-NAS, random search, REA or REINFORCE (Ctrl-C pauses; the "
+     "state is saved after every evaluation when 'set state FILE')",
      cmd_search, search_subs},
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
     {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},

@@ -30,6 +30,26 @@ void space_mode(const space *sp, const sarch *a, int n, sarch *out)
     }
 }
 
+void space_mutate(const space *sp, rng *r, const sarch *parent, sarch *child)
+{
+    if (sp->mutate) {
+        sp->mutate(r, parent, child);
+        return;
+    }
+    *child = *parent;
+    int p = (int)rng_below(r, (uint64_t)sp->npos);
+    int k = (int)rng_below(r, (uint64_t)sp->nchoice - 1);
+    child->v[p] = (uint8_t)(k >= parent->v[p] ? k + 1 : k);
+}
+
+void space_select(const space *sp, const sarch *a, int n, sarch *out)
+{
+    if (sp->select)
+        sp->select(a, n, out);
+    else
+        space_mode(sp, a, n, out);
+}
+
 void space_encode(const space *sp, const sarch *a, double *x)
 {
     memset(x, 0, (size_t)sp->npos * sp->nchoice * sizeof *x);
@@ -91,19 +111,6 @@ static void nb_sample(rng *r, sarch *a)
     nb_unindex((int)rng_below(r, NB201_COUNT), a);
 }
 
-static void nb_mutate(rng *r, const sarch *parent, sarch *child)
-{
-    *child = *parent;
-    int e = (int)rng_below(r, NB201_EDGES);
-    int k = (int)rng_below(r, NB201_NOPS - 1);
-    child->v[e] = (uint8_t)(k >= parent->v[e] ? k + 1 : k);
-}
-
-static void nb_select(const sarch *a, int n, sarch *out)
-{
-    space_mode(&space_nb201, a, n, out);
-}
-
 static int nb_build(model *m, const backend *be, const sarch *a, int nclass)
 {
     nb201_arch n = sarch_to_nb201(a);
@@ -119,8 +126,8 @@ const space space_nb201 = {
     .format = nb_format,
     .valid = NULL,
     .sample = nb_sample,
-    .mutate = nb_mutate,
-    .select = nb_select,
+    .mutate = NULL,
+    .select = NULL,
     .index = nb_index,
     .unindex = nb_unindex,
     .build = nb_build,
@@ -149,19 +156,6 @@ static void ch_sample(rng *r, sarch *a)
         a->v[i] = (uint8_t)rng_below(r, CHAIN_NOPS);
 }
 
-static void ch_mutate(rng *r, const sarch *parent, sarch *child)
-{
-    *child = *parent;
-    int i = (int)rng_below(r, CHAIN_LAYERS);
-    int k = (int)rng_below(r, CHAIN_NOPS - 1);
-    child->v[i] = (uint8_t)(k >= parent->v[i] ? k + 1 : k);
-}
-
-static void ch_select(const sarch *a, int n, sarch *out)
-{
-    space_mode(&space_chain, a, n, out);
-}
-
 static int ch_build(model *m, const backend *be, const sarch *a, int nclass)
 {
     return chain_net_build(m, be, a->v, nclass);
@@ -176,8 +170,8 @@ const space space_chain = {
     .format = ch_format,
     .valid = NULL,
     .sample = ch_sample,
-    .mutate = ch_mutate,
-    .select = ch_select,
+    .mutate = NULL,
+    .select = NULL,
     .index = NULL,
     .unindex = NULL,
     .build = ch_build,

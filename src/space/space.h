@@ -34,8 +34,10 @@ typedef struct space {
     void (*format)(const sarch *a, char *buf, size_t size);
     int (*valid)(const sarch *a);                       /* NULL: every vector is valid */
     void (*sample)(rng *r, sarch *a);                   /* uniform over valid architectures */
-    void (*mutate)(rng *r, const sarch *parent, sarch *child); /* one change, valid, != parent */
-    void (*select)(const sarch *a, int n, sarch *out);  /* the vote over n architectures */
+    /* one change, valid, != parent (NULL: one position to another value) */
+    void (*mutate)(rng *r, const sarch *parent, sarch *child);
+    /* the vote over n architectures (NULL: space_mode) */
+    void (*select)(const sarch *a, int n, sarch *out);
     int (*index)(const sarch *a);
     void (*unindex)(int i, sarch *a);
     /* the network with its three feature taps, for 3x32x32 inputs */
@@ -50,6 +52,9 @@ extern const space space_nb201, space_chain;
 /* Helpers every space uses. */
 /* Per-position mode over n architectures, ties to the lower value. */
 void space_mode(const space *sp, const sarch *a, int n, sarch *out);
+/* sp->mutate / sp->select, or their defaults. */
+void space_mutate(const space *sp, rng *r, const sarch *parent, sarch *child);
+void space_select(const space *sp, const sarch *a, int n, sarch *out);
 /* One-hot encoding: npos * nchoice doubles. */
 void space_encode(const space *sp, const sarch *a, double *x);
 /* A 64-bit key of the first npos positions (equal vectors, equal keys). */

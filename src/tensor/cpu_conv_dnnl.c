@@ -520,13 +520,14 @@ static int src_prepare(const dconv *e, const dop *r, dnnl_memory_t m, size_t nbl
     return 0;
 }
 
-/* Weights in layout m (reorder r, or w itself when plain), into W. */
-static int wei_prepare(const dconv *e, const dop *r, dnnl_memory_t m, const float *w,
-                       float *W, float *S)
+/* src (plain layout `from`) in layout m: reordered by r into buf, or src
+ * itself when the layouts agree (r has no primitive). */
+static int plain_prepare(const dconv *e, const dop *r, dnnl_memory_t from, dnnl_memory_t m,
+                         const float *src, float *buf, float *S)
 {
     if (r->p)
-        return reorder_run(e, r, S, e->m_w, w, m, W);
-    mem_set(m, w);
+        return reorder_run(e, r, S, from, src, m, buf);
+    mem_set(m, src);
     return 0;
 }
 
@@ -540,7 +541,7 @@ static int dc_forward(dconv *e, const conv_desc *d, const float *x, const float 
     float *bias = region(base, e->oBias);
     const size_t ny = (size_t)d->n * d->cout * d->oh * d->ow;
     if (src_prepare(e, &e->r_x, e->m_fsrc, e->nfsrc, d, x, region(base, e->oA), S) < 0 ||
-        wei_prepare(e, &e->r_w, e->m_fwei, w, region(base, e->oW), S) < 0)
+        plain_prepare(e, &e->r_w, e->m_w, e->m_fwei, w, region(base, e->oW), S) < 0)
         return -1;
     if (!b) {
         memset(bias, 0, (size_t)d->cout * sizeof *bias);
@@ -608,16 +609,6 @@ static void bias_grad(const conv_desc *d, const float *dy, float *db)
     }
 }
 
-/* diff_dst of layout m (reorder r into buf, or dy itself when plain) */
-static int dy_prepare(const dconv *e, const dop *r, dnnl_memory_t m, const float *dy,
-                      float *buf, float *S)
-{
-    if (r->p)
-        return reorder_run(e, r, S, e->m_dy, dy, m, buf);
-    mem_set(m, dy);
-    return 0;
-}
-
 /* Backward; *done collects what has been added: 1 dw (and db), 2 dx, so
  * that a failure falls back for the rest only. */
 static int dc_backward(dconv *e, const conv_desc *d, const float *x, const float *w,
@@ -633,11 +624,12 @@ static int dc_backward(dconv *e, const conv_desc *d, const float *x, const float
     if (dw) {
         dnnl_memory_t mdd = e->m_bwdd;
         if (e->bwdd_shared) {
-            if (dy_prepare(e, &e->r_dy, e->m_bdd, dy, C, S) < 0)
+            if (plain_prepare(e, &e->r_dy, e->m_dy, e->m_bdd, dy, C, S) < 0)
                 return -1;
             have_dd = 1;
             mdd = e->m_bdd;
-        } else if (dy_prepare(e, &e->r_dy2, e->m_bwdd, dy, region(base, e->oC2), S) < 0) {
+        } else if (plain_prepare(e, &e->r_dy2, e->m_dy, e->m_bwdd, dy, region(base, e->oC2),
+                                 S) < 0) {
             return -1;
         }
         if (src_prepare(e, &e->r_x2, e->m_bsrc, e->nbsrc, d, x, A, S) < 0)
@@ -664,9 +656,9 @@ static int dc_backward(dconv *e, const conv_desc *d, const float *x, const float
         *done |= 1;
     }
     if (dx) {
-        if (!have_dd && dy_prepare(e, &e->r_dy, e->m_bdd, dy, C, S) < 0)
+        if (!have_dd && plain_prepare(e, &e->r_dy, e->m_dy, e->m_bdd, dy, C, S) < 0)
             return -1;
-        if (wei_prepare(e, &e->r_w2, e->m_bwei, w, region(base, e->oW), S) < 0)
+        if (plain_prepare(e, &e->r_w2, e->m_w, e->m_bwei, w, region(base, e->oW), S) < 0)
             return -1;
         /* diff_src into A (free again), then added by a sum reorder; or,
          * under relu_in (or without the sum reorder), reordered to a plain
