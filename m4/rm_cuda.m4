@@ -100,7 +100,7 @@ AS_IF([test "x$rm_cuda_ok" = xyes], [
   # nvcc objects are C++: libstdc++ is linked for the runtime they may need.
   CUDA_LIBS="$rm_cuda_ldflags -lcudnn -lcublas -lcudart -lstdc++"
   AS_IF([test -z "$NVCC_ARCH"], [NVCC_ARCH=sm_90])
-  AS_IF([test -z "$NVCC_FLAGS"], [NVCC_FLAGS="-O2 -g -arch=$NVCC_ARCH"])
+  AS_IF([test -z "$NVCC_FLAGS"], [NVCC_FLAGS="-O2 -g -arch=$NVCC_ARCH -Xcompiler -Wall,-Wextra"])
   AC_DEFINE([HAVE_CUDA], [1],
     [Define to 1 to build the CUDA backend (cuDNN, cuBLAS, kernels).])
 ], [

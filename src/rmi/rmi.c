@@ -76,6 +76,8 @@ static int teacher_grams(rmi_data *d, model *teacher, int n, const rmi_settings 
         if (feature_gram(be, n, graph_value_numel(g, teacher->feat[i]),
                          graph_data(g, teacher->feat[i]), d->gram[i]) < 0)
             return -1;
+    if (be->sync() < 0)
+        return -1;
     d->n = n;
     d->nclass = teacher->nclass;
     d->settings = *s;
@@ -176,6 +178,10 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
     graph_forward(g, mode);
     d->pool_ce_mean = be->softmax_ce(P, k, graph_data(g, teacher->logits), dy, ce, NULL, 1.0f);
     be->download(logits, graph_data(g, teacher->logits), (size_t)P * k * sizeof(float));
+    if (be->sync() < 0) {
+        rc = -1;
+        goto done;
+    }
     int correct = 0;
     for (int i = 0; i < P; i++) {
         int best = 0;
@@ -221,6 +227,14 @@ void rmi_eval_free(rmi_eval *e)
     if (be) {
         be->free(e->labels);
         be->free(e->kdev);
+        be->free(e->dkdev);
+        be->free(e->res);
+        for (int i = 0; i < RMI_LAYERS; i++)
+            be->free(e->ldev[i]);
+        if (e->rec_fwd)
+            be->record_free(e->rec_fwd);
+        if (e->rec_bwd)
+            be->record_free(e->rec_bwd);
     }
     model_free(&e->student);
     free(e->h_loss);
@@ -280,6 +294,107 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
     /* the batch stays in the input buffer for every step */
     be->upload(graph_data(g, e->student.input), data->x, (size_t)n * 3 * 32 * 32 * sizeof(float));
     be->upload(e->labels, data->y, (size_t)n * sizeof(int32_t));
+    if (be->softmax_ce_dev && be->cka) {
+        size_t nn = (size_t)n * n * sizeof(float);
+        e->dkdev = be->alloc(nn);
+        e->res = be->alloc((1 + RMI_LAYERS) * sizeof(double));
+        int ok = e->dkdev && e->res;
+        for (int i = 0; i < RMI_LAYERS && ok; i++) {
+            e->ldev[i] = be->alloc(nn);
+            if ((ok = e->ldev[i] != NULL))
+                be->upload(e->ldev[i], data->gram[i], nn);
+        }
+        if (!ok) {
+            rmi_eval_free(e);
+            return rm_error("out of memory");
+        }
+        e->device_step = 1;
+    }
+    return be->sync() < 0 ? (rmi_eval_free(e), -1) : 0;
+}
+
+/* The device step's halves. Forward: the network, then the loss gradients
+ * into the outputs, (ce, cka) into e->res; nothing waits for the host. */
+static void device_forward(rmi_eval *e)
+{
+    model *m = &e->student;
+    graph *g = m->g;
+    const backend *be = graph_backend(g);
+    int n = e->data->n;
+    float beta = (float)e->s.beta;
+    graph_forward(g, BN_TRAIN);
+    graph_zero_output_grads(g);
+    be->softmax_ce_dev(n, m->nclass, graph_data(g, m->logits), e->labels,
+                       graph_grad(g, m->logits), (float)(1 - e->s.beta), e->res);
+    for (int i = 0; i < RMI_LAYERS; i++) {
+        int v = m->feat[i];
+        int p = (int)graph_value_numel(g, v);
+        be->gram(n, p, graph_data(g, v), e->kdev);
+        be->cka(n, e->kdev, e->ldev[i], e->s.centered, -beta, e->dkdev, e->res + 1 + i);
+        be->gram_backward(n, p, graph_data(g, v), e->dkdev, graph_grad(g, v));
+    }
+}
+
+static void step_backward(rmi_eval *e)
+{
+    graph *g = e->student.g;
+    graph_zero_param_grads(g);
+    graph_backward(g);
+    graph_sgd_step(g, (float)e->s.lr, (float)e->s.momentum, (float)e->s.wd);
+}
+
+/* Run half (device_forward or step_backward) from its recording, recording
+ * it first when the backend can. The first step runs op by op: its SGD step
+ * initializes the momentum (a different operation from the later ones). */
+static void run_half(rmi_eval *e, void (*half)(rmi_eval *), void **rec)
+{
+    const backend *be = graph_backend(e->student.g);
+    if (!*rec && e->step >= 1 && be->record_begin && !e->rec_failed) {
+        if (be->record_begin() == 0) {
+            half(e);
+            *rec = be->record_end();
+        }
+        if (!*rec) {
+            /* not recordable here: op by op from now on (already noted in
+             * rm_error; nothing of the half has run) */
+            e->rec_failed = 1;
+            rm_clear_error();
+        }
+    }
+    if (*rec)
+        be->record_run(*rec);
+    else
+        half(e);
+}
+
+static int rmi_eval_step_device(rmi_eval *e)
+{
+    const backend *be = graph_backend(e->student.g);
+    double beta = e->s.beta, res[1 + RMI_LAYERS];
+    run_half(e, device_forward, &e->rec_fwd);
+    be->download(res, e->res, sizeof res);
+    if (be->sync() < 0)
+        return -1;
+    double ce = res[0], loss = (1 - beta) * ce;
+    for (int i = 0; i < RMI_LAYERS; i++) {
+        e->cka[i] = res[1 + i];
+        loss += beta * (1 - res[1 + i]);
+    }
+    e->ce = ce;
+    e->loss = loss;
+    int k = e->step++;
+    e->h_loss[k] = loss;
+    e->h_ce[k] = ce;
+    for (int i = 0; i < RMI_LAYERS; i++)
+        e->h_cka[i][k] = e->cka[i];
+    if (!isfinite(loss)) {
+        e->diverged = 1;
+        return 0;
+    }
+    /* step k's backward is recorded from the second step (k >= 1) on */
+    e->step = k;
+    run_half(e, step_backward, &e->rec_bwd);
+    e->step = k + 1;
     return 0;
 }
 
@@ -289,6 +404,8 @@ int rmi_eval_step(rmi_eval *e)
         return 0;
     if (e->step >= e->s.steps)
         return rm_error("all %d steps are done", e->s.steps);
+    if (e->device_step)
+        return rmi_eval_step_device(e);
     model *m = &e->student;
     graph *g = m->g;
     const backend *be = graph_backend(g);
@@ -313,6 +430,10 @@ int rmi_eval_step(rmi_eval *e)
         be->upload(e->kdev, e->dgram, (size_t)n * n * sizeof(float));
         be->gram_backward(n, p, graph_data(g, v), e->kdev, graph_grad(g, v));
     }
+    /* a failed backend call (an asynchronous one: CUDA) is an error, not a
+     * diverged student; the downloads above waited, so this costs nothing */
+    if (be->sync() < 0)
+        return -1;
     e->ce = ce;
     e->loss = loss;
     int k = e->step++;

@@ -68,6 +68,16 @@ typedef struct rmi_eval {
     float *gram, *dgram;         /* (n,n) scratch, host */
     float *kdev;                 /* (n,n) scratch, device */
     int32_t *labels;             /* (n) device copy of the batch labels */
+    /* the device step (backends with softmax_ce_dev and cka: CUDA): the
+     * whole loss on the device, one download of (ce, cka1..3) per step, and
+     * from the second step on the forward and backward halves replayed as
+     * recordings (CUDA graphs) when the backend records */
+    int device_step;
+    float *ldev[RMI_LAYERS];     /* (n,n) teacher Gram matrices, device */
+    float *dkdev;                /* (n,n) dLoss/dK, device */
+    double *res;                 /* (1 + RMI_LAYERS) device: ce, cka */
+    void *rec_fwd, *rec_bwd;     /* the recorded halves, or NULL */
+    int rec_failed;              /* recording failed once: op by op from then on */
 } rmi_eval;
 
 /* Build the student for arch, initialize it from s->init_seed and plan it. */

@@ -1,4 +1,8 @@
 /* Choosing a backend by name at run time. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
 #include "tensor/backend.h"
 
 #include <string.h>

@@ -148,6 +148,38 @@ typedef struct backend {
      * With momentum == 0, buf is not touched: p -= lr*d. */
     void (*sgd_step)(float *p, const float *g, float *buf, size_t n, float lr,
                      float momentum, float wd, int first);
+
+    /* Wait until every queued operation has finished and report failures:
+     * returns 0, or -1 with rm_error naming the first call that failed since
+     * the last sync (the library call, its file and line), which it clears.
+     * Operations of an asynchronous backend (CUDA) return before they run,
+     * so their errors surface here (and in download/softmax_ce, which wait).
+     * The CPU backend has nothing queued and always returns 0. */
+    int (*sync)(void);
+
+    /* ---- optional: a training step that stays on the device ----
+     * NULL on the CPU backend (its RMI step computes the loss on the host).
+     * The RMI evaluator uses them when all are present (src/rmi/rmi.c). */
+
+    /* softmax_ce with the mean loss written to *mean (device memory, one
+     * double) instead of returned: no wait for the host. */
+    void (*softmax_ce_dev)(int n, int k, const float *logits, const int32_t *labels,
+                           float *dlogits, float scale, double *mean);
+    /* Linear CKA of the Gram matrices K and L (n x n, device), exactly as
+     * cka_from_grams (rmi/cka.h) computes it, into *out (device, one double);
+     * if dK != NULL, dK = scale * dCKA/dK (float, the host's rounding: the
+     * gradient rounded to float, then multiplied by scale in float). */
+    void (*cka)(int n, const float *K, const float *L, int centered, float scale, float *dK,
+                double *out);
+    /* Record the operations issued between record_begin and record_end
+     * (which are then NOT run) into a replayable recording (a CUDA graph):
+     * record_run replays them with the same pointers and arguments.
+     * record_end returns NULL with rm_error when recording failed (the
+     * operations must then be issued again directly). */
+    int (*record_begin)(void);
+    void *(*record_end)(void);
+    void (*record_run)(void *rec);
+    void (*record_free)(void *rec);
 } backend;
 
 /* The CPU backend (always present). */

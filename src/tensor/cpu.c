@@ -399,6 +399,11 @@ static double cpu_softmax_ce(int n, int k, const float *logits,
     return n > 0 ? total / n : 0.;
 }
 
+static int cpu_sync(void)
+{
+    return 0;
+}
+
 /* ---- optimizer ---- */
 
 static void cpu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr,
@@ -462,6 +467,7 @@ static const backend cpu_backend = {
     .gram_backward = cpu_gram_backward,
     .softmax_ce = cpu_softmax_ce,
     .sgd_step = cpu_sgd_step,
+    .sync = cpu_sync,
 };
 
 const backend *backend_cpu(void)

@@ -55,6 +55,7 @@ int model_evaluate(model *m, const dataset *d, int batch, double *acc)
         return rm_error("out of memory");
     }
     long correct = 0;
+    int rc = 0;
     for (int s = 0; s < d->n; s += batch) {
         int b = d->n - s < batch ? d->n - s : batch;
         graph_set_batch(g, b);
@@ -63,6 +64,10 @@ int model_evaluate(model *m, const dataset *d, int batch, double *acc)
         be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
         graph_forward(g, BN_EVAL);
         be->download(logits, graph_data(g, m->logits), (size_t)b * k * sizeof(float));
+        if (be->sync() < 0) {
+            rc = -1;
+            break;
+        }
         for (int i = 0; i < b; i++) {
             int best = 0;
             for (int j = 1; j < k; j++)
@@ -74,6 +79,8 @@ int model_evaluate(model *m, const dataset *d, int batch, double *acc)
     free(u8);
     free(x);
     free(logits);
+    if (rc < 0)
+        return -1;
     *acc = d->n ? (double)correct / d->n : 0;
     return 0;
 }
@@ -95,8 +102,10 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
     uint8_t *u8 = malloc((size_t)bs * img), *aug = malloc((size_t)bs * img);
     float *x = malloc((size_t)bs * img * sizeof(float));
     int32_t *labels = malloc((size_t)bs * sizeof *labels);
+    /* the backend's copy of the labels (device memory on a GPU) */
+    int32_t *dlabels = be->alloc((size_t)bs * sizeof *dlabels);
     int rc = 0;
-    if (!order || !u8 || !aug || !x || !labels) {
+    if (!order || !u8 || !aug || !x || !labels || !dlabels) {
         rc = rm_error("out of memory");
         goto done;
     }
@@ -122,11 +131,16 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
                 data_augment(u8, b, train->c, train->h, train->w, 4, &r, aug);
             data_normalize(o->augment ? aug : u8, b, train->c, hw, x);
             be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
+            be->upload(dlabels, labels, (size_t)b * sizeof *labels);
             double lr = o->cosine ? 0.5 * o->lr * (1 + cos(M_PI * (double)gstep / total)) : o->lr;
             graph_forward(g, BN_TRAIN);
             graph_zero_output_grads(g);
-            double loss = be->softmax_ce(b, k, graph_data(g, m->logits), labels, NULL,
+            double loss = be->softmax_ce(b, k, graph_data(g, m->logits), dlabels, NULL,
                                          graph_grad(g, m->logits), 1.0f);
+            if (be->sync() < 0) { /* a failed GPU call, not a divergence */
+                rc = -1;
+                break;
+            }
             if (!isfinite(loss)) {
                 rc = rm_error("training diverged: loss is %g at epoch %d step %ld", loss, ep,
                               s + 1);
@@ -165,5 +179,7 @@ done:
     free(aug);
     free(x);
     free(labels);
+    if (dlabels)
+        be->free(dlabels);
     return rc;
 }

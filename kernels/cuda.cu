@@ -1,0 +1,1057 @@
+/* The CUDA backend: the table, the device state and error record, memory,
+ * and every op except the convolutions (cuda_conv.cu). Each kernel mirrors
+ * the CPU backend's arithmetic (src/tensor/cpu*.c): the same double
+ * reductions where the CPU sums in double, the same float expressions
+ * elsewhere, so the two agree to rounding (tests/test_cuda.c). Kernels are
+ * plain grid-stride loops or one block per channel; at the batch sizes of an
+ * RMI score (32 images) launch latency, not arithmetic, is the cost. */
+#include "cuda_ops.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+cuda_state cu;
+
+/* ---- errors ---- */
+
+static char cu_err[512];
+static int cu_err_set;
+
+void cu_fail(const char *file, int line, const char *call, const char *msg)
+{
+    if (cu_err_set)
+        return;
+    /* the call's name without its arguments */
+    int len = 0;
+    while (call[len] && call[len] != '(' && call[len] != '<' && len < 64)
+        len++;
+    snprintf(cu_err, sizeof cu_err, "CUDA backend, %s:%d: %.*s failed: %s", file, line, len,
+             call, msg ? msg : "unknown error");
+    cu_err_set = 1;
+}
+
+int cu_failed(void) { return cu_err_set; }
+
+/* the record as rm_error, cleared */
+static int cu_report(void)
+{
+    if (!cu_err_set)
+        return 0;
+    cu_err_set = 0;
+    return rm_error("%s", cu_err);
+}
+
+static int cu_sync(void)
+{
+    CU(cudaStreamSynchronize(cu.stream));
+    CU(cudaGetLastError());
+    return cu_report();
+}
+
+/* ---- scratch ---- */
+
+static void *cu_scratch_p;
+static size_t cu_scratch_n;
+
+void *cu_scratch(size_t bytes)
+{
+    if (bytes <= cu_scratch_n)
+        return cu_scratch_p;
+    void *p = NULL;
+    if (!CU(cudaMalloc(&p, bytes)))
+        return NULL;
+    if (cu_scratch_p)
+        CU(cudaFree(cu_scratch_p)); /* waits for the work that used it */
+    cu_scratch_p = p;
+    cu_scratch_n = bytes;
+    return p;
+}
+
+/* host staging for values the host reads back (the loss) */
+static void *cu_host_p;
+static size_t cu_host_n;
+
+static void *cu_host(size_t bytes)
+{
+    if (bytes <= cu_host_n)
+        return cu_host_p;
+    void *p = NULL;
+    if (!CU(cudaMallocHost(&p, bytes)))
+        return NULL;
+    if (cu_host_p)
+        CU(cudaFreeHost(cu_host_p));
+    cu_host_p = p;
+    cu_host_n = bytes;
+    return p;
+}
+
+/* ---- memory ---- */
+
+static void *cu_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes == 0)
+        bytes = 16;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is not sticky: clear it */
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        rm_error("CUDA out of memory: %zu bytes asked, %zu of %zu free on the GPU (%s)", bytes,
+                 free_b, total_b, cudaGetErrorString(e));
+        return NULL;
+    }
+    if (!CU(cudaMemsetAsync(p, 0, bytes, cu.stream))) {
+        cudaFree(p);
+        cu_report();
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_free(void *p)
+{
+    if (p)
+        CU(cudaFree(p));
+}
+
+/* Uploads wait for the copy, so the caller may reuse its buffer at once. */
+static void cu_upload(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes)
+        return;
+    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu.stream));
+    CU(cudaStreamSynchronize(cu.stream));
+}
+
+static void cu_download(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes)
+        return;
+    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu.stream));
+    CU(cudaStreamSynchronize(cu.stream));
+}
+
+static void cu_zero(float *x, size_t n)
+{
+    if (n)
+        CU(cudaMemsetAsync(x, 0, n * sizeof *x, cu.stream));
+}
+
+static void cu_copy(float *dst, const float *src, size_t n)
+{
+    if (n && dst != src)
+        CU(cudaMemcpyAsync(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice, cu.stream));
+}
+
+/* ---- elementwise ---- */
+
+#define GRID_STRIDE(i, n)                                                        \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);     \
+         i += (size_t)gridDim.x * blockDim.x)
+
+__global__ void k_axpy(float *y, const float *x, float a, size_t n, int acc)
+{
+    GRID_STRIDE(i, n)
+    {
+        float v = a * x[i];
+        y[i] = acc ? y[i] + v : v;
+    }
+}
+
+static void cu_axpy(float *y, const float *x, float a, size_t n, int acc)
+{
+    if (n)
+        CU_LAUNCH(k_axpy, cu_blocks(n), CU_THREADS, y, x, a, n, acc);
+}
+
+__global__ void k_scale(float *x, float a, size_t n)
+{
+    GRID_STRIDE(i, n) x[i] *= a;
+}
+
+static void cu_scale(float *x, float a, size_t n)
+{
+    if (n)
+        CU_LAUNCH(k_scale, cu_blocks(n), CU_THREADS, x, a, n);
+}
+
+/* NaN passes through (x < 0 is false for NaN), as on the CPU */
+__global__ void k_relu(const float *x, float *y, size_t n)
+{
+    GRID_STRIDE(i, n) y[i] = x[i] < 0.f ? 0.f : x[i];
+}
+
+static void cu_relu_forward(const float *x, float *y, size_t n)
+{
+    if (n)
+        CU_LAUNCH(k_relu, cu_blocks(n), CU_THREADS, x, y, n);
+}
+
+void cu_relu_copy(const float *x, float *y, size_t n) { cu_relu_forward(x, y, n); }
+
+__global__ void k_relu_bwd_inplace(const float *y, float *d, size_t n)
+{
+    GRID_STRIDE(i, n) d[i] = y[i] > 0.f ? d[i] : 0.f;
+}
+
+__global__ void k_relu_bwd_acc(const float *y, const float *dy, float *dx, size_t n)
+{
+    GRID_STRIDE(i, n) dx[i] += y[i] > 0.f ? dy[i] : 0.f;
+}
+
+static void cu_relu_backward(const float *y, const float *dy, float *dx, size_t n)
+{
+    if (!n)
+        return;
+    if (dx == dy)
+        CU_LAUNCH(k_relu_bwd_inplace, cu_blocks(n), CU_THREADS, y, dx, n);
+    else
+        CU_LAUNCH(k_relu_bwd_acc, cu_blocks(n), CU_THREADS, y, dy, dx, n);
+}
+
+/* dx += t where x > 0 (the input side of a fused ReLU -> Conv) */
+void cu_relu_mask_add(const float *x, const float *t, float *dx, size_t n)
+{
+    if (n)
+        CU_LAUNCH(k_relu_bwd_acc, cu_blocks(n), CU_THREADS, x, t, dx, n);
+}
+
+/* ---- block reductions in double ---- */
+
+/* Sum a and b over the block (blockDim.x == CU_THREADS); thread 0 gets the
+ * totals. sh holds 2 * CU_THREADS doubles. */
+__device__ void block_sum2(double &a, double &b, double *sh)
+{
+    const int t = threadIdx.x;
+    sh[t] = a;
+    sh[CU_THREADS + t] = b;
+    __syncthreads();
+    for (int s = CU_THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) {
+            sh[t] += sh[t + s];
+            sh[CU_THREADS + t] += sh[CU_THREADS + t + s];
+        }
+        __syncthreads();
+    }
+    a = sh[0];
+    b = sh[CU_THREADS];
+}
+
+/* ---- batch norm: one block per channel ---- */
+
+__global__ void k_bn_train(int n, int c, int hw, const float *x, const float *gamma,
+                           const float *beta, float *y, int acc, float *save_mean,
+                           float *save_invstd, float *running_mean, float *running_var,
+                           float momentum, float eps)
+{
+    __shared__ double sh[2 * CU_THREADS];
+    __shared__ float coef[2];
+    const int ch = blockIdx.x;
+    const size_t m = (size_t)n * hw;
+    double s = 0., ss = 0.;
+    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
+        double v = x[((t / hw) * c + ch) * hw + t % hw];
+        s += v;
+        ss += v * v;
+    }
+    block_sum2(s, ss, sh);
+    if (threadIdx.x == 0) {
+        const double md = (double)m;
+        double mean = s / md, var = ss / md - mean * mean;
+        if (var < 0.)
+            var = 0.;
+        double invstd = 1. / sqrt(var + eps);
+        if (save_mean)
+            save_mean[ch] = (float)mean;
+        if (save_invstd)
+            save_invstd[ch] = (float)invstd;
+        if (running_mean) {
+            double unbiased = md > 1. ? var * md / (md - 1.) : var;
+            running_mean[ch] = (float)((1. - momentum) * running_mean[ch] + momentum * mean);
+            running_var[ch] = (float)((1. - momentum) * running_var[ch] + momentum * unbiased);
+        }
+        double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
+        double scale = g * invstd;
+        coef[0] = (float)scale;
+        coef[1] = (float)(bt - mean * scale);
+    }
+    __syncthreads();
+    const float sc = coef[0], sf = coef[1];
+    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
+        size_t o = ((t / hw) * c + ch) * hw + t % hw;
+        float v = x[o] * sc + sf;
+        y[o] = acc ? y[o] + v : v;
+    }
+}
+
+static void cu_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                const float *beta, float *y, int acc, float *save_mean,
+                                float *save_invstd, float *running_mean, float *running_var,
+                                float momentum, float eps)
+{
+    if (n > 0 && c > 0 && hw > 0)
+        CU_LAUNCH(k_bn_train, c, CU_THREADS, n, c, hw, x, gamma, beta, y, acc, save_mean,
+                  save_invstd, running_mean, running_var, momentum, eps);
+}
+
+__global__ void k_bn_eval(int n, int c, int hw, const float *x, const float *gamma,
+                          const float *beta, float *y, int acc, const float *running_mean,
+                          const float *running_var, float eps)
+{
+    const int ch = blockIdx.x;
+    double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
+    double scale = g / sqrt((double)running_var[ch] + eps);
+    const float sc = (float)scale, sf = (float)(bt - running_mean[ch] * scale);
+    const size_t m = (size_t)n * hw;
+    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
+        size_t o = ((t / hw) * c + ch) * hw + t % hw;
+        float v = x[o] * sc + sf;
+        y[o] = acc ? y[o] + v : v;
+    }
+}
+
+static void cu_bn_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
+                               const float *beta, float *y, int acc,
+                               const float *running_mean, const float *running_var, float eps)
+{
+    if (n > 0 && c > 0 && hw > 0)
+        CU_LAUNCH(k_bn_eval, c, CU_THREADS, n, c, hw, x, gamma, beta, y, acc, running_mean,
+                  running_var, eps);
+}
+
+/* With m = n*hw: dbeta = sum(dy), dgamma = sum(dy*(x-mean))*invstd,
+ * dx += k*dy + kx*(x - mean) + k0 (cpu_bn.c). */
+__global__ void k_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
+                              const float *save_mean, const float *save_invstd,
+                              const float *dy, float *dx, float *dgamma, float *dbeta)
+{
+    __shared__ double sh[2 * CU_THREADS];
+    __shared__ float coef[3];
+    const int ch = blockIdx.x;
+    const size_t m = (size_t)n * hw;
+    const float mean = save_mean[ch];
+    const double invstd = save_invstd[ch];
+    double sdy = 0., sdyx = 0.;
+    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
+        size_t o = ((t / hw) * c + ch) * hw + t % hw;
+        sdy += dy[o];
+        sdyx += (double)dy[o] * (x[o] - mean);
+    }
+    block_sum2(sdy, sdyx, sh);
+    if (threadIdx.x == 0) {
+        if (dgamma)
+            dgamma[ch] += (float)(sdyx * invstd);
+        if (dbeta)
+            dbeta[ch] += (float)sdy;
+        const double g = gamma ? gamma[ch] : 1., md = (double)m;
+        coef[0] = (float)(g * invstd);
+        coef[1] = (float)(-g * invstd * invstd * invstd * sdyx / md);
+        coef[2] = (float)(-g * invstd * sdy / md);
+    }
+    if (!dx)
+        return;
+    __syncthreads();
+    const float k = coef[0], kx = coef[1], k0 = coef[2];
+    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
+        size_t o = ((t / hw) * c + ch) * hw + t % hw;
+        dx[o] += k * dy[o] + kx * (x[o] - mean) + k0;
+    }
+}
+
+static void cu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
+                           const float *save_mean, const float *save_invstd, const float *dy,
+                           float *dx, float *dgamma, float *dbeta)
+{
+    if (n > 0 && c > 0 && hw > 0)
+        CU_LAUNCH(k_bn_backward, c, CU_THREADS, n, c, hw, x, gamma, save_mean, save_invstd,
+                  dy, dx, dgamma, dbeta);
+}
+
+/* ---- pooling: one thread per output (forward) or input (backward) ---- */
+
+/* in-image rows [lo, hi) of output o's window; the window clipped to the
+ * padded image in padded (cpu_pool.c) */
+__device__ void pool_window(int o, int stride, int pad, int k, int len, int &lo, int &hi,
+                            int &padded)
+{
+    int start = o * stride - pad, end = start + k;
+    if (end > len + pad)
+        end = len + pad;
+    padded = end - start;
+    lo = start < 0 ? 0 : start;
+    hi = end > len ? len : end;
+}
+
+__global__ void k_avgpool(pool_desc d, const float *x, float *y, int acc)
+{
+    const size_t total = (size_t)d.n * d.c * d.oh * d.ow;
+    GRID_STRIDE(o, total)
+    {
+        const int ox = o % d.ow, oy = (o / d.ow) % d.oh;
+        const size_t p = o / ((size_t)d.oh * d.ow);
+        const float *xp = x + p * d.h * d.w;
+        int y0, y1, ph, x0, x1, pw;
+        pool_window(oy, d.stride, d.pad, d.k, d.h, y0, y1, ph);
+        pool_window(ox, d.stride, d.pad, d.k, d.w, x0, x1, pw);
+        float s = 0.f;
+        for (int iy = y0; iy < y1; iy++)
+            for (int ix = x0; ix < x1; ix++)
+                s += xp[iy * d.w + ix];
+        int cnt = d.count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
+        float v = s / (float)cnt;
+        y[o] = acc ? y[o] + v : v;
+    }
+}
+
+/* the outputs whose window holds input i along one dimension: [*a, *b] */
+__device__ void pool_outputs(int i, int stride, int pad, int k, int olen, int &a, int &b)
+{
+    int hi = i + pad, lo = i + pad - k + 1; /* o*stride in [lo, hi] */
+    a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
+    b = hi / stride;
+    if (b > olen - 1)
+        b = olen - 1;
+}
+
+__global__ void k_avgpool_bwd(pool_desc d, const float *dy, float *dx)
+{
+    const size_t total = (size_t)d.n * d.c * d.h * d.w;
+    GRID_STRIDE(i, total)
+    {
+        const int ix = i % d.w, iy = (i / d.w) % d.h;
+        const size_t p = i / ((size_t)d.h * d.w);
+        const float *dyp = dy + p * d.oh * d.ow;
+        int oy0, oy1, ox0, ox1;
+        pool_outputs(iy, d.stride, d.pad, d.k, d.oh, oy0, oy1);
+        pool_outputs(ix, d.stride, d.pad, d.k, d.ow, ox0, ox1);
+        float s = 0.f;
+        for (int oy = oy0; oy <= oy1; oy++) {
+            int y0, y1, ph;
+            pool_window(oy, d.stride, d.pad, d.k, d.h, y0, y1, ph);
+            if (iy < y0 || iy >= y1)
+                continue;
+            for (int ox = ox0; ox <= ox1; ox++) {
+                int x0, x1, pw;
+                pool_window(ox, d.stride, d.pad, d.k, d.w, x0, x1, pw);
+                if (ix < x0 || ix >= x1)
+                    continue;
+                int cnt = d.count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
+                s += dyp[oy * d.ow + ox] / (float)cnt;
+            }
+        }
+        dx[i] += s;
+    }
+}
+
+__global__ void k_maxpool(pool_desc d, const float *x, float *y, int acc, int32_t *argmax)
+{
+    const size_t total = (size_t)d.n * d.c * d.oh * d.ow;
+    GRID_STRIDE(o, total)
+    {
+        const int ox = o % d.ow, oy = (o / d.ow) % d.oh;
+        const size_t p = o / ((size_t)d.oh * d.ow);
+        const float *xp = x + p * d.h * d.w;
+        int y0, y1, ph, x0, x1, pw;
+        pool_window(oy, d.stride, d.pad, d.k, d.h, y0, y1, ph);
+        pool_window(ox, d.stride, d.pad, d.k, d.w, x0, x1, pw);
+        float best = -INFINITY;
+        int32_t at = y0 * d.w + x0;
+        for (int iy = y0; iy < y1; iy++)
+            for (int ix = x0; ix < x1; ix++) {
+                float v = xp[iy * d.w + ix];
+                if (v > best || v != v) { /* NaN wins (the last one), as on the CPU */
+                    best = v;
+                    at = iy * d.w + ix;
+                }
+            }
+        y[o] = acc ? y[o] + best : best;
+        if (argmax)
+            argmax[o] = at;
+    }
+}
+
+/* gather: every output whose saved argmax is this input */
+__global__ void k_maxpool_bwd(pool_desc d, const float *dy, const int32_t *argmax, float *dx)
+{
+    const size_t total = (size_t)d.n * d.c * d.h * d.w;
+    GRID_STRIDE(i, total)
+    {
+        const int ix = i % d.w, iy = (i / d.w) % d.h;
+        const size_t p = i / ((size_t)d.h * d.w), ohw = (size_t)d.oh * d.ow;
+        const int32_t me = iy * d.w + ix;
+        int oy0, oy1, ox0, ox1;
+        pool_outputs(iy, d.stride, d.pad, d.k, d.oh, oy0, oy1);
+        pool_outputs(ix, d.stride, d.pad, d.k, d.ow, ox0, ox1);
+        float s = 0.f;
+        for (int oy = oy0; oy <= oy1; oy++)
+            for (int ox = ox0; ox <= ox1; ox++) {
+                size_t o = p * ohw + (size_t)oy * d.ow + ox;
+                if (argmax[o] == me)
+                    s += dy[o];
+            }
+        dx[i] += s;
+    }
+}
+
+static void cu_avgpool_forward(const pool_desc *d, const float *x, float *y, int acc)
+{
+    size_t n = (size_t)d->n * d->c * d->oh * d->ow;
+    if (n)
+        CU_LAUNCH(k_avgpool, cu_blocks(n), CU_THREADS, *d, x, y, acc);
+}
+
+static void cu_avgpool_backward(const pool_desc *d, const float *dy, float *dx)
+{
+    size_t n = (size_t)d->n * d->c * d->h * d->w;
+    if (n)
+        CU_LAUNCH(k_avgpool_bwd, cu_blocks(n), CU_THREADS, *d, dy, dx);
+}
+
+static void cu_maxpool_forward(const pool_desc *d, const float *x, float *y, int acc,
+                               int32_t *argmax)
+{
+    size_t n = (size_t)d->n * d->c * d->oh * d->ow;
+    if (n)
+        CU_LAUNCH(k_maxpool, cu_blocks(n), CU_THREADS, *d, x, y, acc, argmax);
+}
+
+static void cu_maxpool_backward(const pool_desc *d, const float *dy, const int32_t *argmax,
+                                float *dx)
+{
+    size_t n = (size_t)d->n * d->c * d->h * d->w;
+    if (n)
+        CU_LAUNCH(k_maxpool_bwd, cu_blocks(n), CU_THREADS, *d, dy, argmax, dx);
+}
+
+/* ---- global average pool, linear, shortcut ---- */
+
+__global__ void k_gap(size_t planes, int hw, const float *x, float *y)
+{
+    GRID_STRIDE(p, planes)
+    {
+        const float *xp = x + p * hw;
+        double s = 0.;
+        for (int j = 0; j < hw; j++)
+            s += xp[j];
+        y[p] = (float)(s / hw);
+    }
+}
+
+__global__ void k_gap_bwd(size_t total, int hw, const float *dy, float *dx)
+{
+    GRID_STRIDE(i, total) dx[i] += dy[i / hw] / (float)hw;
+}
+
+static void cu_gap_forward(int n, int c, int hw, const float *x, float *y)
+{
+    size_t planes = (size_t)n * c;
+    if (planes && hw > 0)
+        CU_LAUNCH(k_gap, cu_blocks(planes), CU_THREADS, planes, hw, x, y);
+}
+
+static void cu_gap_backward(int n, int c, int hw, const float *dy, float *dx)
+{
+    size_t total = (size_t)n * c * hw;
+    if (total)
+        CU_LAUNCH(k_gap_bwd, cu_blocks(total), CU_THREADS, total, hw, dy, dx);
+}
+
+__global__ void k_rows_set(int n, int out, const float *b, float *y)
+{
+    GRID_STRIDE(i, (size_t)n * out) y[i] = b[i % out];
+}
+
+__global__ void k_colsum_add(int n, int out, const float *dy, float *db)
+{
+    GRID_STRIDE(o, (size_t)out)
+    {
+        double s = 0.;
+        for (int i = 0; i < n; i++)
+            s += dy[(size_t)i * out + o];
+        db[o] += (float)s;
+    }
+}
+
+/* Row-major (n,in) x (out,in)^T through column-major cuBLAS: y^T = w x^T. */
+static void cu_linear_forward(int n, int in, int out, const float *x, const float *w,
+                              const float *b, float *y)
+{
+    if (n <= 0 || out <= 0)
+        return;
+    if (b)
+        CU_LAUNCH(k_rows_set, cu_blocks((size_t)n * out), CU_THREADS, n, out, b, y);
+    const float one = 1.f, beta = b ? 1.f : 0.f;
+    CU(cublasSgemm(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in, x, in, &beta, y,
+                   out));
+}
+
+static void cu_linear_backward(int n, int in, int out, const float *x, const float *w,
+                               const float *dy, float *dx, float *dw, float *db)
+{
+    if (n <= 0 || out <= 0)
+        return;
+    const float one = 1.f;
+    if (dx) /* dx (n,in) += dy (n,out) w (out,in) */
+        CU(cublasSgemm(cu.blas, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out,
+                       &one, dx, in));
+    if (dw) /* dw (out,in) += dy^T x */
+        CU(cublasSgemm(cu.blas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out,
+                       &one, dw, in));
+    if (db)
+        CU_LAUNCH(k_colsum_add, cu_blocks(out), CU_THREADS, n, out, dy, db);
+}
+
+__global__ void k_shortcut_a(int n, int cin, int h, int w, int padc, const float *x, float *y,
+                             int acc)
+{
+    const int cout = cin + 2 * padc, oh = h / 2, ow = w / 2;
+    GRID_STRIDE(o, (size_t)n * cout * oh * ow)
+    {
+        const int ox = o % ow, oy = (o / ow) % oh;
+        const size_t pc = o / ((size_t)oh * ow);
+        const int c = (int)(pc % cout) - padc;
+        const size_t i = pc / cout;
+        float v = 0.f;
+        if (c >= 0 && c < cin)
+            v = x[((i * cin + c) * h + 2 * oy) * w + 2 * ox];
+        y[o] = acc ? y[o] + v : v;
+    }
+}
+
+__global__ void k_shortcut_a_bwd(int n, int cin, int h, int w, int padc, const float *dy,
+                                 float *dx)
+{
+    const int cout = cin + 2 * padc, oh = h / 2, ow = w / 2;
+    GRID_STRIDE(t, (size_t)n * cin * oh * ow)
+    {
+        const int ox = t % ow, oy = (t / ow) % oh;
+        const size_t pc = t / ((size_t)oh * ow);
+        const int c = (int)(pc % cin);
+        const size_t i = pc / cin;
+        dx[((i * cin + c) * h + 2 * oy) * w + 2 * ox] +=
+            dy[((i * cout + c + padc) * oh + oy) * ow + ox];
+    }
+}
+
+static void cu_shortcut_a_forward(int n, int cin, int h, int w, int padc, const float *x,
+                                  float *y, int acc)
+{
+    size_t total = (size_t)n * (cin + 2 * padc) * (h / 2) * (w / 2);
+    if (total)
+        CU_LAUNCH(k_shortcut_a, cu_blocks(total), CU_THREADS, n, cin, h, w, padc, x, y, acc);
+}
+
+static void cu_shortcut_a_backward(int n, int cin, int h, int w, int padc, const float *dy,
+                                   float *dx)
+{
+    size_t total = (size_t)n * cin * (h / 2) * (w / 2);
+    if (total)
+        CU_LAUNCH(k_shortcut_a_bwd, cu_blocks(total), CU_THREADS, n, cin, h, w, padc, dy, dx);
+}
+
+/* ---- Gram matrices ---- */
+
+/* copy the upper triangle (column-major) onto the lower: exactly symmetric */
+__global__ void k_symmetrize(int n, float *k)
+{
+    GRID_STRIDE(t, (size_t)n * n)
+    {
+        int r = t % n, c = t / n;
+        if (r > c)
+            k[t] = k[(size_t)r * n + c];
+    }
+}
+
+/* Row-major x (n,p) is column-major x^T (p,n): k = (x^T)^T x^T by syrk. */
+static void cu_gram(int n, int p, const float *x, float *k)
+{
+    if (n <= 0)
+        return;
+    if (p <= 0) {
+        cu_zero(k, (size_t)n * n);
+        return;
+    }
+    const float one = 1.f, zero = 0.f;
+    CU(cublasSsyrk(cu.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, n, p, &one, x, p, &zero, k, n));
+    CU_LAUNCH(k_symmetrize, cu_blocks((size_t)n * n), CU_THREADS, n, k);
+}
+
+/* dx += dk x + dk^T x; in column-major terms dx^T += x^T dk^T + x^T dk, and
+ * the stored row-major dk read column-major is dk^T. */
+static void cu_gram_backward(int n, int p, const float *x, const float *dk, float *dx)
+{
+    if (n <= 0 || p <= 0)
+        return;
+    const float one = 1.f;
+    CU(cublasSgemm(cu.blas, CUBLAS_OP_N, CUBLAS_OP_N, p, n, n, &one, x, p, dk, n, &one, dx, p));
+    CU(cublasSgemm(cu.blas, CUBLAS_OP_N, CUBLAS_OP_T, p, n, n, &one, x, p, dk, n, &one, dx, p));
+}
+
+/* ---- loss ---- */
+
+__global__ void k_softmax_ce(int n, int k, const float *logits, const int32_t *labels,
+                             double *loss, float *dlogits, float scale)
+{
+    GRID_STRIDE(i, (size_t)n)
+    {
+        const float *z = logits + i * k;
+        const int32_t lab = labels[i];
+        double zmax = -INFINITY;
+        for (int j = 0; j < k; j++)
+            if (z[j] > zmax)
+                zmax = z[j];
+        double s = 0.;
+        for (int j = 0; j < k; j++)
+            s += exp(z[j] - zmax);
+        const double lse = zmax + log(s);
+        const int valid = lab >= 0 && lab < k;
+        loss[i] = valid ? lse - z[valid ? lab : 0] : (double)NAN;
+        if (dlogits) {
+            float *g = dlogits + i * k;
+            const double f = (double)scale / n;
+            for (int j = 0; j < k; j++)
+                g[j] = valid ? (float)(f * (exp(z[j] - lse) - (j == lab))) : NAN;
+        }
+    }
+}
+
+/* The per-sample losses come back to the host and are summed there in
+ * order, as on the CPU. */
+static double cu_softmax_ce(int n, int k, const float *logits, const int32_t *labels,
+                            double *loss, float *dlogits, float scale)
+{
+    if (n <= 0)
+        return 0.;
+    double *dl = (double *)cu_scratch((size_t)n * sizeof(double));
+    double *hl = (double *)cu_host((size_t)n * sizeof(double));
+    if (!dl || !hl)
+        return NAN;
+    CU_LAUNCH(k_softmax_ce, cu_blocks(n), CU_THREADS, n, k, logits, labels, dl, dlogits, scale);
+    CU(cudaMemcpyAsync(hl, dl, (size_t)n * sizeof(double), cudaMemcpyDeviceToHost, cu.stream));
+    if (!CU(cudaStreamSynchronize(cu.stream)))
+        return NAN;
+    double total = 0.;
+    for (int i = 0; i < n; i++) {
+        if (loss)
+            loss[i] = hl[i];
+        total += hl[i];
+    }
+    return total / n;
+}
+
+/* The same with the mean left on the device (a training step that does
+ * not wait for the host): one block, per-sample losses summed in double. */
+__global__ void k_softmax_ce_mean(int n, int k, const float *logits, const int32_t *labels,
+                                  float *dlogits, float scale, double *mean)
+{
+    __shared__ double sh[2 * CU_THREADS];
+    double tot = 0., unused = 0.;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float *z = logits + (size_t)i * k;
+        const int32_t lab = labels[i];
+        double zmax = -INFINITY;
+        for (int j = 0; j < k; j++)
+            if (z[j] > zmax)
+                zmax = z[j];
+        double s = 0.;
+        for (int j = 0; j < k; j++)
+            s += exp(z[j] - zmax);
+        const double lse = zmax + log(s);
+        const int valid = lab >= 0 && lab < k;
+        tot += valid ? lse - z[valid ? lab : 0] : (double)NAN;
+        if (dlogits) {
+            float *g = dlogits + (size_t)i * k;
+            const double f = (double)scale / n;
+            for (int j = 0; j < k; j++)
+                g[j] = valid ? (float)(f * (exp(z[j] - lse) - (j == lab))) : NAN;
+        }
+    }
+    block_sum2(tot, unused, sh);
+    if (threadIdx.x == 0)
+        *mean = tot / n;
+}
+
+static void cu_softmax_ce_dev(int n, int k, const float *logits, const int32_t *labels,
+                              float *dlogits, float scale, double *mean)
+{
+    if (n > 0)
+        CU_LAUNCH(k_softmax_ce_mean, 1, CU_THREADS, n, k, logits, labels, dlogits, scale, mean);
+}
+
+/* ---- CKA of two Gram matrices (rmi/cka.c on the device) ---- */
+
+/* One block; dynamic shared memory holds 4n doubles: the column means of K
+ * and L (zero when uncentered) and the row and column means of the
+ * gradient matrix A = Lc/(|Kc||Lc|) - cka*Kc/|Kc|^2. */
+__global__ void k_cka(int n, const float *K, const float *L, int centered, float scale,
+                      float *dK, double *out)
+{
+    extern __shared__ double sm[];
+    __shared__ double sh[2 * CU_THREADS];
+    __shared__ double gK, gL, gA;
+    double *mK = sm, *mL = sm + n, *rA = sm + 2 * n, *cA = sm + 3 * n;
+    const int tid = threadIdx.x;
+    const size_t nn = (size_t)n * n;
+    for (int j = tid; j < n; j += blockDim.x) {
+        double sk = 0., sl = 0.;
+        for (int i = 0; i < n; i++) {
+            sk += K[(size_t)i * n + j];
+            sl += L[(size_t)i * n + j];
+        }
+        mK[j] = centered ? sk / n : 0.;
+        mL[j] = centered ? sl / n : 0.;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        double a = 0., b = 0.;
+        for (int j = 0; j < n; j++) {
+            a += mK[j];
+            b += mL[j];
+        }
+        gK = a / n;
+        gL = b / n;
+    }
+    __syncthreads();
+    double kk = 0., ll = 0., kl = 0.;
+    for (size_t t = tid; t < nn; t += blockDim.x) {
+        const int i = (int)(t / n), j = (int)(t % n);
+        double kc = (double)K[t] - mK[i] - mK[j] + gK;
+        double lc = (double)L[t] - mL[i] - mL[j] + gL;
+        kk += kc * kc;
+        ll += lc * lc;
+        kl += kc * lc;
+    }
+    block_sum2(kk, ll, sh);
+    __syncthreads();
+    double unused = 0.;
+    block_sum2(kl, unused, sh);
+    const double nk = sqrt(kk), nl = sqrt(ll);
+    const double cka = (kk == 0. || ll == 0.) ? (double)NAN : kl / (nk * nl);
+    if (tid == 0)
+        *out = cka;
+    if (!dK)
+        return;
+    if (cka != cka) {
+        for (size_t t = tid; t < nn; t += blockDim.x)
+            dK[t] = NAN;
+        return;
+    }
+    const double a = 1. / (nk * nl), b = cka / kk;
+    if (centered) {
+        /* row i of A sums to rA[i]*n, column j to cA[j]*n */
+        for (int i = tid; i < n; i += blockDim.x) {
+            double r = 0., c = 0.;
+            for (int j = 0; j < n; j++) {
+                r += a * ((double)L[(size_t)i * n + j] - mL[i] - mL[j] + gL) -
+                     b * ((double)K[(size_t)i * n + j] - mK[i] - mK[j] + gK);
+                c += a * ((double)L[(size_t)j * n + i] - mL[j] - mL[i] + gL) -
+                     b * ((double)K[(size_t)j * n + i] - mK[j] - mK[i] + gK);
+            }
+            rA[i] = r / n;
+            cA[i] = c / n;
+        }
+        __syncthreads();
+        if (tid == 0) {
+            double g = 0.;
+            for (int i = 0; i < n; i++)
+                g += rA[i];
+            gA = g / n;
+        }
+    } else if (tid == 0) {
+        for (int i = 0; i < n; i++)
+            rA[i] = cA[i] = 0.;
+        gA = 0.;
+    }
+    __syncthreads();
+    for (size_t t = tid; t < nn; t += blockDim.x) {
+        const int i = (int)(t / n), j = (int)(t % n);
+        double kc = (double)K[t] - mK[i] - mK[j] + gK;
+        double lc = (double)L[t] - mL[i] - mL[j] + gL;
+        double A = a * lc - b * kc;
+        dK[t] = (float)(A - rA[i] - cA[j] + gA) * scale;
+    }
+}
+
+static void cu_cka(int n, const float *K, const float *L, int centered, float scale, float *dK,
+                   double *out)
+{
+    if (n <= 0)
+        return;
+    size_t shmem = 4 * (size_t)n * sizeof(double);
+    if (shmem > 40 * 1024) {
+        cu_fail(__FILE__, __LINE__, "cu_cka", "batch too large for the device CKA (at most 1280)");
+        return;
+    }
+    k_cka<<<1, CU_THREADS, shmem, cu.stream>>>(n, K, L, centered, scale, dK, out);
+    CU(cudaGetLastError());
+}
+
+/* ---- recordings: CUDA graphs of the stream's work ---- */
+
+static int cu_record_begin(void)
+{
+    if (!CU(cudaStreamBeginCapture(cu.stream, cudaStreamCaptureModeThreadLocal)))
+        return cu_report();
+    return 0;
+}
+
+static void *cu_record_end(void)
+{
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaStreamEndCapture(cu.stream, &graph);
+    if (e == cudaSuccess && !cu_err_set)
+        e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (e != cudaSuccess || cu_err_set || !exec) {
+        /* what failed inside the capture, or the capture itself */
+        if (!cu_err_set)
+            cu_fail(__FILE__, __LINE__, "cudaStreamEndCapture/cudaGraphInstantiate",
+                    cudaGetErrorString(e));
+        cudaGetLastError();
+        if (exec)
+            cudaGraphExecDestroy(exec);
+        cu_report();
+        return NULL;
+    }
+    return (void *)exec;
+}
+
+static void cu_record_run(void *rec)
+{
+    if (rec)
+        CU(cudaGraphLaunch((cudaGraphExec_t)rec, cu.stream));
+}
+
+static void cu_record_free(void *rec)
+{
+    if (rec)
+        CU(cudaGraphExecDestroy((cudaGraphExec_t)rec));
+}
+
+/* ---- optimizer ---- */
+
+__global__ void k_sgd(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
+                      float wd, int mode)
+{
+    GRID_STRIDE(i, n)
+    {
+        const float d = g[i] + wd * p[i];
+        if (mode == 0) { /* no momentum */
+            p[i] -= lr * d;
+        } else if (mode == 1) { /* first step: buf = d */
+            buf[i] = d;
+            p[i] -= lr * d;
+        } else {
+            const float b = momentum * buf[i] + d;
+            buf[i] = b;
+            p[i] -= lr * b;
+        }
+    }
+}
+
+static void cu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr,
+                        float momentum, float wd, int first)
+{
+    if (n)
+        CU_LAUNCH(k_sgd, cu_blocks(n), CU_THREADS, p, g, buf, n, lr, momentum, wd,
+                  momentum == 0.f ? 0 : first ? 1 : 2);
+}
+
+/* ---- the table ---- */
+
+static backend cu_table;
+static int cu_state; /* 0 not tried, 1 ready, -1 failed */
+static char cu_init_err[512];
+
+static int cu_init(void)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        snprintf(cu_init_err, sizeof cu_init_err, "no CUDA device: %s",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "the driver sees no GPU");
+        return -1;
+    }
+    const char *env = getenv("RMINAS_CUDA_DEVICE");
+    cu.device = env ? atoi(env) : 0;
+    if (cu.device < 0 || cu.device >= count) {
+        snprintf(cu_init_err, sizeof cu_init_err,
+                 "RMINAS_CUDA_DEVICE=%s: there are %d CUDA devices (0 to %d)", env, count,
+                 count - 1);
+        return -1;
+    }
+    if (!CU(cudaSetDevice(cu.device)) ||
+        !CU(cudaStreamCreateWithFlags(&cu.stream, cudaStreamNonBlocking)) ||
+        !CU(cublasCreate(&cu.blas)) || !CU(cublasSetStream(cu.blas, cu.stream)) ||
+        !CU(cudnnCreate(&cu.dnn)) || !CU(cudnnSetStream(cu.dnn, cu.stream)) ||
+        /* cuBLAS gets its workspace up front: nothing is allocated while a
+         * step is recorded into a CUDA graph */
+        !CU(cudaMalloc(&cu.blas_ws, CU_BLAS_WS)) ||
+        !CU(cublasSetWorkspace(cu.blas, cu.blas_ws, CU_BLAS_WS))) {
+        snprintf(cu_init_err, sizeof cu_init_err, "%s", cu_err);
+        cu_err_set = 0;
+        return -1;
+    }
+    backend *t = &cu_table;
+    t->name = "cuda";
+    t->alloc = cu_alloc;
+    t->free = cu_free;
+    t->upload = cu_upload;
+    t->download = cu_download;
+    t->zero = cu_zero;
+    t->copy = cu_copy;
+    t->axpy = cu_axpy;
+    t->scale = cu_scale;
+    t->conv_work_size = cu_conv_work_size;
+    t->conv2d_forward = cu_conv2d_forward;
+    t->conv2d_backward = cu_conv2d_backward;
+    t->bn_forward_train = cu_bn_forward_train;
+    t->bn_forward_eval = cu_bn_forward_eval;
+    t->bn_backward = cu_bn_backward;
+    t->relu_forward = cu_relu_forward;
+    t->relu_backward = cu_relu_backward;
+    t->avgpool_forward = cu_avgpool_forward;
+    t->avgpool_backward = cu_avgpool_backward;
+    t->maxpool_forward = cu_maxpool_forward;
+    t->maxpool_backward = cu_maxpool_backward;
+    t->gap_forward = cu_gap_forward;
+    t->gap_backward = cu_gap_backward;
+    t->linear_forward = cu_linear_forward;
+    t->linear_backward = cu_linear_backward;
+    t->shortcut_a_forward = cu_shortcut_a_forward;
+    t->shortcut_a_backward = cu_shortcut_a_backward;
+    t->gram = cu_gram;
+    t->gram_backward = cu_gram_backward;
+    t->softmax_ce = cu_softmax_ce;
+    t->sgd_step = cu_sgd_step;
+    t->sync = cu_sync;
+    t->softmax_ce_dev = cu_softmax_ce_dev;
+    t->cka = cu_cka;
+    /* RMINAS_CUDA_GRAPHS=0 runs every step op by op (for comparisons) */
+    const char *graphs = getenv("RMINAS_CUDA_GRAPHS");
+    if (!graphs || strcmp(graphs, "0") != 0) {
+        t->record_begin = cu_record_begin;
+        t->record_end = cu_record_end;
+        t->record_run = cu_record_run;
+        t->record_free = cu_record_free;
+    }
+    return 0;
+}
+
+/* Not thread-safe on the first call (the shell and tests make it from one
+ * thread). */
+extern "C" const backend *backend_cuda_impl(void)
+{
+    if (cu_state == 0)
+        cu_state = cu_init() == 0 ? 1 : -1;
+    if (cu_state < 0) {
+        rm_error("%s", cu_init_err);
+        return NULL;
+    }
+    return &cu_table;
+}

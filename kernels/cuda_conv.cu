@@ -1,0 +1,259 @@
+/* Convolutions of the CUDA backend on cuDNN's convolution API.
+ *
+ * Each distinct shape (conv_desc without relu_in) gets one cache entry for
+ * the life of the process: its tensor, filter and convolution descriptors and
+ * the algorithms chosen by cuDNN's heuristics for the forward, backward-data
+ * and backward-filter passes (deterministic ones first), in full float32
+ * (CUDNN_FMA_MATH: no TF32, so results match the CPU backend to rounding).
+ * conv_work_size, called when a network is planned, fills the entry; the
+ * passes then only look it up. An entry first met in a pass (a smaller last
+ * batch) is limited to the workspace planned for the largest batch of the
+ * same shape, so it always fits the caller's scratch.
+ *
+ * Scratch layout (floats): [relu(x) | masked-dx temporary | cuDNN workspace],
+ * the first two only when relu_in is set. */
+#include "cuda_ops.h"
+
+#include <cstdlib>
+#include <cstring>
+
+struct conv_entry {
+    conv_desc key; /* relu_in, oh, ow zeroed */
+    cudnnTensorDescriptor_t x, y, b;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t ws; /* bytes: the most any of the three needs */
+    int ok;
+};
+
+static conv_entry *cache;
+static int cache_n, cache_cap;
+
+static conv_desc conv_key(const conv_desc *d)
+{
+    conv_desc k;
+    memset(&k, 0, sizeof k);
+    k.n = d->n;
+    k.cin = d->cin;
+    k.h = d->h;
+    k.w = d->w;
+    k.cout = d->cout;
+    k.kh = d->kh;
+    k.kw = d->kw;
+    k.stride = d->stride;
+    k.pad = d->pad;
+    k.dil = d->dil;
+    k.groups = d->groups;
+    return k;
+}
+
+/* same shape apart from the batch */
+static int same_but_n(const conv_desc *a, const conv_desc *b)
+{
+    conv_desc x = *a, y = *b;
+    x.n = y.n = 0;
+    return memcmp(&x, &y, sizeof x) == 0;
+}
+
+/* The first successful result, deterministic if one is, within limit bytes. */
+template <typename P>
+static int pick(const P *res, int count, size_t limit, size_t *mem)
+{
+    int best = -1;
+    for (int pass = 0; pass < 2 && best < 0; pass++)
+        for (int i = 0; i < count; i++) {
+            if (res[i].status != CUDNN_STATUS_SUCCESS || res[i].memory > limit)
+                continue;
+            if (pass == 0 && res[i].determinism != CUDNN_DETERMINISTIC)
+                continue;
+            best = i;
+            break;
+        }
+    if (best >= 0)
+        *mem = res[best].memory;
+    return best;
+}
+
+static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
+{
+    const int g = d->groups > 0 ? d->groups : 1;
+    e->key = conv_key(d);
+    e->ok = 0;
+    if (!CU(cudnnCreateTensorDescriptor(&e->x)) || !CU(cudnnCreateTensorDescriptor(&e->y)) ||
+        !CU(cudnnCreateTensorDescriptor(&e->b)) || !CU(cudnnCreateFilterDescriptor(&e->w)) ||
+        !CU(cudnnCreateConvolutionDescriptor(&e->conv)))
+        return -1;
+    if (!CU(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->cin,
+                                       d->h, d->w)) ||
+        !CU(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->cout,
+                                       d->oh, d->ow)) ||
+        !CU(cudnnSetTensor4dDescriptor(e->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, d->cout, 1,
+                                       1)) ||
+        !CU(cudnnSetFilter4dDescriptor(e->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d->cout,
+                                       d->cin / g, d->kh, d->kw)) ||
+        !CU(cudnnSetConvolution2dDescriptor(e->conv, d->pad, d->pad, d->stride, d->stride,
+                                            d->dil, d->dil, CUDNN_CROSS_CORRELATION,
+                                            CUDNN_DATA_FLOAT)) ||
+        !CU(cudnnSetConvolutionGroupCount(e->conv, g)) ||
+        !CU(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH)))
+        return -1;
+    int on, oc, oh, ow;
+    if (!CU(cudnnGetConvolution2dForwardOutputDim(e->conv, e->x, e->w, &on, &oc, &oh, &ow)))
+        return -1;
+    if (on != d->n || oc != d->cout || oh != d->oh || ow != d->ow) {
+        cu_fail(__FILE__, __LINE__, "cudnnGetConvolution2dForwardOutputDim",
+                "cuDNN's output shape differs from the description");
+        return -1;
+    }
+    enum { MAXALGO = 16 };
+    int count = 0;
+    size_t mf = 0, md = 0, mw = 0;
+    cudnnConvolutionFwdAlgoPerf_t pf[MAXALGO];
+    if (!CU(cudnnGetConvolutionForwardAlgorithm_v7(cu.dnn, e->x, e->w, e->conv, e->y, MAXALGO,
+                                                   &count, pf)))
+        return -1;
+    int i = pick(pf, count, limit, &mf);
+    if (i < 0) {
+        cu_fail(__FILE__, __LINE__, "cudnnGetConvolutionForwardAlgorithm_v7",
+                "no forward algorithm for this convolution");
+        return -1;
+    }
+    e->fwd = pf[i].algo;
+    cudnnConvolutionBwdDataAlgoPerf_t pd[MAXALGO];
+    if (!CU(cudnnGetConvolutionBackwardDataAlgorithm_v7(cu.dnn, e->w, e->y, e->conv, e->x,
+                                                        MAXALGO, &count, pd)))
+        return -1;
+    if ((i = pick(pd, count, limit, &md)) < 0) {
+        cu_fail(__FILE__, __LINE__, "cudnnGetConvolutionBackwardDataAlgorithm_v7",
+                "no backward-data algorithm for this convolution");
+        return -1;
+    }
+    e->bwd_data = pd[i].algo;
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[MAXALGO];
+    if (!CU(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cu.dnn, e->x, e->y, e->conv, e->w,
+                                                          MAXALGO, &count, pw)))
+        return -1;
+    if ((i = pick(pw, count, limit, &mw)) < 0) {
+        cu_fail(__FILE__, __LINE__, "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
+                "no backward-filter algorithm for this convolution");
+        return -1;
+    }
+    e->bwd_filter = pw[i].algo;
+    /* the sizes as the workspace queries give them, not the heuristics' */
+    if (!CU(cudnnGetConvolutionForwardWorkspaceSize(cu.dnn, e->x, e->w, e->conv, e->y, e->fwd,
+                                                    &mf)) ||
+        !CU(cudnnGetConvolutionBackwardDataWorkspaceSize(cu.dnn, e->w, e->y, e->conv, e->x,
+                                                         e->bwd_data, &md)) ||
+        !CU(cudnnGetConvolutionBackwardFilterWorkspaceSize(cu.dnn, e->x, e->y, e->conv, e->w,
+                                                           e->bwd_filter, &mw)))
+        return -1;
+    e->ws = mf > md ? mf : md;
+    if (mw > e->ws)
+        e->ws = mw;
+    e->ok = 1;
+    return 0;
+}
+
+/* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
+ * none). NULL with the failure recorded. */
+static conv_entry *entry_get(const conv_desc *d, int planning)
+{
+    conv_desc k = conv_key(d);
+    size_t limit = (size_t)-1;
+    if (!planning) {
+        /* a pass on a shape never planned: the largest workspace planned for
+         * the same shape at a larger batch */
+        limit = 0;
+        for (int i = 0; i < cache_n; i++)
+            if (!memcmp(&cache[i].key, &k, sizeof k))
+                return cache[i].ok ? &cache[i] : NULL;
+        for (int i = 0; i < cache_n; i++)
+            if (cache[i].ok && cache[i].key.n > k.n && same_but_n(&cache[i].key, &k) &&
+                cache[i].ws > limit)
+                limit = cache[i].ws;
+    } else {
+        for (int i = 0; i < cache_n; i++)
+            if (!memcmp(&cache[i].key, &k, sizeof k))
+                return cache[i].ok ? &cache[i] : NULL;
+    }
+    if (cache_n == cache_cap) {
+        int cap = cache_cap ? 2 * cache_cap : 64;
+        conv_entry *c = (conv_entry *)realloc(cache, (size_t)cap * sizeof *c);
+        if (!c) {
+            cu_fail(__FILE__, __LINE__, "realloc", "out of host memory");
+            return NULL;
+        }
+        cache = c;
+        cache_cap = cap;
+    }
+    conv_entry *e = &cache[cache_n++];
+    memset(e, 0, sizeof *e);
+    if (entry_init(e, d, limit) < 0)
+        return NULL;
+    return e;
+}
+
+static size_t x_floats(const conv_desc *d) { return (size_t)d->n * d->cin * d->h * d->w; }
+
+size_t cu_conv_work_size(const conv_desc *d)
+{
+    conv_entry *e = entry_get(d, 1);
+    size_t ws = e ? (e->ws + sizeof(float) - 1) / sizeof(float) : 0;
+    return ws + (d->relu_in ? 2 * x_floats(d) : 0);
+}
+
+void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const float *b,
+                       float *y, int acc, float *work)
+{
+    conv_entry *e = entry_get(d, 0);
+    if (!e)
+        return;
+    float *ws = work;
+    if (d->relu_in) {
+        cu_relu_copy(x, work, x_floats(d));
+        x = work;
+        ws = work + 2 * x_floats(d);
+    }
+    const float one = 1.f, beta = acc ? 1.f : 0.f;
+    CU(cudnnConvolutionForward(cu.dnn, &one, e->x, x, e->w, w, e->conv, e->fwd, ws, e->ws, &beta,
+                               e->y, y));
+    if (b)
+        CU(cudnnAddTensor(cu.dnn, &one, e->b, b, &one, e->y, y));
+}
+
+void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, float *work)
+{
+    conv_entry *e = entry_get(d, 0);
+    if (!e)
+        return;
+    const float one = 1.f, zero = 0.f;
+    const float *xin = x;
+    float *ws = work;
+    if (d->relu_in) {
+        ws = work + 2 * x_floats(d);
+        if (dw) {
+            cu_relu_copy(x, work, x_floats(d));
+            xin = work;
+        }
+    }
+    if (dw)
+        CU(cudnnConvolutionBackwardFilter(cu.dnn, &one, e->x, xin, e->y, dy, e->conv,
+                                          e->bwd_filter, ws, e->ws, &one, e->w, dw));
+    if (db)
+        CU(cudnnConvolutionBackwardBias(cu.dnn, &one, e->y, dy, &one, e->b, db));
+    if (!dx)
+        return;
+    if (d->relu_in) {
+        float *t = work + x_floats(d);
+        CU(cudnnConvolutionBackwardData(cu.dnn, &one, e->w, w, e->y, dy, e->conv, e->bwd_data, ws,
+                                        e->ws, &zero, e->x, t));
+        cu_relu_mask_add(x, t, dx, x_floats(d));
+    } else {
+        CU(cudnnConvolutionBackwardData(cu.dnn, &one, e->w, w, e->y, dy, e->conv, e->bwd_data, ws,
+                                        e->ws, &one, e->x, dx));
+    }
+}

@@ -1,0 +1,99 @@
+/* Internal to the CUDA backend (the kernels/ .cu files, compiled by nvcc as C++): the
+ * shared state (device, stream, library handles, scratch), the error record
+ * and the entries of the table defined across cuda.cu (memory, elementwise,
+ * batch norm, pooling, small layers, Gram matrices, loss, optimizer) and
+ * cuda_conv.cu (cuDNN convolutions). The contracts are those of
+ * src/tensor/backend.h.
+ *
+ * Errors: every CUDA, cuBLAS and cuDNN call goes through CU(...), which
+ * records the first failure ("file:line: call: message") and carries on; the
+ * table's sync entry (and download, softmax_ce, which wait anyway) turns the
+ * record into rm_error and -1. Nothing here exits or prints. */
+#ifndef RM_CUDA_OPS_H
+#define RM_CUDA_OPS_H
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+extern "C" {
+#include "tensor/backend.h"
+#include "util/err.h"
+}
+
+/* One device, one stream, one handle of each library, made at first use. */
+struct cuda_state {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cudnnHandle_t dnn;
+    void *blas_ws; /* cuBLAS workspace, CU_BLAS_WS bytes */
+};
+enum { CU_BLAS_WS = 32 << 20 };
+extern cuda_state cu;
+
+/* Record a failure (the first one since the last sync wins). */
+void cu_fail(const char *file, int line, const char *call, const char *msg);
+/* Whether a failure is recorded (for code that must not go on). */
+int cu_failed(void);
+
+static inline bool cu_check(cudaError_t e, const char *call, const char *f, int l)
+{
+    if (e == cudaSuccess)
+        return true;
+    cu_fail(f, l, call, cudaGetErrorString(e));
+    return false;
+}
+static inline bool cu_check(cublasStatus_t e, const char *call, const char *f, int l)
+{
+    if (e == CUBLAS_STATUS_SUCCESS)
+        return true;
+    cu_fail(f, l, call, cublasGetStatusString(e));
+    return false;
+}
+static inline bool cu_check(cudnnStatus_t e, const char *call, const char *f, int l)
+{
+    if (e == CUDNN_STATUS_SUCCESS)
+        return true;
+    cu_fail(f, l, call, cudnnGetErrorString(e));
+    return false;
+}
+#define CU(call) cu_check((call), #call, __FILE__, __LINE__)
+
+/* Launch on the backend's stream and check the launch itself. */
+#define CU_LAUNCH(kernel, blocks, threads, ...)                                  \
+    do {                                                                         \
+        kernel<<<(blocks), (threads), 0, cu.stream>>>(__VA_ARGS__);              \
+        cu_check(cudaGetLastError(), #kernel "<<<>>>", __FILE__, __LINE__);      \
+    } while (0)
+
+/* Blocks of CU_THREADS threads for a grid-stride loop over n elements. */
+enum { CU_THREADS = 256 };
+static inline unsigned cu_blocks(size_t n)
+{
+    size_t b = (n + CU_THREADS - 1) / CU_THREADS;
+    if (b < 1)
+        b = 1;
+    return b > 65535 * 8 ? 65535 * 8 : (unsigned)b;
+}
+
+/* Device scratch owned by the backend, grown (never shrunk) on demand; the
+ * returned memory stays valid until the next call with a larger size. For
+ * the per-call temporaries of ops without a work argument (the loss's
+ * per-sample values). NULL with the failure recorded. */
+void *cu_scratch(size_t bytes);
+
+/* ---- cuda_conv.cu ---- */
+size_t cu_conv_work_size(const conv_desc *d);
+void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const float *b,
+                       float *y, int acc, float *work);
+void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db, float *work);
+/* y = max(x, 0) into work and dx += t * (x > 0): the fused-ReLU halves. */
+void cu_relu_copy(const float *x, float *y, size_t n);
+void cu_relu_mask_add(const float *x, const float *t, float *dx, size_t n);
+
+#endif
