@@ -157,6 +157,17 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
     return 0;
 }
 
+/* e, or NULL with a failure recorded again when its set-up failed (every
+ * use of the shape fails, not only the first) */
+static conv_entry *entry_ok(conv_entry *e)
+{
+    if (e->ok)
+        return e;
+    cu_fail(__FILE__, __LINE__, "cuDNN convolution set-up",
+            "this convolution shape failed to set up earlier");
+    return NULL;
+}
+
 /* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
  * none). NULL with the failure recorded. */
 static conv_entry *entry_get(const conv_desc *d, int planning)
@@ -169,7 +180,7 @@ static conv_entry *entry_get(const conv_desc *d, int planning)
         limit = 0;
         for (int i = 0; i < cache_n; i++)
             if (!memcmp(&cache[i].key, &k, sizeof k))
-                return cache[i].ok ? &cache[i] : NULL;
+                return entry_ok(&cache[i]);
         for (int i = 0; i < cache_n; i++)
             if (cache[i].ok && cache[i].key.n > k.n && same_but_n(&cache[i].key, &k) &&
                 cache[i].ws > limit)
@@ -177,7 +188,7 @@ static conv_entry *entry_get(const conv_desc *d, int planning)
     } else {
         for (int i = 0; i < cache_n; i++)
             if (!memcmp(&cache[i].key, &k, sizeof k))
-                return cache[i].ok ? &cache[i] : NULL;
+                return entry_ok(&cache[i]);
     }
     if (cache_n == cache_cap) {
         int cap = cache_cap ? 2 * cache_cap : 64;
@@ -198,11 +209,15 @@ static conv_entry *entry_get(const conv_desc *d, int planning)
 
 static size_t x_floats(const conv_desc *d) { return (size_t)d->n * d->cin * d->h * d->w; }
 
+/* x_floats rounded up to 64 floats: every part of the scratch starts on a
+ * 256-byte boundary (as cudaMalloc's own), which cuDNN's workspace wants */
+static size_t x_slot(const conv_desc *d) { return (x_floats(d) + 63) & ~(size_t)63; }
+
 size_t cu_conv_work_size(const conv_desc *d)
 {
     conv_entry *e = entry_get(d, 1);
     size_t ws = e ? (e->ws + sizeof(float) - 1) / sizeof(float) : 0;
-    return ws + (d->relu_in ? 2 * x_floats(d) : 0);
+    return ws + (d->relu_in ? 2 * x_slot(d) : 0);
 }
 
 void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const float *b,
@@ -215,7 +230,7 @@ void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const
     if (d->relu_in) {
         cu_relu_copy(x, work, x_floats(d));
         x = work;
-        ws = work + 2 * x_floats(d);
+        ws = work + 2 * x_slot(d);
     }
     const float one = 1.f, beta = acc ? 1.f : 0.f;
     CU(cudnnConvolutionForward(cu.dnn, &one, e->x, x, e->w, w, e->conv, e->fwd, ws, e->ws, &beta,
@@ -234,7 +249,7 @@ void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, cons
     const float *xin = x;
     float *ws = work;
     if (d->relu_in) {
-        ws = work + 2 * x_floats(d);
+        ws = work + 2 * x_slot(d);
         if (dw) {
             cu_relu_copy(x, work, x_floats(d));
             xin = work;
@@ -248,7 +263,7 @@ void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, cons
     if (!dx)
         return;
     if (d->relu_in) {
-        float *t = work + x_floats(d);
+        float *t = work + x_slot(d);
         CU(cudnnConvolutionBackwardData(cu.dnn, &one, e->w, w, e->y, dy, e->conv, e->bwd_data, ws,
                                         e->ws, &zero, e->x, t));
         cu_relu_mask_add(x, t, dx, x_floats(d));
