@@ -38,6 +38,20 @@ out=$(printf 'set steps 3\nshow\n' | "$R" 2>&1)
 if printf '%s\n' "$out" | grep -Eq '^steps +3 '; then ok "commands on standard input"; else notok "commands on standard input"; fi
 check "unterminated quote" 1 "unterminated" -- -c "arch set 'abc"
 check "missing script file" 1 "cannot open" -- -f "$tmp/none.rmi"
+# the GPU: a clear error without one (or without a CUDA build), the shell goes on
+if "$R" -c "set device cuda" >/dev/null 2>&1; then
+  check "set device cuda on a GPU" 0 "^device +cuda " -- -c "set device cuda" -c "show settings"
+  check "the device cannot change under a loaded teacher" 1 "teacher is loaded on cuda" -- \
+    --device cuda -c "load teacher resnet20" -c "set device cpu"
+else
+  check "set device cuda without a GPU is a clear error" 1 \
+    "error: set: (no CUDA device|this rminas was built without CUDA)" -- \
+    -c "set device cuda" -c "show settings"
+  check "the device stays cpu after the refusal" 1 "^device +cpu " -- \
+    -c "set device cuda" -c "show settings"
+  check "--device cuda without a GPU" 1 "(no CUDA device|built without CUDA)" -- --device cuda -c version
+fi
+check "unknown device" 1 "unknown backend 'tpu' \(cpu or cuda\)" -- -c "set device tpu"
 
 check "the bundled default teacher loads without a file" 0 "test accuracy [89][0-9]\.[0-9]+ % \(1000 images" -- \
   -c "load dataset cifar10" -c "load teacher resnet20" -c "teacher eval"
