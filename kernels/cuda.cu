@@ -287,14 +287,174 @@ __global__ void k_bn_train(int n, int c, int hw, const float *x, const float *ga
     }
 }
 
+/* The split path: each channel's (n, hw) values are summed by `split`
+ * blocks into partial double sums (cu.bn_part), one thread per channel
+ * finishes them into the per-channel coefficients (cu.bn_coef), and an
+ * elementwise kernel applies them. The single-block kernels above keep one
+ * block per channel: at 16 channels of 32 x 1024 values that is 16 blocks
+ * walking 32768 values each, a latency-bound loop on a GPU of 132
+ * multiprocessors (the first H200 run, with them: 9.5 ms per RMI step of the
+ * ResNet-like cell), so they are used only where the partial buffers are too
+ * small. */
+static int bn_split(int n, int c, int hw)
+{
+    size_t m = (size_t)n * hw, split = (m + 2047) / 2048;
+    if (split > 64)
+        split = 64;
+    if (split < 1)
+        split = 1;
+    while (split > 1 && (size_t)c * split > CU_BN_PART)
+        split /= 2;
+    if ((size_t)c * split > CU_BN_PART || (size_t)c > CU_BN_COEF)
+        return 0;
+    return (int)split;
+}
+
+/* part[(ch*split + b)*2 + {0,1}]: sums of v and v*v (forward, dy == NULL)
+ * or of dy and dy*(x - mean) (backward) over block b's share of channel ch */
+__global__ void k_bn_partial(int n, int c, int hw, int split, const float *x, const float *dy,
+                             const float *mean, double *part)
+{
+    __shared__ double sh[2 * CU_THREADS];
+    const int b = blockIdx.x, ch = blockIdx.y;
+    const size_t m = (size_t)n * hw, chunk = (m + split - 1) / split;
+    const size_t lo = b * chunk, hi = lo + chunk < m ? lo + chunk : m;
+    double s = 0., ss = 0.;
+    if (!dy) {
+        for (size_t t = lo + threadIdx.x; t < hi; t += blockDim.x) {
+            double v = x[((t / hw) * c + ch) * hw + t % hw];
+            s += v;
+            ss += v * v;
+        }
+    } else {
+        const float mu = mean[ch];
+        for (size_t t = lo + threadIdx.x; t < hi; t += blockDim.x) {
+            size_t o = ((t / hw) * c + ch) * hw + t % hw;
+            s += dy[o];
+            ss += (double)dy[o] * (x[o] - mu);
+        }
+    }
+    block_sum2(s, ss, sh);
+    if (threadIdx.x == 0) {
+        part[((size_t)ch * split + b) * 2] = s;
+        part[((size_t)ch * split + b) * 2 + 1] = ss;
+    }
+}
+
+__global__ void k_bn_train_finish(int c, int split, double m, const double *part,
+                                  const float *gamma, const float *beta, float *save_mean,
+                                  float *save_invstd, float *running_mean, float *running_var,
+                                  float momentum, float eps, float *coef)
+{
+    GRID_STRIDE(chs, (size_t)c)
+    {
+        const int ch = (int)chs;
+        double s = 0., ss = 0.;
+        for (int b = 0; b < split; b++) {
+            s += part[((size_t)ch * split + b) * 2];
+            ss += part[((size_t)ch * split + b) * 2 + 1];
+        }
+        double mean = s / m, var = ss / m - mean * mean;
+        if (var < 0.)
+            var = 0.;
+        double invstd = 1. / sqrt(var + eps);
+        if (save_mean)
+            save_mean[ch] = (float)mean;
+        if (save_invstd)
+            save_invstd[ch] = (float)invstd;
+        if (running_mean) {
+            double unbiased = m > 1. ? var * m / (m - 1.) : var;
+            running_mean[ch] = (float)((1. - momentum) * running_mean[ch] + momentum * mean);
+            running_var[ch] = (float)((1. - momentum) * running_var[ch] + momentum * unbiased);
+        }
+        double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
+        double scale = g * invstd;
+        coef[2 * ch] = (float)scale;
+        coef[2 * ch + 1] = (float)(bt - mean * scale);
+    }
+}
+
+__global__ void k_bn_eval_coef(int c, const float *gamma, const float *beta,
+                               const float *running_mean, const float *running_var, float eps,
+                               float *coef)
+{
+    GRID_STRIDE(chs, (size_t)c)
+    {
+        const int ch = (int)chs;
+        double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
+        double scale = g / sqrt((double)running_var[ch] + eps);
+        coef[2 * ch] = (float)scale;
+        coef[2 * ch + 1] = (float)(bt - running_mean[ch] * scale);
+    }
+}
+
+/* y = x*coef[2ch] + coef[2ch+1], written or added */
+__global__ void k_bn_apply(size_t total, int c, int hw, const float *x, const float *coef,
+                           float *y, int acc)
+{
+    GRID_STRIDE(i, total)
+    {
+        const int ch = (int)((i / hw) % c);
+        float v = x[i] * coef[2 * ch] + coef[2 * ch + 1];
+        y[i] = acc ? y[i] + v : v;
+    }
+}
+
+__global__ void k_bn_bwd_finish(int c, int split, double m, const double *part,
+                                const float *gamma, const float *save_invstd, float *dgamma,
+                                float *dbeta, float *coef)
+{
+    GRID_STRIDE(chs, (size_t)c)
+    {
+        const int ch = (int)chs;
+        double sdy = 0., sdyx = 0.;
+        for (int b = 0; b < split; b++) {
+            sdy += part[((size_t)ch * split + b) * 2];
+            sdyx += part[((size_t)ch * split + b) * 2 + 1];
+        }
+        const double invstd = save_invstd[ch];
+        if (dgamma)
+            dgamma[ch] += (float)(sdyx * invstd);
+        if (dbeta)
+            dbeta[ch] += (float)sdy;
+        const double g = gamma ? gamma[ch] : 1.;
+        coef[3 * ch] = (float)(g * invstd);
+        coef[3 * ch + 1] = (float)(-g * invstd * invstd * invstd * sdyx / m);
+        coef[3 * ch + 2] = (float)(-g * invstd * sdy / m);
+    }
+}
+
+__global__ void k_bn_bwd_apply(size_t total, int c, int hw, const float *x, const float *dy,
+                               const float *save_mean, const float *coef, float *dx)
+{
+    GRID_STRIDE(i, total)
+    {
+        const int ch = (int)((i / hw) % c);
+        dx[i] += coef[3 * ch] * dy[i] + coef[3 * ch + 1] * (x[i] - save_mean[ch]) +
+                 coef[3 * ch + 2];
+    }
+}
+
 static void cu_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
                                 const float *beta, float *y, int acc, float *save_mean,
                                 float *save_invstd, float *running_mean, float *running_var,
                                 float momentum, float eps)
 {
-    if (n > 0 && c > 0 && hw > 0)
+    if (n <= 0 || c <= 0 || hw <= 0)
+        return;
+    const int split = bn_split(n, c, hw);
+    if (!split) {
         CU_LAUNCH(k_bn_train, c, CU_THREADS, n, c, hw, x, gamma, beta, y, acc, save_mean,
                   save_invstd, running_mean, running_var, momentum, eps);
+        return;
+    }
+    const size_t total = (size_t)n * c * hw;
+    CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x, (const float *)NULL,
+              (const float *)NULL, cu.bn_part);
+    CU_LAUNCH(k_bn_train_finish, cu_blocks(c), CU_THREADS, c, split, (double)n * hw, cu.bn_part,
+              gamma, beta, save_mean, save_invstd, running_mean, running_var, momentum, eps,
+              cu.bn_coef);
+    CU_LAUNCH(k_bn_apply, cu_blocks(total), CU_THREADS, total, c, hw, x, cu.bn_coef, y, acc);
 }
 
 __global__ void k_bn_eval(int n, int c, int hw, const float *x, const float *gamma,
@@ -317,9 +477,17 @@ static void cu_bn_forward_eval(int n, int c, int hw, const float *x, const float
                                const float *beta, float *y, int acc,
                                const float *running_mean, const float *running_var, float eps)
 {
-    if (n > 0 && c > 0 && hw > 0)
+    if (n <= 0 || c <= 0 || hw <= 0)
+        return;
+    if ((size_t)c > CU_BN_COEF) {
         CU_LAUNCH(k_bn_eval, c, CU_THREADS, n, c, hw, x, gamma, beta, y, acc, running_mean,
                   running_var, eps);
+        return;
+    }
+    const size_t total = (size_t)n * c * hw;
+    CU_LAUNCH(k_bn_eval_coef, cu_blocks(c), CU_THREADS, c, gamma, beta, running_mean,
+              running_var, eps, cu.bn_coef);
+    CU_LAUNCH(k_bn_apply, cu_blocks(total), CU_THREADS, total, c, hw, x, cu.bn_coef, y, acc);
 }
 
 /* With m = n*hw: dbeta = sum(dy), dgamma = sum(dy*(x-mean))*invstd,
@@ -365,9 +533,22 @@ static void cu_bn_backward(int n, int c, int hw, const float *x, const float *ga
                            const float *save_mean, const float *save_invstd, const float *dy,
                            float *dx, float *dgamma, float *dbeta)
 {
-    if (n > 0 && c > 0 && hw > 0)
+    if (n <= 0 || c <= 0 || hw <= 0)
+        return;
+    const int split = bn_split(n, c, hw);
+    if (!split) {
         CU_LAUNCH(k_bn_backward, c, CU_THREADS, n, c, hw, x, gamma, save_mean, save_invstd,
                   dy, dx, dgamma, dbeta);
+        return;
+    }
+    const size_t total = (size_t)n * c * hw;
+    CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x, dy, save_mean,
+              cu.bn_part);
+    CU_LAUNCH(k_bn_bwd_finish, cu_blocks(c), CU_THREADS, c, split, (double)n * hw, cu.bn_part,
+              gamma, save_invstd, dgamma, dbeta, cu.bn_coef);
+    if (dx)
+        CU_LAUNCH(k_bn_bwd_apply, cu_blocks(total), CU_THREADS, total, c, hw, x, dy, save_mean,
+                  cu.bn_coef, dx);
 }
 
 /* ---- pooling: one thread per output (forward) or input (backward) ---- */
@@ -665,7 +846,10 @@ __global__ void k_symmetrize(int n, float *k)
     }
 }
 
-/* Row-major x (n,p) is column-major x^T (p,n): k = (x^T)^T x^T by syrk. */
+/* Row-major x (n,p) is column-major x^T (p,n): k = (x^T)^T x^T, by a GEMM
+ * (cuBLAS splits long thin GEMMs like 32 x 32 x 16384 over the GPU; syrk
+ * is the less tuned routine), then the upper triangle copied onto the
+ * lower. */
 static void cu_gram(int n, int p, const float *x, float *k)
 {
     if (n <= 0)
@@ -675,7 +859,7 @@ static void cu_gram(int n, int p, const float *x, float *k)
         return;
     }
     const float one = 1.f, zero = 0.f;
-    CU(cublasSsyrk(cu.blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, n, p, &one, x, p, &zero, k, n));
+    CU(cublasSgemm(cu.blas, CUBLAS_OP_T, CUBLAS_OP_N, n, n, p, &one, x, p, x, p, &zero, k, n));
     CU_LAUNCH(k_symmetrize, cu_blocks((size_t)n * n), CU_THREADS, n, k);
 }
 
@@ -992,6 +1176,8 @@ static int cu_init(void)
         /* cuBLAS gets its workspace up front: nothing is allocated while a
          * step is recorded into a CUDA graph */
         !CU(cudaMalloc(&cu.blas_ws, CU_BLAS_WS)) ||
+        !CU(cudaMalloc(&cu.bn_part, 2 * CU_BN_PART * sizeof(double))) ||
+        !CU(cudaMalloc(&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float))) ||
         !CU(cublasSetWorkspace(cu.blas, cu.blas_ws, CU_BLAS_WS))) {
         snprintf(cu_init_err, sizeof cu_init_err, "%s", cu_err);
         cu_err_set = 0;

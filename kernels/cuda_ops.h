@@ -31,8 +31,10 @@ struct cuda_state {
     cublasHandle_t blas;
     cudnnHandle_t dnn;
     void *blas_ws; /* cuBLAS workspace, CU_BLAS_WS bytes */
+    double *bn_part; /* batch norm partial sums: 2 * CU_BN_PART doubles */
+    float *bn_coef;  /* batch norm per-channel coefficients: 3 * CU_BN_COEF floats */
 };
-enum { CU_BLAS_WS = 32 << 20 };
+enum { CU_BLAS_WS = 32 << 20, CU_BN_PART = 1 << 16, CU_BN_COEF = 1 << 14 };
 extern cuda_state cu;
 
 /* Record a failure (the first one since the last sync wins). */
