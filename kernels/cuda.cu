@@ -240,62 +240,16 @@ __device__ void block_sum2(double &a, double &b, double *sh)
     b = sh[CU_THREADS];
 }
 
-/* ---- batch norm: one block per channel ---- */
+/* ---- batch norm ---- */
 
-__global__ void k_bn_train(int n, int c, int hw, const float *x, const float *gamma,
-                           const float *beta, float *y, int acc, float *save_mean,
-                           float *save_invstd, float *running_mean, float *running_var,
-                           float momentum, float eps)
-{
-    __shared__ double sh[2 * CU_THREADS];
-    __shared__ float coef[2];
-    const int ch = blockIdx.x;
-    const size_t m = (size_t)n * hw;
-    double s = 0., ss = 0.;
-    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
-        double v = x[((t / hw) * c + ch) * hw + t % hw];
-        s += v;
-        ss += v * v;
-    }
-    block_sum2(s, ss, sh);
-    if (threadIdx.x == 0) {
-        const double md = (double)m;
-        double mean = s / md, var = ss / md - mean * mean;
-        if (var < 0.)
-            var = 0.;
-        double invstd = 1. / sqrt(var + eps);
-        if (save_mean)
-            save_mean[ch] = (float)mean;
-        if (save_invstd)
-            save_invstd[ch] = (float)invstd;
-        if (running_mean) {
-            double unbiased = md > 1. ? var * md / (md - 1.) : var;
-            running_mean[ch] = (float)((1. - momentum) * running_mean[ch] + momentum * mean);
-            running_var[ch] = (float)((1. - momentum) * running_var[ch] + momentum * unbiased);
-        }
-        double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
-        double scale = g * invstd;
-        coef[0] = (float)scale;
-        coef[1] = (float)(bt - mean * scale);
-    }
-    __syncthreads();
-    const float sc = coef[0], sf = coef[1];
-    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
-        size_t o = ((t / hw) * c + ch) * hw + t % hw;
-        float v = x[o] * sc + sf;
-        y[o] = acc ? y[o] + v : v;
-    }
-}
-
-/* The split path: each channel's (n, hw) values are summed by `split`
- * blocks into partial double sums (cu.bn_part), one thread per channel
- * finishes them into the per-channel coefficients (cu.bn_coef), and an
- * elementwise kernel applies them. The single-block kernels above keep one
- * block per channel: at 16 channels of 32 x 1024 values that is 16 blocks
- * walking 32768 values each, a latency-bound loop on a GPU of 132
- * multiprocessors (the first H200 run, with them: 9.5 ms per RMI step of the
- * ResNet-like cell), so they are used only where the partial buffers are too
- * small. */
+/* Batch norm in three kernels: each channel's (n, hw) values are summed by
+ * `split` blocks into partial double sums (cu.bn_part), one thread per
+ * channel finishes them into the per-channel coefficients (cu.bn_coef), and
+ * an elementwise kernel applies them. (One block per channel, the first
+ * version, left the GPU nearly idle: 16 blocks walking 32768 values each for
+ * the ResNet-like cell; the first H200 run measured 9.5 ms per RMI step with
+ * it, 5.1 ms with this.) Both buffers are fixed at start-up, so nothing is
+ * allocated while a step is recorded. */
 static int bn_split(int n, int c, int hw)
 {
     size_t m = (size_t)n * hw, split = (m + 2047) / 2048;
@@ -305,8 +259,10 @@ static int bn_split(int n, int c, int hw)
         split = 1;
     while (split > 1 && (size_t)c * split > CU_BN_PART)
         split /= 2;
-    if ((size_t)c * split > CU_BN_PART || (size_t)c > CU_BN_COEF)
+    if ((size_t)c * split > CU_BN_PART || (size_t)c > CU_BN_COEF) {
+        cu_fail(__FILE__, __LINE__, "batch norm", "more channels than the CUDA backend's 16384");
         return 0;
+    }
     return (int)split;
 }
 
@@ -443,11 +399,8 @@ static void cu_bn_forward_train(int n, int c, int hw, const float *x, const floa
     if (n <= 0 || c <= 0 || hw <= 0)
         return;
     const int split = bn_split(n, c, hw);
-    if (!split) {
-        CU_LAUNCH(k_bn_train, c, CU_THREADS, n, c, hw, x, gamma, beta, y, acc, save_mean,
-                  save_invstd, running_mean, running_var, momentum, eps);
+    if (!split)
         return;
-    }
     const size_t total = (size_t)n * c * hw;
     CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x, (const float *)NULL,
               (const float *)NULL, cu.bn_part);
@@ -457,76 +410,18 @@ static void cu_bn_forward_train(int n, int c, int hw, const float *x, const floa
     CU_LAUNCH(k_bn_apply, cu_blocks(total), CU_THREADS, total, c, hw, x, cu.bn_coef, y, acc);
 }
 
-__global__ void k_bn_eval(int n, int c, int hw, const float *x, const float *gamma,
-                          const float *beta, float *y, int acc, const float *running_mean,
-                          const float *running_var, float eps)
-{
-    const int ch = blockIdx.x;
-    double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
-    double scale = g / sqrt((double)running_var[ch] + eps);
-    const float sc = (float)scale, sf = (float)(bt - running_mean[ch] * scale);
-    const size_t m = (size_t)n * hw;
-    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
-        size_t o = ((t / hw) * c + ch) * hw + t % hw;
-        float v = x[o] * sc + sf;
-        y[o] = acc ? y[o] + v : v;
-    }
-}
-
 static void cu_bn_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
                                const float *beta, float *y, int acc,
                                const float *running_mean, const float *running_var, float eps)
 {
     if (n <= 0 || c <= 0 || hw <= 0)
         return;
-    if ((size_t)c > CU_BN_COEF) {
-        CU_LAUNCH(k_bn_eval, c, CU_THREADS, n, c, hw, x, gamma, beta, y, acc, running_mean,
-                  running_var, eps);
+    if (!bn_split(1, c, 1))
         return;
-    }
     const size_t total = (size_t)n * c * hw;
     CU_LAUNCH(k_bn_eval_coef, cu_blocks(c), CU_THREADS, c, gamma, beta, running_mean,
               running_var, eps, cu.bn_coef);
     CU_LAUNCH(k_bn_apply, cu_blocks(total), CU_THREADS, total, c, hw, x, cu.bn_coef, y, acc);
-}
-
-/* With m = n*hw: dbeta = sum(dy), dgamma = sum(dy*(x-mean))*invstd,
- * dx += k*dy + kx*(x - mean) + k0 (cpu_bn.c). */
-__global__ void k_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
-                              const float *save_mean, const float *save_invstd,
-                              const float *dy, float *dx, float *dgamma, float *dbeta)
-{
-    __shared__ double sh[2 * CU_THREADS];
-    __shared__ float coef[3];
-    const int ch = blockIdx.x;
-    const size_t m = (size_t)n * hw;
-    const float mean = save_mean[ch];
-    const double invstd = save_invstd[ch];
-    double sdy = 0., sdyx = 0.;
-    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
-        size_t o = ((t / hw) * c + ch) * hw + t % hw;
-        sdy += dy[o];
-        sdyx += (double)dy[o] * (x[o] - mean);
-    }
-    block_sum2(sdy, sdyx, sh);
-    if (threadIdx.x == 0) {
-        if (dgamma)
-            dgamma[ch] += (float)(sdyx * invstd);
-        if (dbeta)
-            dbeta[ch] += (float)sdy;
-        const double g = gamma ? gamma[ch] : 1., md = (double)m;
-        coef[0] = (float)(g * invstd);
-        coef[1] = (float)(-g * invstd * invstd * invstd * sdyx / md);
-        coef[2] = (float)(-g * invstd * sdy / md);
-    }
-    if (!dx)
-        return;
-    __syncthreads();
-    const float k = coef[0], kx = coef[1], k0 = coef[2];
-    for (size_t t = threadIdx.x; t < m; t += blockDim.x) {
-        size_t o = ((t / hw) * c + ch) * hw + t % hw;
-        dx[o] += k * dy[o] + kx * (x[o] - mean) + k0;
-    }
 }
 
 static void cu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
@@ -536,11 +431,8 @@ static void cu_bn_backward(int n, int c, int hw, const float *x, const float *ga
     if (n <= 0 || c <= 0 || hw <= 0)
         return;
     const int split = bn_split(n, c, hw);
-    if (!split) {
-        CU_LAUNCH(k_bn_backward, c, CU_THREADS, n, c, hw, x, gamma, save_mean, save_invstd,
-                  dy, dx, dgamma, dbeta);
+    if (!split)
         return;
-    }
     const size_t total = (size_t)n * c * hw;
     CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x, dy, save_mean,
               cu.bn_part);
@@ -876,30 +768,36 @@ static void cu_gram_backward(int n, int p, const float *x, const float *dk, floa
 
 /* ---- loss ---- */
 
+/* Sample i's loss, logsumexp(z) - z[label] in double (NaN for a label
+ * outside [0,k)), and when dlogits != NULL its row of
+ * scale * (softmax - onehot) / n. */
+__device__ double ce_sample(int n, int k, const float *logits, const int32_t *labels, size_t i,
+                            float *dlogits, float scale)
+{
+    const float *z = logits + i * k;
+    const int32_t lab = labels[i];
+    double zmax = -INFINITY;
+    for (int j = 0; j < k; j++)
+        if (z[j] > zmax)
+            zmax = z[j];
+    double s = 0.;
+    for (int j = 0; j < k; j++)
+        s += exp(z[j] - zmax);
+    const double lse = zmax + log(s);
+    const int valid = lab >= 0 && lab < k;
+    if (dlogits) {
+        float *g = dlogits + i * k;
+        const double f = (double)scale / n;
+        for (int j = 0; j < k; j++)
+            g[j] = valid ? (float)(f * (exp(z[j] - lse) - (j == lab))) : NAN;
+    }
+    return valid ? lse - z[valid ? lab : 0] : (double)NAN;
+}
+
 __global__ void k_softmax_ce(int n, int k, const float *logits, const int32_t *labels,
                              double *loss, float *dlogits, float scale)
 {
-    GRID_STRIDE(i, (size_t)n)
-    {
-        const float *z = logits + i * k;
-        const int32_t lab = labels[i];
-        double zmax = -INFINITY;
-        for (int j = 0; j < k; j++)
-            if (z[j] > zmax)
-                zmax = z[j];
-        double s = 0.;
-        for (int j = 0; j < k; j++)
-            s += exp(z[j] - zmax);
-        const double lse = zmax + log(s);
-        const int valid = lab >= 0 && lab < k;
-        loss[i] = valid ? lse - z[valid ? lab : 0] : (double)NAN;
-        if (dlogits) {
-            float *g = dlogits + i * k;
-            const double f = (double)scale / n;
-            for (int j = 0; j < k; j++)
-                g[j] = valid ? (float)(f * (exp(z[j] - lse) - (j == lab))) : NAN;
-        }
-    }
+    GRID_STRIDE(i, (size_t)n) loss[i] = ce_sample(n, k, logits, labels, i, dlogits, scale);
 }
 
 /* The per-sample losses come back to the host and are summed there in
@@ -933,26 +831,8 @@ __global__ void k_softmax_ce_mean(int n, int k, const float *logits, const int32
 {
     __shared__ double sh[2 * CU_THREADS];
     double tot = 0., unused = 0.;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float *z = logits + (size_t)i * k;
-        const int32_t lab = labels[i];
-        double zmax = -INFINITY;
-        for (int j = 0; j < k; j++)
-            if (z[j] > zmax)
-                zmax = z[j];
-        double s = 0.;
-        for (int j = 0; j < k; j++)
-            s += exp(z[j] - zmax);
-        const double lse = zmax + log(s);
-        const int valid = lab >= 0 && lab < k;
-        tot += valid ? lse - z[valid ? lab : 0] : (double)NAN;
-        if (dlogits) {
-            float *g = dlogits + (size_t)i * k;
-            const double f = (double)scale / n;
-            for (int j = 0; j < k; j++)
-                g[j] = valid ? (float)(f * (exp(z[j] - lse) - (j == lab))) : NAN;
-        }
-    }
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        tot += ce_sample(n, k, logits, labels, (size_t)i, dlogits, scale);
     block_sum2(tot, unused, sh);
     if (threadIdx.x == 0)
         *mean = tot / n;

@@ -313,6 +313,25 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
     return be->sync() < 0 ? (rmi_eval_free(e), -1) : 0;
 }
 
+/* Keep the step's loss and CE (the CKA values are in e->cka) in the history
+ * and count the step; 1 when the loss is not finite: the student diverged
+ * (NaN weights would follow; the score is +inf either way) and gets no
+ * backward pass. */
+static int record_values(rmi_eval *e, double loss, double ce)
+{
+    e->ce = ce;
+    e->loss = loss;
+    int k = e->step++;
+    e->h_loss[k] = loss;
+    e->h_ce[k] = ce;
+    for (int i = 0; i < RMI_LAYERS; i++)
+        e->h_cka[i][k] = e->cka[i];
+    if (isfinite(loss))
+        return 0;
+    e->diverged = 1;
+    return 1;
+}
+
 /* The device step's halves. Forward: the network, then the loss gradients
  * into the outputs, (ce, cka) into e->res; nothing waits for the host. */
 static void device_forward(rmi_eval *e)
@@ -380,19 +399,10 @@ static int rmi_eval_step_device(rmi_eval *e)
         e->cka[i] = res[1 + i];
         loss += beta * (1 - res[1 + i]);
     }
-    e->ce = ce;
-    e->loss = loss;
-    int k = e->step++;
-    e->h_loss[k] = loss;
-    e->h_ce[k] = ce;
-    for (int i = 0; i < RMI_LAYERS; i++)
-        e->h_cka[i][k] = e->cka[i];
-    if (!isfinite(loss)) {
-        e->diverged = 1;
+    if (record_values(e, loss, ce))
         return 0;
-    }
     /* step k's backward is recorded from the second step (k >= 1) on */
-    e->step = k;
+    int k = --e->step;
     run_half(e, step_backward, &e->rec_bwd);
     e->step = k + 1;
     return 0;
@@ -434,18 +444,8 @@ int rmi_eval_step(rmi_eval *e)
      * diverged student; the downloads above waited, so this costs nothing */
     if (be->sync() < 0)
         return -1;
-    e->ce = ce;
-    e->loss = loss;
-    int k = e->step++;
-    e->h_loss[k] = loss;
-    e->h_ce[k] = ce;
-    for (int i = 0; i < RMI_LAYERS; i++)
-        e->h_cka[i][k] = e->cka[i];
-    if (!isfinite(loss)) {
-        /* NaN weights follow from here on; the score is +inf either way */
-        e->diverged = 1;
+    if (record_values(e, loss, ce))
         return 0;
-    }
     graph_zero_param_grads(g);
     graph_backward(g);
     graph_sgd_step(g, (float)e->s.lr, (float)e->s.momentum, (float)e->s.wd);
