@@ -446,9 +446,7 @@ int rmi_eval_step(rmi_eval *e)
         return -1;
     if (record_values(e, loss, ce))
         return 0;
-    graph_zero_param_grads(g);
-    graph_backward(g);
-    graph_sgd_step(g, (float)e->s.lr, (float)e->s.momentum, (float)e->s.wd);
+    step_backward(e);
     return 0;
 }
 
