@@ -368,21 +368,20 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
     t_rand(&dy, -1., 1.);
     const float *bh = bias ? b.h : NULL, *bd = bias ? b.d : NULL;
 
-    t_fill(&y, NAN);
-    cpu->conv2d_forward(&d, x.h, wt.h, bh, y.h, 0, cwork);
-    peer_side(1);
-    peer->conv2d_forward(&d, x.d, wt.d, bd, y.d, 0, pwork);
-    peer_side(0);
-    synced(tag, "forward acc=0");
-    check_tens(tag, "forward acc=0", &y, TOL_SUM);
-
-    t_rand(&y, -1., 1.);
-    cpu->conv2d_forward(&d, x.h, wt.h, bh, y.h, 1, cwork);
-    peer_side(1);
-    peer->conv2d_forward(&d, x.d, wt.d, bd, y.d, 1, pwork);
-    peer_side(0);
-    synced(tag, "forward acc=1");
-    check_tens(tag, "forward acc=1", &y, TOL_SUM);
+    /* acc=0 over NaN (must overwrite), acc=1 over random values */
+    for (int acc = 0; acc < 2; acc++) {
+        const char *what = acc ? "forward acc=1" : "forward acc=0";
+        if (acc)
+            t_rand(&y, -1., 1.);
+        else
+            t_fill(&y, NAN);
+        cpu->conv2d_forward(&d, x.h, wt.h, bh, y.h, acc, cwork);
+        peer_side(1);
+        peer->conv2d_forward(&d, x.d, wt.d, bd, y.d, acc, pwork);
+        peer_side(0);
+        synced(tag, what);
+        check_tens(tag, what, &y, TOL_SUM);
+    }
 
     /* all three gradients, then dw (and db) without dx as for the stem,
      * then dx alone */
