@@ -725,6 +725,55 @@ static void cu_shortcut_a_backward(int n, int cin, int h, int w, int padc, const
         CU_LAUNCH(k_shortcut_a_bwd, cu_blocks(total), CU_THREADS, n, cin, h, w, padc, dy, dx);
 }
 
+__global__ void k_slice(int n, int c, int h, int w, int off, int step, int oh, int ow,
+                        const float *x, int yc, int yoff, float *y, int acc)
+{
+    GRID_STRIDE(t, (size_t)n * c * oh * ow)
+    {
+        const int ox = t % ow, oy = (t / ow) % oh;
+        const size_t pc = t / ((size_t)oh * ow);
+        const int ch = (int)(pc % c);
+        const size_t i = pc / c;
+        const float v = x[((i * c + ch) * h + off + oy * step) * w + off + ox * step];
+        float *yo = y + ((i * yc + yoff + ch) * oh + oy) * ow + ox;
+        *yo = acc ? *yo + v : v;
+    }
+}
+
+__global__ void k_slice_bwd(int n, int c, int h, int w, int off, int step, int oh, int ow,
+                            const float *dy, int yc, int yoff, float *dx)
+{
+    GRID_STRIDE(t, (size_t)n * c * oh * ow)
+    {
+        const int ox = t % ow, oy = (t / ow) % oh;
+        const size_t pc = t / ((size_t)oh * ow);
+        const int ch = (int)(pc % c);
+        const size_t i = pc / c;
+        dx[((i * c + ch) * h + off + oy * step) * w + off + ox * step] +=
+            dy[((i * yc + yoff + ch) * oh + oy) * ow + ox];
+    }
+}
+
+static void cu_slice_forward(int n, int c, int h, int w, int off, int step, const float *x,
+                             int yc, int yoff, float *y, int acc)
+{
+    const int oh = (h - off + step - 1) / step, ow = (w - off + step - 1) / step;
+    size_t total = (size_t)n * c * oh * ow;
+    if (total)
+        CU_LAUNCH(k_slice, cu_blocks(total), CU_THREADS, n, c, h, w, off, step, oh, ow, x, yc,
+                  yoff, y, acc);
+}
+
+static void cu_slice_backward(int n, int c, int h, int w, int off, int step, const float *dy,
+                              int yc, int yoff, float *dx)
+{
+    const int oh = (h - off + step - 1) / step, ow = (w - off + step - 1) / step;
+    size_t total = (size_t)n * c * oh * ow;
+    if (total)
+        CU_LAUNCH(k_slice_bwd, cu_blocks(total), CU_THREADS, n, c, h, w, off, step, oh, ow, dy,
+                  yc, yoff, dx);
+}
+
 /* ---- Gram matrices ---- */
 
 /* copy the upper triangle (column-major) onto the lower: exactly symmetric */
@@ -1091,6 +1140,8 @@ static int cu_init(void)
     t->linear_backward = cu_linear_backward;
     t->shortcut_a_forward = cu_shortcut_a_forward;
     t->shortcut_a_backward = cu_shortcut_a_backward;
+    t->slice_forward = cu_slice_forward;
+    t->slice_backward = cu_slice_backward;
     t->gram = cu_gram;
     t->gram_backward = cu_gram_backward;
     t->softmax_ce = cu_softmax_ce;

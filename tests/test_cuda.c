@@ -458,6 +458,12 @@ static void test_conv_cases(void)
     test_conv("dilated",     4, 16, 16, 16, 16, 3, 1, 2, 2, 1, 1, 0);
     test_conv("dilated",     4, 32, 16, 16, 32, 3, 1, 2, 2, 32, 1, 0);
     test_conv("grouped",     4, 16, 16, 16, 32, 3, 1, 1, 1, 2, 0, 1);
+    /* the DARTS network's own: sep_conv 5x5 / dil_conv 5x5 at stride 2 in a reduction cell,
+     * the factorized reduce's 1x1 stride 2 on 31x31 (x[:, :, 1:, 1:]), the 3C stem */
+    test_conv("darts",       4, 32, 32, 32, 32, 5, 2, 2, 1, 32, 1, 0);
+    test_conv("darts",       4, 32, 32, 32, 32, 5, 2, 4, 2, 32, 1, 0);
+    test_conv("darts",       4, 64, 31, 31, 32, 1, 2, 0, 1, 1, 1, 0);
+    test_conv("darts",       4, 3, 32, 32, 48, 3, 1, 1, 1, 1, 0, 0);
     /* odd sizes */
     test_conv("odd",         3, 8, 7, 7, 12, 3, 1, 1, 1, 1, 1, 1);
     test_conv("odd",         3, 8, 7, 7, 12, 3, 2, 1, 1, 1, 0, 1);
@@ -757,6 +763,31 @@ static void test_shortcut(int n, int cin, int h, int w, int padc)
     t_rand(&dx, -1., 1.);
     cpu->shortcut_a_backward(n, cin, h, w, padc, dy.h, dx.h);
     peer->shortcut_a_backward(n, cin, h, w, padc, dy.d, dx.d);
+    synced(tag, "backward");
+    check_tens(tag, "backward accumulates", &dx, TOL_EW);
+    t_free(&x), t_free(&y), t_free(&dy), t_free(&dx);
+}
+
+static void test_slice(int n, int c, int h, int w, int off, int step, int yc, int yoff)
+{
+    char tag[96];
+    snprintf(tag, sizeof tag, "slice n%d c%d %dx%d off%d step%d into %d at %d", n, c, h, w, off,
+             step, yc, yoff);
+    const int oh = (h - off + step - 1) / step, ow = (w - off + step - 1) / step;
+    const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * yc * oh * ow;
+    tens x = t_new(nx), y = t_new(ny), dy = t_new(ny), dx = t_new(nx);
+    t_rand(&x, -1., 1.);
+    t_rand(&dy, -1., 1.);
+    for (int acc = 0; acc < 2; acc++) {
+        t_rand(&y, -1., 1.); /* channels outside the block keep these */
+        cpu->slice_forward(n, c, h, w, off, step, x.h, yc, yoff, y.h, acc);
+        peer->slice_forward(n, c, h, w, off, step, x.d, yc, yoff, y.d, acc);
+        synced(tag, acc ? "forward acc=1" : "forward acc=0");
+        check_tens(tag, acc ? "forward acc=1" : "forward acc=0", &y, acc ? TOL_EW : 0.);
+    }
+    t_rand(&dx, -1., 1.);
+    cpu->slice_backward(n, c, h, w, off, step, dy.h, yc, yoff, dx.h);
+    peer->slice_backward(n, c, h, w, off, step, dy.d, yc, yoff, dx.d);
     synced(tag, "backward");
     check_tens(tag, "backward accumulates", &dx, TOL_EW);
     t_free(&x), t_free(&y), t_free(&dy), t_free(&dx);
@@ -1331,6 +1362,9 @@ int main(void)
     test_linear(5, 13, 7, 1);
     test_shortcut(4, 16, 32, 32, 8);
     test_shortcut(4, 32, 16, 16, 16);
+    test_slice(4, 32, 32, 32, 0, 1, 128, 64);
+    test_slice(4, 16, 32, 32, 1, 1, 16, 0);
+    test_slice(2, 5, 7, 6, 1, 2, 9, 3);
     test_gram(32, 16 * 32 * 32);
     test_gram(32, 1);
     test_gram(32, 5);

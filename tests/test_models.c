@@ -177,11 +177,26 @@ static void run_golden(const char *file, const char *what)
     const backend *be = backend_cpu();
     model m;
     int rc;
-    const char *arch = NULL;
-    for (int i = 0; i < f.nmeta; i++)
+    const char *arch = NULL, *space = "nb201";
+    int C = 16, layers = 8;
+    for (int i = 0; i < f.nmeta; i++) {
         if (!strcmp(f.meta_key[i], "arch"))
             arch = f.meta_val[i];
-    if (arch) {
+        if (!strcmp(f.meta_key[i], "space"))
+            space = f.meta_val[i];
+        if (!strcmp(f.meta_key[i], "C"))
+            C = atoi(f.meta_val[i]);
+        if (!strcmp(f.meta_key[i], "layers"))
+            layers = atoi(f.meta_val[i]);
+    }
+    if (arch && !strcmp(space, "darts")) {
+        uint8_t e[DARTS_EDGES];
+        rc = darts_parse(arch, e);
+        if (!rc)
+            rc = darts_net_build_sized(&m, be, e, 10, C, layers);
+        if (!rc)
+            rc = graph_init_params(m.g, 7);
+    } else if (arch) {
         nb201_arch a;
         rc = nb201_parse(arch, &a);
         if (!rc)
@@ -286,6 +301,8 @@ int main(void)
     run_golden("nb201_resnet.safetensors", "nb201 resnet cell");
     run_golden("nb201_pool.safetensors", "nb201 avg_pool cell");
     run_golden("nb201_none.safetensors", "nb201 none cell");
+    run_golden("darts_v2.safetensors", "darts DARTS_V2 cell");
+    run_golden("darts_mix.safetensors", "darts pools/skip/5x5 cell");
     printf("1..%d\n", tap_n);
     return tap_done();
 }

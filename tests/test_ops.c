@@ -988,6 +988,67 @@ static void test_shortcut(void)
     free(x), free(y), free(y0), free(r), free(dx), free(ref);
 }
 
+/* ---- strided channel copy ---- */
+
+typedef struct sl_ctx {
+    int n, c, h, w, off, step, yc, yoff;
+    float *x, *y, *r;
+    size_t ny;
+} sl_ctx;
+
+static double sl_loss(void *p)
+{
+    sl_ctx *s = p;
+    memset(s->y, 0, s->ny * sizeof *s->y);
+    be->slice_forward(s->n, s->c, s->h, s->w, s->off, s->step, s->x, s->yc, s->yoff, s->y, 0);
+    return dot_r(s->y, s->r, s->ny);
+}
+
+/* y[:, yoff+ch] = x[:, ch, off::step, off::step]: a channel block of a
+ * concatenation (off 0, step 1) and DARTS's x[:, :, 1:, 1:] and ::2 reads. */
+static void test_slice(int off, int step, int yc, int yoff)
+{
+    const int n = 2, c = 3, h = 7, w = 6;
+    const int oh = (h - off + step - 1) / step, ow = (w - off + step - 1) / step;
+    const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * yc * oh * ow;
+    float *x = fnew(nx), *y = fnew(ny), *y0 = fnew(ny), *r = fnew(ny), *dx = fnew(nx);
+    double *ref = dnew(ny);
+    char name[96];
+    fill_unif(x, nx, -1., 1.);
+    fill_unif(r, ny, -1., 1.);
+    fill_unif(y0, ny, -1., 1.);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < yc; ch++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    size_t o = (((size_t)i * yc + ch) * oh + oy) * ow + ox;
+                    int xc = ch - yoff;
+                    ref[o] = xc < 0 || xc >= c ? y0[o]
+                             : x[(((size_t)i * c + xc) * h + off + oy * step) * w + off +
+                                 ox * step];
+                }
+    memcpy(y, y0, ny * sizeof *y);
+    be->slice_forward(n, c, h, w, off, step, x, yc, yoff, y, 0);
+    snprintf(name, sizeof name, "slice off %d step %d into %d channels at %d: forward", off, step,
+             yc, yoff);
+    check_close(name, y, ref, ny, 0.);
+    memcpy(y, y0, ny * sizeof *y);
+    be->slice_forward(n, c, h, w, off, step, x, yc, yoff, y, 1);
+    for (size_t i = 0; i < ny; i++) {
+        int ch = (int)(i / ((size_t)oh * ow) % (size_t)yc);
+        if (ch >= yoff && ch < yoff + c)
+            ref[i] += y0[i];
+    }
+    snprintf(name, sizeof name, "slice off %d step %d: forward acc=1", off, step);
+    check_close(name, y, ref, ny, 1e-7);
+    fill_const(dx, nx, 0.25f);
+    be->slice_backward(n, c, h, w, off, step, r, yc, yoff, dx);
+    sl_ctx s = {n, c, h, w, off, step, yc, yoff, x, y, r, ny};
+    snprintf(name, sizeof name, "slice off %d step %d: dx by FD", off, step);
+    check_fd(name, sl_loss, &s, x, nx, dx, 0.25f, 1e-2, TOL_GRAD);
+    free(x), free(y), free(y0), free(r), free(dx), free(ref);
+}
+
 /* ---- Gram matrix ---- */
 
 typedef struct gram_ctx {
@@ -1252,6 +1313,9 @@ int main(void)
     test_linear(1);
     test_linear(0);
     test_shortcut();
+    test_slice(0, 1, 7, 2);
+    test_slice(1, 2, 3, 0);
+    test_slice(0, 2, 5, 1);
     test_gram();
     test_softmax_ce();
     test_sgd();

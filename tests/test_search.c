@@ -495,8 +495,8 @@ static void test_bad_files(void)
  * network's feature shapes; malformed chain strings. */
 static void test_spaces(void)
 {
-    const space *sps[2] = {&space_nb201, &space_chain};
-    for (int k = 0; k < 2; k++) {
+    const space *sps[3] = {&space_nb201, &space_chain, &space_darts};
+    for (int k = 0; k < 3; k++) {
         const space *sp = sps[k];
         rng r;
         rng_seed(&r, 99);
@@ -518,13 +518,15 @@ static void test_spaces(void)
             int d = 0;
             for (int j = 0; j < sp->npos; j++)
                 d += a.v[j] != c.v[j];
-            mut &= d == 1;
+            /* DARTS moves a kept edge to another input: two positions */
+            mut &= (d == 1 || (sp == &space_darts && d == 2)) &&
+                   (!sp->valid || (sp->valid(&a) && sp->valid(&c)));
             distinct += !space_equal(sp, &a, &prev);
             prev = a;
         }
         tap_ok(round && enc && mut && distinct > 490,
-               "%s: 500 samples print and parse back, encode to %d ones, mutate in one position",
-               sp->name, sp->npos);
+               "%s: 500 valid samples print and parse back, encode to %d ones, mutate to a "
+               "valid neighbour", sp->name, sp->npos);
     }
     sarch a;
     tap_ok(space_chain.parse("k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip", &a) == 0 &&
@@ -562,14 +564,156 @@ static void test_spaces(void)
     search_free(&s);
 }
 
+/* The DARTS space: DARTS's genotype strings, uniform sampling, the vote,
+ * bad strings, the network's shapes and parameter count (PyTorch's). */
+static void test_darts(void)
+{
+    /* DARTS_V2's normal cell as DARTS prints it (node 4 lists input 1 first) */
+    const char *v2 = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+                     "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), "
+                     "('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+                     "normal_concat=range(2, 6))";
+    sarch a, b;
+    int ok = space_darts.parse(v2, &a) == 0;
+    /* edges: node 2 {0,1}, node 3 {2,3,4}, node 4 {5..8}, node 5 {9..13} */
+    const uint8_t want[DARTS_EDGES] = {4, 4, 4, 4, 0, 3, 4, 0, 0, 3, 0, 6, 0, 0};
+    tap_ok(ok && !memcmp(a.v, want, DARTS_EDGES), "darts: DARTS_V2's genotype parses to its edges");
+    char str[SPACE_STRLEN];
+    space_darts.format(&a, str, sizeof str);
+    tap_ok(!strcmp(str, "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+                         "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
+                         "('sep_conv_3x3', 1), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+                         "normal_concat=[2, 3, 4, 5], reduce=[('sep_conv_3x3', 0), "
+                         "('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+                         "('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
+                         "('dil_conv_3x3', 2)], reduce_concat=[2, 3, 4, 5])"),
+           "darts: printed as DARTS's Genotype, inputs ascending, reduce = normal");
+    /* the shell strips quotes: the bare form parses too */
+    tap_ok(space_darts.parse("Genotype(normal=[(sep_conv_3x3, 0), (sep_conv_3x3, 1), "
+                             "(sep_conv_3x3, 0), (sep_conv_3x3, 1), (sep_conv_3x3, 1), "
+                             "(skip_connect, 0), (skip_connect, 0), (dil_conv_3x3, 2)])",
+                             &b) == 0 && space_equal(&space_darts, &a, &b),
+           "darts: the unquoted form parses to the same cell");
+    const char *bad[7] = {
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_7x7', 1)])",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 2)])",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 0)])",
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)])",
+        "Genotype(normal=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1)], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), "
+        "('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('max_pool_3x3', 1), "
+        "('max_pool_3x3', 0), ('avg_pool_3x3', 1)])",
+        "Genotype(normal=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1)], normal_concat=[2, 3, 4])",
+        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"};
+    const char *why[7] = {"unknown operation 'sep_conv_7x7'", "node 2 can take input 0..1, not 2",
+                          "node 2 takes input 0 twice", "expected ',' in normal at offset 57",
+                          "reduce differs from normal", "expected ',' in normal_concat",
+                          "expected 'Genotype'"};
+    for (int i = 0; i < 7; i++)
+        tap_ok(space_darts.parse(bad[i], &b) < 0 && strstr(rm_last_error(), why[i]),
+               "bad genotype refused: %s", rm_last_error());
+
+    /* uniform sampling: every node's input pairs and every operation equally often */
+    rng r;
+    rng_seed(&r, 5);
+    int pairs[10] = {0}, ops[DARTS_NOPS + 1] = {0}, valid = 1;
+    const int n = 14000;
+    for (int i = 0; i < n; i++) {
+        space_darts.sample(&r, &b);
+        valid &= space_darts.valid(&b);
+        int k1 = -1, k2 = -1;
+        for (int k = 0; k < 5; k++)
+            if (b.v[darts_edge(3, k)])
+                k1 < 0 ? (k1 = k) : (k2 = k);
+        pairs[k1 * (9 - k1) / 2 + k2 - k1 - 1]++; /* the 10 pairs of 5 inputs */
+        for (int e = 0; e < DARTS_EDGES; e++)
+            ops[b.v[e]]++;
+    }
+    double worst = 0;
+    for (int k = 0; k < 10; k++)
+        worst = fmax(worst, fabs(pairs[k] / (n / 10.) - 1));
+    for (int k = 1; k <= DARTS_NOPS; k++)
+        worst = fmax(worst, fabs(ops[k] / (n * 8. / DARTS_NOPS) - 1));
+    tap_ok(valid && ops[0] == n * 6 && worst < 0.08,
+           "darts: %d samples valid, node 5's 10 input pairs and the 7 operations uniform "
+           "(worst relative deviation %.3f)", n, worst);
+
+    /* the vote: inputs kept most often, then each kept edge's most frequent operation */
+    sarch v[3];
+    const char *g3[3] = {
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
+        "('max_pool_3x3', 2), ('avg_pool_3x3', 2), ('dil_conv_3x3', 3), ('sep_conv_5x5', 0), "
+        "('skip_connect', 4)])",
+        "Genotype(normal=[('dil_conv_5x5', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), "
+        "('avg_pool_3x3', 2), ('avg_pool_3x3', 2), ('dil_conv_3x3', 3), ('sep_conv_5x5', 1), "
+        "('skip_connect', 4)])",
+        "Genotype(normal=[('dil_conv_5x5', 0), ('skip_connect', 1), ('skip_connect', 1), "
+        "('max_pool_3x3', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 2), "
+        "('skip_connect', 3)])"};
+    ok = 1;
+    for (int i = 0; i < 3; i++)
+        ok &= space_darts.parse(g3[i], &v[i]) == 0;
+    space_select(&space_darts, v, 3, &b);
+    space_darts.format(&b, str, sizeof str);
+    /* node 2: inputs 0 (dil_conv_5x5 2:1), 1 (sep_conv_3x3 2:1); node 3: inputs 2 (3 votes,
+     * max_pool 2:1) and 0 (2 votes, skip); node 4: 2 (avg 2) and 3 (dil_conv_3x3 2), inputs
+     * 0 and 1 (1 vote each) lose; node 5: 4 (skip 2), then 0..3 tie at 1 vote: input 0 */
+    tap_ok(ok && space_darts.valid(&b) &&
+               strstr(str, "normal=[('dil_conv_5x5', 0), ('sep_conv_3x3', 1), "
+                           "('skip_connect', 0), ('max_pool_3x3', 2), ('avg_pool_3x3', 2), "
+                           "('dil_conv_3x3', 3), ('sep_conv_5x5', 0), ('skip_connect', 4)]"),
+           "darts: the vote of 3 hand-made cells (%s)", str);
+    int allvalid = 1;
+    for (int t = 0; t < 200; t++) {
+        sarch many[7];
+        for (int i = 0; i < 7; i++)
+            space_darts.sample(&r, &many[i]);
+        space_select(&space_darts, many, 1 + t % 7, &b);
+        allvalid &= space_darts.valid(&b);
+    }
+    tap_ok(allvalid, "darts: the vote of 1..7 random cells is always a valid cell");
+
+    /* the network: C = 16, 8 cells; PyTorch's parameter count (tests/golden/make_golden.py's
+     * DartsNetwork) for DARTS_V2's cell */
+    model m;
+    space_darts.parse(v2, &a);
+    ok = space_darts.build(&m, backend_cpu(), &a, 10) == 0;
+    int wantf[3][3] = {{64, 32, 32}, {128, 16, 16}, {256, 8, 8}};
+    for (int f = 0; ok && f < 3; f++) {
+        int c, h, w;
+        graph_value_shape(m.g, m.feat[f], &c, &h, &w);
+        ok &= c == wantf[f][0] && h == wantf[f][1] && w == wantf[f][2];
+    }
+    size_t np = ok ? graph_count_trainable(m.g) : 0;
+    tap_ok(ok && np == 324666,
+           "darts network: features 64x32x32, 128x16x16, 256x8x8 after cells 1, 4, 7; "
+           "%zu parameters (PyTorch: 324666)", np);
+    if (ok)
+        model_free(&m);
+    search s;
+    search_opts o = small_opts(SEARCH_RMINAS, 2);
+    synth sy = {0, 0};
+    int run = search_init(&s, &space_darts, &o) == 0 && run_all(&s, &sy) == 0;
+    sarch ans;
+    run = run && search_answer(&s, &ans) == 0;
+    tap_ok(run && s.n > o.n_warm && s.successes == o.n_collect && space_darts.valid(&ans),
+           "rminas runs in the darts space (%d evaluations, %d successes, a valid answer)", s.n,
+           s.successes);
+    search_free(&s);
+}
+
 int main(void)
 {
-    tap_plan(56);
+    tap_plan(72);
     test_helpers();
     test_rminas();
     test_baselines();
     test_interrupt_and_resume();
     test_bad_files();
     test_spaces();
+    test_darts();
     return tap_done();
 }

@@ -36,6 +36,25 @@ int chain_net_build(model *m, const backend *be, const uint8_t *layers, int ncla
 void chain_format(const uint8_t *layers, char *buf, size_t size);
 int chain_parse(const char *s, uint8_t *layers);
 
+/* The DARTS network (darts_net.c): C = 16, 8 cells, stem multiplier 3, the
+ * same cell for normal and reduction cells; features after cells 1, 4, 7.
+ * The cell is DARTS_EDGES edge values (node j's input k at darts_edge(j, k)):
+ * 0 = not kept, 1..DARTS_NOPS = darts_op_names[value - 1]; each node keeps
+ * exactly 2. String form: DARTS's Genotype(normal=[('sep_conv_3x3', 0), ...],
+ * normal_concat=[2, 3, 4, 5], reduce=..., reduce_concat=...), printed with
+ * each node's inputs in ascending order. */
+enum { DARTS_NODES = 4, DARTS_EDGES = 14, DARTS_NOPS = 7 };
+extern const char *const darts_op_names[DARTS_NOPS];
+int darts_edge(int node, int input);
+int darts_valid(const uint8_t *edges);
+int darts_net_build(model *m, const backend *be, const uint8_t *edges, int nclass);
+/* The same network with C channels in the first cells and `layers` cells
+ * (layers >= 8 for the three features). */
+int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int nclass, int C,
+                          int layers);
+void darts_format(const uint8_t *edges, char *buf, size_t size);
+int darts_parse(const char *s, uint8_t *edges);
+
 void model_free(model *m);
 /* Builders' shared ends: model_feature records x as feature tap i (an output
  * of the graph); model_finish adds global average pool + Linear (to

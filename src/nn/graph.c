@@ -11,7 +11,7 @@
 
 enum op_kind {
     OP_CONV, OP_BN, OP_RELU, OP_AVGPOOL, OP_MAXPOOL, OP_GAP, OP_LINEAR,
-    OP_SHORTCUT_A, OP_ADD, OP_ZEROS
+    OP_SHORTCUT_A, OP_ADD, OP_ZEROS, OP_SLICE
 };
 
 typedef struct value {
@@ -29,6 +29,7 @@ typedef struct node {
     conv_desc cd;      /* conv: n filled at plan */
     pool_desc pd;
     int padc;          /* shortcut A */
+    int off, step, yoff; /* slice: spatial offset and step, output channel offset */
     float *save;       /* BN: mean and invstd (2c), under the plan */
     int32_t *argmax;   /* max pool, under the plan */
 } node;
@@ -368,6 +369,55 @@ int graph_add(graph *g, int x, int into)
     if (!n)
         return -1;
     return set_output(g, n, xv->c, xv->h, xv->w, into);
+}
+
+/* One strided channel copy of x into channels yoff.. of a (yc,oh,ow) value:
+ * a new one (into < 0) or `into`, of which it overwrites only its channels. */
+static int slice(graph *g, int x, int off, int step, int yc, int yoff, int into)
+{
+    value *xv = &g->v[x];
+    int oh = (xv->h - off + step - 1) / step, ow = (xv->w - off + step - 1) / step;
+    node *n = new_node(g, OP_SLICE, x);
+    if (!n)
+        return -1;
+    n->off = off;
+    n->step = step;
+    n->yoff = yoff;
+    int o = set_output(g, n, yc, oh, ow, into);
+    if (o >= 0)
+        g->nd[g->nn - 1].acc = 0;
+    return o;
+}
+
+int graph_subsample(graph *g, int x, int off, int step)
+{
+    if (valid_in(g, x) < 0)
+        return -1;
+    value *xv = &g->v[x];
+    if (step < 1 || off < 0 || off >= xv->h || off >= xv->w)
+        return gfail(g, "graph: cannot subsample %dx%d from offset %d by %d", xv->h, xv->w,
+                     off, step);
+    return slice(g, x, off, step, xv->c, 0, -1);
+}
+
+int graph_concat(graph *g, const int *xs, int k)
+{
+    int c = 0;
+    for (int i = 0; i < k; i++) {
+        if (valid_in(g, xs[i]) < 0)
+            return -1;
+        const value *a = &g->v[xs[i]], *b = &g->v[xs[0]];
+        if (a->h != b->h || a->w != b->w)
+            return gfail(g, "graph: cannot concatenate a %dx%dx%d value with a %dx%dx%d one",
+                         a->c, a->h, a->w, b->c, b->h, b->w);
+        c += a->c;
+    }
+    if (k < 1)
+        return gfail(g, "graph: nothing to concatenate");
+    int out = -1;
+    for (int i = 0, yoff = 0; i < k && !g->failed; yoff += g->v[xs[i]].c, i++)
+        out = slice(g, xs[i], 0, 1, c, yoff, out);
+    return g->failed ? -1 : out;
 }
 
 int graph_zeros(graph *g, int c, int h, int w)
@@ -888,6 +938,10 @@ int graph_forward(graph *g, enum bn_mode mode)
         case OP_ZEROS:
             be->zero(y->data, ny);
             break;
+        case OP_SLICE:
+            be->slice_forward(n, x->c, x->h, x->w, d->off, d->step, x->data, y->c, d->yoff,
+                              y->data, d->acc);
+            break;
         }
     }
     g->last_batch_stats = batch_stats;
@@ -965,6 +1019,11 @@ int graph_backward(graph *g)
                 be->axpy(dx, y->grad, 1.0f, ny, 1);
             break;
         case OP_ZEROS:
+            break;
+        case OP_SLICE:
+            if (dx)
+                be->slice_backward(n, x->c, x->h, x->w, d->off, d->step, y->grad, y->c,
+                                   d->yoff, dx);
             break;
         }
     }

@@ -51,6 +51,11 @@ int graph_linear(graph *g, int x, int out, const char *name);
 int graph_shortcut_a(graph *g, int x, int cout, int into);
 /* into += x (into < 0: a copy of x). */
 int graph_add(graph *g, int x, int into);
+/* x[:, :, off::step, off::step] (DARTS's factorized reduce reads x[:, :, 1:, 1:]
+ * with stride 2). */
+int graph_subsample(graph *g, int x, int off, int step);
+/* torch.cat(xs, dim=1) of k values of the same height and width. */
+int graph_concat(graph *g, const int *xs, int k);
 /* A value of zeros (a cell node none of whose edges carries data). */
 int graph_zeros(graph *g, int c, int h, int w);
 

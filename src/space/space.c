@@ -11,7 +11,9 @@ const space *space_get(const char *name)
         return &space_nb201;
     if (!strcmp(name, "chain"))
         return &space_chain;
-    rm_error("unknown search space '%s' (this rminas knows nb201 and chain)", name);
+    if (!strcmp(name, "darts"))
+        return &space_darts;
+    rm_error("unknown search space '%s' (this rminas knows nb201, darts and chain)", name);
     return NULL;
 }
 
@@ -179,4 +181,113 @@ const space space_chain = {
             "layers, each skip or an inverted residual block k3e3, k3e6, k5e3, k5e6, k7e3 or "
             "k7e6 (kernel, expansion); 7^12 architectures; strings "
             "k3e3-skip-k5e6-k7e3|...|... (layers by '-', stages by '|')",
+};
+
+/* ---- DARTS (models/darts_net.c): 14 edges, 0 = not kept, 1..7 = operation ---- */
+
+static int da_parse(const char *s, sarch *a)
+{
+    memset(a, 0, sizeof *a);
+    return darts_parse(s, a->v);
+}
+
+static void da_format(const sarch *a, char *buf, size_t size)
+{
+    darts_format(a->v, buf, size);
+}
+
+static int da_valid(const sarch *a)
+{
+    return darts_valid(a->v);
+}
+
+/* Uniform: per node two distinct inputs, each with one of the 7 operations. */
+static void da_sample(rng *r, sarch *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int j = 0; j < DARTS_NODES; j++) {
+        int n = j + 2;
+        int k1 = (int)rng_below(r, (uint64_t)n);
+        int k2 = (int)rng_below(r, (uint64_t)n - 1);
+        k2 += k2 >= k1;
+        a->v[darts_edge(j, k1)] = (uint8_t)(1 + rng_below(r, DARTS_NOPS));
+        a->v[darts_edge(j, k2)] = (uint8_t)(1 + rng_below(r, DARTS_NOPS));
+    }
+}
+
+/* One kept edge of one node: another operation, or (half of the time, where
+ * the node has a free input) the same operation from another input. */
+static void da_mutate(rng *r, const sarch *parent, sarch *child)
+{
+    *child = *parent;
+    int j = (int)rng_below(r, DARTS_NODES), n = j + 2;
+    int kept[2] = {0, 1}, nk = 0, free_in[DARTS_NODES + 2], nf = 0;
+    for (int k = 0; k < n; k++) {
+        if (parent->v[darts_edge(j, k)] && nk < 2)
+            kept[nk++] = k;
+        else if (!parent->v[darts_edge(j, k)])
+            free_in[nf++] = k;
+    }
+    int e = darts_edge(j, kept[rng_below(r, 2)]);
+    if (nf && rng_below(r, 2)) {
+        int to = darts_edge(j, free_in[rng_below(r, (uint64_t)nf)]);
+        child->v[to] = parent->v[e];
+        child->v[e] = 0;
+    } else {
+        int op = 1 + (int)rng_below(r, DARTS_NOPS - 1);
+        child->v[e] = (uint8_t)(op >= parent->v[e] ? op + 1 : op);
+    }
+}
+
+/* The vote (Theorem 1 per node): each node keeps the two inputs kept most
+ * often, each with its most frequent operation among the architectures that
+ * keep it; ties go to the lower input and the lower operation. */
+static void da_select(const sarch *a, int n, sarch *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int j = 0; j < DARTS_NODES; j++) {
+        int votes[DARTS_NODES + 2] = {0}, best[2] = {-1, -1};
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < j + 2; k++)
+                votes[k] += a[i].v[darts_edge(j, k)] != 0;
+        for (int t = 0; t < 2; t++)
+            for (int k = 0; k < j + 2; k++)
+                if (k != best[0] && (best[t] < 0 || votes[k] > votes[best[t]]))
+                    best[t] = k;
+        for (int t = 0; t < 2; t++) {
+            int e = darts_edge(j, best[t]), cnt[DARTS_NOPS + 1] = {0}, op = 1;
+            for (int i = 0; i < n; i++)
+                cnt[a[i].v[e]]++;
+            for (int k = 2; k <= DARTS_NOPS; k++)
+                if (cnt[k] > cnt[op])
+                    op = k;
+            out->v[e] = (uint8_t)op;
+        }
+    }
+}
+
+static int da_build(model *m, const backend *be, const sarch *a, int nclass)
+{
+    return darts_net_build(m, be, a->v, nclass);
+}
+
+const space space_darts = {
+    .name = "darts",
+    .npos = DARTS_EDGES,
+    .nchoice = DARTS_NOPS + 1,
+    .count = 0, /* 180 * 7^8 */
+    .parse = da_parse,
+    .format = da_format,
+    .valid = da_valid,
+    .sample = da_sample,
+    .mutate = da_mutate,
+    .select = da_select,
+    .index = NULL,
+    .unindex = NULL,
+    .build = da_build,
+    .help = "DARTS cell (one cell for normal and reduction cells), 4 nodes each keeping 2 of "
+            "its inputs with one of 7 operations (max_pool_3x3, avg_pool_3x3, skip_connect, "
+            "sep_conv_3x3/5x5, dil_conv_3x3/5x5); network C=16, 8 cells; about 1.0e9 cells; "
+            "strings: DARTS's Genotype(normal=[('sep_conv_3x3', 0), ...], "
+            "normal_concat=[2, 3, 4, 5], reduce=..., reduce_concat=...)",
 };

@@ -47,7 +47,7 @@ typedef struct space {
 
 /* The spaces rminas knows, by name; NULL with rm_error for another. */
 const space *space_get(const char *name);
-extern const space space_nb201, space_chain;
+extern const space space_nb201, space_chain, space_darts;
 
 /* Helpers every space uses. */
 /* Per-position mode over n architectures, ties to the lower value. */

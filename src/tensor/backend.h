@@ -129,6 +129,17 @@ typedef struct backend {
     void (*shortcut_a_backward)(int n, int cin, int h, int w, int padc,
                                 const float *dy, float *dx);
 
+    /* Strided channel copy (channel concatenation, DARTS's factorized
+     * reduce): x (n,c,h,w) -> channels yoff..yoff+c-1 of y (n,yc,oh,ow),
+     * oh = (h - off + step - 1)/step (ow alike),
+     *   y[:, yoff+ch, i, j] = x[:, ch, off + i*step, off + j*step]
+     * (acc = 1 adds); y's other channels are left alone. Backward:
+     *   dx[:, ch, off + i*step, off + j*step] += dy[:, yoff+ch, i, j]. */
+    void (*slice_forward)(int n, int c, int h, int w, int off, int step, const float *x,
+                          int yc, int yoff, float *y, int acc);
+    void (*slice_backward)(int n, int c, int h, int w, int off, int step, const float *dy,
+                           int yc, int yoff, float *dx);
+
     /* Gram matrix of per-sample rows: x (n,p) row-major -> k = x x^T (n,n),
      * exactly symmetric (float products, as torch.mm). Backward:
      * dx += (dk + dk^T) x. */

@@ -364,6 +364,53 @@ static void cpu_shortcut_a_backward(int n, int cin, int h, int w, int padc,
     }
 }
 
+/* ---- strided channel copy ---- */
+
+static void cpu_slice_forward(int n, int c, int h, int w, int off, int step, const float *x,
+                              int yc, int yoff, float *y, int acc)
+{
+    const int oh = (h - off + step - 1) / step, ow = (w - off + step - 1) / step;
+    const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    const long planes = (long)n * c;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (planes * (long)ohw > CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const long i = p / c, ch = p % c;
+        const float *xp = x + p * hw + (size_t)off * w + off;
+        float *yp = y + (i * yc + yoff + ch) * ohw;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *xr = xp + (size_t)oy * step * w;
+            float *yr = yp + (size_t)oy * ow;
+            if (acc)
+                for (int ox = 0; ox < ow; ox++)
+                    yr[ox] += xr[(size_t)ox * step];
+            else if (step == 1)
+                memcpy(yr, xr, (size_t)ow * sizeof *yr);
+            else
+                for (int ox = 0; ox < ow; ox++)
+                    yr[ox] = xr[(size_t)ox * step];
+        }
+    }
+}
+
+static void cpu_slice_backward(int n, int c, int h, int w, int off, int step, const float *dy,
+                               int yc, int yoff, float *dx)
+{
+    const int oh = (h - off + step - 1) / step, ow = (w - off + step - 1) / step;
+    const size_t ohw = (size_t)oh * ow, hw = (size_t)h * w;
+    const long planes = (long)n * c;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if (planes * (long)ohw > CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const long i = p / c, ch = p % c;
+        const float *dyp = dy + (i * yc + yoff + ch) * ohw;
+        float *dxp = dx + p * hw + (size_t)off * w + off;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                dxp[(size_t)oy * step * w + (size_t)ox * step] += dyp[(size_t)oy * ow + ox];
+    }
+}
+
 /* ---- loss ---- */
 
 /* Per sample, in double: loss = logsumexp(z) - z[label]. A label outside
@@ -463,6 +510,8 @@ static const backend cpu_backend = {
     .linear_backward = cpu_linear_backward,
     .shortcut_a_forward = cpu_shortcut_a_forward,
     .shortcut_a_backward = cpu_shortcut_a_backward,
+    .slice_forward = cpu_slice_forward,
+    .slice_backward = cpu_slice_backward,
     .gram = cpu_gram,
     .gram_backward = cpu_gram_backward,
     .softmax_ce = cpu_softmax_ce,

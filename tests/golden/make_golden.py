@@ -46,6 +46,150 @@ NB201_ARCHS = OrderedDict([
     ('nb201_none', '|none~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|'),
 ])
 
+# DARTS (Liu et al.), NetworkCIFAR of its model.py with the operations of its operations.py
+# (eval network: no auxiliary head, no drop path), one genotype for normal and reduction cells;
+# a narrow C keeps the golden file small (the code does not depend on C).
+DARTS_C, DARTS_LAYERS = 8, 8
+DARTS_V2_NORMAL = [('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1),
+                   ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)]
+DARTS_ARCHS = OrderedDict([
+    # DARTS_V2's normal cell; its nodes' inputs in ascending order (the form rminas prints)
+    ('darts_v2', [('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1),
+                  ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('dil_conv_3x3', 2)]),
+    # every other operation: pools and skip at stride 2 (factorized reduce), 5x5 convolutions
+    ('darts_mix', [('max_pool_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 1), ('sep_conv_5x5', 2),
+                   ('dil_conv_5x5', 0), ('max_pool_3x3', 3), ('avg_pool_3x3', 2), ('dil_conv_3x3', 4)]),
+])
+
+
+class ReLUConvBN(nn.Module):
+    def __init__(self, C_in, C_out, kernel_size, stride, padding):
+        super().__init__()
+        self.op = nn.Sequential(nn.ReLU(inplace=False),
+                                nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
+                                nn.BatchNorm2d(C_out))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class DilConv(nn.Module):
+    def __init__(self, C_in, C_out, kernel_size, stride, padding, dilation):
+        super().__init__()
+        self.op = nn.Sequential(nn.ReLU(inplace=False),
+                                nn.Conv2d(C_in, C_in, kernel_size, stride, padding, dilation=dilation,
+                                          groups=C_in, bias=False),
+                                nn.Conv2d(C_in, C_out, 1, padding=0, bias=False),
+                                nn.BatchNorm2d(C_out))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class SepConv(nn.Module):
+    def __init__(self, C_in, C_out, kernel_size, stride, padding):
+        super().__init__()
+        self.op = nn.Sequential(nn.ReLU(inplace=False),
+                                nn.Conv2d(C_in, C_in, kernel_size, stride, padding, groups=C_in, bias=False),
+                                nn.Conv2d(C_in, C_in, 1, padding=0, bias=False),
+                                nn.BatchNorm2d(C_in),
+                                nn.ReLU(inplace=False),
+                                nn.Conv2d(C_in, C_in, kernel_size, 1, padding, groups=C_in, bias=False),
+                                nn.Conv2d(C_in, C_out, 1, padding=0, bias=False),
+                                nn.BatchNorm2d(C_out))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class FactorizedReduce(nn.Module):
+    def __init__(self, C_in, C_out):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(C_out)
+
+    def forward(self, x):
+        x = self.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+DARTS_OPS = {
+    'avg_pool_3x3': lambda C, s: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
+    'max_pool_3x3': lambda C, s: nn.MaxPool2d(3, stride=s, padding=1),
+    'skip_connect': lambda C, s: Identity() if s == 1 else FactorizedReduce(C, C),
+    'sep_conv_3x3': lambda C, s: SepConv(C, C, 3, s, 1),
+    'sep_conv_5x5': lambda C, s: SepConv(C, C, 5, s, 2),
+    'dil_conv_3x3': lambda C, s: DilConv(C, C, 3, s, 2, 2),
+    'dil_conv_5x5': lambda C, s: DilConv(C, C, 5, s, 4, 2),
+}
+
+
+class DartsCell(nn.Module):
+    def __init__(self, genotype, C_prev_prev, C_prev, C, reduction, reduction_prev):
+        super().__init__()
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(C_prev_prev, C)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0)
+        self._ops = nn.ModuleList()
+        for name, index in genotype:
+            self._ops.append(DARTS_OPS[name](C, 2 if reduction and index < 2 else 1))
+        self._indices = [i for _, i in genotype]
+        self.multiplier = 4
+
+    def forward(self, s0, s1):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i in range(4):
+            h1 = self._ops[2 * i](states[self._indices[2 * i]])
+            h2 = self._ops[2 * i + 1](states[self._indices[2 * i + 1]])
+            states.append(h1 + h2)
+        return torch.cat(states[2:], dim=1)
+
+
+class DartsNetwork(nn.Module):
+    def __init__(self, C, num_classes, layers, genotype):
+        super().__init__()
+        C_curr = 3 * C
+        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in [layers // 3, 2 * layers // 3]
+            if reduction:
+                C_curr *= 2
+            cell = DartsCell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            reduction_prev = reduction
+            self.cells.append(cell)
+            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        feats = []
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            if i in (1, 4, 7):
+                feats.append(s1)
+        out = self.global_pooling(s1)
+        return feats, self.classifier(out.view(out.size(0), -1))
+
+
+def genotype_str(cell):
+    c = ', '.join("('%s', %d)" % e for e in cell)
+    return ('Genotype(normal=[%s], normal_concat=[2, 3, 4, 5], reduce=[%s], '
+            'reduce_concat=[2, 3, 4, 5])' % (c, c))
+
+
 # --------------------------------------------------------------------------------------------
 # xoshiro256** seeded through splitmix64, bit-identical to src/util/rng.c
 # --------------------------------------------------------------------------------------------
@@ -275,6 +419,29 @@ def main():
         meta['init'] = 'our_init seed %d (xoshiro256** via splitmix64, src/util/rng.c)' % SEED
         meta['init_seed'] = str(SEED)
         meta['rng_seed%d_first_u64' % SEED] = first
+        meta['param_order'] = ','.join(k for k, _ in model.named_parameters())
+        path = os.path.join(HERE, name + '.safetensors')
+        rmi_ref.st_save(path, t, meta)
+        files.append((path, l1, l2))
+
+    # C) DARTS networks with our init
+    for name, cell in DARTS_ARCHS.items():
+        model = DartsNetwork(DARTS_C, 10, DARTS_LAYERS, cell)
+        our_init(model, SEED)
+        init_sum = OrderedDict(
+            ('init_sum.' + k, torch.tensor([float(p.detach().double().sum())], dtype=torch.float32))
+            for k, p in model.named_parameters())
+        t, l1, l2 = with_spread(model, x, labels)
+        t.update(init_sum)
+        check_float(t)
+        meta = OrderedDict(common)
+        meta['model'] = 'DARTS NetworkCIFAR C=%d layers=%d num_classes=10' % (DARTS_C, DARTS_LAYERS)
+        meta['space'] = 'darts'
+        meta['C'] = str(DARTS_C)
+        meta['layers'] = str(DARTS_LAYERS)
+        meta['arch'] = genotype_str(cell)
+        meta['init'] = 'our_init seed %d' % SEED
+        meta['init_seed'] = str(SEED)
         meta['param_order'] = ','.join(k for k, _ in model.named_parameters())
         path = os.path.join(HERE, name + '.safetensors')
         rmi_ref.st_save(path, t, meta)
