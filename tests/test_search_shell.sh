@@ -93,6 +93,25 @@ check "an RMI-NAS search in the chain space from the shell" 0 "^arch [k3-7esip|-
   -c "search start rminas n_warm 4 n_collect 1 n_fitting 20" -c "search run" -c "export csv search $tmp/chain.csv"
 if [ "$(wc -l < "$tmp/chain.csv")" -ge 6 ] && grep -q ',warmup,k' "$tmp/chain.csv"; then ok "the chain search log exports"; else
   notok "the chain search log exports"; fi
+# the DARTS space: a search stopped after 5 evaluations and resumed from its state file ends
+# as the same search run through
+check "an RMI-NAS search in the DARTS space from the shell" 0 "^arch Genotype\(normal=\[" -- \
+  -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20" -c "space darts" \
+  -c "set batch 8" -c "set steps 2" -c "set seed 4" -c "search start rminas n_warm 4 n_collect 2 n_fitting 20" \
+  -c "search run" -c "export csv search $tmp/darts.csv"
+check "a DARTS search stops after 5 evaluations" 0 "5 evaluations" -- \
+  -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20" -c "space darts" \
+  -c "set batch 8" -c "set steps 2" -c "set seed 4" -c "set state $tmp/darts.json" \
+  -c "search start rminas n_warm 4 n_collect 2 n_fitting 20" -c "search step 5" -c "search status"
+check "and resumes from its state file" 0 "^arch Genotype\(normal=\[" -- -c "set threads 1" \
+  -c "search resume $tmp/darts.json" -c "search run" -c "export csv search $tmp/darts2.csv"
+# (every column but the seconds; the quoted genotypes hold commas: compared apart)
+for f in darts darts2; do
+  { sed 's/"[^"]*"/A/' "$tmp/$f.csv" | cut -d, -f1-8,10-; grep -o '"[^"]*"' "$tmp/$f.csv"; } > "$tmp/$f.cut"
+done
+if [ "$(wc -l < "$tmp/darts.cut")" -ge 12 ] && cmp -s "$tmp/darts.cut" "$tmp/darts2.cut"; then
+  ok "the resumed DARTS search has the same evaluations, scores and order"; else
+  notok "the resumed DARTS search has the same evaluations, scores and order"; diff "$tmp/darts.cut" "$tmp/darts2.cut" | head -5 | sed 's/^/# /'; fi
 check "the benchmark evaluator refuses the chain space" 1 "knows NAS-Bench-201 only" -- -c "space chain" \
   -c "load benchmark nb201" -c "set evaluator benchmark" -c "search start random"
 check "search status" 0 "search rea, run: 30 evaluations of 100" -- -c "load benchmark nb201" \

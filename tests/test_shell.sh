@@ -119,15 +119,34 @@ check "score and rank in the chain space" 0 "2 architectures in" -- -f "$tmp/bas
   -c "space chain" -c "score $CH" -c "arch sample 2" -c "rank 2" -c "export csv rank $tmp/chain-rank.csv"
 if grep -q "^k[357]e[36]-\|^skip-" "$tmp/chain-rank.csv" && [ "$(wc -l < "$tmp/chain-rank.csv")" -eq 3 ]; then
   ok "the chain ranking exports"; else notok "the chain ranking exports"; fi
-check "arch dot is for NAS-Bench-201 cells" 1 "draws NAS-Bench-201 cells" -- -c "space chain" -c "arch set $CH" \
-  -c "arch dot $tmp/c.dot"
+check "arch dot draws a chain" 0 "wrote .*c.dot" -- -c "space chain" -c "arch set $CH" -c "arch dot $tmp/c.dot"
+if [ "$(grep -c -- '->' "$tmp/c.dot")" -eq 15 ] && grep -q 'style=dashed' "$tmp/c.dot"; then
+  ok "the chain's DOT file: 15 links, skips dashed"; else notok "the chain's DOT file: 15 links, skips dashed"; fi
+
+# the DARTS space: DARTS's genotype strings, quoted or not
+DV2="Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=range(2, 6))"
+check "space darts applies the paper's DARTS settings" 0 "^steps +250 .*" -- -c "set steps 3" -c "space darts" \
+  -c "show settings"
+check "arch show of a quoted genotype" 0 "darts space; 324666 parameters" -- -c "space darts" \
+  -c "arch show \"$DV2\""
+check "arch set of an unquoted genotype" 0 "darts space; 324666 parameters" -- -c "space darts" \
+  -c "arch set $DV2"
+check "a bad genotype names the entry" 1 "normal entry 3: node 3 can take input 0..2, not 3" -- -c "space darts" \
+  -c "arch set Genotype(normal=[(sep_conv_3x3, 0), (sep_conv_3x3, 1), (sep_conv_3x3, 0), (sep_conv_3x3, 3)])"
+check "arch dot draws a DARTS cell" 0 "wrote .*d.dot" -- -c "space darts" -c "arch dot $tmp/d.dot $DV2"
+if [ "$(grep -c -- '-> n' "$tmp/d.dot")" -eq 8 ] && [ "$(grep -c -- '-> out' "$tmp/d.dot")" -eq 4 ]; then
+  ok "the DARTS DOT file: 8 labeled edges, 4 nodes into c_{k}"; else notok "the DARTS DOT file: 8 labeled edges, 4 nodes into c_{k}"; fi
+check "score and rank in the DARTS space" 0 "2 architectures in" -- -f "$tmp/base.rmi" -c "space darts" \
+  -c "set batch 8" -c "set steps 2" -c "score $DV2" -c "arch sample 2" -c "rank 2" -c "export csv rank $tmp/darts-rank.csv"
+if [ "$(grep -c '^"Genotype(normal=\[' "$tmp/darts-rank.csv")" -eq 2 ]; then
+  ok "the DARTS ranking exports quoted genotypes"; else notok "the DARTS ranking exports quoted genotypes"; fi
 
 check "quit stops a script" 0 "^$" -- -c quit -c version
 check "exit stops a script" 0 "^$" -- -c exit -c version
 
 check "echo prints its words" 0 '^hello  *world$' -- -c "echo hello world"
 check "space describes NAS-Bench-201" 0 "15625 architectures" -- -c space
-check "unknown space" 1 "unknown search space 'darts'" -- -c "space darts"
+check "unknown space" 1 "unknown search space 'nb301'" -- -c "space nb301"
 check "arch dot writes Graphviz" 0 "wrote .*cell.dot" -- -c "arch dot $tmp/cell.dot $ARCH"
 if grep -q 'n0 -> n1 \[label="nor_conv_3x3"\]' "$tmp/cell.dot" && ! grep -q none "$tmp/cell.dot.tmp" 2>/dev/null &&
    [ "$(grep -c -- '->' "$tmp/cell.dot")" -eq 4 ]; then ok "the DOT file has one edge per operation that is not none"; else

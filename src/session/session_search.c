@@ -263,6 +263,10 @@ int session_set_space(session *s, const char *name)
     const space *sp = space_get(name);
     if (!sp)
         return -1;
+    if (sp->settings != s->sp->settings)
+        for (const char *const *kv = sp->settings; kv[0]; kv += 2)
+            if (session_set(s, kv[0], kv[1]) < 0)
+                return -1;
     s->sp = sp;
     return 0;
 }

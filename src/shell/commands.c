@@ -294,23 +294,16 @@ static int cmd_teacher(shell *sh, int argc, char **argv)
 
 static const char *const arch_subs[] = {"set", "sample", "show", "dot", NULL};
 
-/* The cell as a Graphviz digraph: nodes 0..3, one labeled edge per
- * operation that is not `none`. */
-static int write_dot(const nb201_arch *a, const char *path)
+/* The architecture as a Graphviz digraph (the space draws it). */
+static int write_dot(const space *sp, const sarch *a, const char *path)
 {
+    char buf[8192];
+    if (sp->dot(a, buf, sizeof buf) < 0)
+        return -1;
     FILE *f = fopen(path, "w");
     if (!f)
         return rm_error("%s: %s", path, strerror(errno));
-    char str[NB201_STRLEN];
-    nb201_format(a, str, sizeof str);
-    fprintf(f, "// %s\ndigraph cell {\n  rankdir=LR;\n  node [shape=circle];\n", str);
-    fprintf(f, "  n0 [label=\"in\"];\n  n1 [label=\"1\"];\n  n2 [label=\"2\"];\n"
-               "  n3 [label=\"out\", shape=doublecircle];\n");
-    for (int e = 0; e < NB201_EDGES; e++)
-        if (a->op[e] != NB201_NONE)
-            fprintf(f, "  n%d -> n%d [label=\"%s\"];\n", nb201_edge_from[e], nb201_edge_to[e],
-                    nb201_op_names[a->op[e]]);
-    fprintf(f, "}\n");
+    fputs(buf, f);
     if (fclose(f) != 0)
         return rm_error("%s: write failed", path);
     return 0;
@@ -371,11 +364,27 @@ static int show_arch(shell *sh, const space *sp, const sarch *sa)
     return SH_OK;
 }
 
+/* An architecture string given as several words (a DARTS genotype typed
+ * without quotes) is their join with single spaces. */
+static int join_words(int n, char **w, char *buf, size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        int k = snprintf(buf + o, size - o, "%s%s", i ? " " : "", w[i]);
+        if (k < 0 || (size_t)k >= size - o)
+            return rm_error("architecture string too long (at most %zu characters)", size - 1);
+        o += (size_t)k;
+    }
+    return 0;
+}
+
 static int cmd_arch(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
-    if (argc == 3 && !strcmp(argv[1], "set")) {
-        if (session_arch_set(s, argv[2]) < 0)
+    if (argc >= 3 && !strcmp(argv[1], "set")) {
+        char str[SPACE_STRLEN];
+        if (join_words(argc - 2, argv + 2, str, sizeof str) < 0 || session_arch_set(s, str) < 0)
             return SH_ERROR;
         return show_arch(sh, s->arch_sp, &s->arch);
     }
@@ -410,26 +419,26 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         }
         return show_arch(sh, s->arch_sp, &s->arch);
     }
-    if (argc == 3 && !strcmp(argv[1], "show")) {
+    if (argc >= 3 && !strcmp(argv[1], "show")) {
         sarch a;
-        if (s->sp->parse(argv[2], &a) < 0)
+        char str[SPACE_STRLEN];
+        if (join_words(argc - 2, argv + 2, str, sizeof str) < 0 || s->sp->parse(str, &a) < 0)
             return SH_ERROR;
         return show_arch(sh, s->sp, &a);
     }
-    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "dot")) {
-        nb201_arch a = sarch_to_nb201(&s->arch);
-        if (argc == 4 && nb201_parse(argv[3], &a) < 0)
-            return SH_ERROR;
-        if (argc == 3 && !s->have_arch) {
+    if (argc >= 3 && !strcmp(argv[1], "dot")) {
+        const space *sp = s->arch_sp;
+        sarch a = s->arch;
+        if (argc >= 4) {
+            char str[SPACE_STRLEN];
+            sp = s->sp;
+            if (join_words(argc - 3, argv + 3, str, sizeof str) < 0 || sp->parse(str, &a) < 0)
+                return SH_ERROR;
+        } else if (!s->have_arch) {
             rm_error("no architecture (arch set STRING, or arch dot FILE STRING)");
             return SH_ERROR;
         }
-        if (argc == 3 && s->arch_sp != &space_nb201) {
-            rm_error("arch dot draws NAS-Bench-201 cells (the current architecture is a %s one)",
-                     s->arch_sp->name);
-            return SH_ERROR;
-        }
-        if (write_dot(&a, argv[2]) < 0)
+        if (write_dot(sp, &a, argv[2]) < 0)
             return SH_ERROR;
         printf("wrote %s (dot -Tpng %s -o cell.png draws it)\n", argv[2], argv[2]);
         return SH_OK;
@@ -538,10 +547,9 @@ static int cmd_score(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
     sarch a;
-    if (argc > 2)
-        return usage_error("score", "[STRING]");
-    if (argc == 2) {
-        if (s->sp->parse(argv[1], &a) < 0)
+    if (argc >= 2) {
+        char str[SPACE_STRLEN];
+        if (join_words(argc - 1, argv + 1, str, sizeof str) < 0 || s->sp->parse(str, &a) < 0)
             return SH_ERROR;
     } else if (s->have_arch && s->arch_sp == s->sp) {
         a = s->arch;
@@ -645,10 +653,16 @@ static int cmd_panel(shell *sh, int argc, char **argv)
 static int cmd_space(shell *sh, int argc, char **argv)
 {
     if (argc > 2)
-        return usage_error("space", "[nb201|chain]");
+        return usage_error("space", "[nb201|darts|chain]");
+    const char *const *before = sh->s.sp->settings;
     if (argc == 2 && session_set_space(&sh->s, argv[1]) < 0)
         return SH_ERROR;
     printf("space %s: %s\n", sh->s.sp->name, sh->s.sp->help);
+    if (sh->s.sp->settings != before) {
+        printf("  its search settings:");
+        for (const char *const *kv = sh->s.sp->settings; kv[0]; kv += 2)
+            printf(" %s %s%s", kv[0], kv[1], kv[2] ? "," : "\n");
+    }
     if (sh->s.sp != &space_nb201)
         printf("  (no benchmark table: no accuracies, correlations or benchmark evaluator "
                "here)\n");
@@ -723,9 +737,10 @@ const command shell_commands[] = {
      cmd_search, search_subs},
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
     {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
-    {"space", "[nb201|chain]",
-     "choose the space of architectures for arch, score, rank and search (NAS-Bench-201, or "
-     "the MobileNet-like chain) and show its architecture strings",
+    {"space", "[nb201|darts|chain]",
+     "choose the space of architectures for arch, score, rank and search (NAS-Bench-201, the "
+     "DARTS cell, or the MobileNet-like chain), show its architecture strings; choosing darts "
+     "applies the paper's DARTS search settings, choosing nb201 or chain after it the NB-201 ones",
      cmd_space, NULL},
     {"step", "[N]", "train the student N steps with the RMI loss, printing loss, CE and CKA",
      cmd_step, NULL},

@@ -1,9 +1,17 @@
 #include "space/space.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "space/nb201.h"
 #include "util/err.h"
+
+/* NAS-Bench-201's (the chain space shares them) and DARTS's search settings */
+static const char *const cell_settings[] = {"batch", "32", "gamma", "16", "steps", "150",
+                                            "lr", "0.1", "wd", "5e-4", "trees", "30", NULL};
+static const char *const darts_settings[] = {"batch", "128", "gamma", "16", "steps", "250",
+                                             "lr", "0.025", "wd", "3e-4", "trees", "98", NULL};
 
 const space *space_get(const char *name)
 {
@@ -74,6 +82,40 @@ int space_equal(const space *sp, const sarch *a, const sarch *b)
     return !memcmp(a->v, b->v, (size_t)sp->npos);
 }
 
+/* Graphviz text appended to buf (o: its length so far; full once it overflowed). */
+typedef struct dotbuf {
+    char *buf;
+    size_t size, o;
+    int full;
+} dotbuf;
+
+static void put(dotbuf *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = d->full ? -1 : vsnprintf(d->buf + d->o, d->size - d->o, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= d->size - d->o)
+        d->full = 1;
+    else
+        d->o += (size_t)k;
+}
+
+static int dot_end(dotbuf *d, const space *sp)
+{
+    put(d, "}\n");
+    if (d->full)
+        return rm_error("%s: the drawing does not fit in %zu bytes", sp->name, d->size);
+    return 0;
+}
+
+static void dot_begin(dotbuf *d, const space *sp, const sarch *a, const char *name)
+{
+    char str[SPACE_STRLEN];
+    sp->format(a, str, sizeof str);
+    put(d, "// %s\ndigraph %s {\n  rankdir=LR;\n  node [shape=circle];\n", str, name);
+}
+
 /* ---- NAS-Bench-201 ---- */
 
 static int nb_parse(const char *s, sarch *a)
@@ -113,6 +155,20 @@ static void nb_sample(rng *r, sarch *a)
     nb_unindex((int)rng_below(r, NB201_COUNT), a);
 }
 
+/* nodes 0..3, one labeled edge per operation that is not `none` */
+static int nb_dot(const sarch *a, char *buf, size_t size)
+{
+    dotbuf d = {buf, size, 0, 0};
+    dot_begin(&d, &space_nb201, a, "cell");
+    put(&d, "  n0 [label=\"in\"];\n  n1 [label=\"1\"];\n  n2 [label=\"2\"];\n"
+            "  n3 [label=\"out\", shape=doublecircle];\n");
+    for (int e = 0; e < NB201_EDGES; e++)
+        if (a->v[e] != NB201_NONE)
+            put(&d, "  n%d -> n%d [label=\"%s\"];\n", nb201_edge_from[e], nb201_edge_to[e],
+                nb201_op_names[a->v[e]]);
+    return dot_end(&d, &space_nb201);
+}
+
 static int nb_build(model *m, const backend *be, const sarch *a, int nclass)
 {
     nb201_arch n = sarch_to_nb201(a);
@@ -133,9 +189,11 @@ const space space_nb201 = {
     .index = nb_index,
     .unindex = nb_unindex,
     .build = nb_build,
+    .dot = nb_dot,
     .help = "NAS-Bench-201 cell, 4 nodes, 6 edges, 5 operations (none, skip_connect, "
             "nor_conv_1x1, nor_conv_3x3, avg_pool_3x3), 15625 architectures; strings "
             "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|",
+    .settings = cell_settings,
 };
 
 /* ---- the MobileNet-like chain (models/chain_net.c) ---- */
@@ -158,6 +216,31 @@ static void ch_sample(rng *r, sarch *a)
         a->v[i] = (uint8_t)rng_below(r, CHAIN_NOPS);
 }
 
+/* the chain from the stem to the head, one box per layer (skips dashed) */
+static int ch_dot(const sarch *a, char *buf, size_t size)
+{
+    dotbuf d = {buf, size, 0, 0};
+    dot_begin(&d, &space_chain, a, "chain");
+    put(&d, "  node [shape=box];\n  stem [label=\"stem 3x3, 16\"];\n");
+    const char *prev = "stem";
+    char name[16];
+    for (int i = 0; i < CHAIN_LAYERS; i++) {
+        int stage = i / CHAIN_PER_STAGE;
+        if (i % CHAIN_PER_STAGE == 0 && stage > 0) {
+            put(&d, "  down%d [label=\"k3e3 stride 2, %d\"];\n  %s -> down%d;\n", stage,
+                16 << stage, prev, stage);
+            snprintf(name, sizeof name, "down%d", stage);
+            prev = name;
+        }
+        put(&d, "  l%d [label=\"%s\"%s];\n  %s -> l%d;\n", i, chain_op_names[a->v[i]],
+            a->v[i] ? "" : ", style=dashed", prev, i);
+        snprintf(name, sizeof name, "l%d", i);
+        prev = name;
+    }
+    put(&d, "  head [label=\"BN, ReLU, pool, linear\"];\n  %s -> head;\n", prev);
+    return dot_end(&d, &space_chain);
+}
+
 static int ch_build(model *m, const backend *be, const sarch *a, int nclass)
 {
     return chain_net_build(m, be, a->v, nclass);
@@ -177,10 +260,12 @@ const space space_chain = {
     .index = NULL,
     .unindex = NULL,
     .build = ch_build,
+    .dot = ch_dot,
     .help = "MobileNet-like chain for 32x32 inputs: 3 stages (16, 32, 64 channels) of 4 "
             "layers, each skip or an inverted residual block k3e3, k3e6, k5e3, k5e6, k7e3 or "
             "k7e6 (kernel, expansion); 7^12 architectures; strings "
             "k3e3-skip-k5e6-k7e3|...|... (layers by '-', stages by '|')",
+    .settings = cell_settings,
 };
 
 /* ---- DARTS (models/darts_net.c): 14 edges, 0 = not kept, 1..7 = operation ---- */
@@ -266,6 +351,26 @@ static void da_select(const sarch *a, int n, sarch *out)
     }
 }
 
+/* DARTS's own drawing (its visualize.py): c_{k-2}, c_{k-1}, nodes 0..3, c_{k} */
+static int da_dot(const sarch *a, char *buf, size_t size)
+{
+    dotbuf d = {buf, size, 0, 0};
+    dot_begin(&d, &space_darts, a, "cell");
+    put(&d, "  in0 [label=\"c_{k-2}\", shape=box];\n  in1 [label=\"c_{k-1}\", shape=box];\n"
+            "  out [label=\"c_{k}\", shape=box];\n");
+    for (int j = 0; j < DARTS_NODES; j++) {
+        put(&d, "  n%d [label=\"%d\"];\n", j, j);
+        for (int k = 0; k < j + 2; k++) {
+            int v = a->v[darts_edge(j, k)];
+            if (v)
+                put(&d, "  %s%d -> n%d [label=\"%s\"];\n", k < 2 ? "in" : "n", k < 2 ? k : k - 2,
+                    j, darts_op_names[v - 1]);
+        }
+        put(&d, "  n%d -> out;\n", j);
+    }
+    return dot_end(&d, &space_darts);
+}
+
 static int da_build(model *m, const backend *be, const sarch *a, int nclass)
 {
     return darts_net_build(m, be, a->v, nclass);
@@ -285,9 +390,11 @@ const space space_darts = {
     .index = NULL,
     .unindex = NULL,
     .build = da_build,
+    .dot = da_dot,
     .help = "DARTS cell (one cell for normal and reduction cells), 4 nodes each keeping 2 of "
             "its inputs with one of 7 operations (max_pool_3x3, avg_pool_3x3, skip_connect, "
             "sep_conv_3x3/5x5, dil_conv_3x3/5x5); network C=16, 8 cells; about 1.0e9 cells; "
             "strings: DARTS's Genotype(normal=[('sep_conv_3x3', 0), ...], "
             "normal_concat=[2, 3, 4, 5], reduce=..., reduce_concat=...)",
+    .settings = darts_settings,
 };

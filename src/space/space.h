@@ -42,7 +42,14 @@ typedef struct space {
     void (*unindex)(int i, sarch *a);
     /* the network with its three feature taps, for 3x32x32 inputs */
     int (*build)(model *m, const backend *be, const sarch *a, int nclass);
+    /* a Graphviz drawing of the architecture into buf; -1 with rm_error if
+     * it does not fit */
+    int (*dot)(const sarch *a, char *buf, size_t size);
     const char *help;        /* one line: what the space is, its string form */
+    /* the paper's search settings for this space: key, value, ..., NULL
+     * (RMI-NAS.md section 3); choosing a space whose list differs from the
+     * current one's applies it */
+    const char *const *settings;
 } space;
 
 /* The spaces rminas knows, by name; NULL with rm_error for another. */
