@@ -119,6 +119,11 @@ check "score and rank in the chain space" 0 "2 architectures in" -- -f "$tmp/bas
   -c "space chain" -c "score $CH" -c "arch sample 2" -c "rank 2" -c "export csv rank $tmp/chain-rank.csv"
 if grep -q "^k[357]e[36]-\|^skip-" "$tmp/chain-rank.csv" && [ "$(wc -l < "$tmp/chain-rank.csv")" -eq 3 ]; then
   ok "the chain ranking exports"; else notok "the chain ranking exports"; fi
+check "a chain network trained and saved becomes a teacher" 0 "^teacher k3e3-skip-.*: test accuracy [0-9.]+ %" -- \
+  -c "set threads 1" -c "load dataset cifar10" -c "space chain" -c "arch set $CH" -c "train epochs 1 batch 256 every 4" \
+  -c "train save $tmp/ch.safetensors" -c "load teacher chain $tmp/ch.safetensors" -c "teacher eval"
+check "a chain file is not a DARTS teacher" 1 "a chain network \(metadata space\), not a darts one" -- \
+  -c "load teacher darts $tmp/ch.safetensors"
 check "arch dot draws a chain" 0 "wrote .*c.dot" -- -c "space chain" -c "arch set $CH" -c "arch dot $tmp/c.dot"
 if [ "$(grep -c -- '->' "$tmp/c.dot")" -eq 15 ] && grep -q 'style=dashed' "$tmp/c.dot"; then
   ok "the chain's DOT file: 15 links, skips dashed"; else notok "the chain's DOT file: 15 links, skips dashed"; fi

@@ -14,7 +14,7 @@ typedef struct model {
     int logits;    /* (nclass,1,1) */
     int feat[3];   /* stage outputs */
     int nclass;
-    char name[160];
+    char name[1024];   /* the architecture string (a DARTS genotype: ~400 characters) */
 } model;
 
 /* ResNet-20/32/44/56 for CIFAR (He et al., option-A shortcuts; akamaster's

@@ -305,29 +305,59 @@ static int teacher_depth(const char *arch)
     return (int)d;
 }
 
-/* The architecture string of an NB-201 network saved by rminas (its
- * "arch" metadata). */
-static int file_arch(const st_file *f, const char *path, nb201_arch *a)
+/* The architecture of a network saved by rminas (train save): its "arch"
+ * metadata, a string of space sp (a "space" entry, when present, must agree). */
+static int file_arch(const st_file *f, const char *path, const space *sp, sarch *a)
 {
-    for (int i = 0; i < f->nmeta; i++)
+    const char *arch = NULL, *spn = NULL;
+    for (int i = 0; i < f->nmeta; i++) {
         if (!strcmp(f->meta_key[i], "arch"))
-            return nb201_parse(f->meta_val[i], a) < 0 ? rm_error_context("%s: metadata arch", path)
-                                                       : 0;
-    return rm_error("%s: no \"arch\" in the metadata; give the architecture: load teacher "
-                    "STRING FILE", path);
+            arch = f->meta_val[i];
+        if (!strcmp(f->meta_key[i], "space"))
+            spn = f->meta_val[i];
+    }
+    if (spn && strcmp(spn, sp->name))
+        return rm_error("%s: a %s network (metadata space), not a %s one", path, spn, sp->name);
+    if (!arch)
+        return rm_error("%s: no \"arch\" in the metadata; give the architecture: load teacher "
+                        "STRING FILE", path);
+    return sp->parse(arch, a) < 0 ? rm_error_context("%s: metadata arch", path) : 0;
+}
+
+/* A space named by `name` (nb201, darts, chain), or NULL without an error. */
+static const space *space_named(const char *name)
+{
+    const space *all[3] = {&space_nb201, &space_darts, &space_chain};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, all[i]->name))
+            return all[i];
+    return NULL;
 }
 
 int session_load_teacher(session *s, const char *arch, const char *file)
 {
     int depth = teacher_depth(arch);
-    int nb = !strcmp(arch, "nb201") || arch[0] == '|';
-    if (depth < 0 && !nb)
-        return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, resnet56, "
-                        "nb201 or an NB-201 architecture string)", arch);
+    /* a space's network (its architecture from the file) or an architecture
+     * string of the current space (NB-201 strings in any space) */
+    const space *sp = depth < 0 ? space_named(arch) : NULL;
+    sarch a;
+    if (depth < 0 && !sp) {
+        const space *cur = s->sp;
+        if (cur->parse(arch, &a) == 0)
+            sp = cur;
+        else if (cur != &space_nb201 && arch[0] == '|' && space_nb201.parse(arch, &a) == 0)
+            sp = &space_nb201;
+        else if (arch[0] == '|' || cur != &space_nb201)
+            return rm_error_context("teacher '%s'", arch);
+        else
+            return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, "
+                            "resnet56; nb201, darts or chain with a FILE saved by train save; "
+                            "or an architecture string of the current space)", arch);
+    }
     char path[1024];
-    if (!file && nb)
-        return rm_error("an NB-201 teacher needs its weights: load teacher nb201 FILE (as "
-                        "written by train save)");
+    if (!file && sp)
+        return rm_error("a %s teacher needs its weights: load teacher %s FILE (as written by "
+                        "train save)", sp->name, sp->name);
     if (!file) {
         char name[64];
         snprintf(name, sizeof name, "%s-c10.safetensors", arch);
@@ -341,11 +371,10 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     if (st_load(file, &f) < 0)
         return -1;
     int rc;
-    if (nb) {
-        nb201_arch a;
-        rc = arch[0] == '|' ? nb201_parse(arch, &a) : file_arch(&f, file, &a);
+    if (sp) {
+        rc = space_named(arch) ? file_arch(&f, file, sp, &a) : 0;
         if (rc == 0)
-            rc = nb201_net_build(&m, s->be, &a, nclass);
+            rc = sp->build(&m, s->be, &a, nclass);
     } else {
         rc = resnet_cifar_build(&m, s->be, depth, nclass);
     }
@@ -409,9 +438,9 @@ int session_net_save(session *s, const char *path)
 {
     if (!s->net.g)
         return rm_error("no trained network (train [epochs N ...])");
-    const char *keys[2] = {"source", "arch"};
-    const char *vals[2] = {"rminas train", s->net.name};
-    return model_save_file(&s->net, path, keys, vals, 2);
+    const char *keys[3] = {"source", "arch", "space"};
+    const char *vals[3] = {"rminas train", s->net.name, s->arch_sp->name};
+    return model_save_file(&s->net, path, keys, vals, 3);
 }
 
 static int need_teacher_and_data(session *s)

@@ -108,7 +108,7 @@ static int cmd_load(shell *sh, int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "teacher")) {
         if (argc != 3 && argc != 4)
             return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE] | "
-                                       "teacher nb201|STRING FILE");
+                                       "teacher nb201|darts|chain|STRING FILE");
         if (session_load_teacher(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         printf("teacher %s: %zu parameters, %.1f M MACs, weights %s\n", s->teacher.name,
@@ -214,7 +214,7 @@ static int run_training(shell *sh, int argc, char **argv, int first, int which)
     long every = 50;
     if (parse_train_opts(argc, argv, first, which ? "train" : "teacher", &o, &every) != SH_OK)
         return SH_ERROR;
-    char what[NB201_STRLEN + 64];
+    char what[SPACE_STRLEN];
     if (which && sh->s.have_arch)
         sh->s.arch_sp->format(&sh->s.arch, what, sizeof what);
     else
@@ -250,7 +250,8 @@ static int cmd_train(shell *sh, int argc, char **argv)
             return usage_error("train", "save FILE");
         if (session_net_save(&sh->s, argv[2]) < 0)
             return SH_ERROR;
-        printf("wrote %s (load teacher nb201 %s makes it a teacher)\n", argv[2], argv[2]);
+        printf("wrote %s (load teacher %s %s makes it a teacher)\n", argv[2],
+               sh->s.arch_sp->name, argv[2]);
         return SH_OK;
     }
     return run_training(sh, argc, argv, 1, 1);
@@ -715,7 +716,7 @@ const command shell_commands[] = {
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
     {"load", "dataset cifar10|cifar100 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
-             "| teacher nb201|STRING FILE "
+             "| teacher nb201|darts|chain|STRING FILE "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
      "for the benchmark evaluator (nb201-12)",

@@ -238,8 +238,9 @@ static void make_prompt(const session *s, char *buf, size_t size)
     size_t o = 0;
     if (s->train.n)
         o += (size_t)snprintf(parts + o, sizeof parts - o, " %s", s->data_name);
-    if (s->teacher.g && o < sizeof parts)
-        o += (size_t)snprintf(parts + o, sizeof parts - o, " %s", s->teacher.name);
+    if (s->teacher.g && o < sizeof parts) /* an architecture string: its first 20 characters */
+        o += (size_t)snprintf(parts + o, sizeof parts - o, " %.20s%s", s->teacher.name,
+                              strlen(s->teacher.name) > 24 ? "..." : "");
     if (s->have_arch && s->arch_sp == &space_nb201 && o + 12 < sizeof parts) {
         static const char code[NB201_NOPS] = {'-', 's', '1', '3', 'p'};
         const uint8_t *op = s->arch.v;
