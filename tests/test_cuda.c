@@ -1289,7 +1289,7 @@ static void test_rmi(int steps)
         return;
     }
     if (session_find_data("resnet20-c10.safetensors", file, sizeof file) < 0 ||
-        resnet_cifar_build(&teacher, cpu, 20, 10) < 0) {
+        resnet_cifar_build(&teacher, cpu, 20, 10, 32) < 0) {
         ok(0, "rmi: teacher: %s", rm_last_error());
         dataset_free(&train);
         return;

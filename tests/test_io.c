@@ -589,6 +589,86 @@ static int test_cifar_label_range(void)
     return 0;
 }
 
+/* ImageNet16-120: records of 1 label byte (0..119) + 768 pixel bytes */
+#define IM16_PIX 768
+
+static int write_im16(const char *path, int seed, int nrec, int label0)
+{
+    unsigned char *b = malloc((size_t)nrec * (1 + IM16_PIX));
+    if (!b)
+        return -1;
+    for (int r = 0; r < nrec; r++) {
+        unsigned char *p = b + (size_t)r * (1 + IM16_PIX);
+        *p++ = (unsigned char)((label0 + 37 * r) % 120);
+        for (int i = 0; i < IM16_PIX; i++)
+            p[i] = fake_pixel(seed, r, i);
+    }
+    int rc = write_bytes(path, b, (size_t)nrec * (1 + IM16_PIX));
+    free(b);
+    return rc;
+}
+
+static int test_imagenet16_fake(void)
+{
+    char dir[512], path[600];
+    dataset d;
+    CHECK(make_dir(dir, sizeof dir, "im16") == 0);
+    snprintf(path, sizeof path, "%s/train.bin", dir);
+    CHECK(write_im16(path, 3, 7, 5) == 0);
+    snprintf(path, sizeof path, "%s/test.bin", dir);
+    CHECK(write_im16(path, 4, 3, 119) == 0);
+    CHECK(imagenet16_load(dir, 1, &d) == 0);
+    int ok = d.n == 7 && d.c == 3 && d.h == 16 && d.w == 16 && d.nclass == 120 && d.pad == 2;
+    for (int r = 0; ok && r < 7; r++) {
+        ok = d.y[r] == (5 + 37 * r) % 120;
+        for (int p = 0; ok && p < IM16_PIX; p++)
+            ok = dataset_image(&d, r)[p] == fake_pixel(3, r, p);
+    }
+    /* NAS-Bench-201's ImageNet16 normalization: (x/255 - 122.68/255) / (63.22/255) on R */
+    uint8_t px[IM16_PIX] = {0};
+    px[0] = 200;
+    px[256] = 10;
+    float out[IM16_PIX];
+    dataset_normalize(&d, px, 1, out);
+    ok = ok && fabs(out[0] - (200 / 255. - 122.68 / 255) / (63.22 / 255)) < 1e-5 &&
+         fabs(out[256] - (10 / 255. - 116.66 / 255) / (61.26 / 255)) < 1e-5;
+    dataset_free(&d);
+    CHECK(ok);
+    CHECK(imagenet16_load(dir, 0, &d) == 0);
+    ok = d.n == 3 && d.y[0] == 119 && d.y[1] == (119 + 37) % 120 &&
+         dataset_image(&d, 2)[700] == fake_pixel(4, 2, 700);
+    dataset_free(&d);
+    CHECK(ok);
+    return 0;
+}
+
+static int test_imagenet16_bad(void)
+{
+    char dir[512], path[600];
+    dataset d;
+    CHECK(make_dir(dir, sizeof dir, "im16bad") == 0);
+    snprintf(path, sizeof path, "%s/test.bin", dir);
+    /* a CIFAR-10 record is not a whole number of 769-byte records */
+    CHECK(write_fake_batch(path, 0, 0, 1, 0) == 0);
+    CHECK(expect_error(imagenet16_load(dir, 0, &d), path, "truncated record at byte 2307") == 0);
+    CHECK(d.y == NULL && d.n == 0);
+    /* label 120 (of the 1000 ImageNet classes, the 121st) in record 2 */
+    CHECK(write_im16(path, 0, 4, 0) == 0);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f);
+    unsigned char bad = 120;
+    fseek(f, 2 * 769, SEEK_SET);
+    fwrite(&bad, 1, 1, f);
+    fclose(f);
+    CHECK(expect_error(imagenet16_load(dir, 0, &d), path,
+                       "record 2 (byte 1538): label 120 out of range [0, 120)") == 0);
+    CHECK(expect_error(imagenet16_load(dir, 1, &d), "train.bin", "cannot open") == 0);
+    snprintf(path, sizeof path, "%s/train.bin", dir);
+    CHECK(write_bytes(path, "", 0) == 0);
+    CHECK(expect_error(imagenet16_load(dir, 1, &d), path, "empty file") == 0);
+    return 0;
+}
+
 static int test_cifar_missing_dir(void)
 {
     char dir[512];
@@ -813,6 +893,10 @@ static const struct {
     {"CIFAR error: truncated record names the byte offset", test_cifar_truncated},
     {"CIFAR error: label out of range names record and byte", test_cifar_label_range},
     {"CIFAR error: missing directory", test_cifar_missing_dir},
+    {"ImageNet16-120 fake train/test read back, NAS-Bench-201's normalization",
+     test_imagenet16_fake},
+    {"ImageNet16-120 errors: truncated record, label 120, missing and empty files",
+     test_imagenet16_bad},
     {"normalization matches hand-computed values", test_normalize},
     {"augmentation: no flip + offset 4 is the identity; flip mirrors", test_augment_identity},
     {"augmentation: zero padding appears at the crop edges", test_augment_padding},

@@ -193,21 +193,21 @@ static void run_golden(const char *file, const char *what)
         uint8_t e[DARTS_EDGES];
         rc = darts_parse(arch, e);
         if (!rc)
-            rc = darts_net_build_sized(&m, be, e, 10, C, layers);
+            rc = darts_net_build_sized(&m, be, e, 10, 32, C, layers);
         if (!rc)
             rc = graph_init_params(m.g, 7);
     } else if (arch) {
         nb201_arch a;
         rc = nb201_parse(arch, &a);
         if (!rc)
-            rc = nb201_net_build(&m, be, &a, 10);
+            rc = nb201_net_build(&m, be, &a, 10, 32);
         if (!rc)
             rc = graph_init_params(m.g, 7);
     } else {
         char wpath[512];
         snprintf(wpath, sizeof wpath, "%s/data/teachers/resnet20-akamaster.safetensors",
                  shared_dir());
-        rc = resnet_cifar_build(&m, be, 20, 10);
+        rc = resnet_cifar_build(&m, be, 20, 10, 32);
         if (!rc)
             rc = model_load_file(&m, wpath);
     }
@@ -276,7 +276,7 @@ static void resnet_depths(void)
     const size_t params[4] = {269722, 464154, 658586, 853018};
     for (int i = 0; i < 4; i++) {
         model m;
-        if (resnet_cifar_build(&m, backend_cpu(), depth[i], 10) < 0) {
+        if (resnet_cifar_build(&m, backend_cpu(), depth[i], 10, 32) < 0) {
             tap_ok(0, "resnet%d: %s", depth[i], rm_last_error());
             continue;
         }
@@ -290,7 +290,7 @@ static void resnet_depths(void)
         model_free(&m);
     }
     model m;
-    tap_ok(resnet_cifar_build(&m, backend_cpu(), 21, 10) < 0 && strstr(rm_last_error(), "6n+2"),
+    tap_ok(resnet_cifar_build(&m, backend_cpu(), 21, 10, 32) < 0 && strstr(rm_last_error(), "6n+2"),
            "resnet21 is refused: %s", rm_last_error());
 }
 

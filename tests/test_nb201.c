@@ -96,7 +96,7 @@ int main(void)
             if (nf < 10 || nb201_parse(field[1], &a) < 0)
                 continue;
             model m;
-            if (nb201_net_build(&m, backend_cpu(), &a, 10) < 0)
+            if (nb201_net_build(&m, backend_cpu(), &a, 10, 32) < 0)
                 continue;
             rows++;
             long long p = (long long)graph_count_trainable(m.g);

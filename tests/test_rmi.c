@@ -91,7 +91,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/data/teachers/resnet20-c10q75.safetensors",
              env_or("SHARED_DIR", "../shared"));
     model teacher;
-    if (resnet_cifar_build(&teacher, backend_cpu(), 20, 10) < 0 ||
+    if (resnet_cifar_build(&teacher, backend_cpu(), 20, 10, 32) < 0 ||
         model_load_file(&teacher, path) < 0) {
         tap_ok(0, "teacher: %s", rm_last_error());
         printf("1..%d\n", tap_n);

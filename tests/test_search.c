@@ -541,7 +541,7 @@ static void test_spaces(void)
                "bad chain string refused: %s", rm_last_error());
     model m;
     space_chain.parse("k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip", &a);
-    int ok = space_chain.build(&m, backend_cpu(), &a, 10) == 0;
+    int ok = space_chain.build(&m, backend_cpu(), &a, 10, 32) == 0;
     int want[3][3] = {{16, 32, 32}, {32, 16, 16}, {64, 8, 8}};
     for (int f = 0; ok && f < 3; f++) {
         int c, h, w;
@@ -680,7 +680,7 @@ static void test_darts(void)
      * DartsNetwork) for DARTS_V2's cell */
     model m;
     space_darts.parse(v2, &a);
-    ok = space_darts.build(&m, backend_cpu(), &a, 10) == 0;
+    ok = space_darts.build(&m, backend_cpu(), &a, 10, 32) == 0;
     int wantf[3][3] = {{64, 32, 32}, {128, 16, 16}, {256, 8, 8}};
     for (int f = 0; ok && f < 3; f++) {
         int c, h, w;

@@ -13,10 +13,41 @@
 
 #include "util/err.h"
 
-#define CIFAR_C 3
-#define CIFAR_HW 32
-#define CIFAR_PIXELS (CIFAR_C * CIFAR_HW * CIFAR_HW)
-#define CIFAR_MAX_FILES 5
+#define MAX_FILES 5
+
+/* torch builds normalization constants from Python floats: decimal -> double -> float32 */
+static const float imagenet_mean[3] = {(float)0.485, (float)0.456, (float)0.406};
+static const float imagenet_std[3] = {(float)0.229, (float)0.224, (float)0.225};
+/* NAS-Bench-201's ImageNet16 constants: [x / 255 for x in [122.68, 116.66, 104.01]] etc. */
+static const float im16_mean[3] = {(float)(122.68 / 255), (float)(116.66 / 255),
+                                   (float)(104.01 / 255)};
+static const float im16_std[3] = {(float)(63.22 / 255), (float)(61.26 / 255),
+                                  (float)(65.09 / 255)};
+
+/* One on-disk format: records of label bytes then c*hw*hw planar pixels. */
+typedef struct format {
+    int label_bytes;        /* the label is the last of them */
+    int coarse;             /* the first label byte is a CIFAR-100 coarse label < 20 */
+    int nclass, hw, pad;
+    const char *const *train, *const *test;
+    int ntrain;             /* training files (tests: one) */
+    int subset;             /* training files may stop after k of them */
+    const float *mean, *std;
+} format;
+
+static const char *const c10_train[] = {"data_batch_1.bin", "data_batch_2.bin",
+                                        "data_batch_3.bin", "data_batch_4.bin",
+                                        "data_batch_5.bin"};
+static const char *const c10_test[] = {"test_batch.bin"};
+static const char *const one_train[] = {"train.bin"};
+static const char *const one_test[] = {"test.bin"};
+
+static const format fmt_cifar10 = {1, 0, 10, 32, 4, c10_train, c10_test, 5, 1,
+                                   imagenet_mean, imagenet_std};
+static const format fmt_cifar100 = {2, 1, 100, 32, 4, one_train, one_test, 1, 0,
+                                    imagenet_mean, imagenet_std};
+static const format fmt_im16 = {1, 0, 120, 16, 2, one_train, one_test, 1, 0, im16_mean,
+                                im16_std};
 
 void dataset_free(dataset *d)
 {
@@ -49,10 +80,10 @@ static int batch_records(const char *path, size_t rec, size_t *nrec)
 }
 
 /* Map path (nrec records) read-only and check its labels into y (nrec). */
-static int batch_map(const char *path, int cifar100, size_t nrec, const uint8_t **map, int32_t *y)
+static int batch_map(const char *path, const format *f, size_t nrec, const uint8_t **map,
+                     int32_t *y)
 {
-    size_t lb = cifar100 ? 2 : 1, rec = lb + CIFAR_PIXELS, len = nrec * rec;
-    int nclass = cifar100 ? 100 : 10;
+    size_t lb = (size_t)f->label_bytes, rec = lb + 3 * (size_t)f->hw * f->hw, len = nrec * rec;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return rm_error("%s: cannot open: %s", path, strerror(errno));
@@ -65,16 +96,16 @@ static int batch_map(const char *path, int cifar100, size_t nrec, const uint8_t 
     for (size_t i = 0; i < nrec; i++) {
         const uint8_t *lab = b + i * rec;
         size_t at = i * rec;
-        if (cifar100 && lab[0] >= 20) {
+        if (f->coarse && lab[0] >= 20) {
             munmap(m, len);
             return rm_error("%s: record %zu (byte %zu): coarse label %d out of range [0, 20)",
                             path, i, at, lab[0]);
         }
         int label = lab[lb - 1];
-        if (label >= nclass) {
+        if (label >= f->nclass) {
             munmap(m, len);
             return rm_error("%s: record %zu (byte %zu): label %d out of range [0, %d)", path, i,
-                            at + lb - 1, label, nclass);
+                            at + lb - 1, label, f->nclass);
         }
         y[i] = label;
     }
@@ -85,29 +116,16 @@ static int batch_map(const char *path, int cifar100, size_t nrec, const uint8_t 
     return 0;
 }
 
-int cifar_load(const char *dir, int cifar100, int train, dataset *out)
+static int load(const char *dir, const format *f, int train, dataset *out)
 {
-    static const char *const c10_train[] = {"data_batch_1.bin", "data_batch_2.bin",
-                                            "data_batch_3.bin", "data_batch_4.bin",
-                                            "data_batch_5.bin"};
-    static const char *const c10_test[] = {"test_batch.bin"};
-    static const char *const c100_train[] = {"train.bin"};
-    static const char *const c100_test[] = {"test.bin"};
-    const char *const *names;
-    int nfiles;
-    char *paths[CIFAR_MAX_FILES] = {0};
-    size_t nrec[CIFAR_MAX_FILES] = {0}, total = 0;
-    size_t rec = (cifar100 ? 2 : 1) + CIFAR_PIXELS;
+    const char *const *names = train ? f->train : f->test;
+    int nfiles = train ? f->ntrain : 1;
+    char *paths[MAX_FILES] = {0};
+    size_t nrec[MAX_FILES] = {0}, total = 0;
+    size_t rec = (size_t)f->label_bytes + 3 * (size_t)f->hw * f->hw;
     dataset d = {0};
 
     memset(out, 0, sizeof *out);
-    if (cifar100) {
-        names = train ? c100_train : c100_test;
-        nfiles = 1;
-    } else {
-        names = train ? c10_train : c10_test;
-        nfiles = train ? 5 : 1;
-    }
     for (int i = 0; i < nfiles; i++) {
         size_t len = strlen(dir) + 1 + strlen(names[i]) + 1;
         paths[i] = malloc(len);
@@ -117,7 +135,7 @@ int cifar_load(const char *dir, int cifar100, int train, dataset *out)
         }
         snprintf(paths[i], len, "%s/%s", dir, names[i]);
         /* a subset (like the bundled one) holds data_batch_1..k, k < 5 */
-        if (!cifar100 && train && i > 0 && access(paths[i], F_OK) != 0) {
+        if (f->subset && train && i > 0 && access(paths[i], F_OK) != 0) {
             for (int j = i + 1; j < nfiles; j++) {
                 char later[4096];
                 snprintf(later, sizeof later, "%s/%s", dir, names[j]);
@@ -141,11 +159,14 @@ int cifar_load(const char *dir, int cifar100, int train, dataset *out)
         goto fail;
     }
     d.n = (int)total;
-    d.c = CIFAR_C;
-    d.h = d.w = CIFAR_HW;
-    d.nclass = cifar100 ? 100 : 10;
+    d.c = 3;
+    d.h = d.w = f->hw;
+    d.nclass = f->nclass;
     d.rec = rec;
-    d.skip = cifar100 ? 2 : 1;
+    d.skip = (size_t)f->label_bytes;
+    d.pad = f->pad;
+    d.mean = f->mean;
+    d.std = f->std;
     d.y = malloc(total * sizeof *d.y);
     if (!d.y) {
         rm_error("%s: out of memory for %zu labels", dir, total);
@@ -154,7 +175,7 @@ int cifar_load(const char *dir, int cifar100, int train, dataset *out)
     size_t at = 0;
     for (int i = 0; i < nfiles; i++) {
         d.first[i] = (int)at;
-        if (batch_map(paths[i], cifar100, nrec[i], &d.map[i], d.y + at) != 0)
+        if (batch_map(paths[i], f, nrec[i], &d.map[i], d.y + at) != 0)
             goto fail;
         d.maplen[i] = nrec[i] * rec;
         d.nfiles = i + 1;
@@ -170,6 +191,16 @@ fail:
         free(paths[i]);
     dataset_free(&d);
     return -1;
+}
+
+int cifar_load(const char *dir, int cifar100, int train, dataset *out)
+{
+    return load(dir, cifar100 ? &fmt_cifar100 : &fmt_cifar10, train, out);
+}
+
+int imagenet16_load(const char *dir, int train, dataset *out)
+{
+    return load(dir, &fmt_im16, train, out);
 }
 
 const uint8_t *dataset_image(const dataset *d, int i)
@@ -197,11 +228,9 @@ void dataset_range_u8(const dataset *d, int first, int k, uint8_t *out)
         memcpy(out + (size_t)i * img, dataset_image(d, first + i), img);
 }
 
-void data_normalize(const uint8_t *x, int k, int c, int hw, float *out)
+static void normalize(const uint8_t *x, int k, int c, int hw, const float *mean,
+                      const float *std, float *out)
 {
-    /* torch builds these from Python floats: decimal -> double -> float32 */
-    static const float mean[3] = {(float)0.485, (float)0.456, (float)0.406};
-    static const float std[3] = {(float)0.229, (float)0.224, (float)0.225};
     for (int i = 0; i < k; i++)
         for (int ch = 0; ch < c; ch++) {
             const uint8_t *src = x + ((size_t)i * c + ch) * hw;
@@ -211,6 +240,17 @@ void data_normalize(const uint8_t *x, int k, int c, int hw, float *out)
                 dst[p] = (v - mean[ch]) / std[ch];
             }
         }
+}
+
+void data_normalize(const uint8_t *x, int k, int c, int hw, float *out)
+{
+    normalize(x, k, c, hw, imagenet_mean, imagenet_std, out);
+}
+
+void dataset_normalize(const dataset *d, const uint8_t *x, int k, float *out)
+{
+    normalize(x, k, d->c, d->h * d->w, d->mean ? d->mean : imagenet_mean,
+              d->std ? d->std : imagenet_std, out);
 }
 
 void data_augment(const uint8_t *x, int k, int c, int h, int w, int pad, rng *r, uint8_t *out)

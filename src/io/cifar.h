@@ -1,4 +1,5 @@
-/* CIFAR-10/100 binary batches as distributed, plus the batch-side pixel work:
+/* CIFAR-10/100 binary batches as distributed, ImageNet16-120 in the same
+ * layout, plus the batch-side pixel work:
  * gathering, ImageNet mean/std normalization and crop + flip augmentation. */
 #ifndef RM_CIFAR_H
 #define RM_CIFAR_H
@@ -21,6 +22,8 @@ typedef struct dataset {
     size_t maplen[DATASET_MAX_FILES];
     int first[DATASET_MAX_FILES + 1];          /* index of each file's first image */
     size_t rec, skip;                          /* record bytes, label bytes before the pixels */
+    int pad;                                   /* crop padding of the augmentation */
+    const float *mean, *std;                   /* per-channel normalization */
 } dataset;
 
 /* Image i (c,h,w), planar RGB as in the files. */
@@ -32,6 +35,13 @@ const uint8_t *dataset_image(const dataset *d, int i);
  * records of coarse byte, fine byte, 3072 pixel bytes; labels = fine (100
  * classes). Errors name the file and the byte offset. On failure *out is empty. */
 int cifar_load(const char *dir, int cifar100, int train, dataset *out);
+/* ImageNet16-120 (NAS-Bench-201's 16x16 ImageNet, its first 120 classes):
+ * DIR/train.bin or DIR/test.bin (the official validation images), records of
+ * 1 label byte (0..119) + 768 pixel bytes (3 planes of 16x16, R, G, B), as
+ * scripts/imagenet16-to-bin writes them from the downsampled-ImageNet
+ * pickles. Normalized with NAS-Bench-201's ImageNet16 mean and std; crop
+ * padding 2. */
+int imagenet16_load(const char *dir, int train, dataset *out);
 /* Unmap the files, free the labels and zero *d. */
 void dataset_free(dataset *d);
 /* out (k,c,h,w) gets images idx[0..k), labels (k) their labels (may be NULL). */
@@ -42,6 +52,8 @@ void dataset_range_u8(const dataset *d, int first, int k, uint8_t *out);
  * mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), in float32 exactly
  * as torch computes ToTensor + Normalize. c <= 3. */
 void data_normalize(const uint8_t *x, int k, int c, int hw, float *out);
+/* The same with the dataset's own mean and std (CIFAR: ImageNet's). */
+void dataset_normalize(const dataset *d, const uint8_t *x, int k, float *out);
 /* u8 (k,c,h,w) -> u8 (k,c,h,w): per image draw flip = uniform < 0.5, then top i
  * and left j uniform in [0, 2*pad], all from r in that order; pad with zeros,
  * flip horizontally if drawn, crop h x w at (i, j). RandomHorizontalFlip then

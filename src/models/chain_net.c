@@ -37,7 +37,7 @@ static int ir_block(graph *g, int x, int cin, int cout, int k, int e, int stride
     return graph_bn(g, h, name, -1);
 }
 
-int chain_net_build(model *m, const backend *be, const uint8_t *layers, int nclass)
+int chain_net_build(model *m, const backend *be, const uint8_t *layers, int nclass, int hw)
 {
     memset(m, 0, sizeof *m);
     for (int i = 0; i < CHAIN_LAYERS; i++)
@@ -49,7 +49,7 @@ int chain_net_build(model *m, const backend *be, const uint8_t *layers, int ncla
     m->g = g;
     m->nclass = nclass;
     chain_format(layers, m->name, sizeof m->name);
-    int x = m->input = graph_input(g, 3, 32, 32);
+    int x = m->input = graph_input(g, 3, hw, hw);
     x = graph_conv(g, x, 16, 3, 1, 1, 1, 1, 0, 0, "stem.0", -1);
     x = graph_relu(g, graph_bn(g, x, "stem.1", -1));
     int c = 16;

@@ -120,8 +120,8 @@ static int cell_op(builder *b, int op, int x, int C, int stride, int idx, int in
     return -1;
 }
 
-int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int nclass, int C,
-                          int layers)
+int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int nclass, int hw,
+                          int C, int layers)
 {
     memset(m, 0, sizeof *m);
     if (!darts_valid(edges))
@@ -134,7 +134,7 @@ int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int
     m->nclass = nclass;
     darts_format(edges, m->name, sizeof m->name);
     builder b = {.g = g};
-    int x = m->input = graph_input(g, 3, 32, 32);
+    int x = m->input = graph_input(g, 3, hw, hw);
     int cc = 3 * C;
     x = graph_conv(g, x, cc, 3, 1, 1, 1, 1, 0, 0, "stem.0", -1);
     x = graph_bn(g, x, "stem.1", -1);
@@ -177,9 +177,9 @@ int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int
     return model_finish(m, s1, "classifier", "the DARTS network");
 }
 
-int darts_net_build(model *m, const backend *be, const uint8_t *edges, int nclass)
+int darts_net_build(model *m, const backend *be, const uint8_t *edges, int nclass, int hw)
 {
-    return darts_net_build_sized(m, be, edges, nclass, 16, 8);
+    return darts_net_build_sized(m, be, edges, nclass, hw, 16, 8);
 }
 
 /* ---- genotype strings ---- */

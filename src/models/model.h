@@ -1,5 +1,7 @@
 /* Networks of the paper built on the graph: each returns logits and the three
- * stage features that the RMI score compares. */
+ * stage features that the RMI score compares. Every builder takes the number
+ * of classes and the side of the square input images (3 x hw x hw: 32 for
+ * CIFAR, 16 for ImageNet16-120). */
 #ifndef RM_MODEL_H
 #define RM_MODEL_H
 
@@ -10,7 +12,7 @@ struct st_file;
 
 typedef struct model {
     graph *g;
-    int input;     /* (3,32,32) */
+    int input;     /* (3,hw,hw) */
     int logits;    /* (nclass,1,1) */
     int feat[3];   /* stage outputs */
     int nclass;
@@ -19,12 +21,12 @@ typedef struct model {
 
 /* ResNet-20/32/44/56 for CIFAR (He et al., option-A shortcuts; akamaster's
  * layout and key names); depth = 6n+2. Features: layer1, layer2, layer3. */
-int resnet_cifar_build(model *m, const backend *be, int depth, int nclass);
+int resnet_cifar_build(model *m, const backend *be, int depth, int nclass, int hw);
 
 /* NAS-Bench-201 network (C = 16, N = 5). Features: output of cell 4,
  * output of cell 10, and the final BN+ReLU. Key names as D-X-Y's
  * TinyNetwork (stem.0.weight, cells.3.layers.1.op.1.weight, ...). */
-int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int nclass);
+int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int nclass, int hw);
 
 /* The MobileNet-like chain network (chain_net.c): CHAIN_LAYERS searchable
  * layers, CHAIN_PER_STAGE in each of 3 stages, each one of CHAIN_NOPS blocks
@@ -32,7 +34,7 @@ int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int ncl
  * form: the blocks joined by '-' within a stage and '|' between stages. */
 enum { CHAIN_PER_STAGE = 4, CHAIN_LAYERS = 3 * CHAIN_PER_STAGE, CHAIN_NOPS = 7 };
 extern const char *const chain_op_names[CHAIN_NOPS];
-int chain_net_build(model *m, const backend *be, const uint8_t *layers, int nclass);
+int chain_net_build(model *m, const backend *be, const uint8_t *layers, int nclass, int hw);
 void chain_format(const uint8_t *layers, char *buf, size_t size);
 int chain_parse(const char *s, uint8_t *layers);
 
@@ -47,11 +49,11 @@ enum { DARTS_NODES = 4, DARTS_EDGES = 14, DARTS_NOPS = 7 };
 extern const char *const darts_op_names[DARTS_NOPS];
 int darts_edge(int node, int input);
 int darts_valid(const uint8_t *edges);
-int darts_net_build(model *m, const backend *be, const uint8_t *edges, int nclass);
+int darts_net_build(model *m, const backend *be, const uint8_t *edges, int nclass, int hw);
 /* The same network with C channels in the first cells and `layers` cells
  * (layers >= 8 for the three features). */
-int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int nclass, int C,
-                          int layers);
+int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int nclass, int hw,
+                          int C, int layers);
 void darts_format(const uint8_t *edges, char *buf, size_t size);
 int darts_parse(const char *s, uint8_t *edges);
 

@@ -24,7 +24,7 @@ static int basic_block(graph *g, int x, int cin, int planes, int stride, const c
     return graph_relu(g, out);
 }
 
-int resnet_cifar_build(model *m, const backend *be, int depth, int nclass)
+int resnet_cifar_build(model *m, const backend *be, int depth, int nclass, int hw)
 {
     memset(m, 0, sizeof *m);
     if (depth < 8 || (depth - 2) % 6)
@@ -36,7 +36,7 @@ int resnet_cifar_build(model *m, const backend *be, int depth, int nclass)
     m->g = g;
     m->nclass = nclass;
     snprintf(m->name, sizeof m->name, "resnet%d", depth);
-    int x = m->input = graph_input(g, 3, 32, 32);
+    int x = m->input = graph_input(g, 3, hw, hw);
     x = graph_conv(g, x, 16, 3, 1, 1, 1, 1, 0, 0, "conv1", -1);
     x = graph_relu(g, graph_bn(g, x, "bn1", -1));
     int cin = 16;

@@ -61,6 +61,14 @@ static int feature_gram(const backend *be, int n, size_t p, const float *x, floa
     return 0;
 }
 
+/* The side of a model's square input images. */
+static int input_hw(const model *m)
+{
+    int c, h, w;
+    graph_value_shape(m->g, m->input, &c, &h, &w);
+    return h;
+}
+
 /* Teacher features of the batch d->x (BN over the batch in train mode) and
  * their Gram matrices; completes d. */
 static int teacher_grams(rmi_data *d, model *teacher, int n, const rmi_settings *s)
@@ -70,7 +78,7 @@ static int teacher_grams(rmi_data *d, model *teacher, int n, const rmi_settings 
     if (graph_batch(g) < n && graph_plan(g, n, PLAN_INFER) < 0)
         return -1;
     graph_set_batch(g, n);
-    be->upload(graph_data(g, teacher->input), d->x, (size_t)n * 3 * 32 * 32 * sizeof(float));
+    be->upload(graph_data(g, teacher->input), d->x, (size_t)n * 3 * d->hw * d->hw * sizeof(float));
     graph_forward(g, s->teacher_bn ? BN_BATCH : BN_EVAL);
     for (int i = 0; i < RMI_LAYERS; i++)
         if (feature_gram(be, n, graph_value_numel(g, teacher->feat[i]),
@@ -90,7 +98,8 @@ int rmi_data_from_batch(rmi_data *d, model *teacher, const float *x, const int32
     memset(d, 0, sizeof *d);
     if (n < 2)
         return rm_error("a batch needs at least 2 images");
-    size_t img = 3 * 32 * 32;
+    d->hw = input_hw(teacher);
+    size_t img = 3 * (size_t)d->hw * d->hw;
     d->x = malloc((size_t)n * img * sizeof(float));
     d->y = malloc((size_t)n * sizeof *d->y);
     d->train_index = malloc((size_t)n * sizeof(int));
@@ -125,11 +134,20 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
     if (P > train->n)
         return rm_error("the pool of %d images is larger than the training set (%d)", P,
                         train->n);
-    if (train->c != 3 || train->h != 32 || train->w != 32)
-        return rm_error("RMI needs 3x32x32 images");
+    int hw = train->h;
+    if (train->c != 3 || train->w != hw)
+        return rm_error("RMI needs square RGB images (the dataset's are %dx%dx%d)", train->c,
+                        train->h, train->w);
+    if (input_hw(teacher) != hw)
+        return rm_error("the teacher takes %dx%d images, the dataset has %dx%d (load the teacher "
+                        "after the dataset)", input_hw(teacher), input_hw(teacher), hw, hw);
+    if (teacher->nclass != train->nclass)
+        return rm_error("the teacher has %d classes, the dataset %d (load the teacher after the "
+                        "dataset)", teacher->nclass, train->nclass);
+    d->hw = hw;
     graph *g = teacher->g;
     const backend *be = graph_backend(g);
-    const size_t img = 3 * 32 * 32;
+    const size_t img = 3 * (size_t)hw * hw;
     int k = teacher->nclass, rc = 0;
     int *idx = malloc((size_t)train->n * sizeof *idx);
     uint8_t *u8 = malloc((size_t)P * img), *aug = malloc((size_t)P * img);
@@ -163,8 +181,8 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
         idx[j] = t;
     }
     dataset_gather_u8(train, idx, P, u8, py);
-    data_augment(u8, P, 3, 32, 32, 4, &r, aug);
-    data_normalize(aug, P, 3, 32 * 32, px);
+    data_augment(u8, P, 3, hw, hw, train->pad, &r, aug);
+    dataset_normalize(train, aug, P, px);
 
     /* the teacher scores the whole pool at once: in train mode its BN uses
      * the statistics of the pool, as the released code does */
@@ -251,7 +269,7 @@ int rmi_eval_start(rmi_eval *e, const backend *be, const nb201_arch *arch,
 {
     model m;
     memset(e, 0, sizeof *e);
-    if (nb201_net_build(&m, be, arch, data->nclass) < 0)
+    if (nb201_net_build(&m, be, arch, data->nclass, data->hw) < 0)
         return -1;
     return rmi_eval_start_model(e, be, &m, data, s);
 }
@@ -269,6 +287,12 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
     if (s->steps < 1) {
         rmi_eval_free(e);
         return rm_error("steps must be at least 1");
+    }
+    if (input_hw(&e->student) != data->hw) {
+        int hw = input_hw(&e->student);
+        rmi_eval_free(e);
+        return rm_error("the student takes %dx%d images, the RMI batch has %dx%d", hw, hw,
+                        data->hw, data->hw);
     }
     e->data = data;
     e->s = *s;
@@ -292,7 +316,8 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
         return -1;
     }
     /* the batch stays in the input buffer for every step */
-    be->upload(graph_data(g, e->student.input), data->x, (size_t)n * 3 * 32 * 32 * sizeof(float));
+    be->upload(graph_data(g, e->student.input), data->x,
+               (size_t)n * 3 * data->hw * data->hw * sizeof(float));
     be->upload(e->labels, data->y, (size_t)n * sizeof(int32_t));
     if (be->softmax_ce_dev && be->cka) {
         size_t nn = (size_t)n * n * sizeof(float);
@@ -469,7 +494,7 @@ int rmi_score_cb(const backend *be, const nb201_arch *arch, const rmi_data *data
 {
     model m;
     memset(r, 0, sizeof *r);
-    if (nb201_net_build(&m, be, arch, data->nclass) < 0)
+    if (nb201_net_build(&m, be, arch, data->nclass, data->hw) < 0)
         return -1;
     return rmi_score_model(be, &m, data, s, r, interrupt, cb, user);
 }

@@ -32,8 +32,8 @@ void rmi_settings_default(rmi_settings *s);
 
 /* The selected batch and the teacher's features on it, fixed for a search. */
 typedef struct rmi_data {
-    int n, nclass;
-    float *x;                    /* (n,3,32,32) normalized, host */
+    int n, nclass, hw;
+    float *x;                    /* (n,3,hw,hw) normalized, host */
     int32_t *y;                  /* (n) */
     int *train_index;            /* (n) the training images chosen */
     double *teacher_ce;          /* (n) their teacher cross-entropy */
@@ -48,7 +48,7 @@ typedef struct rmi_data {
  * lowest per-sample cross-entropy, and compute the teacher's Gram matrices.
  * The teacher's weights and running statistics are left unchanged. */
 int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_settings *s);
-/* The same from a given batch x (n,3,32,32 normalized), labels y (n):
+/* The same from a given batch x (n,3,hw,hw normalized, hw the teacher's), labels y (n):
  * only the teacher's features and Gram matrices are computed. */
 int rmi_data_from_batch(rmi_data *d, model *teacher, const float *x, const int32_t *y, int n,
                         const rmi_settings *s);

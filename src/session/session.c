@@ -248,24 +248,24 @@ int session_set_threads(session *s, int n)
 
 int session_load_dataset(session *s, const char *name, const char *dir)
 {
-    int c100;
-    if (!strcmp(name, "cifar10"))
-        c100 = 0;
-    else if (!strcmp(name, "cifar100"))
+    int c100 = 0, im16 = 0;
+    if (!strcmp(name, "cifar100"))
         c100 = 1;
-    else
-        return rm_error("unknown dataset '%s' (known: cifar10, cifar100)", name);
+    else if (!strcmp(name, "imagenet16-120") || !strcmp(name, "imagenet16"))
+        im16 = 1;
+    else if (strcmp(name, "cifar10"))
+        return rm_error("unknown dataset '%s' (known: cifar10, cifar100, imagenet16-120)", name);
     char bundled[1024];
     if (!dir) {
-        if (c100 || session_find_data("cifar10-mini", bundled, sizeof bundled) < 0)
+        if (c100 || im16 || session_find_data("cifar10-mini", bundled, sizeof bundled) < 0)
             return rm_error("no bundled %s data; give the directory of its binary batches",
                             name);
         dir = bundled;
     }
     dataset tr, te;
-    if (cifar_load(dir, c100, 1, &tr) < 0)
+    if ((im16 ? imagenet16_load(dir, 1, &tr) : cifar_load(dir, c100, 1, &tr)) < 0)
         return -1;
-    if (cifar_load(dir, c100, 0, &te) < 0) {
+    if ((im16 ? imagenet16_load(dir, 0, &te) : cifar_load(dir, c100, 0, &te)) < 0) {
         dataset_free(&tr);
         return -1;
     }
@@ -274,7 +274,8 @@ int session_load_dataset(session *s, const char *name, const char *dir)
     rmi_data_free(&s->data);
     s->train = tr;
     s->test = te;
-    snprintf(s->data_name, sizeof s->data_name, "%s", name);
+    s->cost_ok = 0; /* the networks' classifier follows the dataset */
+    snprintf(s->data_name, sizeof s->data_name, "%s", im16 ? "imagenet16-120" : name);
     snprintf(s->data_dir, sizeof s->data_dir, "%s", dir);
     return 0;
 }
@@ -365,7 +366,7 @@ int session_load_teacher(session *s, const char *arch, const char *file)
             return rm_error_context("no bundled weights for %s; give a FILE", arch);
         file = path;
     }
-    int nclass = s->train.n ? s->train.nclass : 10;
+    int nclass = session_nclass(s), hw = session_hw(s);
     model m;
     st_file f;
     if (st_load(file, &f) < 0)
@@ -374,9 +375,9 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     if (sp) {
         rc = space_named(arch) ? file_arch(&f, file, sp, &a) : 0;
         if (rc == 0)
-            rc = sp->build(&m, s->be, &a, nclass);
+            rc = sp->build(&m, s->be, &a, nclass, hw);
     } else {
-        rc = resnet_cifar_build(&m, s->be, depth, nclass);
+        rc = resnet_cifar_build(&m, s->be, depth, nclass, hw);
     }
     if (rc < 0) {
         st_free(&f);
@@ -395,6 +396,10 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     return 0;
 }
 
+int session_nclass(const session *s) { return s->train.n ? s->train.nclass : 10; }
+
+int session_hw(const session *s) { return s->train.n ? s->train.h : 32; }
+
 /* ---- training the current architecture as a whole network ---- */
 
 static int need_net(session *s)
@@ -406,7 +411,7 @@ static int need_net(session *s)
     if (s->net.g && space_equal(s->arch_sp, &s->net_arch, &s->arch))
         return 0;
     model m;
-    if (s->arch_sp->build(&m, s->be, &s->arch, s->train.nclass) < 0)
+    if (s->arch_sp->build(&m, s->be, &s->arch, s->train.nclass, s->train.h) < 0)
         return -1;
     if (graph_init_params(m.g, s->rmi.init_seed) < 0) {
         model_free(&m);

@@ -31,7 +31,7 @@ typedef struct session {
     rng sample_rng;               /* architecture sampling; reseeded by set seed */
 
     dataset train, test;          /* n == 0: not loaded */
-    char data_name[16];           /* "cifar10" / "cifar100" */
+    char data_name[16];           /* "cifar10", "cifar100", "imagenet16-120" */
     char data_dir[1024];
 
     model teacher;                /* teacher.g == NULL: not loaded */
@@ -90,6 +90,10 @@ int session_load_dataset(session *s, const char *name, const char *dir);
  * nb201 (the architecture from the file's metadata) or an NB-201
  * architecture string, with a file. */
 int session_load_teacher(session *s, const char *arch, const char *file);
+/* Classes and image side of the networks built now: the loaded dataset's,
+ * else CIFAR-10's (10, 32). */
+int session_nclass(const session *s);
+int session_hw(const session *s);
 /* The bundled file of that name (data_dir_find("resnet20-c10q75.safetensors")),
  * looked up in $RMINAS_DATA, the source tree's examples/data, then the
  * installed data directory. Returns 0 and fills out, or -1. */

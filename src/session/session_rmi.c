@@ -125,7 +125,7 @@ int session_student_init(session *s)
         return -1;
     rmi_eval_free(&s->eval);
     model m;
-    if (s->arch_sp->build(&m, s->be, &s->arch, s->data.nclass) < 0)
+    if (s->arch_sp->build(&m, s->be, &s->arch, s->data.nclass, s->data.hw) < 0)
         return -1;
     return rmi_eval_start_model(&s->eval, s->be, &m, &s->data, &s->rmi);
 }
@@ -153,7 +153,7 @@ int session_score(session *s, const sarch *a, rmi_result *r)
     if (session_need_batch(s) < 0)
         return -1;
     model m;
-    if (s->sp->build(&m, s->be, a, s->data.nclass) < 0)
+    if (s->sp->build(&m, s->be, a, s->data.nclass, s->data.hw) < 0)
         return -1;
     return rmi_score_model(s->be, &m, &s->data, &s->rmi, r, &s->interrupt, s->step_hook,
                            s->hook_user);
@@ -361,7 +361,7 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
         } else {
             r->arch = archs[k];
             model m;
-            if ((rc = sp->build(&m, s->be, &archs[k], s->data.nclass)) < 0)
+            if ((rc = sp->build(&m, s->be, &archs[k], s->data.nclass, s->data.hw)) < 0)
                 break;
             r->params = (long long)graph_count_trainable(m.g);
             r->macs = (long long)graph_count_macs(m.g);

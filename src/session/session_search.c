@@ -136,8 +136,9 @@ int session_load_benchmark_kind(session *s, const char *which, const char *file)
 static int cost_of_built(session *s, const nb201_arch *a, double *out)
 {
     model m;
-    int nclass = s->data.nclass ? s->data.nclass : (s->train.n ? s->train.nclass : 10);
-    if (nb201_net_build(&m, s->be, a, nclass) < 0)
+    int nclass = s->data.n ? s->data.nclass : session_nclass(s);
+    int hw = s->data.n ? s->data.hw : session_hw(s);
+    if (nb201_net_build(&m, s->be, a, nclass, hw) < 0)
         return -1;
     out[0] = (double)graph_count_trainable(m.g);
     out[1] = (double)graph_count_macs(m.g);
@@ -196,7 +197,7 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     session *s = user;
     rmi_result r;
     model m;
-    if (s->srch.sp->build(&m, s->be, sa, s->data.nclass) < 0)
+    if (s->srch.sp->build(&m, s->be, sa, s->data.nclass, s->data.hw) < 0)
         return -1;
     int rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &r, &s->interrupt, s->step_hook,
                              s->hook_user);
@@ -250,7 +251,7 @@ int session_sarch_cost(session *s, const space *sp, const sarch *a, double *para
         return session_arch_cost(s, &na, params, macs);
     }
     model m;
-    if (sp->build(&m, s->be, a, s->train.n ? s->train.nclass : 10) < 0)
+    if (sp->build(&m, s->be, a, session_nclass(s), session_hw(s)) < 0)
         return -1;
     *params = (double)graph_count_trainable(m.g);
     *macs = (double)graph_count_macs(m.g);

@@ -98,7 +98,7 @@ static int cmd_load(shell *sh, int argc, char **argv)
     session *s = &sh->s;
     if (argc >= 2 && !strcmp(argv[1], "dataset")) {
         if (argc != 3 && argc != 4)
-            return usage_error("load", "dataset cifar10|cifar100 [DIR]");
+            return usage_error("load", "dataset cifar10|cifar100|imagenet16-120 [DIR]");
         if (session_load_dataset(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         printf("dataset %s: %d training and %d test images, %d classes, from %s\n", argv[2],
@@ -128,7 +128,7 @@ static int cmd_load(shell *sh, int argc, char **argv)
                         s->bench_column);
         return SH_OK;
     }
-    return usage_error("load", "dataset cifar10|cifar100 [DIR] | teacher NAME [FILE] | "
+    return usage_error("load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher NAME [FILE] | "
                                "benchmark nb201|nb201-12 [FILE]");
 }
 
@@ -327,7 +327,7 @@ static int show_arch(shell *sh, const space *sp, const sarch *sa)
 {
     session *s = &sh->s;
     model m;
-    if (sp->build(&m, s->be, sa, 10) < 0)
+    if (sp->build(&m, s->be, sa, session_nclass(s), session_hw(s)) < 0)
         return SH_ERROR;
     char str[SPACE_STRLEN];
     sp->format(sa, str, sizeof str);
@@ -715,7 +715,7 @@ const command shell_commands[] = {
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
-    {"load", "dataset cifar10|cifar100 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
+    {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
              "| teacher nb201|darts|chain|STRING FILE "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "

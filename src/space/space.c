@@ -169,10 +169,10 @@ static int nb_dot(const sarch *a, char *buf, size_t size)
     return dot_end(&d, &space_nb201);
 }
 
-static int nb_build(model *m, const backend *be, const sarch *a, int nclass)
+static int nb_build(model *m, const backend *be, const sarch *a, int nclass, int hw)
 {
     nb201_arch n = sarch_to_nb201(a);
-    return nb201_net_build(m, be, &n, nclass);
+    return nb201_net_build(m, be, &n, nclass, hw);
 }
 
 const space space_nb201 = {
@@ -241,9 +241,9 @@ static int ch_dot(const sarch *a, char *buf, size_t size)
     return dot_end(&d, &space_chain);
 }
 
-static int ch_build(model *m, const backend *be, const sarch *a, int nclass)
+static int ch_build(model *m, const backend *be, const sarch *a, int nclass, int hw)
 {
-    return chain_net_build(m, be, a->v, nclass);
+    return chain_net_build(m, be, a->v, nclass, hw);
 }
 
 const space space_chain = {
@@ -371,9 +371,9 @@ static int da_dot(const sarch *a, char *buf, size_t size)
     return dot_end(&d, &space_darts);
 }
 
-static int da_build(model *m, const backend *be, const sarch *a, int nclass)
+static int da_build(model *m, const backend *be, const sarch *a, int nclass, int hw)
 {
-    return darts_net_build(m, be, a->v, nclass);
+    return darts_net_build(m, be, a->v, nclass, hw);
 }
 
 const space space_darts = {

@@ -40,8 +40,8 @@ typedef struct space {
     void (*select)(const sarch *a, int n, sarch *out);
     int (*index)(const sarch *a);
     void (*unindex)(int i, sarch *a);
-    /* the network with its three feature taps, for 3x32x32 inputs */
-    int (*build)(model *m, const backend *be, const sarch *a, int nclass);
+    /* the network with its three feature taps, for 3 x hw x hw inputs */
+    int (*build)(model *m, const backend *be, const sarch *a, int nclass, int hw);
     /* a Graphviz drawing of the architecture into buf; -1 with rm_error if
      * it does not fit */
     int (*dot)(const sarch *a, char *buf, size_t size);

@@ -24,9 +24,11 @@ void train_opts_default(train_opts *o)
 
 static int check_shape(const model *m, const dataset *d)
 {
-    if (d->c != 3 || d->h != 32 || d->w != 32)
-        return rm_error("the network takes 3x32x32 images, the dataset has %dx%dx%d", d->c,
-                        d->h, d->w);
+    int c, h, w;
+    graph_value_shape(m->g, m->input, &c, &h, &w);
+    if (d->c != c || d->h != h || d->w != w)
+        return rm_error("the network takes %dx%dx%d images, the dataset has %dx%dx%d", c, h, w,
+                        d->c, d->h, d->w);
     if (d->nclass > m->nclass)
         return rm_error("the dataset has %d classes, the network's classifier %d", d->nclass,
                         m->nclass);
@@ -60,7 +62,7 @@ int model_evaluate(model *m, const dataset *d, int batch, double *acc)
         int b = d->n - s < batch ? d->n - s : batch;
         graph_set_batch(g, b);
         dataset_range_u8(d, s, b, u8);
-        data_normalize(u8, b, d->c, hw, x);
+        dataset_normalize(d, u8, b, x);
         be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
         graph_forward(g, BN_EVAL);
         be->download(logits, graph_data(g, m->logits), (size_t)b * k * sizeof(float));
@@ -128,8 +130,8 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
             graph_set_batch(g, b);
             dataset_gather_u8(train, order + s * bs, b, u8, labels);
             if (o->augment)
-                data_augment(u8, b, train->c, train->h, train->w, 4, &r, aug);
-            data_normalize(o->augment ? aug : u8, b, train->c, hw, x);
+                data_augment(u8, b, train->c, train->h, train->w, train->pad, &r, aug);
+            dataset_normalize(train, o->augment ? aug : u8, b, x);
             be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
             be->upload(dlabels, labels, (size_t)b * sizeof *labels);
             double lr = o->cosine ? 0.5 * o->lr * (1 + cos(M_PI * (double)gstep / total)) : o->lr;

@@ -60,12 +60,12 @@ int main(int argc, char **argv)
 {
     int steps = argc > 1 ? atoi(argv[1]) : 30, warmup = argc > 2 ? atoi(argv[2]) : 3;
     model m;
-    if (resnet_cifar_build(&m, backend_cpu(), 20, 10) < 0 || bench("resnet20", &m, steps, warmup) < 0)
+    if (resnet_cifar_build(&m, backend_cpu(), 20, 10, 32) < 0 || bench("resnet20", &m, steps, warmup) < 0)
         goto fail;
     model_free(&m);
     nb201_arch a;
     nb201_parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|", &a);
-    if (nb201_net_build(&m, backend_cpu(), &a, 10) < 0 || bench("nb201_resnet_cell", &m, steps, warmup) < 0)
+    if (nb201_net_build(&m, backend_cpu(), &a, 10, 32) < 0 || bench("nb201_resnet_cell", &m, steps, warmup) < 0)
         goto fail;
     model_free(&m);
     return 0;
