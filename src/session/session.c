@@ -356,9 +356,12 @@ int session_load_teacher(session *s, const char *arch, const char *file)
                             "or an architecture string of the current space)", arch);
     }
     char path[1024];
-    if (!file && sp)
+    if ((!file || !strcmp(file, "init")) && sp && space_named(arch))
         return rm_error("a %s teacher needs its weights: load teacher %s FILE (as written by "
                         "train save)", sp->name, sp->name);
+    if (!file && sp)
+        return rm_error("a teacher given by its architecture needs its weights, or init for a "
+                        "fresh one: load teacher STRING FILE|init");
     if (!file) {
         char name[64];
         snprintf(name, sizeof name, "%s-c10.safetensors", arch);
@@ -368,8 +371,11 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     }
     int nclass = session_nclass(s), hw = session_hw(s);
     model m;
+    /* FILE "init": a fresh network (seeded by init_seed), to train with teacher train */
+    int fresh = !strcmp(file, "init") && !(sp && space_named(arch));
     st_file f;
-    if (st_load(file, &f) < 0)
+    memset(&f, 0, sizeof f);
+    if (!fresh && st_load(file, &f) < 0)
         return -1;
     int rc;
     if (sp) {
@@ -380,11 +386,16 @@ int session_load_teacher(session *s, const char *arch, const char *file)
         rc = resnet_cifar_build(&m, s->be, depth, nclass, hw);
     }
     if (rc < 0) {
-        st_free(&f);
+        if (!fresh)
+            st_free(&f);
         return -1;
     }
-    rc = model_load_state(&m, &f, 1);
-    st_free(&f);
+    if (fresh) {
+        rc = graph_init_params(m.g, s->rmi.init_seed);
+    } else {
+        rc = model_load_state(&m, &f, 1);
+        st_free(&f);
+    }
     if (rc < 0) {
         model_free(&m);
         return rm_error_context("%s", file);

@@ -107,7 +107,7 @@ static int cmd_load(shell *sh, int argc, char **argv)
     }
     if (argc >= 2 && !strcmp(argv[1], "teacher")) {
         if (argc != 3 && argc != 4)
-            return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE] | "
+            return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] | "
                                        "teacher nb201|darts|chain|STRING FILE");
         if (session_load_teacher(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
