@@ -715,7 +715,7 @@ const command shell_commands[] = {
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
-    {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE] "
+    {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] "
              "| teacher nb201|darts|chain|STRING FILE "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
