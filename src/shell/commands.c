@@ -128,8 +128,8 @@ static int cmd_load(shell *sh, int argc, char **argv)
                         s->bench_column);
         return SH_OK;
     }
-    return usage_error("load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher NAME [FILE] | "
-                               "benchmark nb201|nb201-12 [FILE]");
+    return usage_error("load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher NAME "
+                               "[FILE] | benchmark nb201|nb201-12 [FILE]");
 }
 
 /* ---- teacher ---- */
@@ -715,7 +715,8 @@ const command shell_commands[] = {
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
-    {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] "
+    {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] "
+             "| teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] "
              "| teacher nb201|darts|chain|STRING FILE "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
