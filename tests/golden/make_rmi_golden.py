@@ -63,7 +63,7 @@ def run(arch, X, y, feats, dtype):
 
 
 def main():
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get('THREADS', '2')))
     teacher, _, _ = rmi_ref.load_teacher(TEACHER_FT)
     trx, try_ = rmi_ref.load_train()
     X, y, feats, info = rmi_ref.prepare_rmi_data(teacher, trx, try_, seed=0)
