@@ -368,6 +368,18 @@ def with_spread(model, x, labels):
     return t, l1, l2
 
 
+def seeded_golden(model, x, labels):
+    """with_spread() from our init (seed SEED), plus 'init_sum.<param>' of the initial weights."""
+    our_init(model, SEED)
+    init_sum = OrderedDict(
+        ('init_sum.' + k, torch.tensor([float(p.detach().double().sum())], dtype=torch.float32))
+        for k, p in model.named_parameters())
+    t, l1, l2 = with_spread(model, x, labels)
+    t.update(init_sum)
+    check_float(t)
+    return t, l1, l2
+
+
 def check_float(t):
     for k, v in t.items():
         assert v.dtype == (torch.int64 if k == 'labels' else torch.float32), (k, v.dtype)
@@ -406,13 +418,7 @@ def main():
     first = ','.join('%016x' % r.u64() for _ in range(4))
     for name, arch in NB201_ARCHS.items():
         model = rmi_ref.build_nb201(arch)
-        our_init(model, SEED)
-        init_sum = OrderedDict(
-            ('init_sum.' + k, torch.tensor([float(p.detach().double().sum())], dtype=torch.float32))
-            for k, p in model.named_parameters())
-        t, l1, l2 = with_spread(model, x, labels)
-        t.update(init_sum)
-        check_float(t)
+        t, l1, l2 = seeded_golden(model, x, labels)
         meta = OrderedDict(common)
         meta['model'] = 'nb201 TinyNetwork C=16 N=5 num_classes=10'
         meta['arch'] = arch
@@ -427,13 +433,7 @@ def main():
     # C) DARTS networks with our init
     for name, cell in DARTS_ARCHS.items():
         model = DartsNetwork(DARTS_C, 10, DARTS_LAYERS, cell)
-        our_init(model, SEED)
-        init_sum = OrderedDict(
-            ('init_sum.' + k, torch.tensor([float(p.detach().double().sum())], dtype=torch.float32))
-            for k, p in model.named_parameters())
-        t, l1, l2 = with_spread(model, x, labels)
-        t.update(init_sum)
-        check_float(t)
+        t, l1, l2 = seeded_golden(model, x, labels)
         meta = OrderedDict(common)
         meta['model'] = 'DARTS NetworkCIFAR C=%d layers=%d num_classes=10' % (DARTS_C, DARTS_LAYERS)
         meta['space'] = 'darts'
