@@ -108,24 +108,23 @@ int main(void)
     int rc = rmi_data_from_batch(&d, &teacher, (const float *)xt->data, y, n, &s);
     tap_ok(rc == 0, "teacher features of the reference's batch (%d images)", n);
     if (rc == 0) {
-        /* The ResNet cell's trajectory is chaotic around step 10: PyTorch's own
-         * loss there moves by up to 1e-1 when the input is perturbed by 1e-7
-         * (measured: 9.7e-2, 1.5e-2, 6.5e-2 for three perturbations), more than
-         * the float64 spread stored in this golden file shows. Its later steps
-         * are reported, not asserted, until the file holds the perturbation
-         * envelope (make_rmi_golden.py computes it; regenerating takes ~30 min
-         * of CPU). Step 150 of both cells is reported, not asserted: there the
-         * reference itself moves by 3 % between float32 and float64, and by
-         * 30 % between netlib BLAS and OpenBLAS (shared/reference/README.md);
-         * two implementations agree on rankings, not per-architecture scores,
-         * which the ranking benchmark checks. */
+        /* Both cells are asserted at steps 1, 10 and 150. Beyond step 1 the
+         * reference's own float32 trajectory is not stable to 1e-3: the golden
+         * file holds, per step, the largest relative distance between its
+         * float32 run and its float64 run and three float32 runs from inputs
+         * perturbed by 1e-7 (make_rmi_golden.py). Measured there (2026-11-28):
+         * ResNet cell step 10: loss 1.4e-1, CKA1..3 2.1e-2, 8.1e-3, 7.0e-2;
+         * step 150: loss 1.7e-1, CKA 1.2e-3, 2.9e-5, 1.2e-4. avg-pool cell step
+         * 10: loss 3.6e-4; step 150: loss 2.9e-1 (float64 ends at 0.182, float32
+         * at 0.129), CKA 3.6e-3, 2.2e-2, 4.2e-2. The bound is max(1e-3 at steps
+         * 1 and 10 / 1e-2 at 150, 3 x that spread), as the issue asks. */
         check_arch(&f, &d, "resnet",
                    "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
-                   10, 1);
+                   150, 150);
         check_arch(&f, &d, "pool",
                    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|"
                    "skip_connect~1|avg_pool_3x3~2|",
-                   150, 10);
+                   150, 150);
         /* zero features: CKA 0/0 -> NaN -> +inf, in one step */
         nb201_arch a;
         rmi_result r;
