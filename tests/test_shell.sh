@@ -109,6 +109,8 @@ check "a fresh ResNet-56 teacher (init) for teacher train" 0 "^teacher resnet56:
   -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet56 init" -c "teacher eval"
 check "a fresh ResNet-20 teacher trains" 0 "epoch 1/1: loss [0-9.]+, .*test accuracy [0-9.]+ %" -- \
   -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20 init" -c "teacher train epochs 1 batch 512"
+check "a fresh teacher of an architecture string (init)" 0 "^teacher \|nor_conv_3x3~0\|.*weights init" -- \
+  -c "load teacher $ARCH init"
 check "an NB-201 teacher needs a file" 1 "needs its weights" -- -c "load teacher nb201"
 check "a ResNet file is not an NB-201 teacher" 1 "metadata arch: architecture string" -- -c "load teacher nb201 $AKA"
 

@@ -1,6 +1,7 @@
 /* CIFAR-10/100 binary batches as distributed, ImageNet16-120 in the same
- * layout, plus the batch-side pixel work:
- * gathering, ImageNet mean/std normalization and crop + flip augmentation. */
+ * layout, plus the batch-side pixel work: gathering, mean/std normalization
+ * (ImageNet's for CIFAR, NAS-Bench-201's for ImageNet16) and crop + flip
+ * augmentation. */
 #ifndef RM_CIFAR_H
 #define RM_CIFAR_H
 
@@ -38,7 +39,7 @@ int cifar_load(const char *dir, int cifar100, int train, dataset *out);
 /* ImageNet16-120 (NAS-Bench-201's 16x16 ImageNet, its first 120 classes):
  * DIR/train.bin or DIR/test.bin (the official validation images), records of
  * 1 label byte (0..119) + 768 pixel bytes (3 planes of 16x16, R, G, B), as
- * scripts/imagenet16-to-bin writes them from the downsampled-ImageNet
+ * examples/imagenet16-to-bin writes them from the downsampled-ImageNet
  * pickles. Normalized with NAS-Bench-201's ImageNet16 mean and std; crop
  * padding 2. */
 int imagenet16_load(const char *dir, int train, dataset *out);

@@ -325,22 +325,13 @@ static int file_arch(const st_file *f, const char *path, const space *sp, sarch 
     return sp->parse(arch, a) < 0 ? rm_error_context("%s: metadata arch", path) : 0;
 }
 
-/* A space named by `name` (nb201, darts, chain), or NULL without an error. */
-static const space *space_named(const char *name)
-{
-    const space *all[3] = {&space_nb201, &space_darts, &space_chain};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(name, all[i]->name))
-            return all[i];
-    return NULL;
-}
-
 int session_load_teacher(session *s, const char *arch, const char *file)
 {
     int depth = teacher_depth(arch);
-    /* a space's network (its architecture from the file) or an architecture
-     * string of the current space (NB-201 strings in any space) */
-    const space *sp = depth < 0 ? space_named(arch) : NULL;
+    /* a space's network, its architecture from the file (named), or an
+     * architecture string of the current space (NB-201 strings in any space) */
+    const space *named = depth < 0 ? space_find(arch) : NULL, *sp = named;
+    int fresh = file && !strcmp(file, "init"); /* a fresh network for teacher train */
     sarch a;
     if (depth < 0 && !sp) {
         const space *cur = s->sp;
@@ -356,7 +347,7 @@ int session_load_teacher(session *s, const char *arch, const char *file)
                             "or an architecture string of the current space)", arch);
     }
     char path[1024];
-    if ((!file || !strcmp(file, "init")) && sp && space_named(arch))
+    if (named && (!file || fresh))
         return rm_error("a %s teacher needs its weights: load teacher %s FILE (as written by "
                         "train save)", sp->name, sp->name);
     if (!file && sp)
@@ -371,15 +362,13 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     }
     int nclass = session_nclass(s), hw = session_hw(s);
     model m;
-    /* FILE "init": a fresh network (seeded by init_seed), to train with teacher train */
-    int fresh = !strcmp(file, "init") && !(sp && space_named(arch));
     st_file f;
     memset(&f, 0, sizeof f);
     if (!fresh && st_load(file, &f) < 0)
         return -1;
     int rc;
     if (sp) {
-        rc = space_named(arch) ? file_arch(&f, file, sp, &a) : 0;
+        rc = named ? file_arch(&f, file, sp, &a) : 0;
         if (rc == 0)
             rc = sp->build(&m, s->be, &a, nclass, hw);
     } else {

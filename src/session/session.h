@@ -86,9 +86,11 @@ int session_set_threads(session *s, int n);
  * CIFAR-10 subset). Loads the train and test splits; on error the session
  * keeps what it had. */
 int session_load_dataset(session *s, const char *name, const char *dir);
-/* arch: resnet20/32/44/56 (file NULL: the bundled default weights), or
- * nb201 (the architecture from the file's metadata) or an NB-201
- * architecture string, with a file. */
+/* arch: resnet20/32/44/56 (file NULL: the bundled default weights); nb201,
+ * darts or chain (the architecture from the file's metadata, as train save
+ * writes it); or an architecture string of the current space (NB-201 strings
+ * in any space) with a file. file "init": a fresh network seeded by init_seed
+ * (not for the named spaces), to train with teacher train. */
 int session_load_teacher(session *s, const char *arch, const char *file);
 /* Classes and image side of the networks built now: the loaded dataset's,
  * else CIFAR-10's (10, 32). */

@@ -108,7 +108,7 @@ static int cmd_load(shell *sh, int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "teacher")) {
         if (argc != 3 && argc != 4)
             return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] | "
-                                       "teacher nb201|darts|chain|STRING FILE");
+                                       "teacher nb201|darts|chain FILE | teacher STRING FILE|init");
         if (session_load_teacher(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         printf("teacher %s: %zu parameters, %.1f M MACs, weights %s\n", s->teacher.name,
@@ -380,6 +380,13 @@ static int join_words(int n, char **w, char *buf, size_t size)
     return 0;
 }
 
+/* An architecture of space sp from the words w[0..n). */
+static int parse_words(const space *sp, int n, char **w, sarch *a)
+{
+    char str[SPACE_STRLEN];
+    return join_words(n, w, str, sizeof str) < 0 ? -1 : sp->parse(str, a);
+}
+
 static int cmd_arch(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
@@ -422,8 +429,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
     }
     if (argc >= 3 && !strcmp(argv[1], "show")) {
         sarch a;
-        char str[SPACE_STRLEN];
-        if (join_words(argc - 2, argv + 2, str, sizeof str) < 0 || s->sp->parse(str, &a) < 0)
+        if (parse_words(s->sp, argc - 2, argv + 2, &a) < 0)
             return SH_ERROR;
         return show_arch(sh, s->sp, &a);
     }
@@ -431,9 +437,8 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         const space *sp = s->arch_sp;
         sarch a = s->arch;
         if (argc >= 4) {
-            char str[SPACE_STRLEN];
             sp = s->sp;
-            if (join_words(argc - 3, argv + 3, str, sizeof str) < 0 || sp->parse(str, &a) < 0)
+            if (parse_words(sp, argc - 3, argv + 3, &a) < 0)
                 return SH_ERROR;
         } else if (!s->have_arch) {
             rm_error("no architecture (arch set STRING, or arch dot FILE STRING)");
@@ -549,8 +554,7 @@ static int cmd_score(shell *sh, int argc, char **argv)
     session *s = &sh->s;
     sarch a;
     if (argc >= 2) {
-        char str[SPACE_STRLEN];
-        if (join_words(argc - 1, argv + 1, str, sizeof str) < 0 || s->sp->parse(str, &a) < 0)
+        if (parse_words(s->sp, argc - 1, argv + 1, &a) < 0)
             return SH_ERROR;
     } else if (s->have_arch && s->arch_sp == s->sp) {
         a = s->arch;
@@ -717,7 +721,7 @@ const command shell_commands[] = {
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
     {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] "
              "| teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] "
-             "| teacher nb201|darts|chain|STRING FILE "
+             "| teacher nb201|darts|chain FILE | teacher STRING FILE|init "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "
      "for the benchmark evaluator (nb201-12)",

@@ -13,14 +13,20 @@ static const char *const cell_settings[] = {"batch", "32", "gamma", "16", "steps
 static const char *const darts_settings[] = {"batch", "128", "gamma", "16", "steps", "250",
                                              "lr", "0.025", "wd", "3e-4", "trees", "98", NULL};
 
+const space *space_find(const char *name)
+{
+    const space *all[] = {&space_nb201, &space_darts, &space_chain};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(name, all[i]->name))
+            return all[i];
+    return NULL;
+}
+
 const space *space_get(const char *name)
 {
-    if (!strcmp(name, "nb201"))
-        return &space_nb201;
-    if (!strcmp(name, "chain"))
-        return &space_chain;
-    if (!strcmp(name, "darts"))
-        return &space_darts;
+    const space *sp = space_find(name);
+    if (sp)
+        return sp;
     rm_error("unknown search space '%s' (this rminas knows nb201, darts and chain)", name);
     return NULL;
 }

@@ -52,8 +52,10 @@ typedef struct space {
     const char *const *settings;
 } space;
 
-/* The spaces rminas knows, by name; NULL with rm_error for another. */
+/* The spaces rminas knows, by name; NULL with rm_error for another
+ * (space_find: NULL without an error). */
 const space *space_get(const char *name);
+const space *space_find(const char *name);
 extern const space space_nb201, space_chain, space_darts;
 
 /* Helpers every space uses. */
