@@ -43,13 +43,11 @@ int chain_net_build(model *m, const backend *be, const uint8_t *layers, int ncla
     for (int i = 0; i < CHAIN_LAYERS; i++)
         if (layers[i] >= CHAIN_NOPS)
             return rm_error("chain layer %d: operation %d out of range", i, layers[i]);
-    graph *g = graph_new(be);
+    graph *g = model_start(m, be, nclass, hw);
     if (!g)
         return -1;
-    m->g = g;
-    m->nclass = nclass;
     chain_format(layers, m->name, sizeof m->name);
-    int x = m->input = graph_input(g, 3, hw, hw);
+    int x = m->input;
     x = graph_conv(g, x, 16, 3, 1, 1, 1, 1, 0, 0, "stem.0", -1);
     x = graph_relu(g, graph_bn(g, x, "stem.1", -1));
     int c = 16;

@@ -127,14 +127,12 @@ int darts_net_build_sized(model *m, const backend *be, const uint8_t *edges, int
     if (!darts_valid(edges))
         return rm_error("DARTS cell: every node must keep exactly 2 inputs, each with one of "
                         "the 7 operations");
-    graph *g = graph_new(be);
+    graph *g = model_start(m, be, nclass, hw);
     if (!g)
         return -1;
-    m->g = g;
-    m->nclass = nclass;
     darts_format(edges, m->name, sizeof m->name);
     builder b = {.g = g};
-    int x = m->input = graph_input(g, 3, hw, hw);
+    int x = m->input;
     int cc = 3 * C;
     x = graph_conv(g, x, cc, 3, 1, 1, 1, 1, 0, 0, "stem.0", -1);
     x = graph_bn(g, x, "stem.1", -1);

@@ -13,6 +13,17 @@ void model_free(model *m)
     m->g = NULL;
 }
 
+graph *model_start(model *m, const backend *be, int nclass, int hw)
+{
+    graph *g = graph_new(be);
+    if (!g)
+        return NULL;
+    m->g = g;
+    m->nclass = nclass;
+    m->input = graph_input(g, 3, hw, hw);
+    return g;
+}
+
 int model_finish(model *m, int x, const char *classifier, const char *what)
 {
     graph *g = m->g;

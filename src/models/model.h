@@ -58,6 +58,9 @@ void darts_format(const uint8_t *edges, char *buf, size_t size);
 int darts_parse(const char *s, uint8_t *edges);
 
 void model_free(model *m);
+/* Builders' shared start: a new graph in m with a (3,hw,hw) input m->input
+ * and nclass classes; NULL when out of memory. */
+graph *model_start(model *m, const backend *be, int nclass, int hw);
 /* Builders' shared ends: model_feature records x as feature tap i (an output
  * of the graph); model_finish adds global average pool + Linear (to
  * m->nclass) named `classifier` on x and checks the build, freeing m and

@@ -65,13 +65,11 @@ static int reduction_block(graph *g, int x, int cout, int cell)
 int nb201_net_build(model *m, const backend *be, const nb201_arch *arch, int nclass, int hw)
 {
     memset(m, 0, sizeof *m);
-    graph *g = graph_new(be);
+    graph *g = model_start(m, be, nclass, hw);
     if (!g)
         return -1;
-    m->g = g;
-    m->nclass = nclass;
     nb201_format(arch, m->name, sizeof m->name);
-    int x = m->input = graph_input(g, 3, hw, hw);
+    int x = m->input;
     x = graph_conv(g, x, 16, 3, 1, 1, 1, 1, 0, 0, "stem.0", -1);
     x = graph_bn(g, x, "stem.1", -1);
     int c = 16, cell = 0;

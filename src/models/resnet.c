@@ -30,13 +30,11 @@ int resnet_cifar_build(model *m, const backend *be, int depth, int nclass, int h
     if (depth < 8 || (depth - 2) % 6)
         return rm_error("ResNet depth must be 6n+2 (20, 32, 44, 56, ...), got %d", depth);
     int nb = (depth - 2) / 6;
-    graph *g = graph_new(be);
+    graph *g = model_start(m, be, nclass, hw);
     if (!g)
         return -1;
-    m->g = g;
-    m->nclass = nclass;
     snprintf(m->name, sizeof m->name, "resnet%d", depth);
-    int x = m->input = graph_input(g, 3, hw, hw);
+    int x = m->input;
     x = graph_conv(g, x, 16, 3, 1, 1, 1, 1, 0, 0, "conv1", -1);
     x = graph_relu(g, graph_bn(g, x, "bn1", -1));
     int cin = 16;
