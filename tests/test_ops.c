@@ -221,6 +221,7 @@ static const conv_impl conv_im2col = {"im2col", cpu_conv_work_size, cpu_conv2d_f
 static const conv_impl conv_dnnl = {"dnnl", cpu_dnnl_conv_work_size,
                                     cpu_dnnl_conv2d_forward, cpu_dnnl_conv2d_backward};
 static int conv_refused; /* cases oneDNN refused (then im2col ran) */
+static int conv_wino;    /* cases that ran on Winograd */
 #endif
 static const conv_impl *ci = &conv_table;
 static const char *conv_variant = ""; /* for the tags */
@@ -325,6 +326,7 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
         tap_diag("%s: oneDNN refused it, im2col ran", tag);
         conv_refused++;
     }
+    conv_wino += cpu_conv_uses_dnnl(&d) && cpu_dnnl_conv_winograd(&d);
 #endif
     free(x), free(wt), free(b), free(y), free(y0), free(r), free(work);
     free(dx), free(dw), free(db), free(dx1), free(dw1), free(db1), free(ref);
@@ -392,16 +394,20 @@ static void test_conv_select(void)
     ok(backend_cpu_set_conv("im2col") == 0 && !strcmp(backend_cpu_conv(), "im2col"),
        "backend_cpu_set_conv(\"im2col\")");
     rm_clear_error();
-    ok(backend_cpu_set_conv("winograd") == -1 && strstr(rm_last_error(), "unknown") &&
+    ok(backend_cpu_set_conv("fft") == -1 && strstr(rm_last_error(), "unknown") &&
            !strcmp(backend_cpu_conv(), "im2col"),
-       "backend_cpu_set_conv(\"winograd\") fails and keeps im2col: %s", rm_last_error());
+       "backend_cpu_set_conv(\"fft\") fails and keeps im2col: %s", rm_last_error());
     rm_clear_error();
 #ifdef HAVE_DNNL
+    ok(backend_cpu_set_conv("winograd") == 0 && !strcmp(backend_cpu_conv(), "winograd"),
+       "backend_cpu_set_conv(\"winograd\")");
     ok(backend_cpu_set_conv("dnnl") == 0 && !strcmp(backend_cpu_conv(), "dnnl"),
        "backend_cpu_set_conv(\"dnnl\")");
 #else
     ok(backend_cpu_set_conv("dnnl") == -1 && strstr(rm_last_error(), "without oneDNN"),
        "backend_cpu_set_conv(\"dnnl\") without oneDNN: %s", rm_last_error());
+    ok(backend_cpu_set_conv("winograd") == -1 && strstr(rm_last_error(), "without oneDNN"),
+       "backend_cpu_set_conv(\"winograd\") without oneDNN: %s", rm_last_error());
 #endif
     backend_cpu_set_conv(def);
 }
@@ -1265,6 +1271,15 @@ int main(void)
     ci = &conv_dnnl; /* every shape, 1x1 too */
     test_conv_cases();
     ok(conv_refused == 0, "oneDNN ran every case (%d fell back to im2col)", conv_refused);
+    /* the table with Winograd selected: oneDNN takes three of its cases
+     * (3x3, stride 1, pad 1, ungrouped: 4x7x7 and 8x14x14 at 2 and 3
+     * threads) and refuses the pad-3 one, which runs direct */
+    ci = &conv_table;
+    backend_cpu_set_conv("winograd");
+    conv_wino = 0;
+    test_conv_cases();
+    ok(conv_wino == 3, "Winograd ran the 3 cases it takes (%d)", conv_wino);
+    backend_cpu_set_conv("dnnl");
 #else
     tap_skip("convolutions on oneDNN: built without oneDNN");
 #endif

@@ -56,6 +56,16 @@ a1=$(grep '^arch ' "$tmp/ref.log")
 a2=$(grep '^arch ' "$tmp/final.log")
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
 
+# the conv setting travels with the search; a state without it (saved before
+# it existed) resumes with oneDNN's direct convolutions
+"$R" -b -c "load benchmark nb201" -c "set evaluator benchmark" -c "set conv winograd" \
+  -c "set state $tmp/conv.json" -c "search start random" -c "search step 3" > /dev/null 2>&1
+check "the conv setting is saved with the search" 0 "^conv +winograd " -- -c "set conv im2col" \
+  -c "search load $tmp/conv.json" -c "show settings"
+grep -v '"conv":' "$tmp/conv.json" > "$tmp/conv_old.json"
+check "a state without conv loads with dnnl" 0 "^conv +dnnl " -- -c "set conv winograd" \
+  -c "search load $tmp/conv_old.json" -c "show settings"
+
 check "search load shows a saved search without running it" 0 "rminas, done: [0-9]+ evaluations" -- \
   -c "set threads 1" -c "search load $tmp/k.json" -c "search status"
 

@@ -53,6 +53,8 @@ const setting_info session_settings[] = {
     {"budget", "evaluations of random / rea / reinforce searches (100)"},
     {"cap", "RMI-NAS: stop after this many evaluations, 0 = no cap (0)"},
     {"centered", "1: centered CKA as the released code; 0: uncentered, paper Eq. 3 (1)"},
+    {"conv", "CPU convolutions: dnnl (oneDNN direct), winograd (oneDNN Winograd for 3x3 "
+             "stride 1) or im2col (BLAS) (dnnl)"},
     {"data_seed", "seed of the image pool and its augmentation (0)"},
     {"device", "compute backend: cpu or cuda (cpu)"},
     {"evaluator", "search evaluator: rmi (the RMI score) or benchmark (table lookup) (rmi)"},
@@ -111,6 +113,8 @@ int session_set(session *s, const char *key, const char *v)
     double d;
     if (!strcmp(key, "device"))
         return session_set_device(s, v);
+    if (!strcmp(key, "conv"))
+        return backend_cpu_set_conv(v);
     if (!strcmp(key, "threads")) {
         if (session_parse_long(key, v, 0, 1024, &l) < 0)
             return -1;
@@ -192,6 +196,8 @@ int session_get(const session *s, const char *key, char *out, size_t size)
         snprintf(out, size, "%s", s->be->name);
     else if (!strcmp(key, "threads"))
         snprintf(out, size, "%d", s->threads);
+    else if (!strcmp(key, "conv"))
+        snprintf(out, size, "%s", backend_cpu_conv());
     else if (!strcmp(key, "seed"))
         snprintf(out, size, "%llu", (unsigned long long)s->seed);
     else if (!strcmp(key, "benchmark_column"))

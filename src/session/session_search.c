@@ -446,6 +446,12 @@ int session_search_load(session *s, const char *path)
     const int old_evaluator = s->evaluator;
     const uint64_t old_seed = s->seed;
     const rng old_rng = s->sample_rng;
+    char old_conv[16];
+    snprintf(old_conv, sizeof old_conv, "%s", backend_cpu_conv());
+    /* states written before the conv setting existed were scored with
+     * oneDNN's direct convolutions */
+    if (!search_ctx_get(c, "conv") && backend_cpu_set_conv("dnnl") < 0)
+        rm_clear_error(); /* no oneDNN: im2col, as then */
     for (int i = 0; i < c->n && !rc; i++) {
         const char *k = c->key[i];
         int known = 0;
@@ -494,6 +500,7 @@ int session_search_load(session *s, const char *path)
         s->evaluator = old_evaluator;
         s->seed = old_seed;
         s->sample_rng = old_rng;
+        backend_cpu_set_conv(old_conv);
         search_free(&t);
         free(c);
         return -1;

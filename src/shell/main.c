@@ -158,6 +158,7 @@ static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
 static const char *const csv_words[] = {"steps", "rank", "search", NULL};
 static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
 static const char *const bn_words[] = {"train", "eval", NULL};
+static const char *const conv_words[] = {"dnnl", "winograd", "im2col", NULL};
 static const char *const space_words[] = {"nb201", "darts", "chain", NULL};
 
 /* The words that may follow `w0 w1 ...` (nwords typed so far), or NULL. */
@@ -188,8 +189,10 @@ static const char *const *next_words(char words[][64], int nwords)
         if (!strcmp(c->name, "export") && !strcmp(w, "csv"))
             return csv_words;
         if (!strcmp(c->name, "set"))
-            return !strcmp(w, "evaluator") ? evaluator_words : !strcmp(w, "teacher_bn") ? bn_words
-                   : NULL;
+            return !strcmp(w, "evaluator")    ? evaluator_words
+                   : !strcmp(w, "teacher_bn") ? bn_words
+                   : !strcmp(w, "conv")       ? conv_words
+                                              : NULL;
     }
     return NULL;
 }

@@ -23,7 +23,7 @@ static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static int cpu_nthreads, cpu_nmax;
 
 /* the convolution implementation (backend_cpu_set_conv) */
-enum { CONV_IM2COL, CONV_DNNL };
+enum { CONV_IM2COL, CONV_DNNL, CONV_WINOGRAD };
 static int cpu_conv_impl;
 
 /* Parallelism comes from OpenMP over samples, channels or planes; a
@@ -33,9 +33,14 @@ static void cpu_init(void)
     openblas_set_num_threads(1);
     cpu_nthreads = cpu_nmax = omp_get_max_threads();
 #ifdef HAVE_DNNL
-    /* oneDNN by default; RMINAS_CONV=im2col (or dnnl) chooses at first use */
+    /* oneDNN's direct convolutions by default; RMINAS_CONV=im2col|dnnl|winograd
+     * chooses at first use */
     const char *impl = getenv("RMINAS_CONV");
-    cpu_conv_impl = impl && strcmp(impl, "im2col") == 0 ? CONV_IM2COL : CONV_DNNL;
+    cpu_conv_impl = !impl                        ? CONV_DNNL
+                    : !strcmp(impl, "im2col")    ? CONV_IM2COL
+                    : !strcmp(impl, "winograd")  ? CONV_WINOGRAD
+                                                 : CONV_DNNL;
+    cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
 #else
     cpu_conv_impl = CONV_IM2COL;
 #endif
@@ -78,22 +83,26 @@ int backend_cpu_set_conv(const char *impl)
         cpu_conv_impl = CONV_IM2COL;
         return 0;
     }
-    if (impl && strcmp(impl, "dnnl") == 0) {
+    if (impl && (!strcmp(impl, "dnnl") || !strcmp(impl, "winograd"))) {
 #ifdef HAVE_DNNL
-        cpu_conv_impl = CONV_DNNL;
+        cpu_conv_impl = !strcmp(impl, "dnnl") ? CONV_DNNL : CONV_WINOGRAD;
+        cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
         return 0;
 #else
         return rm_error("this rminas was built without oneDNN (install libdnnl-dev, "
                         "configure --with-dnnl)");
 #endif
     }
-    return rm_error("unknown convolution '%s' (dnnl or im2col)", impl ? impl : "(null)");
+    return rm_error("unknown convolution '%s' (dnnl, winograd or im2col)",
+                    impl ? impl : "(null)");
 }
 
 const char *backend_cpu_conv(void)
 {
     pthread_once(&cpu_once, cpu_init);
-    return cpu_conv_impl == CONV_DNNL ? "dnnl" : "im2col";
+    return cpu_conv_impl == CONV_DNNL       ? "dnnl"
+           : cpu_conv_impl == CONV_WINOGRAD ? "winograd"
+                                            : "im2col";
 }
 
 #ifdef HAVE_DNNL
@@ -114,7 +123,7 @@ int cpu_conv_uses_dnnl(const conv_desc *d)
 {
 #ifdef HAVE_DNNL
     pthread_once(&cpu_once, cpu_init);
-    return cpu_conv_impl == CONV_DNNL && dnnl_wins(d);
+    return cpu_conv_impl != CONV_IM2COL && dnnl_wins(d);
 #else
     (void)d;
     return 0;

@@ -37,6 +37,13 @@
  * Backward runs dw before dx, so A is free again for diff_src; forward
  * needs A and C, backward the same two (x and y sized) plus small parts.
  *
+ * Winograd (cpu_dnnl_conv_set_winograd): oneDNN's F(4x4, 3x3) algorithm for
+ * the 3x3, stride-1, undilated, ungrouped convolutions (NAS-Bench-201's and
+ * ResNet's), direct convolutions elsewhere and wherever oneDNN refuses it.
+ * The algorithm is part of the cache key. Winograd sums in another order
+ * through its transforms: results differ from direct ones by about 1e-6
+ * relative (tests/test_ops checks both against a double reference).
+ *
  * Creation failures (a shape oneDNN refuses) are remembered in the cache and
  * the call falls back to the im2col functions, whose scratch need is
  * included in cpu_dnnl_conv_work_size.
@@ -71,11 +78,12 @@ typedef struct dop {
 } dop;
 
 enum { K_N, K_CIN, K_H, K_W, K_COUT, K_KH, K_KW, K_STRIDE, K_PAD, K_DIL, K_GROUPS,
-       K_NTHR, K_MODE, K_LEN };
+       K_NTHR, K_MODE, K_ALG, K_LEN };
 
 typedef struct dconv {
     int key[K_LEN];
     int ok; /* 0: oneDNN refused the shape; use im2col */
+    int wino; /* 1: the three primitives are Winograd's */
     size_t total; /* floats of work */
     pthread_mutex_t lock;
     dnnl_stream_t st;
@@ -99,6 +107,15 @@ typedef struct dconv {
 /* cpu_dnnl_conv_test_mode: 1 builds entries without sum reorders, 2 refuses
  * every shape (part of the key, so entries of each mode stay apart) */
 static int dn_mode;
+
+/* cpu_dnnl_conv_set_winograd */
+static int dn_wino;
+
+/* the shapes oneDNN's Winograd takes (it may still refuse one) */
+static int wino_shape(const conv_desc *d)
+{
+    return d->kh == 3 && d->kw == 3 && d->stride == 1 && d->dil == 1 && d->groups == 1;
+}
 
 static pthread_once_t dn_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t dn_eng; /* NULL: no engine, everything falls back */
@@ -197,7 +214,9 @@ static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, dnnl_quer
 }
 
 /* Build everything of e (key filled in) with omp_get_max_threads() already
- * set to its thread count. Returns 0, or -1 when oneDNN refused anything. */
+ * set to its thread count: Winograd's primitives where the key asks for them
+ * and oneDNN accepts all three, else direct ones. Returns 0, or -1 when
+ * oneDNN refused anything. */
 static int dconv_build(dconv *e, const conv_desc *d)
 {
     const int g = d->groups;
@@ -227,19 +246,31 @@ static int dconv_build(dconv *e, const conv_desc *d)
     int rc = -1;
     if (!attr)
         return -1;
-    if (dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                                   dnnl_convolution_direct, &xa, &wa,
-                                                   &b_md, &ya, strides, dil, pad, pad) ||
-        dnnl_primitive_desc_create(&fpd, &fd, attr, dn_eng, NULL) ||
-        dnnl_dilated_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct,
-                                                         &xa, &wa, &ya, strides, dil,
-                                                         pad, pad) ||
-        dnnl_primitive_desc_create(&bdpd, &bdd, attr, dn_eng, fpd) ||
-        dnnl_dilated_convolution_backward_weights_desc_init(
-            &bwd, dnnl_convolution_direct, &xa, &wa, &b_md, &ya, strides, dil, pad,
-            pad) ||
-        dnnl_primitive_desc_create(&bwpd, &bwd, attr, dn_eng, fpd))
-        goto out;
+    e->wino = e->key[K_ALG];
+    for (;;) {
+        const dnnl_alg_kind_t alg =
+            e->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+        if (!dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, alg,
+                                                        &xa, &wa, &b_md, &ya, strides,
+                                                        dil, pad, pad) &&
+            !dnnl_primitive_desc_create(&fpd, &fd, attr, dn_eng, NULL) &&
+            !dnnl_dilated_convolution_backward_data_desc_init(&bdd, alg, &xa, &wa, &ya,
+                                                              strides, dil, pad, pad) &&
+            !dnnl_primitive_desc_create(&bdpd, &bdd, attr, dn_eng, fpd) &&
+            !dnnl_dilated_convolution_backward_weights_desc_init(
+                &bwd, alg, &xa, &wa, &b_md, &ya, strides, dil, pad, pad) &&
+            !dnnl_primitive_desc_create(&bwpd, &bwd, attr, dn_eng, fpd))
+            break;
+        if (!e->wino)
+            goto out;
+        /* Winograd refused: direct convolutions instead */
+        if (fpd)
+            dnnl_primitive_desc_destroy(fpd);
+        if (bdpd)
+            dnnl_primitive_desc_destroy(bdpd);
+        fpd = bdpd = NULL;
+        e->wino = 0;
+    }
 
     const dnnl_memory_desc_t *fsrc = pd_md(fpd, dnnl_query_src_md);
     const dnnl_memory_desc_t *fwei = pd_md(fpd, dnnl_query_weights_md);
@@ -347,10 +378,11 @@ out:
 /* The entry of d at nthr threads, built on first use (under dn_mutex); NULL
  * only when out of memory. Building sets the OpenMP thread count to nthr for
  * the time of the creation. */
-static dconv *dconv_get(const conv_desc *d, int nthr)
+static dconv *dconv_get_alg(const conv_desc *d, int nthr, int wino)
 {
-    const int key[K_LEN] = {d->n,  d->cin,    d->h,   d->w,   d->cout,   d->kh, d->kw,
-                            d->stride, d->pad, d->dil, d->groups, nthr, dn_mode};
+    const int key[K_LEN] = {d->n,      d->cin, d->h,   d->w,     d->cout,
+                            d->kh,     d->kw,  d->stride, d->pad, d->dil,
+                            d->groups, nthr,   dn_mode, wino};
     pthread_once(&dn_once, dn_init);
     pthread_mutex_lock(&dn_mutex);
     dconv *e = NULL;
@@ -388,11 +420,34 @@ done:
     return e;
 }
 
+/* The entry of d at nthr threads under the algorithm selected now. */
+static dconv *dconv_get(const conv_desc *d, int nthr)
+{
+    return dconv_get_alg(d, nthr, dn_wino && wino_shape(d));
+}
+
+/* im2col's need and both algorithms' (cpu_dnnl_conv_set_winograd may
+ * change between planning and running) */
 size_t cpu_dnnl_conv_work_size(const conv_desc *d)
 {
-    size_t im = cpu_conv_work_size(d);
-    const dconv *e = dconv_get(d, cpu_max_threads());
-    return e && e->ok && e->total > im ? e->total : im;
+    size_t n = cpu_conv_work_size(d);
+    for (int wino = 0; wino <= wino_shape(d); wino++) {
+        const dconv *e = dconv_get_alg(d, cpu_max_threads(), wino);
+        if (e && e->ok && e->total > n)
+            n = e->total;
+    }
+    return n;
+}
+
+void cpu_dnnl_conv_set_winograd(int on)
+{
+    dn_wino = on != 0;
+}
+
+int cpu_dnnl_conv_winograd(const conv_desc *d)
+{
+    const dconv *e = dconv_get(d, cpu_threads());
+    return e && e->ok && e->wino;
 }
 
 void cpu_dnnl_conv_test_mode(int mode)

@@ -49,6 +49,11 @@ int cpu_dnnl_conv_refused(const conv_desc *d);
  * temporaries and loops instead of sum reorders, 2 refuses every shape (so
  * im2col runs); 0 (the default) back to normal. Not thread-safe. */
 void cpu_dnnl_conv_test_mode(int mode);
+/* 1: oneDNN's Winograd algorithm for 3x3, stride-1, undilated, ungrouped
+ * shapes (where it accepts them), 0: direct convolutions everywhere (the
+ * default); cpu_dnnl_conv_winograd says whether d runs on Winograd now. */
+void cpu_dnnl_conv_set_winograd(int on);
+int cpu_dnnl_conv_winograd(const conv_desc *d);
 /* Whether the table's convolution entries run d on oneDNN: built in,
  * selected (backend_cpu_set_conv) and faster at such shapes (cpu.c). */
 int cpu_conv_uses_dnnl(const conv_desc *d);

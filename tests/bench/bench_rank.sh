@@ -11,7 +11,8 @@
 # Needs: ./rminas built, CIFAR-10 binaries in $C10 (default /tmp/c10bin, made
 # by ../shared/data/cifar10/make-cifar10-bin), Debian's python3-torch and
 # python3-scipy on /usr/bin/python3, ../shared beside the checkout. SEED sets
-# rminas's init_seed and data_seed (0 = the reference's own). Takes about 1.5 h.
+# rminas's init_seed and data_seed (0 = the reference's own); CONV=dnnl|winograd
+# sets rminas's convolutions (default: its own default). Takes about 1.5 h.
 set -eu
 out=${1:?usage: bench_rank.sh OUTDIR [SEED]}
 seed=${2:-0}
@@ -27,6 +28,7 @@ open(sys.argv[2], "w").write("".join(r["arch"] + "\n" for r in rows))
 PY
 cat > "$out/rank.rmi" <<RMI
 set threads 1
+${CONV:+set conv $CONV}
 set init_seed $seed
 set data_seed $seed
 load dataset cifar10 $c10
