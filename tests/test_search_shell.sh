@@ -56,6 +56,43 @@ a1=$(grep '^arch ' "$tmp/ref.log")
 a2=$(grep '^arch ' "$tmp/final.log")
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
 
+
+# ---- the score log: searches under the same settings share their scores ----
+eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c \"search load $tmp/ref.json\"" \
+  > "$tmp/sl0.log" 2>&1
+if [ "$(wc -l < "$tmp/sl.csv")" -eq "$(wc -l < "$tmp/ref.csv")" ]; then
+  ok "search load with score_log puts the loaded search's $(($(wc -l < "$tmp/sl.csv") - 1)) evaluations in the log"
+else notok "search load with score_log fills the log"; sed 's/^/# /' "$tmp/sl0.log"; fi
+# random search with the seed and budget of the warm-up draws the warm-up's
+# architectures: all ten come from the log, with the warm-up's scores
+eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c 'search start random budget 10' \
+  -c 'search run' -c 'export csv search $tmp/r1.csv'" > "$tmp/sl1.log" 2>&1
+n1=$(grep -c 'from the score log' "$tmp/sl1.log")
+sed -n 2,11p "$tmp/ref.csv" | cut -d, -f3,4 > "$tmp/warm.cut"
+sed 1d "$tmp/r1.csv" | cut -d, -f3,4 > "$tmp/r1.cut"
+if [ "$n1" -eq 10 ] && cmp -s "$tmp/warm.cut" "$tmp/r1.cut"; then
+  ok "random search: the warm-up's 10 architectures and scores, all from the score log"
+else notok "random search from the score log ($n1 from the log)"; sed 's/^/# /' "$tmp/sl1.log"; fi
+# the same search without the log scores them again: the same scores
+eval "\"$R\" -b $setup -c 'search start random budget 10' -c 'search run' \
+  -c 'export csv search $tmp/r2.csv'" > "$tmp/sl2.log" 2>&1
+sed 1d "$tmp/r2.csv" | cut -d, -f3,4 > "$tmp/r2.cut"
+if ! grep -q 'from the score log' "$tmp/sl2.log" && cmp -s "$tmp/r1.cut" "$tmp/r2.cut"; then
+  ok "scored again without the log: the same 10 scores"
+else notok "scored again without the log: the same scores"; diff "$tmp/r1.cut" "$tmp/r2.cut" | sed 's/^/# /'; fi
+# REA takes its first population from the log and adds what it scores
+rows0=$(wc -l < "$tmp/sl.csv")
+eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c 'search start rea budget 13' \
+  -c 'search run'" > "$tmp/sl3.log" 2>&1
+n3=$(grep -c 'from the score log' "$tmp/sl3.log")
+new=$(($(wc -l < "$tmp/sl.csv") - rows0))
+if [ "$n3" -ge 10 ] && [ $((n3 + new)) -eq 13 ]; then
+  ok "rea: $n3 of 13 evaluations from the log, the $new others added to it"
+else notok "rea with the score log ($n3 from the log, $new added)"; sed 's/^/# /' "$tmp/sl3.log"; fi
+check "a score log of other settings is refused by the search" 1 "scored with other settings" -- \
+  -c 'set threads 1' -c 'load dataset cifar10' -c 'load teacher resnet20' -c 'set steps 4' \
+  -c "set score_log $tmp/sl.csv" -c 'search start random budget 2' -c 'search run'
+
 # the conv setting travels with the search; a state without it (saved before
 # it existed) resumes with oneDNN's direct convolutions
 "$R" -b -c "load benchmark nb201" -c "set evaluator benchmark" -c "set conv winograd" \

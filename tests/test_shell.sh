@@ -91,7 +91,7 @@ check "rank with rank_log appends each result" 0 "1 architectures in" -- -f "$tm
   -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt" -c "rank 1"
 if [ "$(wc -l < "$tmp/rl.csv")" -eq 4 ]; then ok "the rank log has a header and 3 rows"; else notok "the rank log has a header and 3 rows"; fi
 out=$("$R" -f "$tmp/base.rmi" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt" 2>&1)
-if [ "$(printf '%s\n' "$out" | grep -c 'from the rank log')" -eq 2 ]; then ok "rank again takes the logged results"; else
+if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 2 ]; then ok "rank again takes the logged results"; else
   notok "rank again takes the logged results"; printf '%s\n' "$out" | sed 's/^/# /'; fi
 check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
   -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"

@@ -59,6 +59,7 @@ typedef struct search_eval {
     double cka[3], ce;   /* NaN for a benchmark evaluator */
     double seconds;      /* evaluation time */
     int diverged;
+    int cached;          /* taken from a score log, not evaluated again (not saved) */
 } search_eval;
 
 /* Returns 0 with *out filled, 1 when interrupted (nothing is recorded; the

@@ -69,11 +69,12 @@ const setting_info session_settings[] = {
     {"n_warm", "RMI-NAS: random architectures scored in the warm-up (100)"},
     {"population", "REA population (10)"},
     {"quantile", "RMI-NAS: threshold tau = this quantile of the warm-up scores (0.05)"},
-    {"rank_log", "CSV file each ranked architecture is appended to as it is scored; rank skips "
-                 "those already in it (none)"},
     {"rl_lr", "REINFORCE: Adam step size on the policy logits (0.01)"},
     {"rl_momentum", "REINFORCE: reward baseline moving-average momentum (0.9)"},
     {"sample_size", "REA tournament size (3)"},
+    {"score_log", "CSV log of RMI scores under the current settings (rank_log: the older "
+                  "name); rank and the search's RMI evaluator take scores from it and add "
+                  "theirs (none)"},
     {"seed", "seed for sampling architectures and searching (0)"},
     {"state", "search state file, saved after every evaluation; none = not saved (none)"},
     {"steps", "training steps per evaluation; the score is the loss of the last (150)"},

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "io/bench.h"
 #include "io/cifar.h"
@@ -21,7 +22,7 @@ typedef struct rank_entry {
     rmi_result r;
     long long params, macs;
     double bench;        /* benchmark_column value, NaN if unknown */
-    int logged;          /* taken from the rank log, not scored again */
+    int logged;          /* taken from the score log, not scored again */
 } rank_entry;
 
 typedef struct session {
@@ -51,7 +52,7 @@ typedef struct session {
     model net;                    /* the current architecture trained as a network */
     sarch net_arch;               /* its architecture (in arch_sp) */
 
-    char rank_log[1024];          /* "": rankings are not logged as they go */
+    char rank_log[1024];          /* the score_log setting; "": scores are not logged */
     rank_entry *rank;             /* the last ranking run, in space rank_sp */
     const space *rank_sp;
     int nrank;
@@ -139,6 +140,14 @@ int session_score(session *s, const sarch *a, rmi_result *r);
  * Results replace the previous ranking run. Returns 0, 1 when stopped. */
 typedef int (*rank_callback)(const session *s, int k, int n, void *user);
 int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *user);
+
+/* The score log (setting score_log, in s->rank_log): opened for appending
+ * with the rows already in it (*rows, to free), refused (NULL, rm_error)
+ * when it was scored under other settings than the session's in space sp.
+ * find: the row of a, or -1. add: one row, written through to the disk. */
+FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int *nrows);
+int session_score_log_find(const space *sp, const rank_entry *rows, int nrows, const sarch *a);
+int session_score_log_add(session *s, FILE *log, const space *sp, const rank_entry *e);
 /* Read one architecture string per line (blank lines and # comments skipped). */
 int session_read_archs(const char *path, const space *sp, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:

@@ -188,8 +188,19 @@ static void fmt_double(char *buf, size_t size, double v)
         snprintf(buf, size, "%.9g", v);
 }
 
-/* ---- the rank log: one CSV row per scored architecture, appended as it is
- * scored, so that a killed ranking loses nothing and `rank` again continues ---- */
+static void fmt_exact(char *buf, size_t size, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, size, "%.17g", v);
+    else
+        fmt_double(buf, size, v);
+}
+
+/* ---- the score log: one CSV row per scored architecture, appended (and
+ * synced) as it is scored, with the settings that decide a score in
+ * LOG.settings. rank and the search's RMI evaluator take scores already in
+ * it from there, so a killed ranking loses nothing and searches under the
+ * same settings share their evaluations. ---- */
 
 static void rank_header(const session *s, const char **hdr)
 {
@@ -202,15 +213,16 @@ static void rank_header(const session *s, const char **hdr)
     hdr[9] = col;
 }
 
-
-static int rank_row(FILE *f, const space *sp, const rank_entry *e)
+/* exact: every digit of the double (the log), else 9 (exports for plotting) */
+static int rank_row(FILE *f, const space *sp, const rank_entry *e, int exact)
 {
     char arch[SPACE_STRLEN], b[6][64], c[3][64];
+    void (*fmt)(char *, size_t, double) = exact ? fmt_exact : fmt_double;
     sp->format(&e->arch, arch, sizeof arch);
-    fmt_double(b[0], 64, e->r.score);
+    fmt(b[0], 64, e->r.score);
     for (int i = 0; i < RMI_LAYERS; i++)
-        fmt_double(b[1 + i], 64, e->r.cka[i]);
-    fmt_double(b[4], 64, e->r.ce);
+        fmt(b[1 + i], 64, e->r.cka[i]);
+    fmt(b[4], 64, e->r.ce);
     snprintf(b[5], 64, "%.3f", e->r.seconds);
     snprintf(c[0], 64, "%lld", e->params);
     snprintf(c[1], 64, "%lld", e->macs);
@@ -220,23 +232,45 @@ static int rank_row(FILE *f, const space *sp, const rank_entry *e)
 }
 
 /* What decides a score, as one line, kept in LOG.settings. */
-static void rank_signature(const session *s, char *buf, size_t size)
+static void score_signature(const session *s, const space *sp, char *buf, size_t size)
 {
     const rmi_settings *r = &s->rmi;
     snprintf(buf, size,
              "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
-             "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s\n",
+             "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s "
+             "device %s conv %s\n",
              r->batch, r->gamma, r->beta, r->steps, r->lr, r->momentum, r->wd, r->centered,
              r->teacher_bn, (unsigned long long)r->data_seed, (unsigned long long)r->init_seed,
-             s->teacher_file, s->data_dir, s->train.n, s->sp->name);
+             s->teacher_file, s->data_dir, s->train.n, sp->name, s->be->name,
+             backend_cpu_conv());
 }
 
-/* Open the log for appending; *rows gets the rows already there. */
-static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows)
+/* One data row of the log (field[0..nf-1], already split) into e. */
+static int score_log_row(const session *s, const space *sp, char **field, int nf,
+                         rank_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    if (nf < 9 || sp->parse(field[0], &e->arch) < 0)
+        return -1;
+    e->r.score = strtod(field[1], NULL);
+    for (int i = 0; i < RMI_LAYERS; i++)
+        e->r.cka[i] = strtod(field[2 + i], NULL);
+    e->r.ce = strtod(field[5], NULL);
+    e->r.seconds = strtod(field[6], NULL);
+    e->params = strtoll(field[7], NULL, 10);
+    e->macs = strtoll(field[8], NULL, 10);
+    e->r.steps = s->rmi.steps;
+    e->r.diverged = isinf(e->r.score);
+    e->r.loss = e->r.score;
+    e->bench = NAN;
+    return 0;
+}
+
+FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int *nrows)
 {
     const char *path = s->rank_log;
     char sig[4096], side[1100], have[4096];
-    rank_signature(s, sig, sizeof sig);
+    score_signature(s, sp, sig, sizeof sig);
     snprintf(side, sizeof side, "%s.settings", path);
     *rows = NULL;
     *nrows = 0;
@@ -247,8 +281,8 @@ static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows)
             if (g)
                 fclose(g);
             fclose(f);
-            rm_error("%s was scored with other settings (%s: %s); set rank_log to another file",
-                     path, side, g ? "differs" : "missing");
+            rm_error("%s was scored with other settings (%s: %s); set score_log to another "
+                     "file", path, side, g ? "differs" : "missing");
             return NULL;
         }
         fclose(g);
@@ -272,29 +306,20 @@ static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows)
                     break;
             }
             rank_entry e;
-            memset(&e, 0, sizeof e);
-            if (nf < 9 || s->sp->parse(field[0], &e.arch) < 0) {
+            if (score_log_row(s, sp, field, nf, &e) < 0) {
                 fclose(f);
                 free(*rows);
-                rm_error("%s line %ld: not a rank log row", path, lineno);
+                *rows = NULL;
+                rm_error("%s line %ld: not a score log row", path, lineno);
                 return NULL;
             }
-            e.r.score = strtod(field[1], NULL);
-            for (int i = 0; i < RMI_LAYERS; i++)
-                e.r.cka[i] = strtod(field[2 + i], NULL);
-            e.r.ce = strtod(field[5], NULL);
-            e.r.seconds = strtod(field[6], NULL);
-            e.params = strtoll(field[7], NULL, 10);
-            e.macs = strtoll(field[8], NULL, 10);
-            e.r.steps = s->rmi.steps;
-            e.r.diverged = isinf(e.r.score);
-            e.r.loss = e.r.score;
             if (*nrows == cap) {
                 cap = cap ? 2 * cap : 128;
                 rank_entry *nr = realloc(*rows, (size_t)cap * sizeof *nr);
                 if (!nr) {
                     fclose(f);
                     free(*rows);
+                    *rows = NULL;
                     rm_error("out of memory");
                     return NULL;
                 }
@@ -326,6 +351,21 @@ static FILE *rank_log_open(session *s, rank_entry **rows, int *nrows)
     return f;
 }
 
+int session_score_log_find(const space *sp, const rank_entry *rows, int nrows, const sarch *a)
+{
+    for (int j = 0; j < nrows; j++)
+        if (space_equal(sp, &rows[j].arch, a))
+            return j;
+    return -1;
+}
+
+int session_score_log_add(session *s, FILE *log, const space *sp, const rank_entry *e)
+{
+    if (rank_row(log, sp, e, 1) < 0 || fflush(log) != 0 || fsync(fileno(log)) != 0)
+        return rm_error("%s: write failed", s->rank_log);
+    return 0;
+}
+
 int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *user)
 {
     const space *sp = s->sp;
@@ -337,7 +377,7 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
     rank_entry *logged = NULL;
     int nlogged = 0;
     FILE *log = NULL;
-    if (s->rank_log[0] && !(log = rank_log_open(s, &logged, &nlogged))) {
+    if (s->rank_log[0] && !(log = session_score_log_open(s, sp, &logged, &nlogged))) {
         free(e);
         return -1;
     }
@@ -351,12 +391,9 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
     int rc = 0;
     for (int k = 0; k < n; k++) {
         rank_entry *r = &e[k];
-        int prev = 0;
-        for (int j = 0; j < nlogged && !prev; j++)
-            if (space_equal(sp, &logged[j].arch, &archs[k]))
-                prev = j + 1;
-        if (prev) {
-            *r = logged[prev - 1];
+        int prev = session_score_log_find(sp, logged, nlogged, &archs[k]);
+        if (prev >= 0) {
+            *r = logged[prev];
             r->logged = 1;
         } else {
             r->arch = archs[k];
@@ -372,11 +409,8 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
         }
         nb201_arch na = sarch_to_nb201(&archs[k]);
         r->bench = col >= 0 && nb ? bench_value(&s->bench, bench_row(&s->bench, &na), col) : NAN;
-        if (log && !prev &&
-            (rank_row(log, sp, r) < 0 || fflush(log) != 0 || fsync(fileno(log)) != 0)) {
-            rc = rm_error("%s: write failed", s->rank_log);
+        if (log && prev < 0 && (rc = session_score_log_add(s, log, sp, r)) < 0)
             break;
-        }
         s->nrank = k + 1;
         if (cb && cb(s, k, n, user)) {
             rc = 1;
@@ -560,7 +594,7 @@ int session_export_csv(session *s, const char *what, const char *path)
         rank_header(s, hdr);
         bad |= write_row(f, hdr, 10);
         for (int k = 0; k < s->nrank && !bad; k++)
-            bad |= rank_row(f, s->rank_sp, &s->rank[k]);
+            bad |= rank_row(f, s->rank_sp, &s->rank[k], 0);
     }
     if (fclose(f) != 0 || bad) {
         remove(tmp);

@@ -51,9 +51,9 @@ int session_search_set(session *s, const char *key, const char *v)
             return rm_error("evaluator must be rmi or benchmark, got '%s'", v);
         return 0;
     }
-    if (!strcmp(key, "rank_log")) {
+    if (!strcmp(key, "score_log") || !strcmp(key, "rank_log")) {
         if (strlen(v) >= sizeof s->rank_log)
-            return rm_error("rank_log file name too long");
+            return rm_error("score_log file name too long");
         snprintf(s->rank_log, sizeof s->rank_log, "%s", strcmp(v, "none") ? v : "");
         return 0;
     }
@@ -92,7 +92,7 @@ int session_search_get(const session *s, const char *key, char *out, size_t size
         snprintf(out, size, "%s", s->state_path[0] ? s->state_path : "none");
         return 0;
     }
-    if (!strcmp(key, "rank_log")) {
+    if (!strcmp(key, "score_log") || !strcmp(key, "rank_log")) {
         snprintf(out, size, "%s", s->rank_log[0] ? s->rank_log : "none");
         return 0;
     }
@@ -195,21 +195,79 @@ int session_bench_values(const session *s, const nb201_arch *a, const char **nam
 static int eval_rmi(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
-    rmi_result r;
-    model m;
-    if (s->srch.sp->build(&m, s->be, sa, s->data.nclass, s->data.hw) < 0)
+    const space *sp = s->srch.sp;
+    rank_entry *rows = NULL, e;
+    int nrows = 0, rc = 0;
+    FILE *log = NULL;
+    if (s->rank_log[0] && !(log = session_score_log_open(s, sp, &rows, &nrows)))
         return -1;
-    int rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &r, &s->interrupt, s->step_hook,
-                             s->hook_user);
+    int hit = session_score_log_find(sp, rows, nrows, sa);
+    if (hit >= 0) {
+        e = rows[hit];
+    } else {
+        model m;
+        memset(&e, 0, sizeof e);
+        e.arch = *sa;
+        e.bench = NAN;
+        if ((rc = sp->build(&m, s->be, sa, s->data.nclass, s->data.hw)) == 0) {
+            e.params = (long long)graph_count_trainable(m.g);
+            e.macs = (long long)graph_count_macs(m.g);
+            rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &e.r, &s->interrupt,
+                                 s->step_hook, s->hook_user);
+        }
+        if (rc == 0 && log)
+            rc = session_score_log_add(s, log, sp, &e);
+    }
+    if (log)
+        fclose(log);
+    free(rows);
     if (rc)
         return rc;
-    out->score = r.score;
+    out->score = e.r.score;
     for (int i = 0; i < 3; i++)
-        out->cka[i] = r.cka[i];
-    out->ce = r.ce;
-    out->seconds = r.seconds;
-    out->diverged = r.diverged;
+        out->cka[i] = e.r.cka[i];
+    out->ce = e.r.ce;
+    out->seconds = e.r.seconds;
+    out->diverged = e.r.diverged;
+    out->cached = hit >= 0;
     return 0;
+}
+
+/* The current search's RMI evaluations that the score log lacks go into it
+ * (a search loaded from a file shares its scores with later searches). */
+static int score_log_sync(session *s)
+{
+    if (!s->rank_log[0] || s->evaluator != EVAL_RMI || !s->srch.n)
+        return 0;
+    const space *sp = s->srch.sp;
+    rank_entry *rows = NULL;
+    int nrows = 0, rc = 0;
+    FILE *log = session_score_log_open(s, sp, &rows, &nrows);
+    if (!log)
+        return -1;
+    for (int k = 0; k < s->srch.n && !rc; k++) {
+        const search_record *q = &s->srch.rec[k];
+        if (session_score_log_find(sp, rows, nrows, &q->arch) >= 0)
+            continue;
+        rank_entry e;
+        double p, f;
+        memset(&e, 0, sizeof e);
+        e.arch = q->arch;
+        e.r.score = q->r.score;
+        for (int i = 0; i < 3; i++)
+            e.r.cka[i] = q->r.cka[i];
+        e.r.ce = q->r.ce;
+        e.r.seconds = q->r.seconds;
+        e.bench = NAN;
+        if ((rc = session_sarch_cost(s, sp, &q->arch, &p, &f)) == 0) {
+            e.params = (long long)p;
+            e.macs = (long long)f;
+            rc = session_score_log_add(s, log, sp, &e);
+        }
+    }
+    fclose(log);
+    free(rows);
+    return rc;
 }
 
 static const bench_table *eval_table(const session *s)
@@ -285,7 +343,7 @@ static int cost_cb(void *user, const sarch *a, double *params, double *flops)
 static int keep_setting(const char *key)
 {
     return strcmp(key, "threads") && strcmp(key, "device") && strcmp(key, "state") &&
-           strcmp(key, "rank_log");
+           strcmp(key, "score_log");
 }
 
 static uint64_t batch_hash(const rmi_data *d)
@@ -511,5 +569,8 @@ int session_search_load(session *s, const char *path)
     s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);
     free(c);
+    if (score_log_sync(s) < 0)
+        return rm_error_context("%s is loaded, but its scores did not go into the score log",
+                                path);
     return 0;
 }

@@ -34,7 +34,7 @@ static int search_print(const session *s, void *user)
     if (r->phase == PHASE_EXPAND)
         printf("  p %.3f %s  successes %d/%d", r->prob, r->good ? "good" : "-", q->successes,
                q->o.n_collect);
-    printf("  %.1f s%s\n", r->r.seconds, note);
+    printf("  %.1f s%s%s\n", r->r.seconds, r->r.cached ? " (from the score log)" : "", note);
     if (q->o.algo == SEARCH_RMINAS && r->phase == PHASE_WARMUP && q->phase == PHASE_EXPAND) {
         int good = 0;
         for (int i = 0; i < q->n; i++)

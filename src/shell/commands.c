@@ -578,7 +578,7 @@ static int rank_print(const session *s, int k, int n, void *user)
 {
     (void)user;
     const rank_entry *e = &s->rank[k];
-    printf("[%d/%d] %s", k + 1, n, e->logged ? "(from the rank log) " : "");
+    printf("[%d/%d] %s", k + 1, n, e->logged ? "(from the score log) " : "");
     print_result(s, s->rank_sp, &e->arch, &e->r);
     fflush(stdout);
     return 0;
