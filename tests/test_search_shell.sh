@@ -159,6 +159,14 @@ done
 if [ "$(wc -l < "$tmp/darts.cut")" -ge 12 ] && cmp -s "$tmp/darts.cut" "$tmp/darts2.cut"; then
   ok "the resumed DARTS search has the same evaluations, scores and order"; else
   notok "the resumed DARTS search has the same evaluations, scores and order"; diff "$tmp/darts.cut" "$tmp/darts2.cut" | head -5 | sed 's/^/# /'; fi
+# genotypes (quoted in CSV: they hold commas) go through the score log too
+"$R" -b -c "set threads 1" -c "set score_log $tmp/dl.csv" -c "search load $tmp/darts.json" \
+  > "$tmp/dl0.log" 2>&1
+check "a DARTS random search takes the warm-up's genotypes from the score log" 0 \
+  "\\[4\\] run +Genotype.* \\(from the score log\\)" -- \
+  -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20" -c "space darts" \
+  -c "set batch 8" -c "set steps 2" -c "set seed 4" -c "set score_log $tmp/dl.csv" \
+  -c "search start random budget 4" -c "search run"
 check "the benchmark evaluator refuses the chain space" 1 "knows NAS-Bench-201 only" -- -c "space chain" \
   -c "load benchmark nb201" -c "set evaluator benchmark" -c "search start random"
 check "search status" 0 "search rea, run: 30 evaluations of 100" -- -c "load benchmark nb201" \

@@ -266,6 +266,40 @@ static int score_log_row(const session *s, const space *sp, char **field, int nf
     return 0;
 }
 
+/* Split one CSV line in place into at most max fields; a field in double
+ * quotes (a DARTS genotype holds commas) may hold commas and "" for ". */
+static int split_csv_line(char *line, char **field, int max)
+{
+    int nf = 0;
+    char *p = line;
+    while (nf < max) {
+        if (*p == '"') {
+            char *w = ++p;
+            field[nf++] = w;
+            for (; *p && !(*p == '"' && p[1] != '"'); p++)
+                *w++ = *p == '"' ? *++p : *p;
+            if (*p == '"')
+                p++;
+            char end = *p;
+            *w = '\0';
+            if (end != ',')
+                break;
+            p++;
+            continue;
+        }
+        field[nf++] = p;
+        char *q = strpbrk(p, ",\r\n");
+        if (!q)
+            break;
+        int end = *q != ',';
+        *q = '\0';
+        if (end)
+            break;
+        p = q + 1;
+    }
+    return nf;
+}
+
 FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int *nrows)
 {
     const char *path = s->rank_log;
@@ -294,17 +328,7 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
             if (lineno == 1)
                 continue; /* header */
             char *field[10];
-            int nf = 0;
-            for (char *p = line, *q; nf < 10; p = q + 1) {
-                field[nf++] = p;
-                q = strpbrk(p, ",\r\n");
-                if (!q)
-                    break;
-                int end = *q != ',';
-                *q = '\0';
-                if (end)
-                    break;
-            }
+            int nf = split_csv_line(line, field, 10);
             rank_entry e;
             if (score_log_row(s, sp, field, nf, &e) < 0) {
                 fclose(f);
