@@ -65,14 +65,21 @@ if [ "$(wc -l < "$tmp/sl.csv")" -eq "$(wc -l < "$tmp/ref.csv")" ]; then
 else notok "search load with score_log fills the log"; sed 's/^/# /' "$tmp/sl0.log"; fi
 # random search with the seed and budget of the warm-up draws the warm-up's
 # architectures: all ten come from the log, with the warm-up's scores
-eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c 'search start random budget 10' \
-  -c 'search run' -c 'export csv search $tmp/r1.csv'" > "$tmp/sl1.log" 2>&1
-n1=$(grep -c 'from the score log' "$tmp/sl1.log")
+eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c \"set state $tmp/r1.json\" -c 'search start random budget 10' \
+  -c 'search run' -c 'export csv search $tmp/r1.csv' -c 'search status'" > "$tmp/sl1.log" 2>&1
+n1=$(grep -c '^\[.*(from the score log)' "$tmp/sl1.log")
 sed -n 2,11p "$tmp/ref.csv" | cut -d, -f3,4 > "$tmp/warm.cut"
 sed 1d "$tmp/r1.csv" | cut -d, -f3,4 > "$tmp/r1.cut"
 if [ "$n1" -eq 10 ] && cmp -s "$tmp/warm.cut" "$tmp/r1.cut"; then
   ok "random search: the warm-up's 10 architectures and scores, all from the score log"
 else notok "random search from the score log ($n1 from the log)"; sed 's/^/# /' "$tmp/sl1.log"; fi
+"$R" -b -c 'set threads 1' -c "search load $tmp/r1.json" -c "export csv search $tmp/r1b.csv" \
+  > /dev/null 2>&1
+if grep -q '10 of the 10 evaluations came from the score log' "$tmp/sl1.log" &&
+   [ "$(sed 1d "$tmp/r1.csv" | awk -F, '$NF == 1' | wc -l)" -eq 10 ] &&
+   [ "$(sed 1d "$tmp/r1b.csv" | awk -F, '$NF == 1' | wc -l)" -eq 10 ]; then
+  ok "search status and the CSV's cached column say so, also after the state is loaded again"
+else notok "search status and the CSV's cached column say so"; fi
 # the same search without the log scores them again: the same scores
 eval "\"$R\" -b $setup -c 'search start random budget 10' -c 'search run' \
   -c 'export csv search $tmp/r2.csv'" > "$tmp/sl2.log" 2>&1
@@ -84,7 +91,7 @@ else notok "scored again without the log: the same scores"; diff "$tmp/r1.cut" "
 rows0=$(wc -l < "$tmp/sl.csv")
 eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c 'search start rea budget 13' \
   -c 'search run'" > "$tmp/sl3.log" 2>&1
-n3=$(grep -c 'from the score log' "$tmp/sl3.log")
+n3=$(grep -c '^\[.*(from the score log)' "$tmp/sl3.log")
 new=$(($(wc -l < "$tmp/sl.csv") - rows0))
 if [ "$n3" -ge 10 ] && [ $((n3 + new)) -eq 13 ]; then
   ok "rea: $n3 of 13 evaluations from the log, the $new others added to it"

@@ -59,7 +59,8 @@ typedef struct search_eval {
     double cka[3], ce;   /* NaN for a benchmark evaluator */
     double seconds;      /* evaluation time */
     int diverged;
-    int cached;          /* taken from a score log, not evaluated again (not saved) */
+    int cached;          /* taken from a score log, not evaluated again; seconds are
+                            then those of the evaluation the log kept */
 } search_eval;
 
 /* Returns 0 with *out filled, 1 when interrupted (nothing is recorded; the

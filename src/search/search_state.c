@@ -9,7 +9,7 @@
  *    "policy": {"logits", "m", "v", "baseline", "have_baseline", "t"},
  *    "time": {"warmup", "forest", "eval"}, "stop_reason",
  *    "context": {caller's key: text},
- *    "records": [{"arch", "score", "cka": [3], "ce", "seconds", "diverged",
+ *    "records": [{"arch", "score", "cka": [3], "ce", "seconds", "diverged", ["cached",]
  *                 "phase", "prob", "good"}, ...]}
  * Finite doubles are JSON numbers printed with 17 significant digits (exact
  * round trip); inf and NaN are the strings "inf", "-inf", "nan". Seeds and
@@ -109,11 +109,14 @@ static json_t *state_to_json(const search *s, const search_ctx *ctx)
         const search_record *r = &s->rec[i];
         char arch[SPACE_STRLEN];
         s->sp->format(&r->arch, arch, sizeof arch);
-        json_array_append_new(
-            recs, json_pack("{s:s, s:o, s:o, s:o, s:o, s:b, s:s, s:o, s:b}", "arch", arch, "score",
-                            jnum(r->r.score), "cka", jarray(r->r.cka, 3), "ce", jnum(r->r.ce),
-                            "seconds", jnum(r->r.seconds), "diverged", r->r.diverged, "phase",
-                            search_phase_names[r->phase], "prob", jnum(r->prob), "good", r->good));
+        json_t *q = json_pack("{s:s, s:o, s:o, s:o, s:o, s:b, s:s, s:o, s:b}", "arch", arch,
+                              "score", jnum(r->r.score), "cka", jarray(r->r.cka, 3), "ce",
+                              jnum(r->r.ce), "seconds", jnum(r->r.seconds), "diverged",
+                              r->r.diverged, "phase", search_phase_names[r->phase], "prob",
+                              jnum(r->prob), "good", r->good);
+        if (q && r->r.cached)
+            json_object_set_new(q, "cached", json_true());
+        json_array_append_new(recs, q);
     }
     if (!opt || !rng || !pol || !tm || !cx || !recs) {
         json_decref(opt);
@@ -377,7 +380,8 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
             get_num(r, q, "ce", &e->r.ce) < 0 || get_num(r, q, "seconds", &e->r.seconds) < 0 ||
             get_int(r, q, "diverged", 0, 1, &e->r.diverged) < 0 ||
             get_name(r, q, "phase", search_phase_names, 3, &e->phase) < 0 ||
-            get_num(r, q, "prob", &e->prob) < 0 || get_int(r, q, "good", 0, 1, &e->good) < 0)
+            get_num(r, q, "prob", &e->prob) < 0 || get_int(r, q, "good", 0, 1, &e->good) < 0 ||
+            (json_object_get(q, "cached") && get_int(r, q, "cached", 0, 1, &e->r.cached) < 0))
             return -1;
         if (isnan(e->r.score))
             return bad(r, "score", "is NaN");

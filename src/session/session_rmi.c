@@ -527,8 +527,8 @@ int session_rank_correlations(const session *s, double tau[3], double rho[3], in
 
 
 /* One row per evaluation: eval, phase, arch, score, cka1..3, ce, seconds,
- * prob (forest, expanded phase), good (below tau), params, flops, then
- * every column of the ground-truth table. */
+ * prob (forest, expanded phase), good (below tau), params, flops, every
+ * column of the ground-truth table, then cached (1: from the score log). */
 static int write_search_rows(session *s, FILE *f)
 {
     const search *q = &s->srch;
@@ -536,16 +536,17 @@ static int write_search_rows(session *s, FILE *f)
     double vals[16];
     nb201_arch none = {{0}};
     int nv = session_bench_values(s, &none, names, vals, 16);
-    const char *hdr[13 + 16] = {"eval", "phase", "arch", "score", "cka1", "cka2", "cka3",
+    const char *hdr[14 + 16] = {"eval", "phase", "arch", "score", "cka1", "cka2", "cka3",
                                 "ce", "seconds", "prob", "good", "params", "flops"};
     for (int i = 0; i < nv; i++)
         hdr[13 + i] = names[i];
-    if (write_row(f, hdr, 13 + nv) < 0)
+    hdr[13 + nv] = "cached";
+    if (write_row(f, hdr, 14 + nv) < 0)
         return -1;
     for (int k = 0; k < q->n; k++) {
         const search_record *r = &q->rec[k];
-        char b[13 + 16][64], arch[SPACE_STRLEN];
-        const char *row[13 + 16];
+        char b[14 + 16][64], arch[SPACE_STRLEN];
+        const char *row[14 + 16];
         double p, fl;
         int nb = q->sp == &space_nb201;
         nb201_arch na = sarch_to_nb201(&r->arch);
@@ -568,10 +569,11 @@ static int write_search_rows(session *s, FILE *f)
                 vals[i] = NAN;
         for (int i = 0; i < nv; i++)
             fmt_double(b[13 + i], 64, vals[i]);
-        for (int i = 0; i < 13 + nv; i++)
+        snprintf(b[13 + nv], 64, "%d", r->r.cached);
+        for (int i = 0; i < 14 + nv; i++)
             row[i] = b[i];
         row[2] = arch;
-        if (write_row(f, row, 13 + nv) < 0)
+        if (write_row(f, row, 14 + nv) < 0)
             return -1;
     }
     return 0;

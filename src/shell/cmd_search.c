@@ -46,6 +46,21 @@ static int search_print(const session *s, void *user)
     return 0;
 }
 
+/* How many evaluations a score log served, and what they had cost. */
+static void print_cached(const search *q)
+{
+    int n = 0;
+    double t = 0;
+    for (int i = 0; i < q->n; i++)
+        if (q->rec[i].r.cached) {
+            n++;
+            t += q->rec[i].r.seconds;
+        }
+    if (n)
+        printf("  %d of the %d evaluations came from the score log (%.1f s when they were "
+               "scored)\n", n, q->n, t);
+}
+
 static void print_status(const session *s)
 {
     const search *q = &s->srch;
@@ -77,6 +92,7 @@ static void print_status(const session *s)
     }
     printf("  time: warm-up %.1f s, forest %.1f s, evaluation %.1f s; state %s\n", q->t_warm,
            q->t_forest, q->t_eval, s->state_path[0] ? s->state_path : "not saved (set state FILE)");
+    print_cached(q);
     if (q->stop_reason[0])
         printf("  finished: %s\n", q->stop_reason);
 }
@@ -116,6 +132,7 @@ static void print_result(const session *s)
            "%.1f s\n",
            q->n, s->evaluator == EVAL_RMI ? "rmi" : "benchmark",
            q->t_warm + q->t_forest + q->t_eval, q->t_warm, q->t_forest, q->t_eval);
+    print_cached(q);
 }
 
 /* Run and report how it ended. */
