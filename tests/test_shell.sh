@@ -93,6 +93,13 @@ if [ "$(wc -l < "$tmp/rl.csv")" -eq 4 ]; then ok "the rank log has a header and 
 out=$("$R" -f "$tmp/base.rmi" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt" 2>&1)
 if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 2 ]; then ok "rank again takes the logged results"; else
   notok "rank again takes the logged results"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+# a process killed in the middle of a row leaves it without its newline
+printf '|nor_conv_3x3~0|+|none~0|,0.01' >> "$tmp/rl.csv"
+out=$("$R" -f "$tmp/base.rmi" -c "set score_log $tmp/rl.csv" -c "rank $tmp/archs.txt" 2>&1)
+if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 2 ] && [ "$(wc -l < "$tmp/rl.csv")" -eq 4 ] &&
+   [ "$(tail -c 1 "$tmp/rl.csv" | od -An -c | tr -d ' ')" = '\n' ]; then
+  ok "a row cut short by a kill is dropped, the log goes on"; else
+  notok "a row cut short by a kill is dropped, the log goes on"; printf '%s\n' "$out" | sed 's/^/# /'; fi
 check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
   -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
 check "rank N samples and correlates" 0 "kendall tau -?[0-9.]+ +spearman rho" -- -f "$tmp/base.rmi" -c "rank 3"

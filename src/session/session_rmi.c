@@ -304,6 +304,7 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
 {
     const char *path = s->rank_log;
     char sig[4096], side[1100], have[4096];
+    int fresh = 0;
     score_signature(s, sp, sig, sizeof sig);
     snprintf(side, sizeof side, "%s.settings", path);
     *rows = NULL;
@@ -321,10 +322,21 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
         }
         fclose(g);
         char line[4096];
-        long lineno = 0;
+        long lineno = 0, complete = 0; /* the end of the last whole line */
         int cap = 0;
         while (fgets(line, sizeof line, f)) {
             lineno++;
+            if (!strchr(line, '\n')) {
+                if (feof(f))
+                    break; /* a row cut short by a kill: dropped below */
+                fclose(f);
+                free(*rows);
+                *rows = NULL;
+                rm_error("%s line %ld: longer than %zu characters", path, lineno,
+                         sizeof line - 2);
+                return NULL;
+            }
+            complete = ftell(f);
             if (lineno == 1)
                 continue; /* header */
             char *field[10];
@@ -352,7 +364,16 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
             (*rows)[(*nrows)++] = e;
         }
         fclose(f);
-        f = fopen(path, "a");
+        /* a process killed in the middle of a row leaves it without its
+         * newline: that score was never whole, so it is scored again */
+        if (truncate(path, complete) != 0) {
+            free(*rows);
+            *rows = NULL;
+            rm_error("%s: %s", path, strerror(errno));
+            return NULL;
+        }
+        fresh = complete == 0;
+        f = fopen(path, fresh ? "w" : "a");
     } else {
         FILE *g = fopen(side, "w");
         if (!g || fputs(sig, g) == EOF || fclose(g) != 0) {
@@ -360,9 +381,12 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
             return NULL;
         }
         f = fopen(path, "w");
+        fresh = 1;
+    }
+    if (f && fresh) { /* a new log, or one killed before its header was whole */
         const char *hdr[10];
         rank_header(s, hdr);
-        if (f && write_row(f, hdr, 10) < 0) {
+        if (write_row(f, hdr, 10) < 0 || fflush(f) != 0) {
             fclose(f);
             f = NULL;
         }
