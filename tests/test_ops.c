@@ -1278,7 +1278,15 @@ int main(void)
     backend_cpu_set_conv("winograd");
     conv_wino = 0;
     test_conv_cases();
-    ok(conv_wino == 3, "Winograd ran the 3 cases it takes (%d)", conv_wino);
+    /* oneDNN's Winograd is an AVX-512 kernel: on a CPU without it every
+     * shape runs direct (set conv winograd then changes nothing) */
+    conv_desc probe = {.n = 4, .cin = 8, .h = 14, .w = 14, .cout = 8, .kh = 3, .kw = 3,
+                       .stride = 1, .pad = 1, .dil = 1, .groups = 1};
+    if (conv_desc_init(&probe) == 0 && cpu_dnnl_conv_winograd(&probe))
+        ok(conv_wino == 3, "Winograd ran the 3 cases it takes (%d)", conv_wino);
+    else
+        tap_skip("Winograd ran the 3 cases it takes: oneDNN offers no Winograd on this CPU "
+                 "(%d ran on it)", conv_wino);
     backend_cpu_set_conv("dnnl");
 #else
     tap_skip("convolutions on oneDNN: built without oneDNN");

@@ -100,6 +100,22 @@ if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 2 ] && [ "$(wc
    [ "$(tail -c 1 "$tmp/rl.csv" | od -An -c | tr -d ' ')" = '\n' ]; then
   ok "a row cut short by a kill is dropped, the log goes on"; else
   notok "a row cut short by a kill is dropped, the log goes on"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+# the pools' whole-plane loops and their row-buffer loops (RMINAS_POOL_ROWS=1)
+# give the same scores to the last digit: avg_pool_3x3 cells, and a DARTS
+# cell of max and avg pools
+printf '%s\n' '|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|avg_pool_3x3~2|' \
+  '|avg_pool_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|' > "$tmp/pools.txt"
+echo "Genotype(normal=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('avg_pool_3x3', 2), ('sep_conv_3x3', 0), ('max_pool_3x3', 2), ('max_pool_3x3', 3), ('skip_connect', 1)], normal_concat=[2, 3, 4, 5])" > "$tmp/dpools.txt"
+for v in planes rows; do
+  env RMINAS_POOL_ROWS=$([ $v = rows ] && echo 1 || echo 0) "$R" -f "$tmp/base.rmi" -c "set score_log $tmp/pl_$v.csv" \
+    -c "rank $tmp/pools.txt" -c "space darts" -c "set batch 8" -c "set score_log $tmp/pd_$v.csv" \
+    -c "rank $tmp/dpools.txt" > /dev/null 2>&1
+done
+if [ "$(wc -l < "$tmp/pl_planes.csv")" -eq 3 ] && [ "$(wc -l < "$tmp/pd_planes.csv")" -eq 2 ] &&
+   [ "$(cut -d, -f2-6 "$tmp/pl_planes.csv")" = "$(cut -d, -f2-6 "$tmp/pl_rows.csv")" ] &&
+   [ "$(sed 's/.*",//' "$tmp/pd_planes.csv" | cut -d, -f1-5)" = "$(sed 's/.*",//' "$tmp/pd_rows.csv" | cut -d, -f1-5)" ]; then
+  ok "pools over whole planes and over row buffers: the same scores to the bit"; else
+  notok "pools over whole planes and over row buffers: the same scores to the bit"; fi
 check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
   -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
 check "rank N samples and correlates" 0 "kendall tau -?[0-9.]+ +spearman rho" -- -f "$tmp/base.rmi" -c "rank 3"
