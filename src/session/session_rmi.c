@@ -323,12 +323,15 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
         fclose(g);
         char line[4096];
         long lineno = 0, complete = 0; /* the end of the last whole line */
+        int partial = 0;
         int cap = 0;
         while (fgets(line, sizeof line, f)) {
             lineno++;
             if (!strchr(line, '\n')) {
-                if (feof(f))
-                    break; /* a row cut short by a kill: dropped below */
+                if (feof(f)) {
+                    partial = 1; /* a row cut short by a kill: dropped below */
+                    break;
+                }
                 fclose(f);
                 free(*rows);
                 *rows = NULL;
@@ -366,7 +369,7 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
         fclose(f);
         /* a process killed in the middle of a row leaves it without its
          * newline: that score was never whole, so it is scored again */
-        if (truncate(path, complete) != 0) {
+        if (partial && truncate(path, complete) != 0) {
             free(*rows);
             *rows = NULL;
             rm_error("%s: %s", path, strerror(errno));
