@@ -14,6 +14,12 @@
 
 enum { RMI_LAYERS = 3 };
 
+/* The version of the score's arithmetic. Raise it with any change that
+ * moves a score in its last digits on the same machine and settings (a
+ * kernel that sums in another order, a new default): score logs
+ * (set score_log) name it, and a log of another version is refused. */
+enum { RMI_NUMERICS = 1 };
+
 typedef struct rmi_settings {
     int batch;           /* B = 32 */
     int gamma;           /* pool = gamma * B = 16 * 32 */

@@ -238,11 +238,11 @@ static void score_signature(const session *s, const space *sp, char *buf, size_t
     snprintf(buf, size,
              "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
              "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s "
-             "device %s conv %s\n",
+             "device %s conv %s numerics %d\n",
              r->batch, r->gamma, r->beta, r->steps, r->lr, r->momentum, r->wd, r->centered,
              r->teacher_bn, (unsigned long long)r->data_seed, (unsigned long long)r->init_seed,
              s->teacher_file, s->data_dir, s->train.n, sp->name, s->be->name,
-             backend_cpu_conv());
+             backend_cpu_conv(), RMI_NUMERICS);
 }
 
 /* One data row of the log (field[0..nf-1], already split) into e. */
