@@ -192,6 +192,28 @@ int session_bench_values(const session *s, const nb201_arch *a, const char **nam
 
 /* ---- evaluators ---- */
 
+/* A score's fields between the RMI result (the score log's rows) and the
+ * search's record of an evaluation. */
+static void eval_from_result(search_eval *out, const rmi_result *r)
+{
+    out->score = r->score;
+    for (int i = 0; i < 3; i++)
+        out->cka[i] = r->cka[i];
+    out->ce = r->ce;
+    out->seconds = r->seconds;
+    out->diverged = r->diverged;
+}
+
+static void result_from_eval(rmi_result *r, const search_eval *q)
+{
+    r->score = q->score;
+    for (int i = 0; i < 3; i++)
+        r->cka[i] = q->cka[i];
+    r->ce = q->ce;
+    r->seconds = q->seconds;
+    r->diverged = q->diverged;
+}
+
 static int eval_rmi(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
@@ -223,12 +245,7 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     free(rows);
     if (rc)
         return rc;
-    out->score = e.r.score;
-    for (int i = 0; i < 3; i++)
-        out->cka[i] = e.r.cka[i];
-    out->ce = e.r.ce;
-    out->seconds = e.r.seconds;
-    out->diverged = e.r.diverged;
+    eval_from_result(out, &e.r);
     out->cached = hit >= 0;
     return 0;
 }
@@ -253,11 +270,7 @@ static int score_log_sync(session *s)
         double p, f;
         memset(&e, 0, sizeof e);
         e.arch = q->arch;
-        e.r.score = q->r.score;
-        for (int i = 0; i < 3; i++)
-            e.r.cka[i] = q->r.cka[i];
-        e.r.ce = q->r.ce;
-        e.r.seconds = q->r.seconds;
+        result_from_eval(&e.r, &q->r);
         e.bench = NAN;
         if ((rc = session_sarch_cost(s, sp, &q->arch, &p, &f)) == 0) {
             e.params = (long long)p;
