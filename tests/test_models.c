@@ -334,6 +334,15 @@ int main(void)
     run_golden("resnet20.safetensors", "resnet20 (winograd)");
     run_golden("nb201_resnet.safetensors", "nb201 resnet cell (winograd)");
     run_golden("nb201_pool.safetensors", "nb201 avg_pool cell (winograd)");
+    /* our own F(2x2, 3x3) (set conv winograd2): under the direct
+     * convolutions' bounds, RTOL on parameters too */
+    backend_cpu_set_conv("winograd2");
+    state_rtol = RTOL;
+    run_golden("resnet20.safetensors", "resnet20 (winograd2)");
+    run_golden("nb201_resnet.safetensors", "nb201 resnet cell (winograd2)");
+    run_golden("nb201_pool.safetensors", "nb201 avg_pool cell (winograd2)");
+    run_golden("darts_v2.safetensors", "darts DARTS_V2 cell (winograd2)");
+    backend_cpu_set_conv("dnnl");
 #else
     tap_skip("the goldens under Winograd: built without oneDNN");
 #endif

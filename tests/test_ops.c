@@ -220,6 +220,8 @@ static const conv_impl conv_im2col = {"im2col", cpu_conv_work_size, cpu_conv2d_f
                                       cpu_conv2d_backward};
 static const conv_impl conv_dnnl = {"dnnl", cpu_dnnl_conv_work_size,
                                     cpu_dnnl_conv2d_forward, cpu_dnnl_conv2d_backward};
+static const conv_impl conv_wino2 = {"winograd2", cpu_wino_work_size,
+                                      cpu_wino_conv2d_forward, cpu_wino_conv2d_backward};
 static int conv_refused; /* cases oneDNN refused (then im2col ran) */
 static int conv_wino;    /* cases that ran on Winograd */
 #endif
@@ -379,13 +381,17 @@ static void test_conv_cases(void)
     backend_cpu_set_threads(2);
 }
 
-/* backend_cpu_set_conv / backend_cpu_conv: the names, the default (oneDNN
- * when built, unless RMINAS_CONV=im2col) and the errors. */
+/* backend_cpu_set_conv / backend_cpu_conv: the names, the default (our
+ * Winograd, oneDNN for the other shapes, when built with oneDNN, unless
+ * RMINAS_CONV names another) and the errors. */
 static void test_conv_select(void)
 {
 #ifdef HAVE_DNNL
     const char *env = getenv("RMINAS_CONV");
-    const char *want = env && !strcmp(env, "im2col") ? "im2col" : "dnnl";
+    const char *want = env && (!strcmp(env, "im2col") || !strcmp(env, "dnnl") ||
+                               !strcmp(env, "winograd"))
+                           ? env
+                           : "winograd2";
 #else
     const char *want = "im2col";
 #endif
@@ -422,6 +428,45 @@ static double rel_diff(const float *a, const float *b, size_t n)
         m = fmax(m, fabs((double)b[i]));
     }
     return e / m;
+}
+#endif
+
+#ifdef HAVE_DNNL
+/* Our Winograd F(2x2, 3x3) (set conv winograd2): called directly on the
+ * shapes it takes (odd sizes and partial tiles, 8 / 16 / 24 channels for
+ * both GEMM column paths, several chunks of 64 tiles, 1-3 threads), then
+ * the table under winograd2, which sends the other shapes to oneDNN. */
+static void test_conv_wino2(void)
+{
+    conv_desc probe = {.n = 1, .cin = 8, .h = 4, .w = 4, .cout = 8, .kh = 3, .kw = 3,
+                       .stride = 1, .pad = 1, .dil = 1, .groups = 1};
+    conv_desc_init(&probe);
+    if (!cpu_wino_ok(&probe)) {
+        tap_skip("winograd2: this CPU lacks AVX2 and FMA");
+        return;
+    }
+    ci = &conv_wino2;
+    backend_cpu_set_threads(2);
+    /*        n cin  h  w cout kh kw s  p  d  g relu bias */
+    test_conv(3, 8, 7, 7, 16, 3, 3, 1, 1, 1, 1, 0, 1);
+    test_conv(2, 16, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 0);
+    test_conv(1, 8, 13, 5, 24, 3, 3, 1, 1, 1, 1, 1, 1);
+    test_conv(2, 24, 17, 19, 8, 3, 3, 1, 1, 1, 1, 0, 0);
+    test_conv(1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 0);
+    test_conv(4, 32, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, 1);
+    backend_cpu_set_threads(3);
+    test_conv(5, 16, 9, 9, 16, 3, 3, 1, 1, 1, 1, 1, 1);
+    backend_cpu_set_threads(1);
+    test_conv(3, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 0);
+    backend_cpu_set_threads(2);
+    ci = &conv_table;
+    backend_cpu_set_conv("winograd2");
+    ok(!strcmp(backend_cpu_conv(), "winograd2"), "backend_cpu_set_conv(\"winograd2\")");
+    ok(cpu_conv_uses_wino(&probe),
+       "winograd2 takes 3x3 stride-1 shapes of 8-channel multiples");
+    test_conv_cases();
+    backend_cpu_set_conv("dnnl");
+    ok(!cpu_conv_uses_wino(&probe), "dnnl leaves them to oneDNN");
 }
 #endif
 
@@ -1288,6 +1333,7 @@ int main(void)
         tap_skip("Winograd ran the 3 cases it takes: oneDNN offers no Winograd on this CPU "
                  "(%d ran on it)", conv_wino);
     backend_cpu_set_conv("dnnl");
+    test_conv_wino2();
 #else
     tap_skip("convolutions on oneDNN: built without oneDNN");
 #endif

@@ -28,7 +28,7 @@ check "wrong depth for the weights names the key" 1 "(missing|unexpected) key 'l
 check "bad setting value" 1 "beta must be a number from 0 to 1" -- -c "set beta 2"
 check "unknown setting" 1 "unknown setting 'foo'" -- -c "set foo 1"
 check "set conv winograd" 0 "^conv +winograd " -- -c "set conv winograd" -c "show settings"
-check "unknown convolution" 1 "unknown convolution 'fft' \(dnnl, winograd or im2col\)" -- -c "set conv fft"
+check "unknown convolution" 1 "unknown convolution 'fft' \(dnnl, winograd, winograd2 or im2col\)" -- -c "set conv fft"
 check "export before anything ran" 1 "no ranking run yet" -- -c "export csv rank $tmp/x.csv"
 check "the shell continues after an error" 1 "beta +0.5" -- -c "set beta 7" -c "set beta 0.5" -c "show settings"
 check "bail stops at the first error" 1 "^error" -- -b -c "set beta 7" -c "version"

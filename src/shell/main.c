@@ -158,7 +158,7 @@ static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
 static const char *const csv_words[] = {"steps", "rank", "search", NULL};
 static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
 static const char *const bn_words[] = {"train", "eval", NULL};
-static const char *const conv_words[] = {"dnnl", "winograd", "im2col", NULL};
+static const char *const conv_words[] = {"dnnl", "winograd", "winograd2", "im2col", NULL};
 static const char *const space_words[] = {"nb201", "darts", "chain", NULL};
 
 /* The words that may follow `w0 w1 ...` (nwords typed so far), or NULL. */

@@ -209,14 +209,18 @@ const backend *backend_get(const char *name);
 void backend_cpu_set_threads(int n);
 int backend_cpu_threads(void);
 
-/* The CPU backend's convolutions: "dnnl" (oneDNN's direct convolutions, the
- * default when built with it; shapes where im2col measured faster still run
- * on im2col), "winograd" (the same, with oneDNN's Winograd F(4x4, 3x3) for
- * the 3x3 stride-1 ungrouped shapes) or "im2col" (im2col + OpenBLAS sgemm).
- * The environment variable RMINAS_CONV=im2col|dnnl|winograd sets it at
- * first use. Returns -1 with rm_error for an unknown name, or "dnnl" or
- * "winograd" without oneDNN. conv_work_size covers all three, so it may
- * change at any time between calls. */
+/* The CPU backend's convolutions: "winograd2" (the default when built with
+ * oneDNN: our own Winograd F(2x2, 3x3), cpu_wino.c, for 3x3 stride-1 pad-1
+ * ungrouped shapes with channels in multiples of 8 on a CPU with AVX2 + FMA,
+ * the rest as under "dnnl"), "dnnl" (oneDNN's direct convolutions; shapes
+ * where im2col measured faster still run on im2col), "winograd" (as "dnnl",
+ * with oneDNN's Winograd F(4x4, 3x3) for the 3x3 stride-1 ungrouped shapes
+ * where oneDNN offers it: AVX-512 CPUs) or "im2col" (im2col + OpenBLAS
+ * sgemm, the only one without oneDNN). The environment variable
+ * RMINAS_CONV=im2col|dnnl|winograd|winograd2 sets it at first use. Returns
+ * -1 with rm_error for an unknown name, or for the oneDNN ones without
+ * oneDNN. conv_work_size covers all of them, so it may change at any time
+ * between calls. */
 int backend_cpu_set_conv(const char *impl);
 const char *backend_cpu_conv(void);
 

@@ -23,7 +23,7 @@ static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static int cpu_nthreads, cpu_nmax;
 
 /* the convolution implementation (backend_cpu_set_conv) */
-enum { CONV_IM2COL, CONV_DNNL, CONV_WINOGRAD };
+enum { CONV_IM2COL, CONV_DNNL, CONV_WINOGRAD, CONV_WINO2 };
 static int cpu_conv_impl;
 
 /* Parallelism comes from OpenMP over samples, channels or planes; a
@@ -33,13 +33,15 @@ static void cpu_init(void)
     openblas_set_num_threads(1);
     cpu_nthreads = cpu_nmax = omp_get_max_threads();
 #ifdef HAVE_DNNL
-    /* oneDNN's direct convolutions by default; RMINAS_CONV=im2col|dnnl|winograd
-     * chooses at first use */
+    /* our Winograd F(2x2, 3x3) for the shapes it takes and oneDNN's direct
+     * convolutions for the others by default; RMINAS_CONV=im2col|dnnl|
+     * winograd|winograd2 chooses at first use */
     const char *impl = getenv("RMINAS_CONV");
-    cpu_conv_impl = !impl                        ? CONV_DNNL
+    cpu_conv_impl = !impl                        ? CONV_WINO2
                     : !strcmp(impl, "im2col")    ? CONV_IM2COL
+                    : !strcmp(impl, "dnnl")      ? CONV_DNNL
                     : !strcmp(impl, "winograd")  ? CONV_WINOGRAD
-                                                 : CONV_DNNL;
+                                                 : CONV_WINO2;
     cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
 #else
     cpu_conv_impl = CONV_IM2COL;
@@ -83,9 +85,12 @@ int backend_cpu_set_conv(const char *impl)
         cpu_conv_impl = CONV_IM2COL;
         return 0;
     }
-    if (impl && (!strcmp(impl, "dnnl") || !strcmp(impl, "winograd"))) {
+    if (impl && (!strcmp(impl, "dnnl") || !strcmp(impl, "winograd") ||
+                 !strcmp(impl, "winograd2"))) {
 #ifdef HAVE_DNNL
-        cpu_conv_impl = !strcmp(impl, "dnnl") ? CONV_DNNL : CONV_WINOGRAD;
+        cpu_conv_impl = !strcmp(impl, "dnnl")       ? CONV_DNNL
+                        : !strcmp(impl, "winograd") ? CONV_WINOGRAD
+                                                    : CONV_WINO2;
         cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
         return 0;
 #else
@@ -93,7 +98,7 @@ int backend_cpu_set_conv(const char *impl)
                         "configure --with-dnnl)");
 #endif
     }
-    return rm_error("unknown convolution '%s' (dnnl, winograd or im2col)",
+    return rm_error("unknown convolution '%s' (dnnl, winograd, winograd2 or im2col)",
                     impl ? impl : "(null)");
 }
 
@@ -102,6 +107,7 @@ const char *backend_cpu_conv(void)
     pthread_once(&cpu_once, cpu_init);
     return cpu_conv_impl == CONV_DNNL       ? "dnnl"
            : cpu_conv_impl == CONV_WINOGRAD ? "winograd"
+           : cpu_conv_impl == CONV_WINO2    ? "winograd2"
                                             : "im2col";
 }
 
@@ -136,16 +142,38 @@ int cpu_conv_uses_dnnl(const conv_desc *d)
 static size_t cpu_conv_work(const conv_desc *d)
 {
 #ifdef HAVE_DNNL
-    if (dnnl_wins(d))
-        return cpu_dnnl_conv_work_size(d);
+    if (dnnl_wins(d)) {
+        size_t n = cpu_dnnl_conv_work_size(d);
+        if (cpu_wino_ok(d)) {
+            size_t m = cpu_wino_work_size(d);
+            n = m > n ? m : n;
+        }
+        return n;
+    }
 #endif
     return cpu_conv_work_size(d);
+}
+
+/* Whether the table runs d on our own Winograd F(2x2, 3x3) */
+int cpu_conv_uses_wino(const conv_desc *d)
+{
+#ifdef HAVE_DNNL
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_conv_impl == CONV_WINO2 && cpu_wino_ok(d);
+#else
+    (void)d;
+    return 0;
+#endif
 }
 
 static void cpu_conv_forward(const conv_desc *d, const float *x, const float *w,
                              const float *b, float *y, int acc, float *work)
 {
 #ifdef HAVE_DNNL
+    if (cpu_conv_uses_wino(d)) {
+        cpu_wino_conv2d_forward(d, x, w, b, y, acc, work);
+        return;
+    }
     if (cpu_conv_uses_dnnl(d)) {
         cpu_dnnl_conv2d_forward(d, x, w, b, y, acc, work);
         return;
@@ -159,6 +187,10 @@ static void cpu_conv_backward(const conv_desc *d, const float *x, const float *w
                               float *work)
 {
 #ifdef HAVE_DNNL
+    if (cpu_conv_uses_wino(d)) {
+        cpu_wino_conv2d_backward(d, x, w, dy, dx, dw, db, work);
+        return;
+    }
     if (cpu_conv_uses_dnnl(d)) {
         cpu_dnnl_conv2d_backward(d, x, w, dy, dx, dw, db, work);
         return;

@@ -54,6 +54,19 @@ void cpu_dnnl_conv_test_mode(int mode);
  * default); cpu_dnnl_conv_winograd says whether d runs on Winograd now. */
 void cpu_dnnl_conv_set_winograd(int on);
 int cpu_dnnl_conv_winograd(const conv_desc *d);
+/* Our own Winograd F(2x2, 3x3) (cpu_wino.c, AVX2 + FMA): 3x3, stride 1,
+ * padding 1, undilated, ungrouped, channels in multiples of 8, on a CPU with
+ * AVX2 and FMA (cpu_wino_ok). The table runs it under "winograd2" (oneDNN
+ * builds only, for the other shapes); cpu_conv_uses_wino says whether it
+ * runs d now. */
+int cpu_wino_ok(const conv_desc *d);
+size_t cpu_wino_work_size(const conv_desc *d);
+void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+                             const float *b, float *y, int acc, float *work);
+void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+                              const float *dy, float *dx, float *dw, float *db,
+                              float *work);
+int cpu_conv_uses_wino(const conv_desc *d);
 /* Whether the table's convolution entries run d on oneDNN: built in,
  * selected (backend_cpu_set_conv) and faster at such shapes (cpu.c). */
 int cpu_conv_uses_dnnl(const conv_desc *d);

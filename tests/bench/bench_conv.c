@@ -1,5 +1,6 @@
-/* Times the CPU backend's two convolutions, im2col + sgemm (cpu_conv.c) and
- * oneDNN (cpu_conv_dnnl.c), at the shapes of our networks (batch 32): the
+/* Times the CPU backend's convolutions, im2col + sgemm (cpu_conv.c),
+ * oneDNN (cpu_conv_dnnl.c) and our Winograd F(2x2, 3x3) (cpu_wino.c, on the
+ * shapes it takes), at the shapes of our networks (batch 32): the
  * forward alone and forward + backward (dx, dw), interleaved so that a
  * busy machine slows both alike. Prints one row per shape with the median
  * and the fastest (min) milliseconds of each, as median/min (on a busy
@@ -84,22 +85,24 @@ int main(int argc, char **argv)
 #ifndef HAVE_DNNL
     printf("bench_conv: this rminas was built without oneDNN; only im2col\n");
 #endif
-    const impl impls[2] = {
+    enum { NI = 3 };
+    const impl impls[NI] = {
         {cpu_conv_work_size, cpu_conv2d_forward, cpu_conv2d_backward},
 #ifdef HAVE_DNNL
         {cpu_dnnl_conv_work_size, cpu_dnnl_conv2d_forward, cpu_dnnl_conv2d_backward},
 #else
         {cpu_conv_work_size, cpu_conv2d_forward, cpu_conv2d_backward},
 #endif
+        {cpu_wino_work_size, cpu_wino_conv2d_forward, cpu_wino_conv2d_backward},
     };
     rng r;
     rng_seed(&r, 1);
     printf("threads %d, %d reps, ms median/min; table's choice: %s\n",
            backend_cpu_threads(), reps, backend_cpu_conv());
-    printf("%-24s %12s %12s %12s %12s  %-6s %s\n", "shape (n=32 unless said)",
-           "im2col fwd", "dnnl fwd", "im2col f+b", "dnnl f+b", "picks",
-           "work MiB im2col/dnnl");
-    double *t = malloc((size_t)4 * reps * sizeof *t);
+    printf("%-24s %12s %12s %12s %12s %12s %12s  %-6s %s\n", "shape (n=32 unless said)",
+           "im2col fwd", "dnnl fwd", "wino2 fwd", "im2col f+b", "dnnl f+b", "wino2 f+b",
+           "picks", "work MiB im2col/dnnl");
+    double *t = malloc((size_t)2 * NI * reps * sizeof *t);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const shape *sh = &shapes[s];
         if (argc > 3 && !strstr(sh->name, argv[3]))
@@ -113,20 +116,21 @@ int main(int argc, char **argv)
             continue;
         }
         size_t nx = (size_t)d.n * d.cin * d.h * d.w, ny = (size_t)d.n * d.cout * d.oh * d.ow;
-        size_t nw = (size_t)d.cout * (d.cin / d.groups) * d.kh * d.kw, nwork = 0, ws[2];
-        for (int i = 0; i < 2; i++) {
+        size_t nw = (size_t)d.cout * (d.cin / d.groups) * d.kh * d.kw, nwork = 0, ws[NI];
+        const int ni = cpu_wino_ok(&d) ? NI : NI - 1;
+        for (int i = 0; i < ni; i++) {
             ws[i] = impls[i].work_size(&d);
             nwork = ws[i] > nwork ? ws[i] : nwork;
         }
         float *x = fnew(nx, &r), *w = fnew(nw, &r), *y = fnew(ny, &r), *dy = fnew(ny, &r);
         float *dx = fnew(nx, &r), *dw = fnew(nw, &r), *work = fnew(nwork, &r);
-        for (int i = 0; i < 2; i++) { /* warm up: primitives, caches */
+        for (int i = 0; i < ni; i++) { /* warm up: primitives, caches */
             impls[i].fwd(&d, x, w, NULL, y, 0, work);
             if (!sh->fwd_only)
                 impls[i].bwd(&d, x, w, dy, sh->no_dx ? NULL : dx, dw, NULL, work);
         }
         for (int k = 0; k < reps; k++)
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < ni; i++) {
                 double t0 = rm_seconds();
                 impls[i].fwd(&d, x, w, NULL, y, 0, work);
                 double t1 = rm_seconds();
@@ -136,17 +140,20 @@ int main(int argc, char **argv)
                 t0 = rm_seconds();
                 impls[i].fwd(&d, x, w, NULL, y, 0, work);
                 impls[i].bwd(&d, x, w, dy, sh->no_dx ? NULL : dx, dw, NULL, work);
-                t[(2 + i) * reps + k] = rm_seconds() - t0;
+                t[(NI + i) * reps + k] = rm_seconds() - t0;
             }
-        char m[4][32];
-        for (int i = 0; i < 4; i++) {
-            if (i >= 2 && sh->fwd_only)
+        char m[2 * NI][32];
+        for (int i = 0; i < 2 * NI; i++) {
+            if ((i >= NI && sh->fwd_only) || i % NI >= ni)
                 snprintf(m[i], sizeof m[i], "-");
             else
                 stats(m[i], sizeof m[i], t + (size_t)i * reps, reps);
         }
-        printf("%-24s %12s %12s %12s %12s  %-6s %.1f/%.1f\n", sh->name, m[0], m[1], m[2],
-               m[3], cpu_conv_uses_dnnl(&d) ? "dnnl" : "im2col",
+        printf("%-24s %12s %12s %12s %12s %12s %12s  %-6s %.1f/%.1f\n", sh->name, m[0], m[1],
+               m[2], m[3], m[4], m[5],
+               cpu_conv_uses_wino(&d)   ? "wino2"
+               : cpu_conv_uses_dnnl(&d) ? "dnnl"
+                                        : "im2col",
                ws[0] * sizeof(float) / 1048576., ws[1] * sizeof(float) / 1048576.);
         free(x), free(w), free(y), free(dy), free(dx), free(dw), free(work);
     }

@@ -12,7 +12,9 @@
 # by ../shared/data/cifar10/make-cifar10-bin), Debian's python3-torch and
 # python3-scipy on /usr/bin/python3, ../shared beside the checkout. SEED sets
 # rminas's init_seed and data_seed (0 = the reference's own); CONV=dnnl|winograd
-# sets rminas's convolutions (default: its own default). Takes about 1.5 h.
+# sets rminas's convolutions (default: its own default); LIMIT=N scores only
+# the first N of the 100 on both sides (the sample's order is random, so they
+# are a random subset of it). Takes about 1.5-2 h for the 100.
 set -eu
 out=${1:?usage: bench_rank.sh OUTDIR [SEED]}
 seed=${2:-0}
@@ -26,6 +28,9 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 open(sys.argv[2], "w").write("".join(r["arch"] + "\n" for r in rows))
 PY
+if [ -n "${LIMIT:-}" ]; then
+  head -n "$LIMIT" "$out/archs.txt" > "$out/archs.tmp" && mv "$out/archs.tmp" "$out/archs.txt"
+fi
 cat > "$out/rank.rmi" <<RMI
 set threads 1
 ${CONV:+set conv $CONV}
@@ -41,7 +46,8 @@ RMI
 p1=$!
 RMI_THREADS=1 OMP_NUM_THREADS=1 RMI_REF_DIR="$shared/reference" RMI_REF_C10="$c10" \
   RMI_REF_OUT="$out" /usr/bin/time -v /usr/bin/python3 "$top/tests/bench/rmi_ref_threads.py" \
-  rank --n 100 --sample-seed 2026 --teacher "$teacher" --out "$out/reference.csv" \
+  rank --n 100 --sample-seed 2026 ${LIMIT:+--limit $LIMIT} --teacher "$teacher" \
+  --out "$out/reference.csv" \
   > "$out/reference.log" 2>&1 &
 p2=$!
 wait $p1

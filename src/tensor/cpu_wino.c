@@ -1,0 +1,509 @@
+/* Winograd F(2x2, 3x3) convolutions of our own (`set conv winograd2`), for
+ * the shapes that take nearly all of an NAS-Bench-201 step: 3x3, stride 1,
+ * padding 1, undilated, ungrouped, channels in multiples of 8. AVX2 + FMA
+ * only (cpu_wino_ok says no elsewhere, and the table runs oneDNN instead).
+ *
+ * Forward, per sample: the input is packed into a zero-padded,
+ * channel-blocked layout P[c/8][y][x][8] (ReLU applied under relu_in), each
+ * 4x4 input tile of every 8-channel block is transformed (V = B^T d B, 16
+ * vectors), the 16 positions xi of a chunk of WT tiles are multiplied by
+ * the transformed weights (M[xi] = V[xi] U[xi], U = G g G^T, a small GEMM
+ * per position), and each tile comes back as A^T M A (2x2 outputs) into a
+ * blocked output buffer, transposed into NCHW at the end.
+ *
+ * Backward data is the same convolution of dy with the kernel flipped and
+ * its channel axes swapped (stride 1, padding 1 keeps the shape); under
+ * relu_in its result is masked by x > 0 on the way out. Backward weights:
+ * with dM = A dY A^T per output tile, dU[xi] = sum over tiles of
+ * V[xi]^T dM[xi] and dg = G^T dU G, the exact gradient of the forward's
+ * algebra. Per-thread dU are summed in thread order.
+ *
+ * The transforms' constants (0, +-1, 1/2) are exact in binary, so the
+ * rounding differs from a direct convolution's only in the order of the
+ * sums (the products of a tile position sum over channels in float). */
+#include "tensor/cpu_ops.h"
+
+#include <omp.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WINO_X86 1
+#include <immintrin.h>
+#endif
+
+#define WT 64 /* tiles per chunk */
+
+typedef struct wplan {
+    int th, tw, T;       /* tiles: rows, columns, per sample */
+    int hp, wp;          /* packed plane: rows, columns */
+    size_t np_in, np_out; /* floats of a packed input / output-gradient plane set */
+    size_t nv;           /* floats of V or M (16 x WT x widest channels) */
+    size_t nu;           /* floats of U (16 x cin x cout) */
+    size_t per;          /* floats of one thread's scratch */
+} wplan;
+
+static size_t up8(size_t v) { return (v + 7) & ~(size_t)7; }
+
+/* floats from one tile position's plane of V or M to the next: 64 bytes
+ * more than the plane, so that the 16 planes of a tile do not all fall in
+ * one cache set (with c = 16 a plane is exactly 4 KiB) */
+static size_t xstride(int c) { return (size_t)WT * c + 16; }
+
+static void plan(const conv_desc *d, wplan *p)
+{
+    p->th = (d->oh + 1) / 2, p->tw = (d->ow + 1) / 2;
+    p->T = p->th * p->tw;
+    p->hp = 2 * p->th + 2, p->wp = 2 * p->tw + 2;
+    const int cmax = d->cin > d->cout ? d->cin : d->cout;
+    p->np_in = up8((size_t)d->cin * p->hp * p->wp);
+    p->np_out = up8((size_t)d->cout * p->hp * p->wp);
+    p->nv = up8(16 * xstride(cmax));
+    p->nu = up8((size_t)16 * d->cin * d->cout);
+    /* packed x, packed dy (or the forward's blocked output), V, M, a
+     * thread's dU, the blocked dx */
+    p->per = 2 * p->np_in + p->np_out + 2 * p->nv + p->nu;
+}
+
+static int wino_cpu(void)
+{
+#ifdef WINO_X86
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return have;
+#else
+    return 0;
+#endif
+}
+
+int cpu_wino_ok(const conv_desc *d)
+{
+    return d->kh == 3 && d->kw == 3 && d->stride == 1 && d->pad == 1 && d->dil == 1 &&
+           d->groups == 1 && d->cin % 8 == 0 && d->cout % 8 == 0 && wino_cpu();
+}
+
+size_t cpu_wino_work_size(const conv_desc *d)
+{
+    wplan p;
+    plan(d, &p);
+    /* two U (forward and flipped) and the double sum of dU, shared; then the
+     * threads' slices */
+    return 4 * p.nu + (size_t)cpu_max_threads() * p.per;
+}
+
+/* U[xi][ci][co] = (G g G^T)[xi] of the kernel from input channel ci to output
+ * channel co: g = w[co][ci] (forward) or, flipped, w[ci][co] rotated by 180
+ * degrees (backward data: ci runs over the forward's outputs). */
+static void wtrans(const float *w, int cin, int cout, int flip, float *U)
+{
+    const int ni = flip ? cout : cin, no = flip ? cin : cout;
+    for (int ci = 0; ci < ni; ci++)
+        for (int co = 0; co < no; co++) {
+            const float *g = flip ? w + ((size_t)ci * cin + co) * 9
+                                  : w + ((size_t)co * cin + ci) * 9;
+            float k[3][3], t[4][3];
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++)
+                    k[r][s] = flip ? g[(2 - r) * 3 + (2 - s)] : g[r * 3 + s];
+            for (int s = 0; s < 3; s++) {
+                t[0][s] = k[0][s];
+                t[1][s] = 0.5f * (k[0][s] + k[1][s] + k[2][s]);
+                t[2][s] = 0.5f * (k[0][s] - k[1][s] + k[2][s]);
+                t[3][s] = k[2][s];
+            }
+            for (int r = 0; r < 4; r++) {
+                float u[4] = {t[r][0], 0.5f * (t[r][0] + t[r][1] + t[r][2]),
+                              0.5f * (t[r][0] - t[r][1] + t[r][2]), t[r][2]};
+                for (int q = 0; q < 4; q++)
+                    U[((size_t)(r * 4 + q) * ni + ci) * no + co] = u[q];
+            }
+        }
+}
+
+/* dw[co][ci] += G^T dU[xi][ci][co] G */
+static void wgrad_out(const double *dU, int cin, int cout, float *dw)
+{
+    for (int ci = 0; ci < cin; ci++)
+        for (int co = 0; co < cout; co++) {
+            double m[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++)
+                m[xi / 4][xi % 4] = dU[((size_t)xi * cin + ci) * cout + co];
+            for (int q = 0; q < 4; q++) {
+                t[0][q] = m[0][q] + 0.5 * (m[1][q] + m[2][q]);
+                t[1][q] = 0.5 * (m[1][q] - m[2][q]);
+                t[2][q] = 0.5 * (m[1][q] + m[2][q]) + m[3][q];
+            }
+            float *g = dw + ((size_t)co * cin + ci) * 9;
+            for (int r = 0; r < 3; r++) {
+                g[r * 3 + 0] += (float)(t[r][0] + 0.5 * (t[r][1] + t[r][2]));
+                g[r * 3 + 1] += (float)(0.5 * (t[r][1] - t[r][2]));
+                g[r * 3 + 2] += (float)(0.5 * (t[r][1] + t[r][2]) + t[r][3]);
+            }
+        }
+}
+
+#ifdef WINO_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+static inline void tr8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* P[cb][1 + y][1 + x][l] = in[cb*8 + l][y][x] (max(.,0) under relu), the
+ * border and the rows/columns past the image zero */
+static void pack(const float *in, int c, int h, int w, int relu, const wplan *p, float *P)
+{
+    memset(P, 0, (size_t)c * p->hp * p->wp * sizeof *P);
+    const size_t hw = (size_t)h * w;
+    const __m256 z = _mm256_setzero_ps();
+    for (int cb = 0; cb < c / 8; cb++) {
+        const float *src = in + (size_t)cb * 8 * hw;
+        for (int y = 0; y < h; y++) {
+            float *dst = P + (((size_t)cb * p->hp + y + 1) * p->wp + 1) * 8;
+            int x = 0;
+            for (; x + 8 <= w; x += 8) {
+                __m256 r[8];
+                for (int l = 0; l < 8; l++) {
+                    r[l] = _mm256_loadu_ps(src + l * hw + (size_t)y * w + x);
+                    if (relu)
+                        r[l] = _mm256_max_ps(r[l], z);
+                }
+                tr8(r);
+                for (int m = 0; m < 8; m++)
+                    _mm256_storeu_ps(dst + (size_t)(x + m) * 8, r[m]);
+            }
+            for (; x < w; x++)
+                for (int l = 0; l < 8; l++) {
+                    float v = src[l * hw + (size_t)y * w + x];
+                    dst[(size_t)x * 8 + l] = relu && !(v > 0.f) ? 0.f : v;
+                }
+        }
+    }
+}
+
+/* V[xi][t - t0][cb*8 ..] = B^T d B of tiles t0 .. t0+nt-1 of a packed plane
+ * set with c channels (the tile's first row and column are the padding's) */
+static void itrans(const float *P, int c, const wplan *p, int t0, int nt, float *V)
+{
+    for (int cb = 0; cb < c / 8; cb++)
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *s = P + (((size_t)cb * p->hp + 2 * i) * p->wp + 2 * j) * 8;
+            const size_t rs = (size_t)p->wp * 8;
+            __m256 e[4][4];
+            for (int q = 0; q < 4; q++) {
+                __m256 d0 = _mm256_loadu_ps(s + q * 8), d1 = _mm256_loadu_ps(s + rs + q * 8);
+                __m256 d2 = _mm256_loadu_ps(s + 2 * rs + q * 8);
+                __m256 d3 = _mm256_loadu_ps(s + 3 * rs + q * 8);
+                e[0][q] = _mm256_sub_ps(d0, d2);
+                e[1][q] = _mm256_add_ps(d1, d2);
+                e[2][q] = _mm256_sub_ps(d2, d1);
+                e[3][q] = _mm256_sub_ps(d1, d3);
+            }
+            float *o = V + (size_t)tt * c + cb * 8;
+            const size_t xs = xstride(c);
+            for (int r = 0; r < 4; r++) {
+                _mm256_storeu_ps(o + (r * 4 + 0) * xs, _mm256_sub_ps(e[r][0], e[r][2]));
+                _mm256_storeu_ps(o + (r * 4 + 1) * xs, _mm256_add_ps(e[r][1], e[r][2]));
+                _mm256_storeu_ps(o + (r * 4 + 2) * xs, _mm256_sub_ps(e[r][2], e[r][1]));
+                _mm256_storeu_ps(o + (r * 4 + 3) * xs, _mm256_sub_ps(e[r][1], e[r][3]));
+            }
+        }
+}
+
+/* dM[xi][t - t0][kb*8 ..] = A dY A^T of the 2x2 output-gradient tiles, read
+ * from a packed plane set (dy at offset 1, zero past the image) */
+static void gtrans(const float *P, int c, const wplan *p, int t0, int nt, float *G)
+{
+    const size_t rs = (size_t)p->wp * 8, xs = xstride(c);
+    for (int cb = 0; cb < c / 8; cb++)
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *s = P + (((size_t)cb * p->hp + 2 * i + 1) * p->wp + 2 * j + 1) * 8;
+            __m256 y00 = _mm256_loadu_ps(s), y01 = _mm256_loadu_ps(s + 8);
+            __m256 y10 = _mm256_loadu_ps(s + rs), y11 = _mm256_loadu_ps(s + rs + 8);
+            __m256 g[4][2];
+            g[0][0] = y00, g[0][1] = y01;
+            g[1][0] = _mm256_add_ps(y00, y10), g[1][1] = _mm256_add_ps(y01, y11);
+            g[2][0] = _mm256_sub_ps(y00, y10), g[2][1] = _mm256_sub_ps(y01, y11);
+            const __m256 z = _mm256_setzero_ps();
+            g[3][0] = _mm256_sub_ps(z, y10), g[3][1] = _mm256_sub_ps(z, y11);
+            float *o = G + (size_t)tt * c + cb * 8;
+            for (int r = 0; r < 4; r++) {
+                _mm256_storeu_ps(o + (r * 4 + 0) * xs, g[r][0]);
+                _mm256_storeu_ps(o + (r * 4 + 1) * xs, _mm256_add_ps(g[r][0], g[r][1]));
+                _mm256_storeu_ps(o + (r * 4 + 2) * xs, _mm256_sub_ps(g[r][0], g[r][1]));
+                _mm256_storeu_ps(o + (r * 4 + 3) * xs, _mm256_sub_ps(z, g[r][1]));
+            }
+        }
+}
+
+/* C[r][k] (+)= sum_j A[r*ai + j*ar] * B[j*K + k] for rows r0 .. r0+R-1 and
+ * columns k0 .. k0 + 8*NV - 1 (R, NV constants where it is inlined) */
+static inline __attribute__((always_inline)) void kern(int R, int NV, int red, int K,
+                                                       const float *A, size_t ai,
+                                                       size_t ar, const float *B,
+                                                       float *C, int acc)
+{
+    __m256 c[6][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+            c[i][v] = acc ? _mm256_loadu_ps(C + (size_t)i * K + v * 8) : _mm256_setzero_ps();
+    for (int j = 0; j < red; j++) {
+        __m256 b[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+            b[v] = _mm256_loadu_ps(B + (size_t)j * K + v * 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < R; i++) {
+            __m256 a = _mm256_broadcast_ss(A + i * ai + j * ar);
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+                c[i][v] = _mm256_fmadd_ps(a, b[v], c[i][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(C + (size_t)i * K + v * 8, c[i][v]);
+}
+
+/* the rows past the last block of 6, R constant in each case */
+#define KERN_TAIL(NV)                                                                   \
+    switch (rows - r) {                                                                 \
+    case 5: kern(5, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc); break; \
+    case 4: kern(4, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc); break; \
+    case 3: kern(3, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc); break; \
+    case 2: kern(2, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc); break; \
+    case 1: kern(1, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc); break; \
+    default: break;                                                                     \
+    }
+
+static void gemm(int rows, int red, int K, const float *A, size_t ai, size_t ar,
+                 const float *B, float *C, int acc)
+{
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        const float *b = B + k0;
+        float *c = C + k0;
+        int r = 0;
+        if (K - k0 >= 16) {
+            for (; r + 6 <= rows; r += 6)
+                kern(6, 2, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc);
+            KERN_TAIL(2)
+        } else {
+            for (; r + 6 <= rows; r += 6)
+                kern(6, 1, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc);
+            KERN_TAIL(1)
+        }
+    }
+}
+
+/* out (+)= the convolution of one sample's cin packed planes P by U (cout
+ * outputs), bias added, zero where the packed planes mask are not > 0 when
+ * mask is given (the backward data under relu_in: mask is relu(x) packed,
+ * cached where x itself would be read from memory again). O: blocked
+ * output scratch. */
+static void conv_sample(const wplan *p, const float *P, int cin, int cout, int oh, int ow,
+                        const float *U, const float *bias, float *out, int acc,
+                        const float *mask, float *V, float *M, float *O)
+{
+    const __m256 z = _mm256_setzero_ps();
+    const size_t xs_in = xstride(cin), xs_out = xstride(cout);
+    const int oh2 = 2 * p->th, ow2 = 2 * p->tw;
+    for (int t0 = 0; t0 < p->T; t0 += WT) {
+        const int nt = p->T - t0 < WT ? p->T - t0 : WT;
+        itrans(P, cin, p, t0, nt, V);
+        for (int xi = 0; xi < 16; xi++)
+            gemm(nt, cin, cout, V + xi * xs_in, cin, 1, U + (size_t)xi * cin * cout,
+                 M + xi * xs_out, 0);
+        for (int kb = 0; kb < cout / 8; kb++) {
+            const __m256 bv = bias ? _mm256_loadu_ps(bias + kb * 8) : _mm256_setzero_ps();
+            for (int tt = 0; tt < nt; tt++) {
+                const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+                const float *m = M + (size_t)tt * cout + kb * 8;
+                __m256 f[2][4];
+                for (int q = 0; q < 4; q++) {
+                    __m256 m0 = _mm256_loadu_ps(m + (0 * 4 + q) * xs_out);
+                    __m256 m1 = _mm256_loadu_ps(m + (1 * 4 + q) * xs_out);
+                    __m256 m2 = _mm256_loadu_ps(m + (2 * 4 + q) * xs_out);
+                    __m256 m3 = _mm256_loadu_ps(m + (3 * 4 + q) * xs_out);
+                    f[0][q] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                    f[1][q] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+                }
+                float *o = O + (((size_t)kb * oh2 + 2 * i) * ow2 + 2 * j) * 8;
+                for (int a = 0; a < 2; a++) {
+                    __m256 y0 = _mm256_add_ps(_mm256_add_ps(f[a][0], f[a][1]), f[a][2]);
+                    __m256 y1 = _mm256_sub_ps(_mm256_sub_ps(f[a][1], f[a][2]), f[a][3]);
+                    y0 = _mm256_add_ps(y0, bv), y1 = _mm256_add_ps(y1, bv);
+                    if (mask) {
+                        const float *mk =
+                            mask + (((size_t)kb * p->hp + 2 * i + a + 1) * p->wp + 2 * j + 1) * 8;
+                        y0 = _mm256_and_ps(y0, _mm256_cmp_ps(_mm256_loadu_ps(mk), z, _CMP_GT_OQ));
+                        y1 = _mm256_and_ps(y1,
+                                           _mm256_cmp_ps(_mm256_loadu_ps(mk + 8), z, _CMP_GT_OQ));
+                    }
+                    _mm256_storeu_ps(o + (size_t)a * ow2 * 8, y0);
+                    _mm256_storeu_ps(o + (size_t)a * ow2 * 8 + 8, y1);
+                }
+            }
+        }
+    }
+    /* blocked -> NCHW */
+    const size_t hw = (size_t)oh * ow;
+    for (int kb = 0; kb < cout / 8; kb++)
+        for (int y = 0; y < oh; y++) {
+            const float *src = O + ((size_t)kb * oh2 + y) * ow2 * 8;
+            float *dst = out + (size_t)kb * 8 * hw + (size_t)y * ow;
+            int x = 0;
+            for (; x + 8 <= ow; x += 8) {
+                __m256 r[8];
+                for (int m = 0; m < 8; m++)
+                    r[m] = _mm256_loadu_ps(src + (size_t)(x + m) * 8);
+                tr8(r);
+                for (int l = 0; l < 8; l++) {
+                    float *dp = dst + l * hw + x;
+                    __m256 v = r[l];
+                    if (acc)
+                        v = _mm256_add_ps(_mm256_loadu_ps(dp), v);
+                    _mm256_storeu_ps(dp, v);
+                }
+            }
+            for (; x < ow; x++)
+                for (int l = 0; l < 8; l++) {
+                    float v = src[(size_t)x * 8 + l];
+                    dst[l * hw + x] = acc ? dst[l * hw + x] + v : v;
+                }
+        }
+}
+
+static int nthreads(const conv_desc *d)
+{
+    int t = cpu_threads();
+    return t < d->n ? t : d->n;
+}
+
+void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+                             const float *b, float *y, int acc, float *work)
+{
+    wplan p;
+    plan(d, &p);
+    float *U = work;
+    wtrans(w, d->cin, d->cout, 0, U);
+    float *base = work + 2 * p.nu;
+    const size_t nxs = (size_t)d->cin * d->h * d->w, nys = (size_t)d->cout * d->oh * d->ow;
+    const int nthr = nthreads(d);
+#pragma omp parallel for num_threads(nthr) schedule(static)
+    for (int n = 0; n < d->n; n++) {
+        float *S = base + (size_t)omp_get_thread_num() * p.per;
+        float *P = S, *O = S + p.np_in, *V = O + p.np_out, *M = V + p.nv;
+        pack(x + n * nxs, d->cin, d->h, d->w, d->relu_in, &p, P);
+        conv_sample(&p, P, d->cin, d->cout, d->oh, d->ow, U, b, y + n * nys, acc, NULL, V, M,
+                    O);
+    }
+}
+
+void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+                              const float *dy, float *dx, float *dw, float *db, float *work)
+{
+    wplan p;
+    plan(d, &p);
+    const int cin = d->cin, cout = d->cout;
+    const size_t nxs = (size_t)cin * d->h * d->w, nys = (size_t)cout * d->oh * d->ow;
+    if (db)
+        for (int k = 0; k < cout; k++) {
+            double s = 0.;
+            for (int n = 0; n < d->n; n++) {
+                const float *q = dy + n * nys + (size_t)k * d->oh * d->ow;
+                for (int i = 0; i < d->oh * d->ow; i++)
+                    s += q[i];
+            }
+            db[k] += (float)s;
+        }
+    if (!dx && !dw)
+        return;
+    float *Uf = work + p.nu, *base = work + 2 * p.nu;
+    if (dx)
+        wtrans(w, cin, cout, 1, Uf);
+    const int nthr = nthreads(d);
+#pragma omp parallel num_threads(nthr)
+    {
+        const int tid = omp_get_thread_num();
+        float *S = base + (size_t)tid * p.per;
+        float *Px = S, *Pd = S + p.np_in, *V = Pd + p.np_out, *M = V + p.nv;
+        float *dU = M + p.nv, *O = dU + p.nu;
+        if (dw)
+            memset(dU, 0, (size_t)16 * cin * cout * sizeof *dU);
+#pragma omp for schedule(static)
+        for (int n = 0; n < d->n; n++) {
+            pack(dy + n * nys, cout, d->oh, d->ow, 0, &p, Pd);
+            if (dw || d->relu_in)
+                pack(x + n * nxs, cin, d->h, d->w, d->relu_in, &p, Px);
+            if (dw) {
+                for (int t0 = 0; t0 < p.T; t0 += WT) {
+                    const int nt = p.T - t0 < WT ? p.T - t0 : WT;
+                    itrans(Px, cin, &p, t0, nt, V);
+                    gtrans(Pd, cout, &p, t0, nt, M);
+                    for (int xi = 0; xi < 16; xi++)
+                        gemm(cin, nt, cout, V + xi * xstride(cin), 1, cin,
+                             M + xi * xstride(cout), dU + (size_t)xi * cin * cout, 1);
+                }
+            }
+            if (dx)
+                conv_sample(&p, Pd, cout, cin, d->h, d->w, Uf, NULL, dx + n * nxs, 1,
+                            d->relu_in ? Px : NULL, V, M, O);
+        }
+    }
+    if (dw) {
+        /* sum the threads' dU in thread order, in double */
+        const size_t nu = (size_t)16 * cin * cout;
+        double *sum = (double *)(work + 2 * p.nu + (size_t)cpu_max_threads() * p.per);
+        memset(sum, 0, nu * sizeof *sum);
+        for (int t = 0; t < nthr; t++) {
+            const float *dU = base + (size_t)t * p.per + p.np_in + p.np_out + 2 * p.nv;
+            for (size_t i = 0; i < nu; i++)
+                sum[i] += dU[i];
+        }
+        wgrad_out(sum, cin, cout, dw);
+    }
+}
+
+#pragma GCC pop_options
+#else
+void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+                             const float *b, float *y, int acc, float *work)
+{
+    (void)d, (void)x, (void)w, (void)b, (void)y, (void)acc, (void)work;
+}
+
+void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+                              const float *dy, float *dx, float *dw, float *db, float *work)
+{
+    (void)d, (void)x, (void)w, (void)dy, (void)dx, (void)dw, (void)db, (void)work;
+}
+#endif
