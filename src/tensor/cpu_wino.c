@@ -176,7 +176,18 @@ static inline void tr8(__m256 r[8])
  * border and the rows/columns past the image zero */
 static void pack(const float *in, int c, int h, int w, int relu, const wplan *p, float *P)
 {
-    memset(P, 0, (size_t)c * p->hp * p->wp * sizeof *P);
+    /* zero what the image does not cover: row 0, the rows past it, and
+     * column 0 and the columns past it of the rows in between */
+    const size_t row = (size_t)p->wp * 8;
+    for (int cb = 0; cb < c / 8; cb++) {
+        float *q = P + (size_t)cb * p->hp * row;
+        memset(q, 0, row * sizeof *q);
+        memset(q + (size_t)(h + 1) * row, 0, (size_t)(p->hp - h - 1) * row * sizeof *q);
+        for (int y = 1; y <= h; y++) {
+            memset(q + y * row, 0, 8 * sizeof *q);
+            memset(q + y * row + (size_t)(w + 1) * 8, 0, (size_t)(p->wp - w - 1) * 8 * sizeof *q);
+        }
+    }
     const size_t hw = (size_t)h * w;
     const __m256 z = _mm256_setzero_ps();
     for (int cb = 0; cb < c / 8; cb++) {
