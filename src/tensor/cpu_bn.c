@@ -5,7 +5,7 @@
 #include <math.h>
 
 /* sum and sum of squares of x over (n, hw) for one channel */
-static void bn_moments(int n, int c, int hw, const float *x, int ch, double *sum,
+CPU_HOT static void bn_moments(int n, int c, int hw, const float *x, int ch, double *sum,
                        double *sumsq)
 {
     double s = 0., ss = 0.;
@@ -23,7 +23,7 @@ static void bn_moments(int n, int c, int hw, const float *x, int ch, double *sum
 }
 
 /* y = x*scale + shift over one channel, written or accumulated */
-static void bn_apply(int n, int c, int hw, const float *x, float *y, int ch,
+CPU_HOT static void bn_apply(int n, int c, int hw, const float *x, float *y, int ch,
                      float scale, float shift, int acc)
 {
     for (int i = 0; i < n; i++) {
@@ -91,6 +91,38 @@ void cpu_bn_forward_eval(int n, int c, int hw, const float *x,
     }
 }
 
+/* sums of dy and of dy*(x - mean) over one channel */
+CPU_HOT static void bn_dsums(int n, int c, int hw, const float *x, const float *dy, int ch,
+                             float mean, double *sdy_out, double *sdyx_out)
+{
+    double sdy = 0., sdyx = 0.;
+    for (int i = 0; i < n; i++) {
+        const size_t o = ((size_t)i * c + ch) * hw;
+        const float *xp = x + o, *dyp = dy + o;
+#pragma omp simd reduction(+ : sdy, sdyx)
+        for (int j = 0; j < hw; j++) {
+            sdy += dyp[j];
+            sdyx += (double)dyp[j] * (xp[j] - mean);
+        }
+    }
+    *sdy_out = sdy;
+    *sdyx_out = sdyx;
+}
+
+/* dx += k*dy + kx*(x - mean) + k0 over one channel */
+CPU_HOT static void bn_dx(int n, int c, int hw, const float *x, const float *dy, float *dx,
+                          int ch, float mean, float k, float kx, float k0)
+{
+    for (int i = 0; i < n; i++) {
+        const size_t o = ((size_t)i * c + ch) * hw;
+        const float *xp = x + o, *dyp = dy + o;
+        float *dxp = dx + o;
+#pragma omp simd
+        for (int j = 0; j < hw; j++)
+            dxp[j] += k * dyp[j] + kx * (xp[j] - mean) + k0;
+    }
+}
+
 /* With xhat = (x - mean)*invstd and m = n*hw:
  *   dbeta = sum(dy), dgamma = sum(dy*xhat),
  *   dx = gamma*invstd*(dy - dbeta/m - xhat*dgamma/m). */
@@ -104,16 +136,8 @@ void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
     for (int ch = 0; ch < c; ch++) {
         const float mean = save_mean[ch];
         const double invstd = save_invstd[ch];
-        double sdy = 0., sdyx = 0.; /* sums of dy and dy*(x - mean) */
-        for (int i = 0; i < n; i++) {
-            const size_t o = ((size_t)i * c + ch) * hw;
-            const float *xp = x + o, *dyp = dy + o;
-#pragma omp simd reduction(+ : sdy, sdyx)
-            for (int j = 0; j < hw; j++) {
-                sdy += dyp[j];
-                sdyx += (double)dyp[j] * (xp[j] - mean);
-            }
-        }
+        double sdy, sdyx; /* sums of dy and dy*(x - mean) */
+        bn_dsums(n, c, hw, x, dy, ch, mean, &sdy, &sdyx);
         if (dgamma)
             dgamma[ch] += (float)(sdyx * invstd);
         if (dbeta)
@@ -125,13 +149,6 @@ void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
         const float k = (float)(g * invstd);
         const float kx = (float)(-g * invstd * invstd * invstd * sdyx / m);
         const float k0 = (float)(-g * invstd * sdy / m);
-        for (int i = 0; i < n; i++) {
-            const size_t o = ((size_t)i * c + ch) * hw;
-            const float *xp = x + o, *dyp = dy + o;
-            float *dxp = dx + o;
-#pragma omp simd
-            for (int j = 0; j < hw; j++)
-                dxp[j] += k * dyp[j] + kx * (xp[j] - mean) + k0;
-        }
+        bn_dx(n, c, hw, x, dy, dx, ch, mean, k, kx, k0);
     }
 }
