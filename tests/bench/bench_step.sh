@@ -10,7 +10,7 @@ threads=${THREADS:-$(nproc)}
 ours=$(OMP_NUM_THREADS=$threads "$top/tests/bench/bench_step" "$steps")
 torch=$(THREADS=$threads /usr/bin/python3 "$top/tests/bench/bench_step.py" "$steps")
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%Y-%m-%d)"
-echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') and rminas ($(RMINAS_CONV= "$top/rminas" --version 2>/dev/null | head -n 1), convolutions: ${RMINAS_CONV:-dnnl}), $threads threads each; batch 32, median of $steps steps"
+echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') and rminas ($(RMINAS_CONV= "$top/rminas" --version 2>/dev/null | head -n 1), convolutions: ${RMINAS_CONV:-winograd2}), $threads threads each; batch 32, median of $steps steps"
 echo
 echo "| model | rminas ms/step | PyTorch ms/step | PyTorch / rminas |"
 echo "|---|---|---|---|"
