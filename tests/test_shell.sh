@@ -54,6 +54,16 @@ else
   check "--device cuda without a GPU" 1 "(no CUDA device|built without CUDA)" -- --device cuda -c version
 fi
 check "unknown device" 1 "unknown backend 'tpu' \(cpu or cuda\)" -- -c "set device tpu"
+# the CUDA backend is a module loaded on first use: a missing or broken one
+# is a clear error too
+if [ -f "$(dirname "$R")/rminas-cuda.so" ]; then
+  export RMINAS_CUDA_MODULE="$tmp/none.so"
+  check "a missing CUDA module" 1 "RMINAS_CUDA_MODULE=.*none.so: no such file" -- -c "set device cuda"
+  echo "not a library" > "$tmp/bad.so"
+  export RMINAS_CUDA_MODULE="$tmp/bad.so"
+  check "a broken CUDA module" 1 "cannot load the CUDA backend .*bad.so" -- -c "set device cuda"
+  unset RMINAS_CUDA_MODULE
+fi
 
 check "the bundled default teacher loads without a file" 0 "test accuracy [89][0-9]\.[0-9]+ % \(1000 images" -- \
   -c "load dataset cifar10" -c "load teacher resnet20" -c "teacher eval"

@@ -10,14 +10,83 @@
 #include "util/err.h"
 
 #ifdef HAVE_CUDA
-/* Defined by the CUDA build (kernels/); NULL with rm_error when no GPU. */
-const backend *backend_cuda_impl(void);
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* The CUDA backend lives in a module, rminas-cuda.so (kernels/, linked with
+ * cuDNN, cuBLAS and the CUDA runtime), loaded on the first call: a program
+ * that never asks for the GPU does not map CUDA's libraries, which cost
+ * about 150 MB of resident memory once loaded. Looked up as
+ * $RMINAS_CUDA_MODULE alone when that is set, else next to the executable, one and two folders
+ * above it (the build tree's tests/ and tests/bench/), then in the
+ * installed pkglibdir. Its entry, backend_cuda_impl, returns NULL with
+ * rm_error when there is no GPU. */
+#define CUDA_MODULE "rminas-cuda.so"
+
+typedef const backend *(*cuda_entry)(void);
+
+static cuda_entry cuda_load(char *why, size_t len)
+{
+    char exe[PATH_MAX], cand[5][PATH_MAX + 32];
+    int n = 0;
+    const char *env = getenv("RMINAS_CUDA_MODULE");
+    if (env && *env) {
+        if (access(env, F_OK) != 0) {
+            snprintf(why, len, "RMINAS_CUDA_MODULE=%.1024s: no such file", env);
+            return NULL;
+        }
+        snprintf(cand[n++], sizeof cand[0], "%s", env);
+    }
+    ssize_t k = env && *env ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(cand[n++], sizeof cand[0], "%s/" CUDA_MODULE, exe);
+            snprintf(cand[n++], sizeof cand[0], "%s/../" CUDA_MODULE, exe);
+            snprintf(cand[n++], sizeof cand[0], "%s/../../" CUDA_MODULE, exe);
+        }
+    }
+    if (!(env && *env))
+        snprintf(cand[n++], sizeof cand[0], "%s/" CUDA_MODULE, RMINAS_PKGLIB);
+    snprintf(why, len, "the CUDA backend (%s) was not found next to the program or in %s",
+             CUDA_MODULE, RMINAS_PKGLIB);
+    for (int i = 0; i < n; i++) {
+        if (access(cand[i], F_OK) != 0)
+            continue;
+        void *h = dlopen(cand[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            snprintf(why, len, "cannot load the CUDA backend %.1024s: %.1024s", cand[i], dlerror());
+            return NULL;
+        }
+        cuda_entry f = (cuda_entry)dlsym(h, "backend_cuda_impl");
+        if (!f)
+            snprintf(why, len, "%.1024s has no backend_cuda_impl: %.1024s", cand[i], dlerror());
+        return f;
+    }
+    return NULL;
+}
 #endif
 
 const backend *backend_cuda(void)
 {
 #ifdef HAVE_CUDA
-    return backend_cuda_impl();
+    static int tried;
+    static cuda_entry entry;
+    static char why[PATH_MAX + 128];
+    if (!tried) {
+        tried = 1;
+        entry = cuda_load(why, sizeof why);
+    }
+    if (!entry) {
+        rm_error("%s", why);
+        return NULL;
+    }
+    return entry();
 #else
     rm_error("this rminas was built without CUDA (configure --with-cuda)");
     return NULL;

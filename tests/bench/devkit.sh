@@ -9,7 +9,7 @@
 # .devkit/src, builds rminas and the test programs there (configure flags:
 # DEVKIT_CONFIGURE, default "--with-cuda=/usr/local/cuda --without-dnnl"),
 # and writes what the run needs into .devkit/carry (carry that one path):
-#   pkg.tar.xz   rminas, tests/test_* and the shared libraries they need that
+#   pkg.tar.xz   rminas, its CUDA backend rminas-cuda.so, tests/test_* and the shared libraries they need that
 #                are neither glibc nor CUDA (lib/; libstdc++ and libgcc_s in
 #                lib/fallback/, used only where the machine has none)
 #   shared/      a copy of ../shared's data and reference in the same layout
@@ -87,13 +87,13 @@ pack() {
         ./configure $flags
         printf '%s' "$flags" > "$kit/configure.flags"
     fi
-    make -j"$jobs" rminas
+    make -j"$jobs" rminas rminas-cuda.so
     make -j"$jobs" check TESTS=
 
     # The package: binaries and their non-glibc, non-CUDA libraries.
     rm -rf "$pkg"
     mkdir -p "$pkg/tests" "$pkg/lib/fallback"
-    cp -p rminas "$pkg/"
+    cp -p rminas rminas-cuda.so "$pkg/"
     local t
     for t in tests/test_*; do
         case $t in *.c | *.h | *.sh | *.py | *.o | *.log | *.trs) continue ;; esac
@@ -106,7 +106,7 @@ pack() {
         strip --strip-debug "$pkg"/tests/test_*
     fi
     local lib name path
-    for t in "$pkg/rminas" "$pkg"/tests/test_*; do ldd "$t"; done \
+    for t in "$pkg/rminas" "$pkg/rminas-cuda.so" "$pkg"/tests/test_*; do ldd "$t"; done \
         | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u \
         | while read -r name path; do
             case $name in
