@@ -2,6 +2,9 @@
 #include "nn/graph.h"
 
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -653,6 +656,13 @@ void graph_free(graph *g)
     free(g->v);
     free(g->nd);
     free(g);
+#ifdef __GLIBC__
+    /* a ranking or a search builds one network after another: hand the
+     * freed heap back, or a large network after small ones lands on fresh
+     * pages while the old ones stay resident (6 architectures, the largest
+     * last: 298 MB peak without this, 260 MB with it or in another order) */
+    malloc_trim(0);
+#endif
 }
 
 static void *plan_alloc(graph *g, size_t bytes)
