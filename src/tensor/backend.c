@@ -20,9 +20,9 @@
  * cuDNN, cuBLAS and the CUDA runtime), loaded on the first call: a program
  * that never asks for the GPU does not map CUDA's libraries, which cost
  * about 150 MB of resident memory once loaded. Looked up as
- * $RMINAS_CUDA_MODULE alone when that is set, else next to the executable, one and two folders
- * above it (the build tree's tests/ and tests/bench/), then in the
- * installed pkglibdir. Its entry, backend_cuda_impl, returns NULL with
+ * $RMINAS_CUDA_MODULE alone when that is set, else next to the executable,
+ * one and two folders above it (the build tree's tests/ and tests/bench/),
+ * then in the installed pkglibdir. Its entry, backend_cuda_impl, returns NULL with
  * rm_error when there is no GPU. */
 #define CUDA_MODULE "rminas-cuda.so"
 
