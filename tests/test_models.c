@@ -28,7 +28,9 @@
  * losses keep the 1e-4 bound, parameters after an SGD step get
  * WINO_STATE_RTOL (measured worst 4.1e-3, the nb201 resnet cell's
  * cells.11.conv_b BN bias: a gradient summed over the batch with
- * cancellation, values near the 1e-3 scale floor). */
+ * cancellation, values near the 1e-3 scale floor). Last, four networks
+ * under our own Winograd F(2x2, 3x3) (set conv winograd2, the default), at
+ * the direct convolutions' bounds throughout. */
 #ifdef HAVE_CONFIG_H
 #include "config.h" /* HAVE_DNNL */
 #endif
