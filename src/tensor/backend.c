@@ -30,7 +30,7 @@ typedef const backend *(*cuda_entry)(void);
 
 static cuda_entry cuda_load(char *why, size_t len)
 {
-    char exe[PATH_MAX], cand[5][PATH_MAX + 32];
+    char exe[PATH_MAX], cand[4][PATH_MAX + 32];
     int n = 0;
     const char *env = getenv("RMINAS_CUDA_MODULE");
     if (env && *env) {
@@ -39,20 +39,17 @@ static cuda_entry cuda_load(char *why, size_t len)
             return NULL;
         }
         snprintf(cand[n++], sizeof cand[0], "%s", env);
-    }
-    ssize_t k = env && *env ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
+    } else {
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        char *slash = k > 0 ? (exe[k] = 0, strrchr(exe, '/')) : NULL;
         if (slash) {
             *slash = 0;
             snprintf(cand[n++], sizeof cand[0], "%s/" CUDA_MODULE, exe);
             snprintf(cand[n++], sizeof cand[0], "%s/../" CUDA_MODULE, exe);
             snprintf(cand[n++], sizeof cand[0], "%s/../../" CUDA_MODULE, exe);
         }
-    }
-    if (!(env && *env))
         snprintf(cand[n++], sizeof cand[0], "%s/" CUDA_MODULE, RMINAS_PKGLIB);
+    }
     snprintf(why, len, "the CUDA backend (%s) was not found next to the program or in %s",
              CUDA_MODULE, RMINAS_PKGLIB);
     for (int i = 0; i < n; i++) {

@@ -23,8 +23,18 @@ static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static int cpu_nthreads, cpu_nmax;
 
 /* the convolution implementation (backend_cpu_set_conv) */
-enum { CONV_IM2COL, CONV_DNNL, CONV_WINOGRAD, CONV_WINO2 };
+enum { CONV_IM2COL, CONV_DNNL, CONV_WINOGRAD, CONV_WINO2, CONV_N };
 static int cpu_conv_impl;
+static const char *const conv_names[CONV_N] = {"im2col", "dnnl", "winograd", "winograd2"};
+
+/* the implementation of that name, or -1 */
+static int conv_by_name(const char *name)
+{
+    for (int i = 0; name && i < CONV_N; i++)
+        if (!strcmp(name, conv_names[i]))
+            return i;
+    return -1;
+}
 
 /* Parallelism comes from OpenMP over samples, channels or planes; a
  * multi-threaded BLAS inside those threads would oversubscribe the cores. */
@@ -36,12 +46,8 @@ static void cpu_init(void)
     /* our Winograd F(2x2, 3x3) for the shapes it takes and oneDNN's direct
      * convolutions for the others by default; RMINAS_CONV=im2col|dnnl|
      * winograd|winograd2 chooses at first use */
-    const char *impl = getenv("RMINAS_CONV");
-    cpu_conv_impl = !impl                        ? CONV_WINO2
-                    : !strcmp(impl, "im2col")    ? CONV_IM2COL
-                    : !strcmp(impl, "dnnl")      ? CONV_DNNL
-                    : !strcmp(impl, "winograd")  ? CONV_WINOGRAD
-                                                 : CONV_WINO2;
+    const int impl = conv_by_name(getenv("RMINAS_CONV"));
+    cpu_conv_impl = impl >= 0 ? impl : CONV_WINO2;
     cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
 #else
     cpu_conv_impl = CONV_IM2COL;
@@ -81,34 +87,27 @@ int backend_cpu_threads(void)
 int backend_cpu_set_conv(const char *impl)
 {
     pthread_once(&cpu_once, cpu_init);
-    if (impl && strcmp(impl, "im2col") == 0) {
-        cpu_conv_impl = CONV_IM2COL;
-        return 0;
-    }
-    if (impl && (!strcmp(impl, "dnnl") || !strcmp(impl, "winograd") ||
-                 !strcmp(impl, "winograd2"))) {
+    const int i = conv_by_name(impl);
+    if (i < 0)
+        return rm_error("unknown convolution '%s' (dnnl, winograd, winograd2 or im2col)",
+                        impl ? impl : "(null)");
 #ifdef HAVE_DNNL
-        cpu_conv_impl = !strcmp(impl, "dnnl")       ? CONV_DNNL
-                        : !strcmp(impl, "winograd") ? CONV_WINOGRAD
-                                                    : CONV_WINO2;
-        cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
-        return 0;
+    cpu_conv_impl = i;
+    cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
+    return 0;
 #else
+    if (i != CONV_IM2COL)
         return rm_error("this rminas was built without oneDNN (install libdnnl-dev, "
                         "configure --with-dnnl)");
+    cpu_conv_impl = i;
+    return 0;
 #endif
-    }
-    return rm_error("unknown convolution '%s' (dnnl, winograd, winograd2 or im2col)",
-                    impl ? impl : "(null)");
 }
 
 const char *backend_cpu_conv(void)
 {
     pthread_once(&cpu_once, cpu_init);
-    return cpu_conv_impl == CONV_DNNL       ? "dnnl"
-           : cpu_conv_impl == CONV_WINOGRAD ? "winograd"
-           : cpu_conv_impl == CONV_WINO2    ? "winograd2"
-                                            : "im2col";
+    return conv_names[cpu_conv_impl];
 }
 
 #ifdef HAVE_DNNL

@@ -528,6 +528,27 @@ void cpu_conv2d_forward(const conv_desc *d, const float *x, const float *w,
     }
 }
 
+/* db += the sum of dy over samples and positions, per output channel (each
+ * plane in float vector lanes, the planes in double) */
+void cpu_conv_bias_grad(const conv_desc *d, const float *dy, float *db)
+{
+    const size_t ohw = (size_t)d->oh * d->ow;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
+    if ((size_t)d->n * d->cout * ohw > CPU_PAR_MIN)
+    for (int co = 0; co < d->cout; co++) {
+        double sum = 0.;
+        for (int i = 0; i < d->n; i++) {
+            const float *p = dy + ((size_t)i * d->cout + co) * ohw;
+            float s = 0.f;
+#pragma omp simd reduction(+ : s)
+            for (size_t j = 0; j < ohw; j++)
+                s += p[j];
+            sum += s;
+        }
+        db[co] += (float)sum;
+    }
+}
+
 void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work)
@@ -553,22 +574,8 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                               ? round16((size_t)cin_g * trows * d->w)
                               : 0);
 
-    if (db) {
-#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if ((long)d->n * d->cout * ohw > CPU_PAR_MIN)
-        for (int co = 0; co < d->cout; co++) {
-            double sum = 0.;
-            for (int i = 0; i < d->n; i++) {
-                const float *dyp = dy + ((size_t)i * d->cout + co) * ohw;
-                float s = 0.f;
-#pragma omp simd reduction(+ : s)
-                for (int j = 0; j < ohw; j++)
-                    s += dyp[j];
-                sum += s;
-            }
-            db[co] += (float)sum;
-        }
-    }
+    if (db)
+        cpu_conv_bias_grad(d, dy, db);
     if (!dx && !dw)
         return;
     if (direct) /* wt[g][ci][(co*kh + ki)*kw + kj] = w[g*cout_g + co][ci][-ki][-kj] */

@@ -643,27 +643,6 @@ void cpu_dnnl_conv2d_forward(const conv_desc *d, const float *x, const float *w,
         rm_error("oneDNN convolution failed while writing its output");
 }
 
-/* db += sum of dy over samples and positions (when dw is not asked for:
- * otherwise backward-weights gives it) */
-static void bias_grad(const conv_desc *d, const float *dy, float *db)
-{
-    const size_t ohw = (size_t)d->oh * d->ow;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if ((size_t)d->n * d->cout * ohw > CPU_PAR_MIN)
-    for (int co = 0; co < d->cout; co++) {
-        double sum = 0.;
-        for (int i = 0; i < d->n; i++) {
-            const float *p = dy + ((size_t)i * d->cout + co) * ohw;
-            float s = 0.f;
-#pragma omp simd reduction(+ : s)
-            for (size_t j = 0; j < ohw; j++)
-                s += p[j];
-            sum += s;
-        }
-        db[co] += (float)sum;
-    }
-}
-
 /* Backward; *done collects what has been added: 1 dw (and db), 2 dx, so
  * that a failure falls back for the rest only. */
 static int dc_backward(dconv *e, const conv_desc *d, const float *x, const float *w,
@@ -747,7 +726,7 @@ void cpu_dnnl_conv2d_backward(const conv_desc *d, const float *x, const float *w
                               float *work)
 {
     if (db && !dw) {
-        bias_grad(d, dy, db);
+        cpu_conv_bias_grad(d, dy, db);
         db = NULL;
     }
     if (!dx && !dw)

@@ -33,6 +33,9 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work);
 
+/* db += the sum of dy per output channel (cpu_conv.c; every implementation
+ * uses it) */
+void cpu_conv_bias_grad(const conv_desc *d, const float *dy, float *db);
 /* The same three on oneDNN (cpu_conv_dnnl.c, built with HAVE_DNNL). Their
  * work size also covers the im2col functions, which they fall back to for
  * a shape oneDNN refuses. */

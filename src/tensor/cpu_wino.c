@@ -59,8 +59,7 @@ static void plan(const conv_desc *d, wplan *p)
     p->np_out = up8((size_t)d->cout * p->hp * p->wp);
     p->nv = up8(16 * xstride(cmax));
     p->nu = up8((size_t)16 * d->cin * d->cout);
-    /* packed x, packed dy (or the forward's blocked output), V, M, a
-     * thread's dU, the blocked dx */
+    /* a thread's slice (see slice) */
     p->per = 2 * p->np_in + p->np_out + 2 * p->nv + p->nu;
 }
 
@@ -84,13 +83,30 @@ int cpu_wino_ok(const conv_desc *d)
            d->groups == 1 && d->cin % 8 == 0 && d->cout % 8 == 0 && wino_cpu();
 }
 
+/* work: U (forward) and U flipped, nu floats each, the double sum of the
+ * threads' dU (2 nu floats), then a slice of p->per floats per thread:
+ * packed x, packed dy (the forward's blocked output), V, M, dU, blocked dx */
 size_t cpu_wino_work_size(const conv_desc *d)
 {
     wplan p;
     plan(d, &p);
-    /* two U (forward and flipped) and the double sum of dU, shared; then the
-     * threads' slices */
     return 4 * p.nu + (size_t)cpu_max_threads() * p.per;
+}
+
+typedef struct wslice {
+    float *px, *pd, *v, *m, *du, *o;
+} wslice;
+
+static wslice slice(const wplan *p, float *work, int tid)
+{
+    wslice r;
+    r.px = work + 4 * p->nu + (size_t)tid * p->per;
+    r.pd = r.px + p->np_in;
+    r.v = r.pd + p->np_out;
+    r.m = r.v + p->nv;
+    r.du = r.m + p->nv;
+    r.o = r.du + p->nu;
+    return r;
 }
 
 /* U[xi][ci][co] = (G g G^T)[xi] of the kernel from input channel ci to output
@@ -426,16 +442,14 @@ void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
     plan(d, &p);
     float *U = work;
     wtrans(w, d->cin, d->cout, 0, U);
-    float *base = work + 2 * p.nu;
     const size_t nxs = (size_t)d->cin * d->h * d->w, nys = (size_t)d->cout * d->oh * d->ow;
     const int nthr = nthreads(d);
 #pragma omp parallel for num_threads(nthr) schedule(static)
     for (int n = 0; n < d->n; n++) {
-        float *S = base + (size_t)omp_get_thread_num() * p.per;
-        float *P = S, *O = S + p.np_in, *V = O + p.np_out, *M = V + p.nv;
-        pack(x + n * nxs, d->cin, d->h, d->w, d->relu_in, &p, P);
-        conv_sample(&p, P, d->cin, d->cout, d->oh, d->ow, U, b, y + n * nys, acc, NULL, V, M,
-                    O);
+        const wslice t = slice(&p, work, omp_get_thread_num());
+        pack(x + n * nxs, d->cin, d->h, d->w, d->relu_in, &p, t.px);
+        conv_sample(&p, t.px, d->cin, d->cout, d->oh, d->ow, U, b, y + n * nys, acc, NULL, t.v,
+                    t.m, t.pd);
     }
 }
 
@@ -447,56 +461,45 @@ void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w
     const int cin = d->cin, cout = d->cout;
     const size_t nxs = (size_t)cin * d->h * d->w, nys = (size_t)cout * d->oh * d->ow;
     if (db)
-        for (int k = 0; k < cout; k++) {
-            double s = 0.;
-            for (int n = 0; n < d->n; n++) {
-                const float *q = dy + n * nys + (size_t)k * d->oh * d->ow;
-                for (int i = 0; i < d->oh * d->ow; i++)
-                    s += q[i];
-            }
-            db[k] += (float)s;
-        }
+        cpu_conv_bias_grad(d, dy, db);
     if (!dx && !dw)
         return;
-    float *Uf = work + p.nu, *base = work + 2 * p.nu;
+    float *Uf = work + p.nu;
     if (dx)
         wtrans(w, cin, cout, 1, Uf);
     const int nthr = nthreads(d);
 #pragma omp parallel num_threads(nthr)
     {
-        const int tid = omp_get_thread_num();
-        float *S = base + (size_t)tid * p.per;
-        float *Px = S, *Pd = S + p.np_in, *V = Pd + p.np_out, *M = V + p.nv;
-        float *dU = M + p.nv, *O = dU + p.nu;
+        const wslice t = slice(&p, work, omp_get_thread_num());
         if (dw)
-            memset(dU, 0, (size_t)16 * cin * cout * sizeof *dU);
+            memset(t.du, 0, (size_t)16 * cin * cout * sizeof *t.du);
 #pragma omp for schedule(static)
         for (int n = 0; n < d->n; n++) {
-            pack(dy + n * nys, cout, d->oh, d->ow, 0, &p, Pd);
+            pack(dy + n * nys, cout, d->oh, d->ow, 0, &p, t.pd);
             if (dw || d->relu_in)
-                pack(x + n * nxs, cin, d->h, d->w, d->relu_in, &p, Px);
+                pack(x + n * nxs, cin, d->h, d->w, d->relu_in, &p, t.px);
             if (dw) {
                 for (int t0 = 0; t0 < p.T; t0 += WT) {
                     const int nt = p.T - t0 < WT ? p.T - t0 : WT;
-                    itrans(Px, cin, &p, t0, nt, V);
-                    gtrans(Pd, cout, &p, t0, nt, M);
+                    itrans(t.px, cin, &p, t0, nt, t.v);
+                    gtrans(t.pd, cout, &p, t0, nt, t.m);
                     for (int xi = 0; xi < 16; xi++)
-                        gemm(cin, nt, cout, V + xi * xstride(cin), 1, cin,
-                             M + xi * xstride(cout), dU + (size_t)xi * cin * cout, 1);
+                        gemm(cin, nt, cout, t.v + xi * xstride(cin), 1, cin,
+                             t.m + xi * xstride(cout), t.du + (size_t)xi * cin * cout, 1);
                 }
             }
             if (dx)
-                conv_sample(&p, Pd, cout, cin, d->h, d->w, Uf, NULL, dx + n * nxs, 1,
-                            d->relu_in ? Px : NULL, V, M, O);
+                conv_sample(&p, t.pd, cout, cin, d->h, d->w, Uf, NULL, dx + n * nxs, 1,
+                            d->relu_in ? t.px : NULL, t.v, t.m, t.o);
         }
     }
     if (dw) {
         /* sum the threads' dU in thread order, in double */
         const size_t nu = (size_t)16 * cin * cout;
-        double *sum = (double *)(work + 2 * p.nu + (size_t)cpu_max_threads() * p.per);
+        double *sum = (double *)(work + 2 * p.nu);
         memset(sum, 0, nu * sizeof *sum);
-        for (int t = 0; t < nthr; t++) {
-            const float *dU = base + (size_t)t * p.per + p.np_in + p.np_out + 2 * p.nv;
+        for (int k = 0; k < nthr; k++) {
+            const float *dU = slice(&p, work, k).du;
             for (size_t i = 0; i < nu; i++)
                 sum[i] += dU[i];
         }
