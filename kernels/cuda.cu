@@ -11,13 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <pthread.h>
 
-cuda_state cu;
+thread_local cuda_state cu;
 
 /* ---- errors ---- */
 
-static char cu_err[512];
-static int cu_err_set;
+static thread_local char cu_err[512];
+static thread_local int cu_err_set;
 
 void cu_fail(const char *file, int line, const char *call, const char *msg)
 {
@@ -50,10 +51,34 @@ static int cu_sync(void)
     return cu_report();
 }
 
+/* ---- device-wide waits and captures ----
+ * cudaFree, cudaFreeHost and the creation and destruction of streams and
+ * library handles wait for the whole device, which invalidates a CUDA graph
+ * capture under way in another thread (threads scoring concurrently): a
+ * capture holds cu_dev_lock shared, those calls exclusive. A thread never
+ * asks for it while it captures itself (such a call in a capture fails the
+ * recording, and the step runs op by op, as after any failed recording). */
+static pthread_rwlock_t cu_dev_lock = PTHREAD_RWLOCK_INITIALIZER;
+static thread_local int cu_capturing;
+
+static bool cu_wait_begin(void)
+{
+    if (cu_capturing)
+        return false;
+    pthread_rwlock_wrlock(&cu_dev_lock);
+    return true;
+}
+
+static void cu_wait_end(bool held)
+{
+    if (held)
+        pthread_rwlock_unlock(&cu_dev_lock);
+}
+
 /* ---- scratch ---- */
 
-static void *cu_scratch_p;
-static size_t cu_scratch_n;
+static thread_local void *cu_scratch_p;
+static thread_local size_t cu_scratch_n;
 
 void *cu_scratch(size_t bytes)
 {
@@ -62,26 +87,32 @@ void *cu_scratch(size_t bytes)
     void *p = NULL;
     if (!CU(cudaMalloc(&p, bytes)))
         return NULL;
-    if (cu_scratch_p)
+    if (cu_scratch_p) {
+        const bool held = cu_wait_begin();
         CU(cudaFree(cu_scratch_p)); /* waits for the work that used it */
+        cu_wait_end(held);
+    }
     cu_scratch_p = p;
     cu_scratch_n = bytes;
     return p;
 }
 
 /* host staging for values the host reads back (the loss) */
-static void *cu_host_p;
-static size_t cu_host_n;
+static thread_local void *cu_host_p;
+static thread_local size_t cu_host_n;
 
 static void *cu_host(size_t bytes)
 {
     if (bytes <= cu_host_n)
         return cu_host_p;
     void *p = NULL;
-    if (!CU(cudaMallocHost(&p, bytes)))
-        return NULL;
-    if (cu_host_p)
+    const bool held = cu_wait_begin();
+    const bool ok = CU(cudaMallocHost(&p, bytes));
+    if (ok && cu_host_p)
         CU(cudaFreeHost(cu_host_p));
+    cu_wait_end(held);
+    if (!ok)
+        return NULL;
     cu_host_p = p;
     cu_host_n = bytes;
     return p;
@@ -104,7 +135,9 @@ static void *cu_alloc(size_t bytes)
         return NULL;
     }
     if (!CU(cudaMemsetAsync(p, 0, bytes, cu.stream))) {
+        const bool held = cu_wait_begin();
         cudaFree(p);
+        cu_wait_end(held);
         cu_report();
         return NULL;
     }
@@ -113,8 +146,11 @@ static void *cu_alloc(size_t bytes)
 
 static void cu_free(void *p)
 {
-    if (p)
-        CU(cudaFree(p));
+    if (!p)
+        return;
+    const bool held = cu_wait_begin();
+    CU(cudaFree(p));
+    cu_wait_end(held);
 }
 
 /* Uploads wait for the copy, so the caller may reuse its buffer at once. */
@@ -1006,8 +1042,13 @@ static void cu_cka(int n, const float *K, const float *L, int centered, float sc
 
 static int cu_record_begin(void)
 {
-    if (!CU(cudaStreamBeginCapture(cu.stream, cudaStreamCaptureModeThreadLocal)))
+    pthread_rwlock_rdlock(&cu_dev_lock);
+    cu_capturing = 1;
+    if (!CU(cudaStreamBeginCapture(cu.stream, cudaStreamCaptureModeThreadLocal))) {
+        cu_capturing = 0;
+        pthread_rwlock_unlock(&cu_dev_lock);
         return cu_report();
+    }
     return 0;
 }
 
@@ -1016,6 +1057,8 @@ static void *cu_record_end(void)
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     cudaError_t e = cudaStreamEndCapture(cu.stream, &graph);
+    cu_capturing = 0;
+    pthread_rwlock_unlock(&cu_dev_lock);
     if (e == cudaSuccess && !cu_err_set)
         e = cudaGraphInstantiate(&exec, graph, 0);
     if (graph)
@@ -1026,8 +1069,11 @@ static void *cu_record_end(void)
             cu_fail(__FILE__, __LINE__, "cudaStreamEndCapture/cudaGraphInstantiate",
                     cudaGetErrorString(e));
         cudaGetLastError();
-        if (exec)
+        if (exec) {
+            const bool held = cu_wait_begin();
             cudaGraphExecDestroy(exec);
+            cu_wait_end(held);
+        }
         cu_report();
         return NULL;
     }
@@ -1042,8 +1088,11 @@ static void cu_record_run(void *rec)
 
 static void cu_record_free(void *rec)
 {
-    if (rec)
-        CU(cudaGraphExecDestroy((cudaGraphExec_t)rec));
+    if (!rec)
+        return;
+    const bool held = cu_wait_begin();
+    CU(cudaGraphExecDestroy((cudaGraphExec_t)rec));
+    cu_wait_end(held);
 }
 
 /* ---- optimizer ---- */
@@ -1079,7 +1128,76 @@ static void cu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr
 
 static backend cu_table;
 static int cu_state; /* 0 not tried, 1 ready, -1 failed */
+static int cu_dev;   /* the device every thread uses */
 static char cu_init_err[512];
+
+/* The calling thread's stream, handles and buffers (cu); false with the
+ * failure recorded, whatever was made kept for cu_thread_free. */
+static bool cu_thread_init(void)
+{
+    cu.device = cu_dev;
+    const bool held = cu_wait_begin();
+    const bool ok = CU(cudaSetDevice(cu.device)) &&
+           CU(cudaStreamCreateWithFlags(&cu.stream, cudaStreamNonBlocking)) &&
+           CU(cublasCreate(&cu.blas)) && CU(cublasSetStream(cu.blas, cu.stream)) &&
+           CU(cudnnCreate(&cu.dnn)) && CU(cudnnSetStream(cu.dnn, cu.stream)) &&
+           /* cuBLAS gets its workspace up front: nothing is allocated while a
+            * step is recorded into a CUDA graph */
+           CU(cudaMalloc(&cu.blas_ws, CU_BLAS_WS)) &&
+           CU(cudaMalloc(&cu.bn_part, 2 * CU_BN_PART * sizeof(double))) &&
+           CU(cudaMalloc(&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float))) &&
+           CU(cublasSetWorkspace(cu.blas, cu.blas_ws, CU_BLAS_WS));
+    cu_wait_end(held);
+    return ok;
+}
+
+/* Everything of cu_thread_init (and the thread's scratch), after its work */
+static void cu_thread_free(void)
+{
+    if (cu.stream)
+        CU(cudaStreamSynchronize(cu.stream));
+    const bool held = cu_wait_begin();
+    if (cu_scratch_p)
+        CU(cudaFree(cu_scratch_p));
+    if (cu_host_p)
+        CU(cudaFreeHost(cu_host_p));
+    cu_scratch_p = cu_host_p = NULL;
+    cu_scratch_n = cu_host_n = 0;
+    if (cu.dnn)
+        CU(cudnnDestroy(cu.dnn));
+    if (cu.blas)
+        CU(cublasDestroy(cu.blas));
+    if (cu.blas_ws)
+        CU(cudaFree(cu.blas_ws));
+    if (cu.bn_part)
+        CU(cudaFree(cu.bn_part));
+    if (cu.bn_coef)
+        CU(cudaFree(cu.bn_coef));
+    if (cu.stream)
+        CU(cudaStreamDestroy(cu.stream));
+    cu_wait_end(held);
+    memset(&cu, 0, sizeof cu);
+}
+
+/* A scoring thread of its own (backend.h); the first thread's state is
+ * kept (it is made once and lives with the process). */
+static int cu_thread_begin(int slot)
+{
+    (void)slot;
+    if (cu.stream)
+        return 0;
+    if (!cu_thread_init()) {
+        cu_thread_free();
+        return cu_report();
+    }
+    return 0;
+}
+
+static void cu_thread_end(void)
+{
+    cu_thread_free();
+    cu_err_set = 0; /* nothing is left to report it to */
+}
 
 static int cu_init(void)
 {
@@ -1091,23 +1209,14 @@ static int cu_init(void)
         return -1;
     }
     const char *env = getenv("RMINAS_CUDA_DEVICE");
-    cu.device = env ? atoi(env) : 0;
-    if (cu.device < 0 || cu.device >= count) {
+    cu_dev = env ? atoi(env) : 0;
+    if (cu_dev < 0 || cu_dev >= count) {
         snprintf(cu_init_err, sizeof cu_init_err,
                  "RMINAS_CUDA_DEVICE=%s: there are %d CUDA devices (0 to %d)", env, count,
                  count - 1);
         return -1;
     }
-    if (!CU(cudaSetDevice(cu.device)) ||
-        !CU(cudaStreamCreateWithFlags(&cu.stream, cudaStreamNonBlocking)) ||
-        !CU(cublasCreate(&cu.blas)) || !CU(cublasSetStream(cu.blas, cu.stream)) ||
-        !CU(cudnnCreate(&cu.dnn)) || !CU(cudnnSetStream(cu.dnn, cu.stream)) ||
-        /* cuBLAS gets its workspace up front: nothing is allocated while a
-         * step is recorded into a CUDA graph */
-        !CU(cudaMalloc(&cu.blas_ws, CU_BLAS_WS)) ||
-        !CU(cudaMalloc(&cu.bn_part, 2 * CU_BN_PART * sizeof(double))) ||
-        !CU(cudaMalloc(&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float))) ||
-        !CU(cublasSetWorkspace(cu.blas, cu.blas_ws, CU_BLAS_WS))) {
+    if (!cu_thread_init()) {
         snprintf(cu_init_err, sizeof cu_init_err, "%s", cu_err);
         cu_err_set = 0;
         return -1;
@@ -1149,6 +1258,8 @@ static int cu_init(void)
     t->sync = cu_sync;
     t->softmax_ce_dev = cu_softmax_ce_dev;
     t->cka = cu_cka;
+    t->thread_begin = cu_thread_begin;
+    t->thread_end = cu_thread_end;
     /* RMINAS_CUDA_GRAPHS=0 runs every step op by op (for comparisons) */
     const char *graphs = getenv("RMINAS_CUDA_GRAPHS");
     if (!graphs || strcmp(graphs, "0") != 0) {

@@ -16,6 +16,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <pthread.h>
 
 struct conv_entry {
     conv_desc key; /* relu_in, oh, ow zeroed */
@@ -29,8 +30,12 @@ struct conv_entry {
     int ok;
 };
 
-static conv_entry *cache;
+/* Entries never move (the array holds pointers) and are never freed; the
+ * lock covers lookups and additions, for threads scoring concurrently (a
+ * found entry is only read). */
+static conv_entry **cache;
 static int cache_n, cache_cap;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static conv_desc conv_key(const conv_desc *d)
 {
@@ -169,30 +174,26 @@ static conv_entry *entry_ok(conv_entry *e)
 }
 
 /* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
- * none). NULL with the failure recorded. */
-static conv_entry *entry_get(const conv_desc *d, int planning)
+ * none). NULL with the failure recorded. Under cache_lock. */
+static conv_entry *entry_find(const conv_desc *d, int planning)
 {
     conv_desc k = conv_key(d);
+    for (int i = 0; i < cache_n; i++)
+        if (!memcmp(&cache[i]->key, &k, sizeof k))
+            return entry_ok(cache[i]);
     size_t limit = (size_t)-1;
     if (!planning) {
         /* a pass on a shape never planned: the largest workspace planned for
          * the same shape at a larger batch */
         limit = 0;
         for (int i = 0; i < cache_n; i++)
-            if (!memcmp(&cache[i].key, &k, sizeof k))
-                return entry_ok(&cache[i]);
-        for (int i = 0; i < cache_n; i++)
-            if (cache[i].ok && cache[i].key.n > k.n && same_but_n(&cache[i].key, &k) &&
-                cache[i].ws > limit)
-                limit = cache[i].ws;
-    } else {
-        for (int i = 0; i < cache_n; i++)
-            if (!memcmp(&cache[i].key, &k, sizeof k))
-                return entry_ok(&cache[i]);
+            if (cache[i]->ok && cache[i]->key.n > k.n && same_but_n(&cache[i]->key, &k) &&
+                cache[i]->ws > limit)
+                limit = cache[i]->ws;
     }
     if (cache_n == cache_cap) {
         int cap = cache_cap ? 2 * cache_cap : 64;
-        conv_entry *c = (conv_entry *)realloc(cache, (size_t)cap * sizeof *c);
+        conv_entry **c = (conv_entry **)realloc(cache, (size_t)cap * sizeof *c);
         if (!c) {
             cu_fail(__FILE__, __LINE__, "realloc", "out of host memory");
             return NULL;
@@ -200,10 +201,22 @@ static conv_entry *entry_get(const conv_desc *d, int planning)
         cache = c;
         cache_cap = cap;
     }
-    conv_entry *e = &cache[cache_n++];
-    memset(e, 0, sizeof *e);
+    conv_entry *e = (conv_entry *)calloc(1, sizeof *e);
+    if (!e) {
+        cu_fail(__FILE__, __LINE__, "calloc", "out of host memory");
+        return NULL;
+    }
+    cache[cache_n++] = e;
     if (entry_init(e, d, limit) < 0)
         return NULL;
+    return e;
+}
+
+static conv_entry *entry_get(const conv_desc *d, int planning)
+{
+    pthread_mutex_lock(&cache_lock);
+    conv_entry *e = entry_find(d, planning);
+    pthread_mutex_unlock(&cache_lock);
     return e;
 }
 

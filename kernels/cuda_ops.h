@@ -24,7 +24,10 @@ extern "C" {
 #include "util/err.h"
 }
 
-/* One device, one stream, one handle of each library, made at first use. */
+/* One device; per thread that issues operations, one stream, one handle of
+ * each library and their buffers: the first thread's made at first use,
+ * those of threads scoring concurrently by the table's thread_begin (and
+ * released by thread_end). */
 struct cuda_state {
     int device;
     cudaStream_t stream;
@@ -35,9 +38,10 @@ struct cuda_state {
     float *bn_coef;  /* batch norm per-channel coefficients: 3 * CU_BN_COEF floats */
 };
 enum { CU_BLAS_WS = 32 << 20, CU_BN_PART = 1 << 16, CU_BN_COEF = 1 << 14 };
-extern cuda_state cu;
+extern thread_local cuda_state cu;
 
-/* Record a failure (the first one since the last sync wins). */
+/* Record a failure (the first one since the calling thread's last sync
+ * wins; each thread has its own record). */
 void cu_fail(const char *file, int line, const char *call, const char *msg);
 /* Whether a failure is recorded (for code that must not go on). */
 int cu_failed(void);
@@ -82,7 +86,7 @@ static inline unsigned cu_blocks(size_t n)
     return b > 65535 * 8 ? 65535 * 8 : (unsigned)b;
 }
 
-/* Device scratch owned by the backend, grown (never shrunk) on demand; the
+/* Device scratch owned by the backend (per thread), grown (never shrunk) on demand; the
  * returned memory stays valid until the next call with a larger size. For
  * the per-call temporaries of ops without a work argument (the loss's
  * per-sample values). NULL with the failure recorded. */

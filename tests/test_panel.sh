@@ -36,7 +36,7 @@ if prompt; then ok "interactive shell starts with a prompt"; else notok "interac
 # tab completion: a setting name, a value, an operation inside an architecture string
 T send-keys -t p "set n_co" Tab "7" Enter
 T send-keys -t p "set evaluator be" Tab Enter
-T send-keys -t p "show settings" Enter
+T send-keys -t p "show n_collect" Enter "show evaluator" Enter
 if wait_for "^n_collect +7 " && wait_for "^evaluator +benchmark "; then ok "tab completes setting names and values"; else
   notok "tab completes setting names and values"; fi
 T send-keys -t p "arch set |nor_conv_3" Tab "0|+|non" Tab "0|skip_c" Tab "1|+|avg" Tab "0|none~1|none~2|" Enter

@@ -56,6 +56,41 @@ a1=$(grep '^arch ' "$tmp/ref.log")
 a2=$(grep '^arch ' "$tmp/final.log")
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
 
+# jobs 2: the warm-up's evaluations scored two at a time, ahead of the
+# search, which makes the same evaluations (RMI-NAS: 5 steps, then resumed
+# to the end; random search; REA's population under a constraint)
+eval "\"$R\" -b $setup -c 'set jobs 2' -c \"set state $tmp/j.json\" -c \"set score_log $tmp/js.csv\" \
+  -c \"$start\" -c 'search step 5' -c 'search status'" > "$tmp/j0.log" 2>&1
+if grep -q 'scored ahead, 2 at a time: 4 evaluations' "$tmp/j0.log" && [ "$(wc -l < "$tmp/js.csv")" -eq 6 ]; then
+  ok "jobs 2, 5 steps: 4 evaluations scored ahead in pairs, 5 rows logged"; else
+  notok "jobs 2, 5 steps: 4 evaluations scored ahead in pairs, 5 rows logged"; sed 's/^/# /' "$tmp/j0.log"; fi
+"$R" -b -c 'set threads 1' -c 'set jobs 2' -c "set score_log $tmp/js.csv" -c "search resume $tmp/j.json" \
+  -c "export csv search $tmp/j.csv" > "$tmp/j.log" 2>&1
+cut -d, -f1-4,10,11 "$tmp/j.csv" > "$tmp/j.cut" 2>/dev/null
+nev=$(($(wc -l < "$tmp/j.csv") - 1))
+if cmp -s "$tmp/ref.cut" "$tmp/j.cut" && [ "$(grep '^arch ' "$tmp/j.log")" = "$a1" ] &&
+   [ "$(($(wc -l < "$tmp/js.csv") - 1))" -eq "$nev" ] && [ -z "$(cut -d, -f1 "$tmp/js.csv" | sort | uniq -d)" ] &&
+   ! grep -q 'from the score log' "$tmp/j.log"; then
+  ok "RMI-NAS with jobs 2, resumed: the same $nev evaluations, order, scores and answer, each logged once"; else
+  notok "RMI-NAS with jobs 2, resumed: the same evaluations, order, scores and answer, each logged once"
+  diff "$tmp/ref.cut" "$tmp/j.cut" | sed 's/^/# /'; sed 's/^/# /' "$tmp/j.log"; fi
+for j in 1 3; do
+  eval "\"$R\" -b $setup -c 'set jobs $j' -c 'search start random budget 7' -c 'search run' \
+    -c 'export csv search $tmp/rj$j.csv'" > "$tmp/rj$j.log" 2>&1
+  cut -d, -f1-4 "$tmp/rj$j.csv" > "$tmp/rj$j.cut" 2>/dev/null
+  eval "\"$R\" -b $setup -c 'set jobs $j' -c 'set max_params 400000' \
+    -c 'search start rea budget 8 population 5' -c 'search run' -c 'export csv search $tmp/ej$j.csv'" \
+    > "$tmp/ej$j.log" 2>&1
+  cut -d, -f1-4 "$tmp/ej$j.csv" > "$tmp/ej$j.cut" 2>/dev/null
+done
+if [ "$(wc -l < "$tmp/rj1.cut")" -eq 8 ] && cmp -s "$tmp/rj1.cut" "$tmp/rj3.cut"; then
+  ok "random search with jobs 3: the same 7 evaluations, order and scores"; else
+  notok "random search with jobs 3: the same 7 evaluations, order and scores"
+  diff "$tmp/rj1.cut" "$tmp/rj3.cut" | sed 's/^/# /'; sed 's/^/# /' "$tmp/rj3.log"; fi
+if [ "$(wc -l < "$tmp/ej1.cut")" -eq 9 ] && cmp -s "$tmp/ej1.cut" "$tmp/ej3.cut"; then
+  ok "REA under max_params with jobs 3: the same 8 evaluations, order and scores"; else
+  notok "REA under max_params with jobs 3: the same 8 evaluations, order and scores"
+  diff "$tmp/ej1.cut" "$tmp/ej3.cut" | sed 's/^/# /'; sed 's/^/# /' "$tmp/ej3.log"; fi
 
 # ---- the score log: searches under the same settings share their scores ----
 eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c \"search load $tmp/ref.json\"" \

@@ -129,6 +129,72 @@ if [ "$(wc -l < "$tmp/pl_planes.csv")" -eq 3 ] && [ "$(wc -l < "$tmp/pd_planes.c
 check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
   -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
 check "rank N samples and correlates" 0 "kendall tau -?[0-9.]+ +spearman rho" -- -f "$tmp/base.rmi" -c "rank 3"
+# several jobs: each score the one it gets alone (the score logs keep all
+# 17 digits; with jobs their rows come in the order the scores finish), the
+# listing in the file's order, a log shared with earlier runs, a killed run
+# resumed from its log, Ctrl-C
+printf '%s\n' "$ARCH" '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' \
+  '|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|' \
+  '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' \
+  '|skip_connect~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' \
+  '|nor_conv_1x1~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|' > "$tmp/six.txt"
+scores() { cut -d, -f1-6 "$1" | sort; }
+"$R" -f "$tmp/base.rmi" -c "set score_log $tmp/l1.csv" -c "rank $tmp/six.txt" \
+  -c "export csv rank $tmp/j1.csv" > /dev/null 2>&1
+check "rank with 3 jobs" 0 "wall time [0-9.]+ s with 3 jobs" -- -f "$tmp/base.rmi" -c "set jobs 3" \
+  -c "set score_log $tmp/l3.csv" -c "rank $tmp/six.txt" -c "export csv rank $tmp/j3.csv"
+if [ "$(wc -l < "$tmp/l1.csv")" -eq 7 ] && [ "$(scores "$tmp/l1.csv")" = "$(scores "$tmp/l3.csv")" ] &&
+   [ "$(cut -d, -f1-6 "$tmp/j1.csv")" = "$(cut -d, -f1-6 "$tmp/j3.csv")" ]; then
+  ok "3 jobs: the same 6 scores to the last digit, listed in the file's order"; else
+  notok "3 jobs: the same 6 scores to the last digit, listed in the file's order"
+  diff "$tmp/l1.csv" "$tmp/l3.csv" | sed 's/^/# /'; fi
+head -3 "$tmp/six.txt" > "$tmp/three.txt"
+out=$("$R" -f "$tmp/base.rmi" -c "set jobs 2" -c "set score_log $tmp/jl.csv" -c "rank $tmp/three.txt" \
+  -c "rank $tmp/six.txt" 2>&1)
+if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 3 ] &&
+   [ "$(scores "$tmp/l1.csv")" = "$(scores "$tmp/jl.csv")" ]; then
+  ok "2 jobs with a score log: 3 rows from it, 3 scored, the same scores"; else
+  notok "2 jobs with a score log: 3 rows from it, 3 scored, the same scores"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+# wait (at most 60 s) until FILE has LINES lines
+wait_lines() {
+  i=0
+  while [ $i -lt 600 ] && [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+}
+"$R" -f "$tmp/base.rmi" -c "set steps 10" -c "set jobs 2" -c "set score_log $tmp/jk.csv" \
+  -c "rank $tmp/six.txt" > /dev/null 2>&1 &
+pid=$!
+wait_lines "$tmp/jk.csv" 3
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+kept=$(($(cat "$tmp/jk.csv" 2>/dev/null | wc -l) - 1))
+"$R" -f "$tmp/base.rmi" -c "set steps 10" -c "set score_log $tmp/lk1.csv" -c "rank $tmp/six.txt" > /dev/null 2>&1
+"$R" -f "$tmp/base.rmi" -c "set steps 10" -c "set jobs 2" -c "set score_log $tmp/jk.csv" \
+  -c "rank $tmp/six.txt" > "$tmp/jk.out" 2>&1
+if [ "$kept" -ge 2 ] && [ "$kept" -le 5 ] && [ "$(grep -c 'from the score log' "$tmp/jk.out")" -eq "$kept" ] &&
+   [ "$(scores "$tmp/lk1.csv")" = "$(scores "$tmp/jk.csv")" ]; then
+  ok "2 jobs killed with SIGKILL after $kept rows: resumed from the log, the same 6 scores"; else
+  notok "2 jobs killed with SIGKILL after $kept rows: resumed from the log, the same 6 scores"; sed 's/^/# /' "$tmp/jk.out"; fi
+"$R" -f "$tmp/base.rmi" -c "set steps 200" -c "set jobs 2" -c "set score_log $tmp/ji.csv" \
+  -c "rank $tmp/six.txt" -c version > "$tmp/ji.out" 2>&1 &
+pid=$!
+# the all-none cell (second) ends at its first step, while the first runs on
+wait_lines "$tmp/ji.csv" 2
+kill -INT "$pid"
+i=0
+while [ $i -lt 600 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -9 "$pid" 2>/dev/null
+wait "$pid"
+st=$?
+if [ $st -eq 0 ] && grep -q '^interrupted: 0 of 6 scored (kept)' "$tmp/ji.out" &&
+   grep -q '^rminas [0-9]' "$tmp/ji.out" && grep -q '^|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,inf,' "$tmp/ji.csv"; then
+  ok "2 jobs stopped by Ctrl-C (SIGINT): the finished row logged, the shell goes on"; else
+  notok "2 jobs stopped by Ctrl-C (SIGINT): the finished row logged, the shell goes on (status $st)"
+  sed 's/^/# /' "$tmp/ji.out" "$tmp/ji.csv"; fi
+check "jobs out of range" 1 "jobs must be an integer from 1 to 64, got '0'" -- -c "set jobs 0"
+out=$("$R" -c "set jobs 3" -c "show jobs" 2>&1)
+if printf '%s\n' "$out" | grep -Eq '^jobs +3 ' && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]; then
+  ok "show KEY shows that setting alone"; else notok "show KEY shows that setting alone"; fi
+check "show of an unknown setting" 1 "unknown setting 'jbos'" -- -c "show jbos"
 printf '%s\n|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|\n' "$ARCH" > "$tmp/bad.txt"
 check "rank FILE with a bad line names it" 1 "bad.txt line 2" -- -c "rank $tmp/bad.txt"
 check "export csv steps" 0 "wrote .*steps.csv" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 2" -c "export csv steps $tmp/steps.csv"

@@ -688,7 +688,7 @@ typedef struct slot {
     int busy_until;
 } slot;
 
-static const int *cmp_start; /* qsort has no context argument */
+static _Thread_local const int *cmp_start; /* qsort has no context argument */
 static int by_start(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;

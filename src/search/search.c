@@ -626,6 +626,33 @@ static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost,
     return 0;
 }
 
+int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user)
+{
+    int left = 0;
+    if (s->phase == PHASE_DONE)
+        return 0;
+    if (s->o.algo == SEARCH_RMINAS && s->phase == PHASE_WARMUP)
+        left = s->o.n_warm - s->n;
+    else if (s->o.algo == SEARCH_RANDOM)
+        left = s->o.budget - s->n;
+    else if (s->o.algo == SEARCH_REA)
+        left = (s->o.population < s->o.budget ? s->o.population : s->o.budget) - s->n;
+    if (left > k)
+        left = k;
+    /* the draws of step_rminas / step_rea, each earlier one counted as scored */
+    const rng saved = s->rng;
+    keyset skip = {0};
+    int m = 0, rc = 0;
+    while (m < left && rc == 0) {
+        rc = sample_unscored(s, cost, user, &skip, &out[m]);
+        if (rc == 0 && (rc = keyset_add(&skip, space_key(s->sp, &out[m]))) == 0)
+            m++;
+    }
+    s->rng = saved;
+    keyset_free(&skip);
+    return rc < 0 ? -1 : m;
+}
+
 int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
 {
     if (s->phase == PHASE_DONE)

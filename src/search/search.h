@@ -119,6 +119,14 @@ void search_free(search *s);
  * cost may be NULL when no constraint is set. */
 int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user);
 
+/* The next evaluations the search will make whatever the scores it gets
+ * (RMI-NAS's warm-up, random search, REA's first population): up to k
+ * architectures into out, in the order search_step will evaluate them
+ * (its generator is left as it was). 0 where the next choice depends on
+ * scores not yet known; -1 on an error. For evaluating them concurrently
+ * ahead of search_step. */
+int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user);
+
 /* The answer: RMI-NAS the per-edge mode over the best `top` good
  * architectures (ties: lower operation index); the others: the best score.
  * Returns 0, or -1 when nothing to choose from. */

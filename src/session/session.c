@@ -22,6 +22,7 @@ int session_init(session *s)
     memset(s, 0, sizeof *s);
     s->be = backend_cpu();
     s->threads = backend_cpu_threads();
+    s->jobs = 1;
     rmi_settings_default(&s->rmi);
     rng_seed(&s->sample_rng, 0);
     snprintf(s->bench_column, sizeof s->bench_column, "cifar10_test");
@@ -42,6 +43,7 @@ void session_free(session *s)
     rmi_data_free(&s->data);
     rmi_eval_free(&s->eval);
     free(s->rank);
+    free(s->pre);
 }
 
 /* ---- settings ---- */
@@ -61,6 +63,7 @@ const setting_info session_settings[] = {
     {"evaluator", "search evaluator: rmi (the RMI score) or benchmark (table lookup) (rmi)"},
     {"gamma", "pool multiplier: the teacher ranks gamma*batch images (16)"},
     {"init_seed", "seed of the student's initialization (0)"},
+    {"jobs", "architectures scored at once by rank and a search's warm-up (1)"},
     {"lr", "student learning rate, constant (0.1)"},
     {"max_flops", "constraint: reject architectures over this many MACs, 0 = none (0)"},
     {"max_params", "constraint: reject architectures over this many parameters, 0 = none (0)"},
@@ -121,6 +124,12 @@ int session_set(session *s, const char *key, const char *v)
         if (session_parse_long(key, v, 0, 1024, &l) < 0)
             return -1;
         return session_set_threads(s, (int)l);
+    }
+    if (!strcmp(key, "jobs")) {
+        if (session_parse_long(key, v, 1, RANK_MAX_JOBS, &l) < 0)
+            return -1;
+        s->jobs = (int)l;
+        return 0;
     }
     if (!strcmp(key, "seed")) {
         if (session_parse_long(key, v, 0, 0x7fffffffL, &l) < 0)
@@ -198,6 +207,8 @@ int session_get(const session *s, const char *key, char *out, size_t size)
         snprintf(out, size, "%s", s->be->name);
     else if (!strcmp(key, "threads"))
         snprintf(out, size, "%d", s->threads);
+    else if (!strcmp(key, "jobs"))
+        snprintf(out, size, "%d", s->jobs);
     else if (!strcmp(key, "conv"))
         snprintf(out, size, "%s", backend_cpu_conv());
     else if (!strcmp(key, "seed"))

@@ -16,6 +16,9 @@
 #include "train/train.h"
 #include "util/rng.h"
 
+/* The most architectures scored at once (set jobs). */
+enum { RANK_MAX_JOBS = 64 };
+
 /* One scored architecture of a ranking run. */
 typedef struct rank_entry {
     sarch arch;
@@ -28,6 +31,7 @@ typedef struct rank_entry {
 typedef struct session {
     const backend *be;
     int threads;
+    int jobs;                     /* architectures scored at once (rank, search warm-up) */
     uint64_t seed;
     rng sample_rng;               /* architecture sampling; reseeded by set seed */
 
@@ -64,6 +68,13 @@ typedef struct session {
                                      (the 12-epoch one); nrows == 0: use bench */
     search_opts search_o;         /* options of the next search start */
     search srch;                  /* srch.scored == NULL: no search */
+    /* jobs > 1, RMI evaluator: the search's next evaluations scored ahead,
+     * concurrently, under the settings of pre_sig; taken by the evaluator */
+    rank_entry *pre;
+    double pre_wall[RANK_MAX_JOBS]; /* each one's share of its batch's wall time */
+    int npre;
+    int nahead;                   /* evaluations of this search taken from pre */
+    char pre_sig[4096];
     char state_path[1024];        /* "": the search state is not saved */
     double cost_base[2], cost_op[NB201_NOPS][2]; /* params, MACs; cost_ok */
     int cost_ok;
@@ -136,8 +147,12 @@ int session_student_init(session *s);
 typedef int (*step_callback)(const rmi_eval *e, void *user);
 int session_student_step(session *s, int n, step_callback cb, void *user);
 int session_score(session *s, const sarch *a, rmi_result *r);
-/* Score the architectures one by one; cb after each (nonzero stops).
- * Results replace the previous ranking run. Returns 0, 1 when stopped. */
+/* Score the architectures; cb after each, in their order (nonzero stops).
+ * With s->jobs > 1, that many are scored at once, each in its own thread
+ * (the backend's thread_begin); each score is the same as alone, rows go
+ * to the score log as they finish, and cb still sees them in order.
+ * Results replace the previous ranking run. Returns 0, 1 when stopped
+ * (s->nrank: the leading architectures done). */
 typedef int (*rank_callback)(const session *s, int k, int n, void *user);
 int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *user);
 
@@ -148,6 +163,14 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
 FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int *nrows);
 int session_score_log_find(const space *sp, const rank_entry *rows, int nrows, const sarch *a);
 int session_score_log_add(session *s, FILE *log, const space *sp, const rank_entry *e);
+/* What decides a score under the session's settings in space sp, as one
+ * line (the score log's LOG.settings). */
+void session_score_signature(const session *s, const space *sp, char *buf, size_t size);
+/* Score archs[0..n-1] concurrently (s->jobs threads, as rank) into e;
+ * done[k] = 1 where archs[k] finished; rows go to log (may be NULL) as they
+ * finish. Returns 0, 1 when interrupted (the finished ones are kept), -1. */
+int session_score_many(session *s, const space *sp, const sarch *archs, int n, rank_entry *e,
+                       unsigned char *done, FILE *log);
 /* Read one architecture string per line (blank lines and # comments skipped). */
 int session_read_archs(const char *path, const space *sp, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:

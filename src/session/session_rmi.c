@@ -3,6 +3,7 @@
 #include <csv.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +233,7 @@ static int rank_row(FILE *f, const space *sp, const rank_entry *e, int exact)
 }
 
 /* What decides a score, as one line, kept in LOG.settings. */
-static void score_signature(const session *s, const space *sp, char *buf, size_t size)
+void session_score_signature(const session *s, const space *sp, char *buf, size_t size)
 {
     const rmi_settings *r = &s->rmi;
     snprintf(buf, size,
@@ -305,7 +306,7 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
     const char *path = s->rank_log;
     char sig[4096], side[1100], have[4096];
     int fresh = 0;
-    score_signature(s, sp, sig, sizeof sig);
+    session_score_signature(s, sp, sig, sizeof sig);
     snprintf(side, sizeof side, "%s.settings", path);
     *rows = NULL;
     *nrows = 0;
@@ -417,60 +418,256 @@ int session_score_log_add(session *s, FILE *log, const space *sp, const rank_ent
     return 0;
 }
 
+/* ---- ranking ---- */
+
+/* Build and score a into r (its benchmark value and log row come later). */
+static int rank_score(session *s, const space *sp, const sarch *a, rank_entry *r,
+                      rmi_step_fn cb, void *user)
+{
+    r->arch = *a;
+    model m;
+    if (sp->build(&m, s->be, a, s->data.nclass, s->data.hw) < 0)
+        return -1;
+    r->params = (long long)graph_count_trainable(m.g);
+    r->macs = (long long)graph_count_macs(m.g);
+    return rmi_score_model(s->be, &m, &s->data, &s->rmi, &r->r, &s->interrupt, cb, user);
+}
+
+static void rank_bench(const session *s, const space *sp, int col, rank_entry *r)
+{
+    nb201_arch na = sarch_to_nb201(&r->arch);
+    r->bench = col >= 0 && sp == &space_nb201
+                   ? bench_value(&s->bench, bench_row(&s->bench, &na), col)
+                   : NAN;
+}
+
+/* The architectures of a ranking with several jobs: each scored by the
+ * first worker thread free, under one lock. */
+enum { RK_TODO, RK_RUN, RK_DONE, RK_KEPT }; /* DONE: scored; KEPT: logged or from the log */
+typedef struct rank_pool {
+    session *s;
+    const space *sp;
+    const sarch *archs;
+    rank_entry *e;
+    signed char *st; /* RK_* per architecture */
+    int n, next;     /* next: where to look for one to hand out */
+    int *count;      /* the leading architectures done (s->nrank for rank) */
+    int running;     /* worker threads not yet finished */
+    int stop;        /* hand out no more; scores under way stop at their next step */
+    char err[1024];  /* the first worker's error ("" none) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a worker finished an architecture, or itself */
+} rank_pool;
+
+typedef struct rank_job {
+    rank_pool *p;
+    int slot;
+    pthread_t t;
+} rank_job;
+
+static int rank_poll(const rmi_eval *e, void *user)
+{
+    (void)e;
+    rank_pool *p = user;
+    pthread_mutex_lock(&p->mu);
+    const int stop = p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return stop;
+}
+
+static void *rank_worker(void *arg)
+{
+    rank_job *j = arg;
+    rank_pool *p = j->p;
+    session *s = p->s;
+    const backend *be = s->be;
+    int rc = be->thread_begin ? be->thread_begin(j->slot) : 0;
+    pthread_mutex_lock(&p->mu);
+    while (rc == 0 && !p->stop && !s->interrupt) {
+        while (p->next < p->n && p->st[p->next] != RK_TODO)
+            p->next++;
+        if (p->next == p->n)
+            break;
+        const int k = p->next++;
+        p->st[k] = RK_RUN;
+        pthread_mutex_unlock(&p->mu);
+        rc = rank_score(s, p->sp, &p->archs[k], &p->e[k], rank_poll, p);
+        pthread_mutex_lock(&p->mu);
+        p->st[k] = rc == 0 ? RK_DONE : RK_TODO; /* an interrupted score is dropped */
+        pthread_cond_signal(&p->cv);
+    }
+    if (rc < 0 && !p->err[0])
+        snprintf(p->err, sizeof p->err, "%s", rm_last_error()[0] ? rm_last_error() : "failed");
+    if (rc)
+        p->stop = 1;
+    pthread_mutex_unlock(&p->mu);
+    if (be->thread_end)
+        be->thread_end();
+    pthread_mutex_lock(&p->mu);
+    p->running--;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Under p->mu (released around the file and the callback): log what the
+ * workers finished (even after a stop: a finished score is never lost),
+ * then report the leading architectures done, in order, from *done on.
+ * Returns whether anything happened; *rc becomes -1 or 1 (and the workers
+ * are stopped) on a failed write or a nonzero cb. */
+static int rank_collect(rank_pool *p, FILE *log, int col, int *done, rank_callback cb,
+                        void *user, int *rc)
+{
+    session *s = p->s;
+    int moved = 0;
+    for (int k = 0; k < p->n; k++) {
+        if (p->st[k] != RK_DONE)
+            continue;
+        p->st[k] = RK_KEPT;
+        moved = 1;
+        pthread_mutex_unlock(&p->mu);
+        rank_bench(s, p->sp, col, &p->e[k]);
+        const int w = log && *rc >= 0 ? session_score_log_add(s, log, p->sp, &p->e[k]) : 0;
+        pthread_mutex_lock(&p->mu);
+        if (w < 0) {
+            *rc = -1;
+            p->stop = 1;
+        }
+    }
+    while (*done < p->n && p->st[*done] == RK_KEPT && !*rc) {
+        *p->count = ++*done;
+        moved = 1;
+        pthread_mutex_unlock(&p->mu);
+        const int stop = cb && cb(s, *done - 1, p->n, user);
+        pthread_mutex_lock(&p->mu);
+        if (stop) {
+            *rc = 1;
+            p->stop = 1;
+        }
+    }
+    return moved;
+}
+
+static int rank_parallel(session *s, const space *sp, const sarch *archs, int n, rank_entry *e,
+                         signed char *st, FILE *log, int col, int *count, rank_callback cb,
+                         void *user)
+{
+    rank_pool p = {.s = s, .sp = sp, .archs = archs, .e = e, .st = st, .n = n, .count = count};
+    int todo = 0;
+    for (int k = 0; k < n; k++)
+        todo += st[k] == RK_TODO;
+    const int jobs = s->jobs < todo ? s->jobs : todo > 0 ? todo : 1;
+    rank_job *j = calloc((size_t)jobs, sizeof *j);
+    if (!j)
+        return rm_error("out of memory");
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    int started = 0, rc = 0, done = 0;
+    pthread_mutex_lock(&p.mu);
+    for (; started < jobs && todo; started++) {
+        j[started] = (rank_job){.p = &p, .slot = started};
+        if (pthread_create(&j[started].t, NULL, rank_worker, &j[started]) != 0)
+            break;
+        p.running++;
+    }
+    if (todo && !started) {
+        p.stop = 1;
+        snprintf(p.err, sizeof p.err, "cannot start a scoring thread");
+    }
+    for (;;) {
+        if (rank_collect(&p, log, col, &done, cb, user, &rc))
+            continue;
+        if (!p.running)
+            break;
+        pthread_cond_wait(&p.cv, &p.mu);
+    }
+    pthread_mutex_unlock(&p.mu);
+    for (int i = 0; i < started; i++)
+        pthread_join(j[i].t, NULL);
+    free(j);
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    if (!rc && p.err[0])
+        rc = rm_error("%s", p.err);
+    if (!rc && done < n)
+        rc = 1; /* interrupted */
+    return rc;
+}
+
 int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *user)
 {
     const space *sp = s->sp;
     if (session_need_batch(s) < 0)
         return -1;
     rank_entry *e = calloc((size_t)n, sizeof *e);
-    if (!e)
+    signed char *st = calloc((size_t)n, 1);
+    if (!e || !st) {
+        free(e);
+        free(st);
         return rm_error("out of memory");
+    }
     rank_entry *logged = NULL;
     int nlogged = 0;
     FILE *log = NULL;
     if (s->rank_log[0] && !(log = session_score_log_open(s, sp, &logged, &nlogged))) {
         free(e);
+        free(st);
         return -1;
     }
     free(s->rank);
     s->rank = e;
     s->rank_sp = sp;
     s->nrank = 0;
-    int nb = sp == &space_nb201;
     int col = s->bench.nrows ? bench_column(&s->bench, s->bench_column) : -1;
     rm_clear_error();
-    int rc = 0;
     for (int k = 0; k < n; k++) {
-        rank_entry *r = &e[k];
         int prev = session_score_log_find(sp, logged, nlogged, &archs[k]);
         if (prev >= 0) {
-            *r = logged[prev];
-            r->logged = 1;
-        } else {
-            r->arch = archs[k];
-            model m;
-            if ((rc = sp->build(&m, s->be, &archs[k], s->data.nclass, s->data.hw)) < 0)
-                break;
-            r->params = (long long)graph_count_trainable(m.g);
-            r->macs = (long long)graph_count_macs(m.g);
-            rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &r->r, &s->interrupt,
-                                 s->step_hook, s->hook_user);
-            if (rc)
-                break; /* error, or interrupted: the finished ones stay */
+            e[k] = logged[prev];
+            e[k].logged = 1;
+            rank_bench(s, sp, col, &e[k]);
+            st[k] = RK_KEPT;
         }
-        nb201_arch na = sarch_to_nb201(&archs[k]);
-        r->bench = col >= 0 && nb ? bench_value(&s->bench, bench_row(&s->bench, &na), col) : NAN;
-        if (log && prev < 0 && (rc = session_score_log_add(s, log, sp, r)) < 0)
-            break;
-        s->nrank = k + 1;
-        if (cb && cb(s, k, n, user)) {
-            rc = 1;
-            break;
+    }
+    int rc = 0;
+    if (s->jobs > 1) {
+        rc = rank_parallel(s, sp, archs, n, e, st, log, col, &s->nrank, cb, user);
+    } else {
+        for (int k = 0; k < n; k++) {
+            rank_entry *r = &e[k];
+            if (st[k] != RK_KEPT) {
+                rc = rank_score(s, sp, &archs[k], r, s->step_hook, s->hook_user);
+                if (rc)
+                    break; /* error, or interrupted: the finished ones stay */
+                rank_bench(s, sp, col, r);
+                if (log && (rc = session_score_log_add(s, log, sp, r)) < 0)
+                    break;
+            }
+            s->nrank = k + 1;
+            if (cb && cb(s, k, n, user)) {
+                rc = 1;
+                break;
+            }
         }
     }
     if (log)
         fclose(log);
     free(logged);
+    free(st);
+    return rc;
+}
+
+int session_score_many(session *s, const space *sp, const sarch *archs, int n, rank_entry *e,
+                       unsigned char *done, FILE *log)
+{
+    signed char *st = calloc((size_t)n, 1);
+    if (!st)
+        return rm_error("out of memory");
+    int count = 0;
+    const int rc = rank_parallel(s, sp, archs, n, e, st, log, -1, &count, NULL, NULL);
+    for (int k = 0; k < n; k++)
+        done[k] = st[k] == RK_KEPT;
+    free(st);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "session/session.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 /* ---- settings ---- */
@@ -214,6 +215,22 @@ static void result_from_eval(rmi_result *r, const search_eval *q)
     r->diverged = q->diverged;
 }
 
+/* The entry of a among the scores computed ahead under the current
+ * settings (s->pre), or -1. */
+static int pre_find(session *s, const space *sp, const sarch *a)
+{
+    if (!s->npre)
+        return -1;
+    char sig[sizeof s->pre_sig];
+    session_score_signature(s, sp, sig, sizeof sig);
+    if (strcmp(sig, s->pre_sig))
+        return -1;
+    for (int i = 0; i < s->npre; i++)
+        if (space_equal(sp, &s->pre[i].arch, a))
+            return i;
+    return -1;
+}
+
 static int eval_rmi(void *user, const sarch *sa, search_eval *out)
 {
     session *s = user;
@@ -224,7 +241,23 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     if (s->rank_log[0] && !(log = session_score_log_open(s, sp, &rows, &nrows)))
         return -1;
     int hit = session_score_log_find(sp, rows, nrows, sa);
-    if (hit >= 0) {
+    const int ahead = pre_find(s, sp, sa);
+    if (ahead >= 0) {
+        /* scored ahead for this search (score_ahead): a fresh evaluation,
+         * its share of the batch's wall time on the phase's clock */
+        e = s->pre[ahead];
+        if (s->srch.phase == PHASE_WARMUP)
+            s->srch.t_warm += s->pre_wall[ahead];
+        else
+            s->srch.t_eval += s->pre_wall[ahead];
+        s->nahead++;
+        s->npre--;
+        s->pre[ahead] = s->pre[s->npre];
+        s->pre_wall[ahead] = s->pre_wall[s->npre];
+        if (log && hit < 0) /* not written then (no log, or a failed write) */
+            rc = session_score_log_add(s, log, sp, &e);
+        hit = -1;
+    } else if (hit >= 0) {
         e = rows[hit];
     } else {
         model m;
@@ -351,12 +384,12 @@ static int cost_cb(void *user, const sarch *a, double *params, double *flops)
 
 /* ---- start, step, save, resume ---- */
 
-/* Settings stored with the state and restored on resume (threads and device
- * describe the machine, not the search, and are left alone). */
+/* Settings stored with the state and restored on resume (threads, jobs and
+ * device describe the machine, not the search, and are left alone). */
 static int keep_setting(const char *key)
 {
-    return strcmp(key, "threads") && strcmp(key, "device") && strcmp(key, "state") &&
-           strcmp(key, "score_log");
+    return strcmp(key, "threads") && strcmp(key, "jobs") && strcmp(key, "device") &&
+           strcmp(key, "state") && strcmp(key, "score_log");
 }
 
 static uint64_t batch_hash(const rmi_data *d)
@@ -447,11 +480,83 @@ int session_search_start(session *s, const char *algo_name)
         return -1;
     search_free(&s->srch);
     s->srch = t;
+    s->npre = s->nahead = 0;
     if (save_state(s) < 0) {
         search_free(&s->srch);
         return -1;
     }
     return 0;
+}
+
+/* jobs > 1 with the RMI evaluator: when the search's next evaluations do
+ * not depend on scores (search_upcoming), up to `limit` of them that are
+ * neither in s->pre nor in the score log are scored concurrently into s->pre
+ * (and the log), where eval_rmi takes them: the same evaluations in the
+ * same order as with one job. Not under the panel (its hook, which redraws
+ * and reads keys, runs only in the evaluating thread). 0 (also when the
+ * batch failed: the evaluations then run one by one, and report their own
+ * errors) or 1 when interrupted (the finished ones are kept). */
+static int score_ahead(session *s, int limit)
+{
+    search *q = &s->srch;
+    const space *sp = q->sp;
+    if (s->jobs < 2 || s->evaluator != EVAL_RMI || s->step_hook || limit < 2)
+        return 0;
+    sarch next[RANK_MAX_JOBS];
+    /* the next one first: when it is ready, so is its batch */
+    if (search_upcoming(q, 1, next, cost_cb, s) != 1 || pre_find(s, sp, &next[0]) >= 0) {
+        rm_clear_error();
+        return 0;
+    }
+    const int k = search_upcoming(q, s->jobs < limit ? s->jobs : limit, next, cost_cb, s);
+    if (k < 2 || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))) {
+        rm_clear_error();
+        return 0;
+    }
+    /* keep what is still ahead (an interrupted batch), under these settings */
+    char sig[sizeof s->pre_sig];
+    session_score_signature(s, sp, sig, sizeof sig);
+    int keep = 0;
+    for (int i = 0; i < s->npre && !strcmp(sig, s->pre_sig); i++)
+        for (int j = 0; j < k; j++)
+            if (space_equal(sp, &s->pre[i].arch, &next[j])) {
+                s->pre_wall[keep] = s->pre_wall[i];
+                s->pre[keep++] = s->pre[i];
+                break;
+            }
+    s->npre = keep;
+    memcpy(s->pre_sig, sig, sizeof sig);
+    rank_entry *rows = NULL;
+    int nrows = 0, m = 0, rc = 0;
+    FILE *log = NULL;
+    if (s->rank_log[0] && !(log = session_score_log_open(s, sp, &rows, &nrows))) {
+        rm_clear_error();
+        return 0;
+    }
+    for (int i = 0; i < k; i++)
+        if (session_score_log_find(sp, rows, nrows, &next[i]) < 0 && pre_find(s, sp, &next[i]) < 0)
+            next[m++] = next[i];
+    free(rows);
+    rank_entry *e = m >= 2 ? calloc((size_t)m, sizeof *e) : NULL;
+    if (e) {
+        unsigned char done[RANK_MAX_JOBS];
+        const double t0 = rm_seconds();
+        rc = session_score_many(s, sp, next, m, e, done, log);
+        const double share = (rm_seconds() - t0) / m;
+        for (int i = 0; i < m; i++)
+            if (done[i]) {
+                s->pre_wall[s->npre] = share;
+                s->pre[s->npre++] = e[i];
+            }
+        free(e);
+    }
+    if (log)
+        fclose(log);
+    if (rc < 0) {
+        rm_clear_error();
+        rc = 0;
+    }
+    return rc;
 }
 
 int session_search_step(session *s, int n, search_callback cb, void *user)
@@ -465,7 +570,10 @@ int session_search_step(session *s, int n, search_callback cb, void *user)
     for (int k = 0; n < 0 || k < n; k++) {
         if (s->interrupt)
             return 1;
-        int rc = search_step(&s->srch, ev, cost_cb, s);
+        int rc = score_ahead(s, n < 0 ? RANK_MAX_JOBS : n - k);
+        if (rc)
+            return rc;
+        rc = search_step(&s->srch, ev, cost_cb, s);
         if (rc < 0)
             return -1;
         if (rc == 1)
@@ -493,7 +601,9 @@ int session_search_warmup(session *s, search_callback cb, void *user)
         return rm_error("only rminas has a warm-up (this search is %s)",
                         search_algo_names[s->srch.o.algo]);
     while (s->srch.phase == PHASE_WARMUP) {
-        int rc = session_search_step(s, 1, cb, user);
+        /* all that is left at once, so that jobs can score ahead */
+        const int left = s->srch.o.n_warm - s->srch.n;
+        int rc = session_search_step(s, left > 1 ? left : 1, cb, user);
         if (rc)
             return rc;
     }
@@ -578,6 +688,7 @@ int session_search_load(session *s, const char *path)
     }
     search_free(&s->srch);
     s->srch = t;
+    s->npre = s->nahead = 0;
     s->search_o = t.o;
     s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);

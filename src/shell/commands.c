@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "shell/shell.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include "config.h"
@@ -607,7 +608,9 @@ static int cmd_rank(shell *sh, int argc, char **argv)
     } else if (session_read_archs(argv[1], s->sp, &a, &n) < 0) {
         return SH_ERROR;
     }
+    const double t0 = rm_seconds();
     int rc = session_rank(s, a, n, rank_print, NULL);
+    const double wall = rm_seconds() - t0;
     free(a);
     if (rc < 0)
         return SH_ERROR;
@@ -626,6 +629,9 @@ static int cmd_rank(shell *sh, int argc, char **argv)
         total += s->rank[k].r.seconds;
     if (s->nrank)
         printf("%d architectures in %.1f s (%.2f s each)\n", s->nrank, total, total / s->nrank);
+    if (s->nrank)
+        printf("wall time %.1f s with %d job%s (%.2f s per architecture)\n", wall, s->jobs,
+               s->jobs > 1 ? "s" : "", wall / s->nrank);
     return SH_OK;
 }
 
@@ -687,13 +693,25 @@ static const char *const show_subs[] = {"settings", NULL};
 
 static int cmd_show(shell *sh, int argc, char **argv)
 {
-    if (argc != 1 && !(argc == 2 && !strcmp(argv[1], "settings")))
-        return usage_error("show", "[settings]");
+    if (argc > 2)
+        return usage_error("show", "[settings | KEY]");
     session *s = &sh->s;
+    /* show KEY: that setting's line alone */
+    const char *only = argc == 2 && strcmp(argv[1], "settings") ? argv[1] : NULL;
+    int shown = 0;
     for (int i = 0; i < session_nsettings; i++) {
+        if (only && strcmp(only, session_settings[i].key))
+            continue;
         char v[128];
         session_get(s, session_settings[i].key, v, sizeof v);
         printf("%-17s %-14s %s\n", session_settings[i].key, v, session_settings[i].help);
+        shown++;
+    }
+    if (only) {
+        if (shown)
+            return SH_OK;
+        rm_error("unknown setting '%s' ('show settings' lists them)", only);
+        return SH_ERROR;
     }
     printf("loaded: dataset %s, teacher %s, benchmark %s, batch %s, arch %s\n",
            s->train.n ? s->data_dir : "(none)", s->teacher.g ? s->teacher_file : "(none)",
@@ -732,7 +750,8 @@ const command shell_commands[] = {
      cmd_panel, NULL},
     {"quit", "", "leave rminas", cmd_quit, NULL},
     {"rank", "N | FILE",
-     "score N sampled architectures (or those listed in FILE) and correlate with the benchmark",
+     "score N sampled architectures (or those listed in FILE) and correlate with the benchmark; "
+     "'set jobs J' scores J at once",
      cmd_rank, NULL},
     {"score", "[STRING]", "the RMI score of an architecture (default: the current one)",
      cmd_score, NULL},
@@ -742,7 +761,8 @@ const command shell_commands[] = {
      "state is saved after every evaluation when 'set state FILE')",
      cmd_search, search_subs},
     {"set", "KEY VALUE", "change a setting ('show settings' lists them)", cmd_set, NULL},
-    {"show", "[settings]", "show the settings and what is loaded", cmd_show, show_subs},
+    {"show", "[settings | KEY]", "show the settings and what is loaded, or one setting",
+     cmd_show, show_subs},
     {"space", "[nb201|darts|chain]",
      "choose the space of architectures for arch, score, rank and search (NAS-Bench-201, the "
      "DARTS cell, or the MobileNet-like chain), show its architecture strings; choosing darts "

@@ -191,6 +191,19 @@ typedef struct backend {
     void *(*record_end)(void);
     void (*record_run)(void *rec);
     void (*record_free)(void *rec);
+
+    /* ---- optional: operations issued from several threads at once ----
+     * Scoring several architectures concurrently (set jobs) runs each in
+     * its own thread. thread_begin(slot) readies the calling thread, slot
+     * being distinct among the threads that run at the same time (0 to
+     * jobs - 1): the CPU backend gives it the thread count of
+     * backend_cpu_set_threads and oneDNN primitives of its own (one
+     * primitive serves one thread at a time); the CUDA backend a stream and
+     * cuBLAS/cuDNN handles of its own. thread_end releases them, after the
+     * thread's last operation. Memory may be allocated in one thread and
+     * freed in another. NULL: nothing to do. */
+    int (*thread_begin)(int slot);
+    void (*thread_end)(void);
 } backend;
 
 /* The CPU backend (always present). */

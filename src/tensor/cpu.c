@@ -522,6 +522,20 @@ static void cpu_sgd_step(float *p, const float *g, float *buf, size_t n, float l
     }
 }
 
+/* A scoring thread (backend.h): the thread count for code that asks OpenMP
+ * (each thread has its own setting), and primitives of its own for the
+ * oneDNN convolutions, which otherwise take turns on each shape's. */
+static int cpu_thread_begin(int slot)
+{
+    omp_set_num_threads(cpu_threads());
+#ifdef HAVE_DNNL
+    cpu_dnnl_conv_set_slot(slot);
+#else
+    (void)slot;
+#endif
+    return 0;
+}
+
 static const backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -557,6 +571,7 @@ static const backend cpu_backend = {
     .softmax_ce = cpu_softmax_ce,
     .sgd_step = cpu_sgd_step,
     .sync = cpu_sync,
+    .thread_begin = cpu_thread_begin,
 };
 
 const backend *backend_cpu(void)

@@ -24,6 +24,9 @@
  * is set to backend_cpu_threads() around creation and execution). Entries
  * live in a growable array under a mutex and are never freed; each has a
  * lock held while it runs, since its memory objects get the call's pointers.
+ * Threads scoring at the same time (set jobs) would take turns there, so
+ * the key also holds the calling thread's slot (cpu_dnnl_conv_set_slot):
+ * each such thread has entries of its own.
  *
  * Scratch: every blocked buffer and oneDNN's scratchpad (user mode: attr
  * scratchpad_mode_user, sizes from dnnl_query_scratchpad_md) live in `work`,
@@ -78,7 +81,7 @@ typedef struct dop {
 } dop;
 
 enum { K_N, K_CIN, K_H, K_W, K_COUT, K_KH, K_KW, K_STRIDE, K_PAD, K_DIL, K_GROUPS,
-       K_NTHR, K_MODE, K_ALG, K_LEN };
+       K_NTHR, K_MODE, K_ALG, K_SLOT, K_LEN };
 
 typedef struct dconv {
     int key[K_LEN];
@@ -110,6 +113,9 @@ static int dn_mode;
 
 /* cpu_dnnl_conv_set_winograd */
 static int dn_wino;
+
+/* cpu_dnnl_conv_set_slot: the calling thread's entries */
+static _Thread_local int dn_slot;
 
 /* the shapes oneDNN's Winograd takes (it may still refuse one) */
 static int wino_shape(const conv_desc *d)
@@ -382,7 +388,7 @@ static dconv *dconv_get_alg(const conv_desc *d, int nthr, int wino)
 {
     const int key[K_LEN] = {d->n,      d->cin, d->h,   d->w,     d->cout,
                             d->kh,     d->kw,  d->stride, d->pad, d->dil,
-                            d->groups, nthr,   dn_mode, wino};
+                            d->groups, nthr,   dn_mode, wino, dn_slot};
     pthread_once(&dn_once, dn_init);
     pthread_mutex_lock(&dn_mutex);
     dconv *e = NULL;
@@ -442,6 +448,11 @@ size_t cpu_dnnl_conv_work_size(const conv_desc *d)
 void cpu_dnnl_conv_set_winograd(int on)
 {
     dn_wino = on != 0;
+}
+
+void cpu_dnnl_conv_set_slot(int slot)
+{
+    dn_slot = slot;
 }
 
 int cpu_dnnl_conv_winograd(const conv_desc *d)

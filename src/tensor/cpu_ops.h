@@ -57,6 +57,9 @@ void cpu_dnnl_conv_test_mode(int mode);
  * default); cpu_dnnl_conv_winograd says whether d runs on Winograd now. */
 void cpu_dnnl_conv_set_winograd(int on);
 int cpu_dnnl_conv_winograd(const conv_desc *d);
+/* The calling thread's primitives from now on: threads of different slots
+ * never wait for each other's (cpu_thread_begin). */
+void cpu_dnnl_conv_set_slot(int slot);
 /* Our own Winograd F(2x2, 3x3) (cpu_wino.c, AVX2 + FMA): 3x3, stride 1,
  * padding 1, undilated, ungrouped, channels in multiples of 8, on a CPU with
  * AVX2 and FMA (cpu_wino_ok). The table runs it under "winograd2" (oneDNN

@@ -16,6 +16,7 @@
 #include "tensor/cpu_ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,14 +152,18 @@ static int pool3_fits(const pool_desc *d)
 
 /* 0 when RMINAS_POOL_ROWS is set (and not 0): the row-buffer loops
  * everywhere (the same values; kept for comparing the two) */
+static int pool_planes;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_init(void)
+{
+    const char *e = getenv("RMINAS_POOL_ROWS");
+    pool_planes = !e || !*e || !strcmp(e, "0");
+}
+
 static int pool_planes_on(void)
 {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("RMINAS_POOL_ROWS");
-        on = !e || !*e || !strcmp(e, "0");
-    }
-    return on;
+    pthread_once(&pool_once, pool_init);
+    return pool_planes;
 }
 
 /* the divisor's row factor of output row y */

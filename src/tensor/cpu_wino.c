@@ -24,6 +24,7 @@
 #include "tensor/cpu_ops.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -63,15 +64,21 @@ static void plan(const conv_desc *d, wplan *p)
     p->per = 2 * p->np_in + p->np_out + 2 * p->nv + p->nu;
 }
 
+#ifdef WINO_X86
+static int wino_have;
+static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
+static void wino_init(void)
+{
+    __builtin_cpu_init();
+    wino_have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
 static int wino_cpu(void)
 {
 #ifdef WINO_X86
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return have;
+    pthread_once(&wino_once, wino_init);
+    return wino_have;
 #else
     return 0;
 #endif

@@ -25,7 +25,7 @@ double kendall_tau_b(const double *x, const double *y, int n)
     return den > 0 ? (double)(conc - disc) / den : NAN;
 }
 
-static const double *sort_key;
+static _Thread_local const double *sort_key; /* qsort has no context argument */
 static int by_key(const void *a, const void *b)
 {
     double x = sort_key[*(const int *)a], y = sort_key[*(const int *)b];

@@ -21,17 +21,20 @@
 # run unpacks the kit to /tmp/rk, finds cuDNN, cuBLAS and the CUDA runtime,
 # logs the machine and the library resolution to $OUT/env.txt, converts
 # CIFAR-10 to /tmp/c10 (in the background), then runs the steps of
-# DEVKIT_STEPS (default "test sanity bench search"; empty: none), each under its own
+# DEVKIT_STEPS (default "test sanity jobs bench search"; empty: none), each under its own
 # timeout, none stopping the next:
 #   test      tests/test_cuda (TAP)                         DEVKIT_T_TEST (60 s)
 #   alltests  every tests/test_* program of the kit          DEVKIT_T_ALLTESTS (120 s)
 #   sanity    rminas --device cuda: load, teacher eval, batch, score the ResNet-like cell
 #                                                            DEVKIT_T_SANITY (60 s)
+#   jobs      rank 12 architectures with 1 job and with DEVKIT_JOBS_N (4): the same
+#             scores, and the wall times                     DEVKIT_T_JOBS (60 s)
 #   bench     tests/bench/bench_cuda.sh (rminas vs PyTorch on this GPU)
 #                                                            DEVKIT_T_BENCH (250 s)
 #             of which rminas BENCH_T_RMINAS (100 s), PyTorch BENCH_T_TORCH (130 s)
 #   search    a full RMI-NAS search on NAS-Bench-201 (examples/search_nb201.rmi with
-#             the real CIFAR-10 and the reference teacher)   DEVKIT_T_SEARCH (170 s)
+#             the real CIFAR-10 and the reference teacher, set jobs DEVKIT_SEARCH_JOBS (4))
+#                                                            DEVKIT_T_SEARCH (170 s)
 # Every step's timeout is also cut to what is left of DEVKIT_DEADLINE (480 s
 # after the start), so the whole run ends in time. Other knobs:
 # DEVKIT_DEVICE (cuda), DEVKIT_SANITY_STEPS (150), DEVKIT_SEARCH_OPTS (extra "search start rminas" options,
@@ -296,6 +299,34 @@ EOF
     "$rk/rminas" -e --device "$dev" -f "$work/sanity.rmi"
 }
 
+# Concurrent scoring on the GPU: the first DEVKIT_JOBS_ARCHS (12) of archs50.txt
+# ranked with one job, then with DEVKIT_JOBS_N (4); the score logs (every digit)
+# must agree, and the wall times say what concurrency gives.
+step_jobs() {
+    local j=${DEVKIT_JOBS_N:-4} n=${DEVKIT_JOBS_ARCHS:-12} k
+    head -n "$n" "$top/tests/bench/archs50.txt" > "$work/jobs-archs.txt"
+    for k in 1 "$j"; do
+        rm -f "$work/jobs$k.csv" "$work/jobs$k.csv.settings"
+        cat > "$work/jobs$k.rmi" <<EOF
+load dataset cifar10 $c10
+load teacher resnet20 $teacher
+load benchmark nb201 $nb201
+set jobs $k
+set score_log $work/jobs$k.csv
+rank $work/jobs-archs.txt
+EOF
+        "$rk/rminas" -e --device "$dev" -f "$work/jobs$k.rmi" > "$work/jobs$k.log" 2>&1
+        echo "jobs $k: $(grep -E '^(wall time|error)' "$work/jobs$k.log" | tr '\n' ' ')"
+    done
+    if [ "$(cut -d, -f1-6 "$work/jobs1.csv" | sort)" = "$(cut -d, -f1-6 "$work/jobs$j.csv" | sort)" ]; then
+        echo "jobs: $j jobs gave the same $n scores as 1 job, to the last digit"
+    else
+        echo "jobs: $j jobs gave OTHER scores than 1 job"
+        diff <(sort "$work/jobs1.csv") <(sort "$work/jobs$j.csv") | head -n 20
+        return 1
+    fi
+}
+
 step_bench() {
     # The two sides' timeouts, shrunk in proportion when the step has less time.
     local tr=${BENCH_T_RMINAS:-100} tt=${BENCH_T_TORCH:-130} avail=$(( ${DEVKIT_STEP_T:-100000} - 15 ))
@@ -323,6 +354,7 @@ load teacher resnet20 $teacher
 load benchmark nb201 $nb201
 set steps ${DEVKIT_SEARCH_STEPS:-150}
 set seed 1
+set jobs ${DEVKIT_SEARCH_JOBS:-4}
 set state $state
 search start rminas ${DEVKIT_SEARCH_OPTS:-}
 search run
@@ -368,7 +400,7 @@ run_main() {
     export PYTHONUNBUFFERED=1
     rm -rf "$work"
     mkdir -p "$work"
-    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity bench search}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
+    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity jobs bench search}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
     env | grep -E '^(DEVKIT|BENCH)_' | sort
 
     rm -rf "$rk"
@@ -417,12 +449,13 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
 
     export rk c10 dev work shared teacher nb201 resnet_cell OUT DEVKIT_ORIG_LLP
     local s
-    for s in ${DEVKIT_STEPS-test sanity bench search}; do
+    for s in ${DEVKIT_STEPS-test sanity jobs bench search}; do
         [ "$s" = test ] || wait_c10
         case $s in
         test) step test "${DEVKIT_T_TEST:-60}" ;;
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
+        jobs) step jobs "${DEVKIT_T_JOBS:-60}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
         search)
             step search "${DEVKIT_T_SEARCH:-170}" 20
@@ -440,6 +473,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         echo "## test"; grep -E '^(not ok|# |1\.\.)' "$work/test.log" 2>/dev/null | head -n 40
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
         echo "## sanity"; grep -v -E '^[a-z_0-9]+ {3,}' "$work/sanity.log" 2>/dev/null | tail -n 14
+        echo "## jobs"; cat "$work/jobs.log" 2>/dev/null | tail -n 6
         echo "## bench"; cat "$work/bench/summary.md" 2>/dev/null
         echo "## search"
         grep -v -E '^(\[[0-9]+\]|rminas> (load|set|version)|(dataset|teacher|benchmark) )' "$work/search.log" \
