@@ -20,7 +20,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 shared=${SHARED_DIR:-$top/../shared}
 c10=${C10:-/tmp/c10bin}
 mkdir -p "$out"
-sed -n '2,$p' "$shared/reference/rmi_scores_seed2026.csv" | cut -d, -f1 | head -n "$n" > "$out/archs.txt"
+sed -n '2,$p' "$shared/reference/rmi_scores_seed2026.csv" | cut -d, -f2 | head -n "$n" > "$out/archs.txt"
 run() { # NAME THREADS JOBS
   cat > "$out/$1.rmi" <<RMI
 set threads $2
@@ -45,5 +45,5 @@ same=no
 {
   echo "machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
   echo "$n architectures, $steps steps: 1 job x $t threads $w1 s, $t jobs x 1 thread $wj s" \
-    "(ratio $(echo "$w1 $wj" | awk '{printf "%.2f", $1 / $2}')); the same scores to the bit: $same"
+    "(ratio $(echo "$w1 $wj" | awk '{printf "%.2f", $1 / $2}')); the same scores to 9 digits: $same"
 } | tee "$out/summary.txt"
