@@ -28,6 +28,13 @@ typedef struct rank_entry {
     int logged;          /* taken from the score log, not scored again */
 } rank_entry;
 
+/* An evaluation a search will make, scored ahead (set jobs): the score, and
+ * its share of its batch's wall time. */
+typedef struct ahead_entry {
+    rank_entry e;
+    double wall;
+} ahead_entry;
+
 typedef struct session {
     const backend *be;
     int threads;
@@ -70,8 +77,7 @@ typedef struct session {
     search srch;                  /* srch.scored == NULL: no search */
     /* jobs > 1, RMI evaluator: the search's next evaluations scored ahead,
      * concurrently, under the settings of pre_sig; taken by the evaluator */
-    rank_entry *pre;
-    double pre_wall[RANK_MAX_JOBS]; /* each one's share of its batch's wall time */
+    ahead_entry *pre;             /* RANK_MAX_JOBS of them */
     int npre;
     int nahead;                   /* evaluations of this search taken from pre */
     char pre_sig[4096];

@@ -226,7 +226,7 @@ static int pre_find(session *s, const space *sp, const sarch *a)
     if (strcmp(sig, s->pre_sig))
         return -1;
     for (int i = 0; i < s->npre; i++)
-        if (space_equal(sp, &s->pre[i].arch, a))
+        if (space_equal(sp, &s->pre[i].e.arch, a))
             return i;
     return -1;
 }
@@ -245,15 +245,13 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     if (ahead >= 0) {
         /* scored ahead for this search (score_ahead): a fresh evaluation,
          * its share of the batch's wall time on the phase's clock */
-        e = s->pre[ahead];
+        e = s->pre[ahead].e;
         if (s->srch.phase == PHASE_WARMUP)
-            s->srch.t_warm += s->pre_wall[ahead];
+            s->srch.t_warm += s->pre[ahead].wall;
         else
-            s->srch.t_eval += s->pre_wall[ahead];
+            s->srch.t_eval += s->pre[ahead].wall;
         s->nahead++;
-        s->npre--;
-        s->pre[ahead] = s->pre[s->npre];
-        s->pre_wall[ahead] = s->pre_wall[s->npre];
+        s->pre[ahead] = s->pre[--s->npre];
         if (log && hit < 0) /* not written then (no log, or a failed write) */
             rc = session_score_log_add(s, log, sp, &e);
         hit = -1;
@@ -519,8 +517,7 @@ static int score_ahead(session *s, int limit)
     int keep = 0;
     for (int i = 0; i < s->npre && !strcmp(sig, s->pre_sig); i++)
         for (int j = 0; j < k; j++)
-            if (space_equal(sp, &s->pre[i].arch, &next[j])) {
-                s->pre_wall[keep] = s->pre_wall[i];
+            if (space_equal(sp, &s->pre[i].e.arch, &next[j])) {
                 s->pre[keep++] = s->pre[i];
                 break;
             }
@@ -544,10 +541,8 @@ static int score_ahead(session *s, int limit)
         rc = session_score_many(s, sp, next, m, e, done, log);
         const double share = (rm_seconds() - t0) / m;
         for (int i = 0; i < m; i++)
-            if (done[i]) {
-                s->pre_wall[s->npre] = share;
-                s->pre[s->npre++] = e[i];
-            }
+            if (done[i])
+                s->pre[s->npre++] = (ahead_entry){.e = e[i], .wall = share};
         free(e);
     }
     if (log)
