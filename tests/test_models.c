@@ -25,10 +25,11 @@
  * The goldens run under oneDNN's direct convolutions (set conv dnnl), then
  * ResNet-20 and two NAS-Bench-201 cells again under Winograd (set conv
  * winograd), whose transforms round differently: outputs, features and
- * losses keep the 1e-4 bound, parameters after an SGD step get
- * WINO_STATE_RTOL (measured worst 4.1e-3, the nb201 resnet cell's
- * cells.11.conv_b BN bias: a gradient summed over the batch with
- * cancellation, values near the 1e-3 scale floor). Last, four networks
+ * the first loss keep the 1e-4 bound, parameters after an SGD step and the
+ * loss computed from them (step 2) get WINO_STATE_RTOL (measured worst
+ * 4.1e-3, the nb201 resnet cell's cells.11.conv_b BN bias: a gradient
+ * summed over the batch with cancellation, values near the 1e-3 scale
+ * floor; ResNet-20's step-2 loss, 0.00226, 2.1e-3 on an AVX-512 Xeon). Last, four networks
  * under our own Winograd F(2x2, 3x3) (set conv winograd2, the default), at
  * the direct convolutions' bounds throughout. */
 #ifdef HAVE_CONFIG_H
@@ -158,6 +159,8 @@ static void train_step(st_file *f, model *m, const int32_t *labels, int n, int s
     const char *lk = step == 1 ? "train.loss" : "train2.loss";
     const st_tensor *lt = st_find(f, lk);
     double ref = lt ? ((const float *)lt->data)[0] : NAN, tol = tolerance(f, lk);
+    if (step == 2) /* from the parameters after a step: their bound */
+        tol = fmax(tol, state_rtol);
     tap_ok(fabs(loss - ref) <= tol * fabs(ref), "%s step %d loss %.7f torch %.7f (bound %.1e)",
            what, step, loss, ref, tol);
     if (step == 1) {

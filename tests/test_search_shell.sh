@@ -98,6 +98,19 @@ eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c \"search load $tmp/re
 if [ "$(wc -l < "$tmp/sl.csv")" -eq "$(wc -l < "$tmp/ref.csv")" ]; then
   ok "search load with score_log puts the loaded search's $(($(wc -l < "$tmp/sl.csv") - 1)) evaluations in the log"
 else notok "search load with score_log fills the log"; sed 's/^/# /' "$tmp/sl0.log"; fi
+# the thread count decides a score on the CPU: a search scored at 1 thread
+# goes into no log of 2 threads (and such a log refuses a 1-thread ranking)
+if [ "$(nproc)" -ge 2 ]; then
+  if grep -q '"scored_on": "device cpu threads 1"' "$tmp/ref.json"; then
+    ok "a state records where its scores were computed"
+  else notok "a state records where its scores were computed"; fi
+  eval "\"$R\" -b -c 'set threads 2' -c \"set score_log $tmp/t2.csv\" -c \"search load $tmp/ref.json\"" \
+    > "$tmp/t2.log" 2>&1
+  if grep -q '^note: its scores were not added to the score log: scored with device cpu threads 1, here device cpu threads 2$' "$tmp/t2.log" &&
+     [ ! -e "$tmp/t2.csv" ]; then
+    ok "search load at 2 threads leaves a 1-thread search out of the score log, and says so"
+  else notok "search load at 2 threads leaves a 1-thread search out of the score log"; sed 's/^/# /' "$tmp/t2.log"; fi
+fi
 # random search with the seed and budget of the warm-up draws the warm-up's
 # architectures: all ten come from the log, with the warm-up's scores
 eval "\"$R\" -b $setup -c \"set score_log $tmp/sl.csv\" -c \"set state $tmp/r1.json\" -c 'search start random budget 10' \

@@ -128,6 +128,35 @@ if [ "$(wc -l < "$tmp/pl_planes.csv")" -eq 3 ] && [ "$(wc -l < "$tmp/pd_planes.c
   notok "pools over whole planes and over row buffers: the same scores to the bit"; fi
 check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
   -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
+if [ "$(nproc)" -ge 2 ]; then
+  check "a score log names the settings that differ (threads decide a CPU score)" 1 \
+    "rl.csv was scored with other settings \(.*rl.csv.settings: steps 4 here, 3 in the log; threads 2 here, 1 in the log\)" -- \
+    -f "$tmp/base.rmi" -c "set steps 4" -c "set threads 2" -c "set score_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
+  "$R" -f "$tmp/base.rmi" -c "set threads 2" -c "set score_log $tmp/t2.csv" -c "rank $tmp/archs.txt" > /dev/null 2>&1
+  check "a score log of 2 threads is refused at 1" 1 "threads 1 here, 2 in the log\)" -- \
+    -f "$tmp/base.rmi" -c "set score_log $tmp/t2.csv" -c "rank $tmp/archs.txt"
+fi
+# profile: every backend operation timed, the score unchanged to the last digit
+check "profile before anything ran" 0 "nothing counted yet" -- -c profile
+check "profile with a bad word" 1 "usage: profile \[on \| off \| reset \| show\]" -- -c "profile often"
+check "export csv profile before profiling" 1 "nothing profiled yet" -- -c "export csv profile $tmp/p0.csv"
+"$R" -f "$tmp/base.rmi" -c "set steps 4" -c "set score_log $tmp/p1.csv" -c "rank $tmp/archs.txt" > /dev/null 2>&1
+"$R" -f "$tmp/base.rmi" -c "set steps 4" -c "profile on" -c "set score_log $tmp/p2.csv" -c "rank $tmp/archs.txt" \
+  -c profile -c "export csv profile $tmp/prof.csv" -c "profile off" -c "profile reset" -c profile > "$tmp/prof.log" 2>&1
+if [ "$(wc -l < "$tmp/p1.csv")" -eq 3 ] && [ "$(cut -d, -f1-6 "$tmp/p1.csv")" = "$(cut -d, -f1-6 "$tmp/p2.csv")" ]; then
+  ok "profile on: the same scores to the last digit"; else notok "profile on: the same scores to the last digit"; fi
+# two architectures of 4 steps: every convolution runs forward and backward
+# once a step; the CSV's shapes add up to the operations' calls
+fw=$(awk -F, '$1 == "op" && $2 == "conv2d_forward" {print $3}' "$tmp/prof.csv")
+bw=$(awk -F, '$1 == "op" && $2 == "conv2d_backward" {print $3}' "$tmp/prof.csv")
+fs=$(awk -F, '$1 == "conv" && $2 == "conv2d_forward" {s += $3} END {print s}' "$tmp/prof.csv")
+if grep -Eq '^profile \(on, cpu, 1 thread\): [0-9.]+ s in backend operations' "$tmp/prof.log" &&
+   grep -Eq '^  conv2d_backward +[0-9]+ +[0-9.]+ +[0-9.]+% ' "$tmp/prof.log" &&
+   grep -Eq '^  32x16x32x32 -> 16 3x3 s1 p1 relu_in ' "$tmp/prof.log" &&
+   [ -n "$fw" ] && [ "$fw" -gt 0 ] && [ "$fw" = "$bw" ] && [ "$fw" = "$fs" ] &&
+   grep -q '^profile (off, cpu, 1 thread): 0.000 s' "$tmp/prof.log"; then
+  ok "profile: operations and convolution shapes ($fw convolutions), the CSV adds up, reset"
+else notok "profile: operations and convolution shapes, the CSV adds up ($fw $bw $fs)"; sed 's/^/# /' "$tmp/prof.log"; fi
 check "rank N samples and correlates" 0 "kendall tau -?[0-9.]+ +spearman rho" -- -f "$tmp/base.rmi" -c "rank 3"
 # several jobs: each score the one it gets alone (the score logs keep all
 # 17 digits; with jobs their rows come in the order the scores finish), the
@@ -266,7 +295,7 @@ if grep -q 'n0 -> n1 \[label="nor_conv_3x3"\]' "$tmp/cell.dot" && ! grep -q none
 check "arch dot without an architecture" 1 "no architecture" -- -c "arch dot $tmp/x.dot"
 check "panel needs a terminal" 1 "the panel needs a terminal" -- -c panel
 check "export of a search before any" 1 "no search" -- -c "export csv search $tmp/s.csv"
-check "export of an unknown kind" 1 "can export 'steps', 'rank' or 'search'" -- -c "export csv weights $tmp/w.csv"
+check "export of an unknown kind" 1 "can export 'steps', 'rank', 'search' or 'profile'" -- -c "export csv weights $tmp/w.csv"
 check "load benchmark of an unknown kind" 1 "unknown benchmark 'nb301'" -- -c "load benchmark nb301"
 check "the 12-epoch table loads" 0 "benchmark nb201-12 .*cifar100_valid" -- -c "load benchmark nb201-12"
 # the man page documents every command of the table

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
+#include "tensor/profile.h"
 #include "util/err.h"
 
 #ifndef RMINAS_SRCDATA
@@ -83,7 +84,8 @@ const setting_info session_settings[] = {
     {"state", "search state file, saved after every evaluation; none = not saved (none)"},
     {"steps", "training steps per evaluation; the score is the loss of the last (150)"},
     {"teacher_bn", "teacher batch norm while selecting: train (released code) or eval (train)"},
-    {"threads", "CPU threads, 0 = all cores"},
+    {"threads", "CPU threads, 0 = all cores (a CPU score depends on it; the score log "
+                "records it)"},
     {"top", "RMI-NAS: the best TOP good architectures vote per edge, 0 = half (50)"},
     {"trees", "RMI-NAS: trees of the random forest (30)"},
     {"wd", "student weight decay (5e-4)"},
@@ -249,10 +251,26 @@ int session_set_device(session *s, const char *name)
     const backend *be = backend_get(name);
     if (!be)
         return -1;
-    if (be != s->be && s->teacher.g)
+    if (be != backend_unprofiled(s->be) && s->teacher.g)
         return rm_error("the teacher is loaded on %s; load it again after changing the device",
                         s->be->name);
+    if (backend_profile_enabled() && !(be = backend_profiled(be)))
+        return -1;
     s->be = be;
+    return 0;
+}
+
+int session_set_profile(session *s, int on)
+{
+    if (on) {
+        const backend *p = backend_profiled(s->be);
+        if (!p)
+            return -1;
+        s->be = p;
+    } else {
+        s->be = backend_unprofiled(s->be);
+    }
+    backend_profile_enable(on);
     return 0;
 }
 

@@ -81,6 +81,13 @@ typedef struct session {
     int npre;
     int nahead;                   /* evaluations of this search taken from pre */
     char pre_sig[4096];
+    /* where the current search's RMI scores were computed (session_scored_on:
+     * the device and CPU threads, which decide a score but are not restored
+     * with a state): "" not known (none yet, or a state from before it was
+     * saved), "mixed" when it changed during the search; a loaded search's
+     * scores go into the score log only when it is the current one */
+    char srch_on[64];
+    char log_note[256];           /* why session_search_load left the score log alone */
     char state_path[1024];        /* "": the search state is not saved */
     double cost_base[2], cost_op[NB201_NOPS][2]; /* params, MACs; cost_ok */
     int cost_ok;
@@ -99,6 +106,10 @@ void session_free(session *s);
 
 int session_set_device(session *s, const char *name);
 int session_set_threads(session *s, int n);
+/* Time every backend operation (tensor/profile.h) from now on, for what is
+ * built from here (on: the session's backend becomes the profiled one), or
+ * stop. */
+int session_set_profile(session *s, int on);
 
 /* name: cifar10 or cifar100; dir holds the binary batches (NULL: the bundled
  * CIFAR-10 subset). Loads the train and test splits; on error the session
@@ -172,6 +183,9 @@ int session_score_log_add(session *s, FILE *log, const space *sp, const rank_ent
 /* What decides a score under the session's settings in space sp, as one
  * line (the score log's LOG.settings). */
 void session_score_signature(const session *s, const space *sp, char *buf, size_t size);
+/* The part of it that describes the machine: "device cpu threads N" or
+ * "device cuda". */
+void session_scored_on(const session *s, char *buf, size_t size);
 /* Score archs[0..n-1] concurrently (s->jobs threads, as rank) into e;
  * done[k] = 1 where archs[k] finished; rows go to log (may be NULL) as they
  * finish. Returns 0, 1 when interrupted (the finished ones are kept), -1. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "session/session.h"
+#include "tensor/profile.h"
 #include "util/err.h"
 #include "util/rng.h"
 #include "util/stats.h"
@@ -232,18 +233,72 @@ static int rank_row(FILE *f, const space *sp, const rank_entry *e, int exact)
     return write_row(f, row, 10);
 }
 
-/* What decides a score, as one line, kept in LOG.settings. */
+/* What decides a score, as one line, kept in LOG.settings. On the CPU the
+ * thread count does too (convolution weight gradients are summed per
+ * thread); it is written only when not 1, so logs from before it was
+ * recorded (all scored at 1 thread) keep their line. */
+void session_scored_on(const session *s, char *buf, size_t size)
+{
+    if (!strcmp(s->be->name, "cpu"))
+        snprintf(buf, size, "device cpu threads %d", s->threads);
+    else
+        snprintf(buf, size, "device %s", s->be->name);
+}
+
 void session_score_signature(const session *s, const space *sp, char *buf, size_t size)
 {
     const rmi_settings *r = &s->rmi;
+    char thr[32] = "";
+    if (!strcmp(s->be->name, "cpu") && s->threads != 1)
+        snprintf(thr, sizeof thr, " threads %d", s->threads);
     snprintf(buf, size,
              "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
              "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s "
-             "device %s conv %s numerics %d\n",
+             "device %s conv %s numerics %d%s\n",
              r->batch, r->gamma, r->beta, r->steps, r->lr, r->momentum, r->wd, r->centered,
              r->teacher_bn, (unsigned long long)r->data_seed, (unsigned long long)r->init_seed,
              s->teacher_file, s->data_dir, s->train.n, sp->name, s->be->name,
-             backend_cpu_conv(), RMI_NUMERICS);
+             backend_cpu_conv(), RMI_NUMERICS, thr);
+}
+
+/* The value of KEY in a signature line (the word after it), or dflt. */
+static void sig_value(const char *sig, const char *key, const char *dflt, char *out,
+                      size_t size)
+{
+    const size_t kl = strlen(key);
+    for (const char *p = sig; *p;) {
+        const char *e = p + strcspn(p, " \n");
+        const char *v = *e == ' ' ? e + 1 : e, *ve = v + strcspn(v, " \n");
+        if ((size_t)(e - p) == kl && !strncmp(p, key, kl)) {
+            snprintf(out, size, "%.*s", (int)(ve - v), v);
+            return;
+        }
+        p = ve + strspn(ve, " \n");
+    }
+    snprintf(out, size, "%s", dflt);
+}
+
+/* Which settings differ between the signature here (want) and a log's
+ * (have), as "steps 150 here, 40 in the log; ...". */
+static void sig_diff(const char *want, const char *have, char *out, size_t size)
+{
+    static const char *const keys[] = {"batch", "gamma", "beta", "steps", "lr", "momentum",
+                                       "wd", "centered", "teacher_bn", "data_seed",
+                                       "init_seed", "teacher", "dataset", "space", "device",
+                                       "conv", "numerics", "threads"};
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof keys / sizeof *keys && n < size; i++) {
+        const char *dflt = !strcmp(keys[i], "threads") ? "1" : "(none)";
+        char a[1100], b[1100];
+        sig_value(want, keys[i], dflt, a, sizeof a);
+        sig_value(have, keys[i], dflt, b, sizeof b);
+        if (strcmp(a, b))
+            n += (size_t)snprintf(out + n, size - n, "%s%s %s here, %s in the log",
+                                  n ? "; " : "", keys[i], a, b);
+    }
+    if (!out[0])
+        snprintf(out, size, "the line differs");
 }
 
 /* One data row of the log (field[0..nf-1], already split) into e. */
@@ -304,7 +359,7 @@ static int split_csv_line(char *line, char **field, int max)
 FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int *nrows)
 {
     const char *path = s->rank_log;
-    char sig[4096], side[1100], have[4096];
+    char sig[4096], side[1100], have[4096] = "";
     int fresh = 0;
     session_score_signature(s, sp, sig, sizeof sig);
     snprintf(side, sizeof side, "%s.settings", path);
@@ -314,11 +369,14 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
     if (f) {
         FILE *g = fopen(side, "r");
         if (!g || !fgets(have, sizeof have, g) || strcmp(have, sig)) {
-            if (g)
+            char why[1200] = "missing";
+            if (g) {
                 fclose(g);
+                sig_diff(sig, have, why, sizeof why);
+            }
             fclose(f);
             rm_error("%s was scored with other settings (%s: %s); set score_log to another "
-                     "file", path, side, g ? "differs" : "missing");
+                     "file", path, side, why);
             return NULL;
         }
         fclose(g);
@@ -803,12 +861,61 @@ static int write_search_rows(session *s, FILE *f)
     return 0;
 }
 
+/* The profile (tensor/profile.h): one row per backend operation, then one
+ * per convolution shape and direction. */
+static int write_profile_rows(FILE *f, const prof_op *ops, int nops)
+{
+    const char *hdr[] = {"kind", "operation", "calls", "seconds", "n", "cin", "h", "w",
+                         "cout", "kh", "kw", "stride", "pad", "dil", "groups", "relu_in"};
+    int bad = write_row(f, hdr, 16);
+    char b[16][64];
+    const char *row[16];
+    for (int i = 0; i < 16; i++)
+        row[i] = b[i];
+    for (int i = 0; i < nops && !bad; i++) {
+        snprintf(b[0], 64, "op");
+        snprintf(b[1], 64, "%s", ops[i].name);
+        snprintf(b[2], 64, "%lld", ops[i].calls);
+        fmt_double(b[3], 64, ops[i].seconds);
+        for (int k = 4; k < 16; k++)
+            b[k][0] = '\0';
+        bad |= write_row(f, row, 16);
+    }
+    prof_conv *cv = malloc(512 * sizeof *cv);
+    int more = 0, nc = cv ? backend_profile_convs(cv, 512, &more) : -1;
+    if (nc < 0) {
+        free(cv);
+        return -1;
+    }
+    for (int i = 0; i < nc && !bad; i++)
+        for (int dir = 0; dir < 2 && !bad; dir++) {
+            const conv_desc *d = &cv[i].d;
+            if (!cv[i].calls[dir])
+                continue;
+            snprintf(b[0], 64, "conv");
+            snprintf(b[1], 64, dir ? "conv2d_backward" : "conv2d_forward");
+            snprintf(b[2], 64, "%lld", cv[i].calls[dir]);
+            fmt_double(b[3], 64, cv[i].seconds[dir]);
+            const int v[12] = {d->n, d->cin, d->h, d->w, d->cout, d->kh, d->kw, d->stride,
+                               d->pad, d->dil, d->groups, d->relu_in};
+            for (int k = 0; k < 12; k++)
+                snprintf(b[4 + k], 64, "%d", v[k]);
+            bad |= write_row(f, row, 16);
+        }
+    free(cv);
+    return bad;
+}
+
 int session_export_csv(session *s, const char *what, const char *path)
 {
     int steps = !strcmp(what, "steps"), rank = !strcmp(what, "rank");
-    int srch = !strcmp(what, "search");
-    if (!steps && !rank && !srch)
-        return rm_error("can export 'steps', 'rank' or 'search', not '%s'", what);
+    int srch = !strcmp(what, "search"), prof = !strcmp(what, "profile");
+    if (!steps && !rank && !srch && !prof)
+        return rm_error("can export 'steps', 'rank', 'search' or 'profile', not '%s'", what);
+    prof_op ops[64];
+    const int nops = prof ? backend_profile_ops(ops, 64) : 0;
+    if (prof && !nops)
+        return rm_error("nothing profiled yet (profile on, then score, rank, step or search)");
     if (srch && !s->srch.scored.slot)
         return rm_error("no search (search start ALGO, or search resume FILE)");
     if (steps && !s->eval.student.g)
@@ -839,6 +946,8 @@ int session_export_csv(session *s, const char *what, const char *path)
         }
     } else if (srch) {
         bad |= write_search_rows(s, f);
+    } else if (prof) {
+        bad |= write_profile_rows(f, ops, nops);
     } else {
         const char *hdr[10];
         rank_header(s, hdr);

@@ -276,6 +276,12 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     free(rows);
     if (rc)
         return rc;
+    char on[sizeof s->srch_on];
+    session_scored_on(s, on, sizeof on);
+    if (!s->srch_on[0])
+        memcpy(s->srch_on, on, sizeof on);
+    else if (strcmp(s->srch_on, on))
+        snprintf(s->srch_on, sizeof s->srch_on, "mixed");
     eval_from_result(out, &e.r);
     out->cached = hit >= 0;
     return 0;
@@ -287,6 +293,15 @@ static int score_log_sync(session *s)
 {
     if (!s->rank_log[0] || s->evaluator != EVAL_RMI || !s->srch.n)
         return 0;
+    char on[sizeof s->srch_on];
+    session_scored_on(s, on, sizeof on);
+    if (s->srch_on[0] && strcmp(s->srch_on, on)) {
+        snprintf(s->log_note, sizeof s->log_note,
+                 "its scores were not added to the score log: scored with %s, here %s",
+                 !strcmp(s->srch_on, "mixed") ? "more than one device or thread count"
+                                             : s->srch_on, on);
+        return 0;
+    }
     const space *sp = s->srch.sp;
     rank_entry *rows = NULL;
     int nrows = 0, rc = 0;
@@ -422,6 +437,8 @@ static int make_ctx(session *s, search_ctx *c)
     if (s->evaluator == EVAL_RMI) {
         snprintf(v, sizeof v, "%016llx", (unsigned long long)batch_hash(&s->data));
         search_ctx_set(c, "batch_hash", v);
+        if (s->srch_on[0])
+            search_ctx_set(c, "scored_on", s->srch_on);
     }
     return 0;
 }
@@ -479,6 +496,7 @@ int session_search_start(session *s, const char *algo_name)
     search_free(&s->srch);
     s->srch = t;
     s->npre = s->nahead = 0;
+    s->srch_on[0] = '\0';
     if (save_state(s) < 0) {
         search_free(&s->srch);
         return -1;
@@ -687,6 +705,9 @@ int session_search_load(session *s, const char *path)
     s->search_o = t.o;
     s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);
+    v = search_ctx_get(c, "scored_on");
+    snprintf(s->srch_on, sizeof s->srch_on, "%s", v ? v : "");
+    s->log_note[0] = '\0';
     free(c);
     if (score_log_sync(s) < 0)
         return rm_error_context("%s is loaded, but its scores did not go into the score log",

@@ -61,6 +61,13 @@ static void print_cached(const search *q)
                "scored)\n", n, q->n, t);
 }
 
+/* Why a loaded search's scores stayed out of the score log, if they did. */
+static void print_log_note(const session *s)
+{
+    if (s->log_note[0])
+        printf("note: %s\n", s->log_note);
+}
+
 static void print_status(const session *s)
 {
     const search *q = &s->srch;
@@ -198,6 +205,7 @@ int cmd_search(shell *sh, int argc, char **argv)
                 return SH_ERROR;
             printf("resumed %s: ", argv[2]);
             print_status(s);
+            print_log_note(s);
         }
         return run_report(sh, session_search_step(s, -1, search_print, NULL));
     }
@@ -206,6 +214,7 @@ int cmd_search(shell *sh, int argc, char **argv)
             return SH_ERROR;
         printf("loaded %s: ", argv[2]);
         print_status(s);
+        print_log_note(s);
         return SH_OK;
     }
     if (!strcmp(sub, "pause") && argc == 2) {

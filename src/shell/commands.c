@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "shell/shell.h"
+#include "tensor/profile.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -635,6 +636,96 @@ static int cmd_rank(shell *sh, int argc, char **argv)
     return SH_OK;
 }
 
+/* ---- profile ---- */
+
+static const char *const profile_subs[] = {"on", "off", "reset", "show", NULL};
+#define PROFILE_USAGE "[on | off | reset | show]"
+
+/* "32x16x32x32 -> 16 3x3 s1 p1" (and d, g, relu_in when not plain) */
+static void conv_shape(const conv_desc *d, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%dx%dx%dx%d -> %d %dx%d s%d p%d", d->n, d->cin, d->h, d->w,
+                     d->cout, d->kh, d->kw, d->stride, d->pad);
+    if (d->dil != 1 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " d%d", d->dil);
+    if (d->groups != 1 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " g%d", d->groups);
+    if (d->relu_in && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " relu_in");
+}
+
+static void print_profile(const session *s)
+{
+    prof_op ops[64];
+    const int nops = backend_profile_ops(ops, 64);
+    double total = 0;
+    for (int i = 0; i < nops; i++)
+        total += ops[i].seconds;
+    char dev[48];
+    if (!strcmp(s->be->name, "cpu"))
+        snprintf(dev, sizeof dev, "cpu, %d thread%s", s->threads, s->threads == 1 ? "" : "s");
+    else
+        snprintf(dev, sizeof dev, "%s", s->be->name);
+    printf("profile (%s, %s%s): %.3f s in backend operations of %.3f s profiled\n",
+           backend_profile_enabled() ? "on" : "off", dev,
+           s->jobs > 1 ? "; several jobs: thread-seconds" : "", total, backend_profile_wall());
+    if (!nops) {
+        printf("  nothing counted yet: 'profile on', then score, rank, step or search\n");
+        return;
+    }
+    printf("  %-20s %10s %11s %7s %11s\n", "operation", "calls", "seconds", "share",
+           "us per call");
+    for (int i = 0; i < nops; i++)
+        printf("  %-20s %10lld %11.4f %6.1f%% %11.1f\n", ops[i].name, ops[i].calls,
+               ops[i].seconds, total > 0 ? 100 * ops[i].seconds / total : 0,
+               1e6 * ops[i].seconds / (double)ops[i].calls);
+    prof_conv cv[12];
+    int more = 0;
+    const int nc = backend_profile_convs(cv, 12, &more);
+    if (nc <= 0)
+        return;
+    printf("  convolutions by shape (n x cin x h x w -> cout kernel stride pad), most time "
+           "first:\n");
+    printf("  %-38s %8s %10s %8s %10s %7s\n", "shape", "forward", "seconds", "backward",
+           "seconds", "share");
+    for (int i = 0; i < nc; i++) {
+        char sh[96];
+        conv_shape(&cv[i].d, sh, sizeof sh);
+        printf("  %-38s %8lld %10.4f %8lld %10.4f %6.1f%%\n", sh, cv[i].calls[0],
+               cv[i].seconds[0], cv[i].calls[1], cv[i].seconds[1],
+               total > 0 ? 100 * (cv[i].seconds[0] + cv[i].seconds[1]) / total : 0);
+    }
+    if (more)
+        printf("  (%d more shapes)\n", more);
+}
+
+static int cmd_profile(shell *sh, int argc, char **argv)
+{
+    session *s = &sh->s;
+    if (argc > 2)
+        return usage_error("profile", PROFILE_USAGE);
+    const char *sub = argc == 2 ? argv[1] : "show";
+    if (!strcmp(sub, "on") || !strcmp(sub, "off")) {
+        const int on = !strcmp(sub, "on");
+        if (session_set_profile(s, on) < 0)
+            return SH_ERROR;
+        printf("profile %s%s\n", sub,
+               on ? ": every backend operation of what is built from now on is timed (on a GPU "
+                    "one at a time, without CUDA graphs); 'profile' shows them"
+                  : "");
+        return SH_OK;
+    }
+    if (!strcmp(sub, "reset")) {
+        backend_profile_reset();
+        printf("profile reset\n");
+        return SH_OK;
+    }
+    if (strcmp(sub, "show"))
+        return usage_error("profile", PROFILE_USAGE);
+    print_profile(s);
+    return SH_OK;
+}
+
 /* ---- export ---- */
 
 static const char *const export_subs[] = {"csv", NULL};
@@ -642,7 +733,7 @@ static const char *const export_subs[] = {"csv", NULL};
 static int cmd_export(shell *sh, int argc, char **argv)
 {
     if (argc != 4 || strcmp(argv[1], "csv"))
-        return usage_error("export", "csv steps|rank|search FILE");
+        return usage_error("export", "csv steps|rank|search|profile FILE");
     if (session_export_csv(&sh->s, argv[2], argv[3]) < 0)
         return SH_ERROR;
     printf("wrote %s\n", argv[3]);
@@ -732,8 +823,8 @@ const command shell_commands[] = {
     {"eval", "", "test accuracy of the current architecture trained with 'train'", cmd_eval,
      NULL},
     {"exit", "", "leave rminas (same as quit)", cmd_quit, NULL},
-    {"export", "csv steps|rank|search FILE",
-     "write the student's per-step values, the ranking or the search log as CSV",
+    {"export", "csv steps|rank|search|profile FILE",
+     "write the student's per-step values, the ranking, the search log or the profile as CSV",
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
@@ -748,6 +839,10 @@ const command shell_commands[] = {
      "full-screen view: CKA bars and history, loss curve, search progress; keys s/S step, i init, "
      "r run the search, p pause, q back",
      cmd_panel, NULL},
+    {"profile", PROFILE_USAGE,
+     "time every backend operation (on: from now on; show, the default: calls and seconds by "
+     "operation and by convolution shape; reset; off)",
+     cmd_profile, profile_subs},
     {"quit", "", "leave rminas", cmd_quit, NULL},
     {"rank", "N | FILE",
      "score N sampled architectures (or those listed in FILE) and correlate with the benchmark; "

@@ -21,12 +21,16 @@
 # run unpacks the kit to /tmp/rk, finds cuDNN, cuBLAS and the CUDA runtime,
 # logs the machine and the library resolution to $OUT/env.txt, converts
 # CIFAR-10 to /tmp/c10 (in the background), then runs the steps of
-# DEVKIT_STEPS (default "test sanity jobs bench search"; empty: none), each under its own
+# DEVKIT_STEPS (default "test sanity profile jobs bench search"; empty: none), each under its own
 # timeout, none stopping the next:
 #   test      tests/test_cuda (TAP)                         DEVKIT_T_TEST (60 s)
 #   alltests  every tests/test_* program of the kit          DEVKIT_T_ALLTESTS (120 s)
 #   sanity    rminas --device cuda: load, teacher eval, batch, score the ResNet-like cell
 #                                                            DEVKIT_T_SANITY (60 s)
+#   profile   where a score's time goes: the ResNet-like cell scored (150 steps) with
+#             CUDA graphs, op by op (RMINAS_CUDA_GRAPHS=0), and under `profile on`
+#             (every operation waited for and timed; the table by operation and
+#             by convolution shape)                          DEVKIT_T_PROFILE (40 s)
 #   jobs      rank 12 architectures with 1 job and with DEVKIT_JOBS_N (4): the same
 #             scores, and the wall times                     DEVKIT_T_JOBS (60 s)
 #   bench     tests/bench/bench_cuda.sh (rminas vs PyTorch on this GPU)
@@ -299,6 +303,30 @@ EOF
     "$rk/rminas" -e --device "$dev" -f "$work/sanity.rmi"
 }
 
+# Where the time of one score goes on this device.
+step_profile() {
+    cat > "$work/profile.rmi" <<EOF
+load dataset cifar10 $c10
+load teacher resnet20 $teacher
+batch select
+set steps ${DEVKIT_SANITY_STEPS:-150}
+score $resnet_cell
+score $resnet_cell
+profile on
+score $resnet_cell
+profile
+export csv profile $work/profile.csv
+EOF
+    echo "== with CUDA graphs (the second score is the warm one), then under profile on"
+    "$rk/rminas" -e --device "$dev" -f "$work/profile.rmi"
+    local rc=$?
+    echo "== op by op (RMINAS_CUDA_GRAPHS=0), no profile"
+    RMINAS_CUDA_GRAPHS=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
+        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
+        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    return $rc
+}
+
 # Concurrent scoring on the GPU: the first DEVKIT_JOBS_ARCHS (12) of archs50.txt
 # ranked with one job, then with DEVKIT_JOBS_N (4); the score logs (every digit)
 # must agree, and the wall times say what concurrency gives.
@@ -400,7 +428,7 @@ run_main() {
     export PYTHONUNBUFFERED=1
     rm -rf "$work"
     mkdir -p "$work"
-    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity jobs bench search}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
+    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile jobs bench search}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
     env | grep -E '^(DEVKIT|BENCH)_' | sort
 
     rm -rf "$rk"
@@ -449,12 +477,13 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
 
     export rk c10 dev work shared teacher nb201 resnet_cell OUT DEVKIT_ORIG_LLP
     local s
-    for s in ${DEVKIT_STEPS-test sanity jobs bench search}; do
+    for s in ${DEVKIT_STEPS-test sanity profile jobs bench search}; do
         [ "$s" = test ] || wait_c10
         case $s in
         test) step test "${DEVKIT_T_TEST:-60}" ;;
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
+        profile) step profile "${DEVKIT_T_PROFILE:-40}" ;;
         jobs) step jobs "${DEVKIT_T_JOBS:-60}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
         search)
@@ -473,6 +502,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         echo "## test"; grep -E '^(not ok|# |1\.\.)' "$work/test.log" 2>/dev/null | head -n 40
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
         echo "## sanity"; grep -v -E '^[a-z_0-9]+ {3,}' "$work/sanity.log" 2>/dev/null | tail -n 14
+        echo "## profile"; grep -E '^(\|.*score|  [a-z_0-9]+ +[0-9]|profile \(|==)' "$work/profile.log" 2>/dev/null | head -n 40
         echo "## jobs"; cat "$work/jobs.log" 2>/dev/null | tail -n 6
         echo "## bench"; cat "$work/bench/summary.md" 2>/dev/null
         echo "## search"
