@@ -57,8 +57,10 @@ a2=$(grep '^arch ' "$tmp/final.log")
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
 
 # jobs 2: the warm-up's evaluations scored two at a time, ahead of the
-# search, which makes the same evaluations (RMI-NAS: 5 steps, then resumed
-# to the end; random search; REA's population under a constraint)
+# search, and the expansion's picks under both outcomes of the one before,
+# which makes the same evaluations (RMI-NAS: 5 steps, then resumed to the
+# end; random search; REA's population under a constraint); the log also
+# holds the speculative scores of outcomes that did not come
 eval "\"$R\" -b $setup -c 'set jobs 2' -c \"set state $tmp/j.json\" -c \"set score_log $tmp/js.csv\" \
   -c \"$start\" -c 'search step 5' -c 'search status'" > "$tmp/j0.log" 2>&1
 if grep -q 'scored ahead, 2 at a time: 4 evaluations' "$tmp/j0.log" && [ "$(wc -l < "$tmp/js.csv")" -eq 6 ]; then
@@ -68,12 +70,41 @@ if grep -q 'scored ahead, 2 at a time: 4 evaluations' "$tmp/j0.log" && [ "$(wc -
   -c "export csv search $tmp/j.csv" > "$tmp/j.log" 2>&1
 cut -d, -f1-4,10,11 "$tmp/j.csv" > "$tmp/j.cut" 2>/dev/null
 nev=$(($(wc -l < "$tmp/j.csv") - 1))
+sed 1d "$tmp/j.csv" | cut -d, -f3 | sort > "$tmp/j.archs"
+cut -d, -f1 "$tmp/js.csv" | sed 1d | sort > "$tmp/js.archs"
 if cmp -s "$tmp/ref.cut" "$tmp/j.cut" && [ "$(grep '^arch ' "$tmp/j.log")" = "$a1" ] &&
-   [ "$(($(wc -l < "$tmp/js.csv") - 1))" -eq "$nev" ] && [ -z "$(cut -d, -f1 "$tmp/js.csv" | sort | uniq -d)" ] &&
+   [ -z "$(comm -23 "$tmp/j.archs" "$tmp/js.archs")" ] && [ -z "$(uniq -d "$tmp/js.archs")" ] &&
    ! grep -q 'from the score log' "$tmp/j.log"; then
   ok "RMI-NAS with jobs 2, resumed: the same $nev evaluations, order, scores and answer, each logged once"; else
   notok "RMI-NAS with jobs 2, resumed: the same evaluations, order, scores and answer, each logged once"
   diff "$tmp/ref.cut" "$tmp/j.cut" | sed 's/^/# /'; sed 's/^/# /' "$tmp/j.log"; fi
+# the whole search with jobs 3 (the expansion speculated) and with
+# speculate 0 (only the warm-up ahead): the reference's evaluations
+for v in 1 0; do
+  eval "\"$R\" -b $setup -c 'set jobs 3' -c 'set speculate $v' -c \"$start\" -c 'search run' \
+    -c 'search status' -c 'export csv search $tmp/sp$v.csv'" > "$tmp/sp$v.log" 2>&1
+  cut -d, -f1-4,10,11 "$tmp/sp$v.csv" > "$tmp/sp$v.cut" 2>/dev/null
+done
+na1=$(sed -n 's/.*scored ahead, 3 at a time: \([0-9]*\) evaluations.*/\1/p' "$tmp/sp1.log")
+na0=$(sed -n 's/.*scored ahead, 3 at a time: \([0-9]*\) evaluations.*/\1/p' "$tmp/sp0.log")
+nexp=$(grep -c ',expand,' "$tmp/ref.csv")
+if cmp -s "$tmp/ref.cut" "$tmp/sp1.cut" && cmp -s "$tmp/ref.cut" "$tmp/sp0.cut" &&
+   [ -n "$na1" ] && [ -n "$na0" ] && [ "$nexp" -gt 0 ] && [ "$na1" -gt "$na0" ] &&
+   [ "$(grep '^arch ' "$tmp/sp1.log")" = "$a1" ]; then
+  ok "RMI-NAS with jobs 3: the reference's evaluations with the expansion speculated ($na1 ahead) and without ($na0)"
+else notok "RMI-NAS with jobs 3, speculate 1 and 0: the reference's evaluations ($na1 / $na0 ahead)"
+  diff "$tmp/ref.cut" "$tmp/sp1.cut" | sed 's/^/# /'; sed 's/^/# /' "$tmp/sp1.log" | tail -5; fi
+# stopped in the middle of the expansion (its speculation unused) and resumed
+eval "\"$R\" -b $setup -c 'set jobs 3' -c \"set state $tmp/sx.json\" -c \"$start\" -c 'search step 12'" \
+  > "$tmp/sx0.log" 2>&1
+"$R" -b -c 'set threads 1' -c 'set jobs 3' -c "search resume $tmp/sx.json" -c "export csv search $tmp/sx.csv" \
+  > "$tmp/sx.log" 2>&1
+cut -d, -f1-4,10,11 "$tmp/sx.csv" > "$tmp/sx.cut" 2>/dev/null
+if cmp -s "$tmp/ref.cut" "$tmp/sx.cut" && grep -q '^\[12\] expand' "$tmp/sx0.log"; then
+  ok "RMI-NAS with jobs 3 stopped after 2 expanded evaluations, resumed: the reference's evaluations"
+else notok "RMI-NAS with jobs 3 stopped in the expansion, resumed: the reference's evaluations"
+  diff "$tmp/ref.cut" "$tmp/sx.cut" | sed 's/^/# /'; fi
+check "speculate takes 0 or 1" 1 "speculate must be" -- -c "set speculate 2"
 for j in 1 3; do
   eval "\"$R\" -b $setup -c 'set jobs $j' -c 'search start random budget 7' -c 'search run' \
     -c 'export csv search $tmp/rj$j.csv'" > "$tmp/rj$j.log" 2>&1

@@ -422,6 +422,50 @@ out:
     return rc;
 }
 
+/* A copy of s with records and key set of its own (search_free frees it),
+ * room for one more record. */
+static int clone(const search *s, search *c)
+{
+    *c = *s;
+    c->cap_rec = s->n + 1;
+    c->rec = malloc((size_t)c->cap_rec * sizeof *c->rec);
+    c->scored.slot = malloc((size_t)s->scored.cap * sizeof *c->scored.slot);
+    if (!c->rec || !c->scored.slot) {
+        free(c->rec);
+        free(c->scored.slot);
+        memset(c, 0, sizeof *c);
+        return rm_error("out of memory");
+    }
+    if (s->n)
+        memcpy(c->rec, s->rec, (size_t)s->n * sizeof *c->rec);
+    memcpy(c->scored.slot, s->scored.slot, (size_t)s->scored.cap * sizeof *c->scored.slot);
+    return 0;
+}
+
+static int rminas_stops(const search *s)
+{
+    return s->successes >= s->o.n_collect || (s->o.cap > 0 && s->n >= s->o.cap);
+}
+
+/* step_rminas's pick, made now when it is not yet (the same effects as
+ * there); 1 when there is none (everything left as it was, for the step
+ * to find out itself). */
+static int make_pick(search *s, search_cost_fn cost, void *user)
+{
+    if (s->have_pending)
+        return 0;
+    const rng saved = s->rng;
+    const int it = s->iteration;
+    const double t0 = rm_seconds();
+    int r = pick_candidate(s, cost, user);
+    s->t_forest += rm_seconds() - t0;
+    if (r) {
+        s->rng = saved;
+        s->iteration = it;
+    }
+    return r;
+}
+
 static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)
 {
     double secs;
@@ -448,17 +492,13 @@ static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, vo
         return finish(s, "collected n_collect successes");
     if (s->o.cap > 0 && s->n >= s->o.cap)
         return finish(s, "reached the cap on evaluations");
-    if (!s->have_pending) {
-        double t0 = rm_seconds();
-        int r = pick_candidate(s, cost, user);
-        s->t_forest += rm_seconds() - t0;
-        if (r < 0)
-            return -1;
-        if (r == 1)
-            return finish(s, "no unscored architecture left");
-    }
+    int r = make_pick(s, cost, user);
+    if (r < 0)
+        return -1;
+    if (r == 1)
+        return finish(s, "no unscored architecture left");
     sarch a = s->pending;
-    int r = evaluate(s, &a, PHASE_EXPAND, s->pending_prob, ev, user, &secs);
+    r = evaluate(s, &a, PHASE_EXPAND, s->pending_prob, ev, user, &secs);
     if (r)
         return r;
     s->t_eval += secs;
@@ -651,6 +691,79 @@ int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *use
     s->rng = saved;
     keyset_free(&skip);
     return rc < 0 ? -1 : m;
+}
+
+/* RMI-NAS's expanded phase: the pick of this iteration, then those of the
+ * following ones under each outcome of the picks before (good or not:
+ * all a pick depends on), breadth first, at most `steps` deep, until k
+ * distinct picks (into out) or SPEC_NODES forest fits per pick wanted:
+ * one label more seldom changes the forest's choice, so the two outcomes
+ * often pick the same architecture, and the tree goes deeper for it. */
+enum { SPEC_NODES = 4 };
+
+static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user)
+{
+    if (s->phase != PHASE_EXPAND || rminas_stops(s) || k < 1 || steps < 1)
+        return 0;
+    int r = make_pick(s, cost, user);
+    if (r)
+        return r < 0 ? -1 : 0;
+    const int cap = SPEC_NODES * k;
+    search *node = calloc((size_t)cap, sizeof *node); /* node i's state; its pick: pending */
+    int *depth = calloc((size_t)cap, sizeof *depth);
+    if (!node || !depth) {
+        free(node);
+        free(depth);
+        return rm_error("out of memory");
+    }
+    int nn = 0, nout = 0, rc = 0;
+    const double t0 = rm_seconds();
+    if (clone(s, &node[nn]) < 0)
+        rc = -1;
+    else {
+        depth[nn++] = 0;
+        out[nout++] = s->pending;
+    }
+    for (int head = 0; head < nn && nn < cap && nout < k && rc == 0; head++) {
+        if (depth[head] + 1 >= steps)
+            break; /* breadth first: every later node is as deep */
+        for (int good = 0; good < 2 && nn < cap && nout < k && rc == 0; good++) {
+            search *c = &node[nn];
+            if (clone(&node[head], c) < 0) {
+                rc = -1;
+                break;
+            }
+            search_eval ev = {.score = good ? -INFINITY : INFINITY};
+            rc = add_record(c, &c->pending, &ev, PHASE_EXPAND, c->pending_prob);
+            c->have_pending = 0;
+            c->successes += good;
+            if (rc == 0 && !rminas_stops(c) && (r = pick_candidate(c, cost, user)) == 0) {
+                depth[nn++] = depth[head] + 1;
+                int seen = 0;
+                for (int j = 0; j < nout && !seen; j++)
+                    seen = space_equal(s->sp, &out[j], &c->pending);
+                if (!seen)
+                    out[nout++] = c->pending;
+                continue;
+            }
+            if (rc == 0 && r < 0)
+                rc = -1;
+            search_free(c); /* the search ends there, or picks nothing */
+        }
+    }
+    s->t_forest += rm_seconds() - t0;
+    for (int i = 0; i < nn; i++)
+        search_free(&node[i]);
+    free(node);
+    free(depth);
+    return rc < 0 ? -1 : nout;
+}
+
+int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user)
+{
+    if (s->o.algo == SEARCH_RMINAS && s->phase == PHASE_EXPAND)
+        return speculate(s, k, steps, out, cost, user);
+    return search_upcoming(s, k < steps ? k : steps, out, cost, user);
 }
 
 int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)

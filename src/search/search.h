@@ -126,6 +126,16 @@ int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *use
  * scores not yet known; -1 on an error. For evaluating them concurrently
  * ahead of search_step. */
 int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user);
+/* What is worth evaluating ahead of the next `steps` search_steps, up to
+ * k architectures: search_upcoming's, or in RMI-NAS's expanded phase
+ * (where each pick depends on the outcomes before it) a speculation: the
+ * pick of this iteration (made now, as search_step would make it first),
+ * then the picks of the next iterations under each outcome of the earlier
+ * ones (below tau or not, all a pick depends on), breadth first, distinct.
+ * Evaluations of the outcome that does not happen are wasted; those of the
+ * one that does are the evaluations search_step makes, in its order.
+ * Returns how many, 0 when none, -1 on an error. */
+int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user);
 
 /* The answer: RMI-NAS the per-edge mode over the best `top` good
  * architectures (ties: lower operation index); the others: the best score.

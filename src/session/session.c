@@ -24,6 +24,7 @@ int session_init(session *s)
     s->be = backend_cpu();
     s->threads = backend_cpu_threads();
     s->jobs = 1;
+    s->speculate = 1;
     rmi_settings_default(&s->rmi);
     rng_seed(&s->sample_rng, 0);
     snprintf(s->bench_column, sizeof s->bench_column, "cifar10_test");
@@ -64,7 +65,7 @@ const setting_info session_settings[] = {
     {"evaluator", "search evaluator: rmi (the RMI score) or benchmark (table lookup) (rmi)"},
     {"gamma", "pool multiplier: the teacher ranks gamma*batch images (16)"},
     {"init_seed", "seed of the student's initialization (0)"},
-    {"jobs", "architectures scored at once by rank and a search's warm-up (1)"},
+    {"jobs", "architectures scored at once by rank and by a search ahead of its steps (1)"},
     {"lr", "student learning rate, constant (0.1)"},
     {"max_flops", "constraint: reject architectures over this many MACs, 0 = none (0)"},
     {"max_params", "constraint: reject architectures over this many parameters, 0 = none (0)"},
@@ -81,6 +82,8 @@ const setting_info session_settings[] = {
                   "name); rank and the search's RMI evaluator take scores from it and add "
                   "theirs (none)"},
     {"seed", "seed for sampling architectures and searching (0)"},
+    {"speculate", "with jobs > 1, RMI-NAS's expansion scores its next picks under both "
+                  "outcomes of the earlier ones: 1 or 0 (1)"},
     {"state", "search state file, saved after every evaluation; none = not saved (none)"},
     {"steps", "training steps per evaluation; the score is the loss of the last (150)"},
     {"teacher_bn", "teacher batch norm while selecting: train (released code) or eval (train)"},
@@ -131,6 +134,12 @@ int session_set(session *s, const char *key, const char *v)
         if (session_parse_long(key, v, 1, RANK_MAX_JOBS, &l) < 0)
             return -1;
         s->jobs = (int)l;
+        return 0;
+    }
+    if (!strcmp(key, "speculate")) {
+        if (session_parse_long(key, v, 0, 1, &l) < 0)
+            return -1;
+        s->speculate = (int)l;
         return 0;
     }
     if (!strcmp(key, "seed")) {
@@ -211,6 +220,8 @@ int session_get(const session *s, const char *key, char *out, size_t size)
         snprintf(out, size, "%d", s->threads);
     else if (!strcmp(key, "jobs"))
         snprintf(out, size, "%d", s->jobs);
+    else if (!strcmp(key, "speculate"))
+        snprintf(out, size, "%d", s->speculate);
     else if (!strcmp(key, "conv"))
         snprintf(out, size, "%s", backend_cpu_conv());
     else if (!strcmp(key, "seed"))

@@ -28,17 +28,12 @@ typedef struct rank_entry {
     int logged;          /* taken from the score log, not scored again */
 } rank_entry;
 
-/* An evaluation a search will make, scored ahead (set jobs): the score, and
- * its share of its batch's wall time. */
-typedef struct ahead_entry {
-    rank_entry e;
-    double wall;
-} ahead_entry;
-
 typedef struct session {
     const backend *be;
     int threads;
     int jobs;                     /* architectures scored at once (rank, search warm-up) */
+    int speculate;                /* jobs > 1: RMI-NAS's expansion scores ahead under
+                                     both outcomes (search_ahead) */
     uint64_t seed;
     rng sample_rng;               /* architecture sampling; reseeded by set seed */
 
@@ -77,9 +72,13 @@ typedef struct session {
     search srch;                  /* srch.scored == NULL: no search */
     /* jobs > 1, RMI evaluator: the search's next evaluations scored ahead,
      * concurrently, under the settings of pre_sig; taken by the evaluator */
-    ahead_entry *pre;             /* RANK_MAX_JOBS of them */
+    rank_entry *pre;              /* RANK_MAX_JOBS of them */
     int npre;
     int nahead;                   /* evaluations of this search taken from pre */
+    int nscored_ahead;            /* architectures this search scored ahead (the batches'
+                                     wall time is on its clock); those neither taken
+                                     nor still in pre were speculative, for outcomes
+                                     that did not come */
     char pre_sig[4096];
     /* where the current search's RMI scores were computed (session_scored_on:
      * the device and CPU threads, which decide a score but are not restored

@@ -226,7 +226,7 @@ static int pre_find(session *s, const space *sp, const sarch *a)
     if (strcmp(sig, s->pre_sig))
         return -1;
     for (int i = 0; i < s->npre; i++)
-        if (space_equal(sp, &s->pre[i].e.arch, a))
+        if (space_equal(sp, &s->pre[i].arch, a))
             return i;
     return -1;
 }
@@ -244,12 +244,8 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     const int ahead = pre_find(s, sp, sa);
     if (ahead >= 0) {
         /* scored ahead for this search (score_ahead): a fresh evaluation,
-         * its share of the batch's wall time on the phase's clock */
-        e = s->pre[ahead].e;
-        if (s->srch.phase == PHASE_WARMUP)
-            s->srch.t_warm += s->pre[ahead].wall;
-        else
-            s->srch.t_eval += s->pre[ahead].wall;
+         * its batch's wall time already on the phase's clock */
+        e = s->pre[ahead];
         s->nahead++;
         s->pre[ahead] = s->pre[--s->npre];
         if (log && hit < 0) /* not written then (no log, or a failed write) */
@@ -401,7 +397,8 @@ static int cost_cb(void *user, const sarch *a, double *params, double *flops)
  * device describe the machine, not the search, and are left alone). */
 static int keep_setting(const char *key)
 {
-    return strcmp(key, "threads") && strcmp(key, "jobs") && strcmp(key, "device") &&
+    return strcmp(key, "threads") && strcmp(key, "jobs") && strcmp(key, "speculate") &&
+           strcmp(key, "device") &&
            strcmp(key, "state") && strcmp(key, "score_log");
 }
 
@@ -495,7 +492,7 @@ int session_search_start(session *s, const char *algo_name)
         return -1;
     search_free(&s->srch);
     s->srch = t;
-    s->npre = s->nahead = 0;
+    s->npre = s->nahead = s->nscored_ahead = 0;
     s->srch_on[0] = '\0';
     if (save_state(s) < 0) {
         search_free(&s->srch);
@@ -504,14 +501,22 @@ int session_search_start(session *s, const char *algo_name)
     return 0;
 }
 
-/* jobs > 1 with the RMI evaluator: when the search's next evaluations do
- * not depend on scores (search_upcoming), up to `limit` of them that are
- * neither in s->pre nor in the score log are scored concurrently into s->pre
- * (and the log), where eval_rmi takes them: the same evaluations in the
- * same order as with one job. Not under the panel (its hook, which redraws
- * and reads keys, runs only in the evaluating thread). 0 (also when the
- * batch failed: the evaluations then run one by one, and report their own
- * errors) or 1 when interrupted (the finished ones are kept). */
+/* search_upcoming in search_ahead's form (no speculation) */
+static int upcoming(search *q, int k, int steps, sarch *out, search_cost_fn cost, void *user)
+{
+    return search_upcoming(q, k < steps ? k : steps, out, cost, user);
+}
+
+/* jobs > 1 with the RMI evaluator: what the next `limit` evaluations of
+ * the search may be (search_ahead: those that do not depend on scores, or
+ * RMI-NAS's picks under each outcome of the picks before), up to jobs of
+ * them that are neither in s->pre nor in the score log, are scored
+ * concurrently into s->pre (and the log), where eval_rmi takes them: the
+ * same evaluations in the same order as with one job. The batch's wall
+ * time goes on the phase's clock. Not under the panel (its hook, which
+ * redraws and reads keys, runs only in the evaluating thread). 0 (also when
+ * the batch failed: the evaluations then run one by one, and report their
+ * own errors) or 1 when interrupted (the finished ones are kept). */
 static int score_ahead(session *s, int limit)
 {
     search *q = &s->srch;
@@ -519,26 +524,32 @@ static int score_ahead(session *s, int limit)
     if (s->jobs < 2 || s->evaluator != EVAL_RMI || s->step_hook || limit < 2)
         return 0;
     sarch next[RANK_MAX_JOBS];
+    int (*ahead)(search *, int, int, sarch *, search_cost_fn, void *) =
+        s->speculate ? search_ahead : upcoming;
     /* the next one first: when it is ready, so is its batch */
-    if (search_upcoming(q, 1, next, cost_cb, s) != 1 || pre_find(s, sp, &next[0]) >= 0) {
+    if (ahead(q, 1, limit, next, cost_cb, s) != 1 || pre_find(s, sp, &next[0]) >= 0) {
         rm_clear_error();
         return 0;
     }
-    const int k = search_upcoming(q, s->jobs < limit ? s->jobs : limit, next, cost_cb, s);
+    const int k = ahead(q, s->jobs, limit, next, cost_cb, s);
     if (k < 2 || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))) {
         rm_clear_error();
         return 0;
     }
-    /* keep what is still ahead (an interrupted batch), under these settings */
+    /* keep what the search has not evaluated yet (an interrupted batch, a
+     * speculation that may still come true), under these settings, the
+     * newest first when there is not room for all */
     char sig[sizeof s->pre_sig];
     session_score_signature(s, sp, sig, sizeof sig);
     int keep = 0;
     for (int i = 0; i < s->npre && !strcmp(sig, s->pre_sig); i++)
-        for (int j = 0; j < k; j++)
-            if (space_equal(sp, &s->pre[i].e.arch, &next[j])) {
-                s->pre[keep++] = s->pre[i];
-                break;
-            }
+        if (!search_scored(q, &s->pre[i].arch))
+            s->pre[keep++] = s->pre[i];
+    if (keep > RANK_MAX_JOBS - k) {
+        const int drop = keep - (RANK_MAX_JOBS - k);
+        memmove(s->pre, s->pre + drop, (size_t)(keep - drop) * sizeof *s->pre);
+        keep -= drop;
+    }
     s->npre = keep;
     memcpy(s->pre_sig, sig, sizeof sig);
     rank_entry *rows = NULL;
@@ -557,10 +568,12 @@ static int score_ahead(session *s, int limit)
         unsigned char done[RANK_MAX_JOBS];
         const double t0 = rm_seconds();
         rc = session_score_many(s, sp, next, m, e, done, log);
-        const double share = (rm_seconds() - t0) / m;
+        *(q->phase == PHASE_WARMUP ? &q->t_warm : &q->t_eval) += rm_seconds() - t0;
         for (int i = 0; i < m; i++)
-            if (done[i])
-                s->pre[s->npre++] = (ahead_entry){.e = e[i], .wall = share};
+            if (done[i]) {
+                s->pre[s->npre++] = e[i];
+                s->nscored_ahead++;
+            }
         free(e);
     }
     if (log)
@@ -701,7 +714,7 @@ int session_search_load(session *s, const char *path)
     }
     search_free(&s->srch);
     s->srch = t;
-    s->npre = s->nahead = 0;
+    s->npre = s->nahead = s->nscored_ahead = 0;
     s->search_o = t.o;
     s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);

@@ -100,9 +100,13 @@ static void print_status(const session *s)
     printf("  time: warm-up %.1f s, forest %.1f s, evaluation %.1f s; state %s\n", q->t_warm,
            q->t_forest, q->t_eval, s->state_path[0] ? s->state_path : "not saved (set state FILE)");
     print_cached(q);
-    if (s->nahead)
-        printf("  scored ahead, %d at a time: %d evaluations (this session)\n", s->jobs,
-               s->nahead);
+    if (s->nahead) {
+        const int spent = s->nscored_ahead - s->nahead;
+        printf("  scored ahead, %d at a time: %d evaluations (this session)", s->jobs, s->nahead);
+        if (spent > 0)
+            printf("; %d more scored for outcomes that did not come (yet)", spent);
+        printf("\n");
+    }
     if (q->stop_reason[0])
         printf("  finished: %s\n", q->stop_reason);
 }
