@@ -282,21 +282,27 @@ static void sig_value(const char *sig, const char *key, const char *dflt, char *
  * (have), as "steps 150 here, 40 in the log; ...". */
 static void sig_diff(const char *want, const char *have, char *out, size_t size)
 {
-    static const char *const keys[] = {"batch", "gamma", "beta", "steps", "lr", "momentum",
-                                       "wd", "centered", "teacher_bn", "data_seed",
-                                       "init_seed", "teacher", "dataset", "space", "device",
-                                       "conv", "numerics", "threads"};
     size_t n = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < sizeof keys / sizeof *keys && n < size; i++) {
-        const char *dflt = !strcmp(keys[i], "threads") ? "1" : "(none)";
-        char a[1100], b[1100];
-        sig_value(want, keys[i], dflt, a, sizeof a);
-        sig_value(have, keys[i], dflt, b, sizeof b);
-        if (strcmp(a, b))
-            n += (size_t)snprintf(out + n, size - n, "%s%s %s here, %s in the log",
-                                  n ? "; " : "", keys[i], a, b);
-    }
+    /* every key of this line, then those only the log's has */
+    for (int side = 0; side < 2; side++)
+        for (const char *p = side ? have : want; *p && n < size;) {
+            char key[64], a[1100], b[1100];
+            const size_t kl = strcspn(p, " \n");
+            snprintf(key, sizeof key, "%.*s", (int)kl, p);
+            const char *dflt = !strcmp(key, "threads") ? "1" : "(none)";
+            sig_value(want, key, dflt, a, sizeof a);
+            sig_value(have, key, dflt, b, sizeof b);
+            char here[8];
+            sig_value(want, key, "", here, sizeof here);
+            if (strcmp(a, b) && (!side || !here[0]))
+                n += (size_t)snprintf(out + n, size - n, "%s%s %s here, %s in the log",
+                                      n ? "; " : "", key, a, b);
+            p += kl;
+            p += strspn(p, " ");
+            p += strcspn(p, " \n"); /* the value */
+            p += strspn(p, " \n");
+        }
     if (!out[0])
         snprintf(out, size, "the line differs");
 }
