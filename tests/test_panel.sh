@@ -78,6 +78,45 @@ if wait_for "^step +[0-9]+ +loss" 60; then ok "the student trained in the panel 
   notok "the student trained in the panel goes on at the prompt"; fi
 prompt
 
+# jobs 2 with the RMI evaluator: the panel shows the jobs scoring ahead
+# (j: the next one in full); p pauses in the middle, r goes on; the search
+# makes the evaluations of the same search run in batch with one job
+start="search start rminas n_warm 10 n_collect 4 n_fitting 100 trees 10"
+"$R" -b -c 'set threads 1' -c 'load dataset cifar10' -c 'load teacher resnet20' -c 'set steps 3' \
+  -c 'set seed 5' -c "$start" -c 'search run' -c "export csv search $tmp/ref.csv" > "$tmp/ref.log" 2>&1
+T send-keys -t p "set steps 3" Enter "set seed 5" Enter "set jobs 2" Enter "set evaluator rmi" Enter \
+  "$start" Enter
+prompt
+T send-keys -t p "panel" Enter
+wait_for "rminas panel"
+T send-keys -t p r
+if wait_for "^scoring ahead: 2 jobs, [0-9] of 2 done" 30 && wait_for "^job 1/2 \|" 30 &&
+   wait_for "^step [1-3]/3  loss [0-9]" 30 && wait_for "^> job 1 +step +[1-3]/3 +loss +[0-9]" 30 &&
+   wait_for "^  job 2 " 30; then
+  ok "jobs 2: the panel shows both jobs scoring ahead, one in full"; else
+  notok "jobs 2: the panel shows both jobs scoring ahead, one in full"; fi
+T send-keys -t p j
+if wait_for "^job 2/2 \|" 30 && wait_for "^> job 2 " 30; then ok "j shows the next job in full"; else
+  notok "j shows the next job in full"; fi
+T send-keys -t p p
+if wait_for "^paused" 30 && ! T capture-pane -t p -p | grep -q "search rminas +done"; then
+  ok "p pauses the jobs' search"; else notok "p pauses the jobs' search"; fi
+T send-keys -t p r
+wait_for "^done: \|" 120
+T send-keys -t p q
+prompt
+T send-keys -t p "export csv search $tmp/pj.csv" Enter
+wait_for "^wrote $tmp/pj.csv"
+cut -d, -f1-4,10,11 "$tmp/ref.csv" > "$tmp/ref.cut" 2>/dev/null
+cut -d, -f1-4,10,11 "$tmp/pj.csv" > "$tmp/pj.cut" 2>/dev/null
+if [ -s "$tmp/ref.cut" ] && cmp -s "$tmp/ref.cut" "$tmp/pj.cut"; then
+  ok "paused and resumed in the panel with jobs 2: the $(($(wc -l < "$tmp/ref.cut") - 1)) evaluations of one job"
+else
+  notok "paused and resumed in the panel with jobs 2: the evaluations of one job"
+  diff "$tmp/ref.cut" "$tmp/pj.cut" | sed 's/^/# /'
+fi
+prompt
+
 T resize-window -t p -x 50 -y 15 2>/dev/null || T resize-pane -t p -x 50 -y 15
 sleep 0.3
 T send-keys -t p "panel" Enter

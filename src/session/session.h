@@ -28,6 +28,23 @@ typedef struct rank_entry {
     int logged;          /* taken from the score log, not scored again */
 } rank_entry;
 
+/* jobs > 1: what one scoring job is doing, for a view of concurrent work
+ * (the panel). The histories hold `step` entries. */
+typedef struct job_view {
+    int busy;                        /* scoring now (else the values are its last) */
+    char name[1024];                 /* the student's architecture string */
+    int step, steps, diverged;
+    double loss, ce, cka[RMI_LAYERS];
+    double *h_loss, *h_cka[RMI_LAYERS]; /* cap entries each (owned by the jobs) */
+    int cap;
+} job_view;
+/* Called in the thread that started the jobs, at once, about every 0.1 s
+ * and when a job finishes an architecture, with the njobs jobs' views and
+ * how many of the n architectures to score are done. It runs under the
+ * jobs' lock (they wait for it at their next step), so it must not call
+ * into the session. Nonzero stops the jobs as an interrupt does. */
+typedef int (*jobs_watch_fn)(const job_view *jobs, int njobs, int done, int n, void *user);
+
 typedef struct session {
     const backend *be;
     int threads;
@@ -94,7 +111,11 @@ typedef struct session {
     /* called after every training step of an RMI evaluation (score, rank,
      * search), e.g. to redraw a panel; nonzero interrupts */
     rmi_step_fn step_hook;
-    void *hook_user;
+    /* with jobs > 1: called while the jobs score (jobs_watch_fn), in the
+     * thread that started them; with it set, a search scores ahead under a
+     * step_hook too (which then sees only the evaluations it makes alone) */
+    jobs_watch_fn jobs_hook;
+    void *hook_user;               /* both hooks' user */
 
     /* set from a signal handler: long operations stop at the next step */
     volatile sig_atomic_t interrupt;

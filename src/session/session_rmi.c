@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "session/session.h"
@@ -519,6 +520,8 @@ typedef struct rank_pool {
     int running;     /* worker threads not yet finished */
     int stop;        /* hand out no more; scores under way stop at their next step */
     char err[1024];  /* the first worker's error ("" none) */
+    job_view *view;  /* per job, with s->jobs_hook; else NULL */
+    int scored;      /* architectures finished here */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a worker finished an architecture, or itself */
 } rank_pool;
@@ -529,11 +532,45 @@ typedef struct rank_job {
     pthread_t t;
 } rank_job;
 
+/* e's progress into v (under the pool's lock): the new history entries
+ * only; without room for them (no memory) the history stops growing. */
+static void view_update(job_view *v, const rmi_eval *e)
+{
+    if (e->step > v->cap) {
+        const int cap = e->step > e->s.steps ? e->step : e->s.steps;
+        double *h[1 + RMI_LAYERS] = {v->h_loss, v->h_cka[0], v->h_cka[1], v->h_cka[2]};
+        int ok = 1;
+        for (int i = 0; i < 1 + RMI_LAYERS; i++) {
+            double *t = realloc(h[i], (size_t)cap * sizeof *t);
+            ok &= t != NULL;
+            h[i] = t ? t : h[i];
+        }
+        v->h_loss = h[0];
+        for (int l = 0; l < RMI_LAYERS; l++)
+            v->h_cka[l] = h[1 + l];
+        if (ok)
+            v->cap = cap;
+    }
+    for (int i = v->step; i < e->step && i < v->cap; i++) {
+        v->h_loss[i] = e->h_loss[i];
+        for (int l = 0; l < RMI_LAYERS; l++)
+            v->h_cka[l][i] = e->h_cka[l][i];
+    }
+    v->step = e->step < v->cap ? e->step : v->cap;
+    v->steps = e->s.steps;
+    v->diverged = e->diverged;
+    v->loss = e->loss;
+    v->ce = e->ce;
+    memcpy(v->cka, e->cka, sizeof v->cka);
+}
+
 static int rank_poll(const rmi_eval *e, void *user)
 {
-    (void)e;
-    rank_pool *p = user;
+    rank_job *j = user;
+    rank_pool *p = j->p;
     pthread_mutex_lock(&p->mu);
+    if (p->view)
+        view_update(&p->view[j->slot], e);
     const int stop = p->stop;
     pthread_mutex_unlock(&p->mu);
     return stop;
@@ -554,10 +591,24 @@ static void *rank_worker(void *arg)
             break;
         const int k = p->next++;
         p->st[k] = RK_RUN;
+        if (p->view) {
+            job_view *v = &p->view[j->slot];
+            v->busy = 1;
+            v->step = 0;
+            v->steps = s->rmi.steps;
+            v->diverged = 0;
+            v->loss = v->ce = NAN;
+            for (int l = 0; l < RMI_LAYERS; l++)
+                v->cka[l] = NAN;
+            p->sp->format(&p->archs[k], v->name, sizeof v->name);
+        }
         pthread_mutex_unlock(&p->mu);
-        rc = rank_score(s, p->sp, &p->archs[k], &p->e[k], rank_poll, p);
+        rc = rank_score(s, p->sp, &p->archs[k], &p->e[k], rank_poll, j);
         pthread_mutex_lock(&p->mu);
         p->st[k] = rc == 0 ? RK_DONE : RK_TODO; /* an interrupted score is dropped */
+        p->scored += rc == 0;
+        if (p->view)
+            p->view[j->slot].busy = 0;
         pthread_cond_signal(&p->cv);
     }
     if (rc < 0 && !p->err[0])
@@ -624,6 +675,8 @@ static int rank_parallel(session *s, const space *sp, const sarch *archs, int n,
     rank_job *j = calloc((size_t)jobs, sizeof *j);
     if (!j)
         return rm_error("out of memory");
+    /* without memory for the views the jobs run unwatched */
+    p.view = s->jobs_hook ? calloc((size_t)jobs, sizeof *p.view) : NULL;
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     int started = 0, rc = 0, done = 0;
@@ -639,16 +692,36 @@ static int rank_parallel(session *s, const space *sp, const sarch *archs, int n,
         snprintf(p.err, sizeof p.err, "cannot start a scoring thread");
     }
     for (;;) {
-        if (rank_collect(&p, log, col, &done, cb, user, &rc))
+        const int moved = rank_collect(&p, log, col, &done, cb, user, &rc);
+        if (p.view && !rc && s->jobs_hook(p.view, jobs, p.scored, todo, s->hook_user)) {
+            rc = 1;
+            p.stop = 1;
+        }
+        if (moved)
             continue;
         if (!p.running)
             break;
-        pthread_cond_wait(&p.cv, &p.mu);
+        if (p.view) {
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            t.tv_nsec += 100000000L;
+            t.tv_sec += t.tv_nsec / 1000000000L;
+            t.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&p.cv, &p.mu, &t);
+        } else {
+            pthread_cond_wait(&p.cv, &p.mu);
+        }
     }
     pthread_mutex_unlock(&p.mu);
     for (int i = 0; i < started; i++)
         pthread_join(j[i].t, NULL);
     free(j);
+    for (int i = 0; p.view && i < jobs; i++) {
+        free(p.view[i].h_loss);
+        for (int l = 0; l < RMI_LAYERS; l++)
+            free(p.view[i].h_cka[l]);
+    }
+    free(p.view);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
     if (!rc && p.err[0])

@@ -513,15 +513,16 @@ static int upcoming(search *q, int k, int steps, sarch *out, search_cost_fn cost
  * them that are neither in s->pre nor in the score log, are scored
  * concurrently into s->pre (and the log), where eval_rmi takes them: the
  * same evaluations in the same order as with one job. The batch's wall
- * time goes on the phase's clock. Not under the panel (its hook, which
- * redraws and reads keys, runs only in the evaluating thread). 0 (also when
+ * time goes on the phase's clock. Not under a step_hook alone (it runs only
+ * in the evaluating thread): with one, a jobs_hook must watch the batch
+ * (the panel). 0 (also when
  * the batch failed: the evaluations then run one by one, and report their
  * own errors) or 1 when interrupted (the finished ones are kept). */
 static int score_ahead(session *s, int limit)
 {
     search *q = &s->srch;
     const space *sp = q->sp;
-    if (s->jobs < 2 || s->evaluator != EVAL_RMI || s->step_hook || limit < 2)
+    if (s->jobs < 2 || s->evaluator != EVAL_RMI || (s->step_hook && !s->jobs_hook) || limit < 2)
         return 0;
     sarch next[RANK_MAX_JOBS];
     int (*ahead)(search *, int, int, sarch *, search_cost_fn, void *) =

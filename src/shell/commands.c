@@ -837,7 +837,7 @@ const command shell_commands[] = {
      cmd_load, load_subs},
     {"panel", "",
      "full-screen view: CKA bars and history, loss curve, search progress; keys s/S step, i init, "
-     "r run the search, p pause, q back",
+     "r run the search, p pause, j the next job in full (jobs > 1), q back",
      cmd_panel, NULL},
     {"profile", PROFILE_USAGE,
      "time every backend operation (on: from now on; show, the default: calls and seconds by "

@@ -20,8 +20,11 @@ enum { MODE_IDLE, MODE_STEPS, MODE_SEARCH };
 
 typedef struct panel {
     shell *sh;
-    int mode, steps_left, quit, too_small;
+    int mode, steps_left, quit, too_small, init_req;
     const rmi_eval *live;      /* the evaluation in progress inside a search */
+    const job_view *jobs;      /* jobs > 1: the jobs scoring ahead for the search */
+    int njobs, jobs_done, jobs_n;
+    int sel;                   /* the job shown in full (j: the next one) */
     double last_draw;
     char msg[1200];
 } panel;
@@ -90,6 +93,54 @@ static void curve(int y0, int x0, int height, int width, const double *h, int n)
     }
 }
 
+/* The job shown in full: the selected one if it is scoring, else the next
+ * one that is. */
+static int shown_job(const panel *p)
+{
+    for (int i = 0; i < p->njobs; i++) {
+        const int k = (p->sel + i) % p->njobs;
+        if (p->jobs[k].busy)
+            return k;
+    }
+    return p->sel % p->njobs;
+}
+
+/* A student's progress: the shell's, a search's evaluation (live) or a job's. */
+static int student(int y, const char *title, const job_view *v)
+{
+    const int W = COLS;
+    mvprintw(y++, 0, "%s %.*s", title, W - (int)strlen(title) - 2, v->name);
+    if (v->step)
+        mvprintw(y++, 0, "step %d/%d  loss %.6f  CE %.6f%s", v->step, v->steps, v->loss, v->ce,
+                 v->diverged ? "  DIVERGED (+inf)" : "");
+    else
+        mvprintw(y++, 0, "step 0/%d  (building the student)", v->steps);
+    int bw = W / 3, hw = W - bw - 22;
+    for (int l = 0; l < RMI_LAYERS; l++, y++) {
+        mvprintw(y, 0, "CKA%d %.4f", l + 1, v->cka[l]);
+        bar(y, 12, bw, v->cka[l]);
+        spark(y, bw + 16, hw, v->h_cka[l], v->step, 0, 1);
+    }
+    mvprintw(y++, 0, "loss (log scale) over %d steps", v->step);
+    curve(y, 0, 6, W, v->h_loss, v->step);
+    return y + 6;
+}
+
+static void eval_view(job_view *v, const rmi_eval *e)
+{
+    snprintf(v->name, sizeof v->name, "%s", e->student.name);
+    v->busy = 1;
+    v->step = e->step;
+    v->steps = e->s.steps;
+    v->diverged = e->diverged;
+    v->loss = e->loss;
+    v->ce = e->ce;
+    memcpy(v->cka, e->cka, sizeof v->cka);
+    v->h_loss = e->h_loss;
+    memcpy(v->h_cka, e->h_cka, sizeof v->h_cka);
+    v->cap = e->s.steps;
+}
+
 static void draw(panel *p)
 {
     session *s = &p->sh->s;
@@ -101,28 +152,24 @@ static void draw(panel *p)
     int W = COLS;
     attron(A_REVERSE);
     mvprintw(0, 0, "%-*.*s", W, W,
-             " rminas panel   q back  s step  S 10 steps  i init  r run search  p pause");
+             " rminas panel   q back  s step  S 10 steps  i init  r run search  p pause  j next job");
     attroff(A_REVERSE);
     mvprintw(1, 0, "dataset %s  teacher %s  batch %s  benchmark %s",
              s->train.n ? s->data_name : "-", s->teacher.g ? s->teacher.name : "-",
              s->data.n ? "selected" : "-", s->bench.nrows ? "nb201" : "-");
 
-    /* the student: the search's evaluation in progress, else the shell's */
+    /* the student: a job's or the search's evaluation in progress, else the
+     * shell's */
     const rmi_eval *e = p->live ? p->live : (s->eval.student.g ? &s->eval : NULL);
-    int y = 3;
-    if (e) {
-        mvprintw(y++, 0, "%s %.*s", p->live ? "evaluating" : "student", W - 12, e->student.name);
-        mvprintw(y++, 0, "step %d/%d  loss %.6f  CE %.6f%s", e->step, e->s.steps, e->loss, e->ce,
-                 e->diverged ? "  DIVERGED (+inf)" : "");
-        int bw = W / 3, hw = W - bw - 22;
-        for (int l = 0; l < RMI_LAYERS; l++, y++) {
-            mvprintw(y, 0, "CKA%d %.4f", l + 1, e->cka[l]);
-            bar(y, 12, bw, e->cka[l]);
-            spark(y, bw + 16, hw, e->h_cka[l], e->step, 0, 1);
-        }
-        mvprintw(y++, 0, "loss (log scale) over %d steps", e->step);
-        curve(y, 0, 6, W, e->h_loss, e->step);
-        y += 6;
+    int y = 3, shown = p->jobs ? shown_job(p) : -1;
+    if (shown >= 0) {
+        char title[48];
+        snprintf(title, sizeof title, "job %d/%d", shown + 1, p->njobs);
+        y = student(y, title, &p->jobs[shown]);
+    } else if (e) {
+        job_view v;
+        eval_view(&v, e);
+        y = student(y, p->live ? "evaluating" : "student", &v);
     } else {
         mvprintw(y++, 0, "no student (arch set STRING, then i to init, s to step)");
         y += 10;
@@ -147,6 +194,16 @@ static void draw(panel *p)
         }
         mvprintw(y++, 0, "time: warm-up %.0f s  forest %.1f s  evaluation %.0f s%s%s", q->t_warm,
                  q->t_forest, q->t_eval, q->stop_reason[0] ? "  done: " : "", q->stop_reason);
+        if (p->jobs) {
+            mvprintw(y++, 0, "scoring ahead: %d jobs, %d of %d done", p->njobs, p->jobs_done,
+                     p->jobs_n);
+            for (int i = 0; i < p->njobs && y < LINES - 2; i++, y++) {
+                const job_view *v = &p->jobs[i];
+                mvprintw(y, 0, "%c job %-2d %-4s step %3d/%-3d loss %10.5g %.*s",
+                         i == shown ? '>' : ' ', i + 1, v->busy ? "" : "idle", v->step, v->steps,
+                         v->step ? v->loss : NAN, W - 50, v->name);
+            }
+        }
         for (int i = q->n - 1; i >= 0 && y < LINES - 2; i--, y++) {
             const search_record *r = &q->rec[i];
             char str[SPACE_STRLEN];
@@ -189,12 +246,11 @@ static int keys(panel *p)
             }
             break;
         case 'i':
-            if (p->mode == MODE_IDLE) {
-                if (session_student_init(&p->sh->s) < 0)
-                    snprintf(p->msg, sizeof p->msg, "init: %s", rm_last_error());
-                else
-                    snprintf(p->msg, sizeof p->msg, "a fresh student");
-            }
+            /* done by the panel's loop, not inside a step */
+            p->init_req = p->mode == MODE_IDLE;
+            break;
+        case 'j':
+            p->sel = p->njobs ? (shown_job(p) + 1) % p->njobs : p->sel + 1;
             break;
         case 'r':
             if (p->mode == MODE_IDLE) {
@@ -222,6 +278,32 @@ static int hook(const rmi_eval *e, void *user)
     return stop || p->too_small || g_term;
 }
 
+/* jobs > 1: the search's evaluations scored ahead, several at once */
+static int watch(const job_view *jobs, int njobs, int done, int n, void *user)
+{
+    panel *p = user;
+    p->jobs = jobs;
+    p->njobs = njobs;
+    p->jobs_done = done;
+    p->jobs_n = n;
+    int stop = keys(p);
+    if (rm_seconds() - p->last_draw > 0.09)
+        draw(p);
+    p->jobs = NULL;
+    return stop || p->too_small || g_term;
+}
+
+/* after each evaluation of the search */
+static int evaluated(const session *s, void *user)
+{
+    (void)s;
+    panel *p = user;
+    int stop = keys(p);
+    if (rm_seconds() - p->last_draw > 0.05)
+        draw(p);
+    return stop || p->too_small || g_term || p->mode != MODE_SEARCH;
+}
+
 int panel_run(shell *sh)
 {
     session *s = &sh->s;
@@ -245,6 +327,7 @@ int panel_run(shell *sh)
     nodelay(stdscr, TRUE);
     curs_set(0);
     s->step_hook = hook;
+    s->jobs_hook = watch;
     s->hook_user = &p;
     int err = 0;
     snprintf(p.msg, sizeof p.msg, "ready");
@@ -255,6 +338,13 @@ int panel_run(shell *sh)
         keys(&p);
         if (p.quit)
             break;
+        if (p.init_req) {
+            p.init_req = 0;
+            if (session_student_init(s) < 0)
+                snprintf(p.msg, sizeof p.msg, "init: %s", rm_last_error());
+            else
+                snprintf(p.msg, sizeof p.msg, "a fresh student");
+        }
         if (p.mode == MODE_STEPS) {
             int rc = session_student_step(s, 1, NULL, NULL);
             if (rc < 0) {
@@ -264,7 +354,9 @@ int panel_run(shell *sh)
                 p.mode = MODE_IDLE;
             }
         } else if (p.mode == MODE_SEARCH) {
-            int rc = session_search_step(s, 1, NULL, NULL);
+            /* to the end, or until a key stops it: all of it at once, so that
+             * jobs > 1 score ahead */
+            int rc = session_search_step(s, -1, evaluated, &p);
             if (rc < 0) {
                 snprintf(p.msg, sizeof p.msg, "search: %s", rm_last_error());
                 p.mode = MODE_IDLE;
@@ -284,6 +376,7 @@ int panel_run(shell *sh)
         }
     }
     s->step_hook = NULL;
+    s->jobs_hook = NULL;
     s->hook_user = NULL;
     int cols = COLS, lines = LINES;
     endwin();
