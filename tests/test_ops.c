@@ -433,8 +433,9 @@ static double rel_diff(const float *a, const float *b, size_t n)
 
 #ifdef HAVE_DNNL
 /* Our Winograd F(2x2, 3x3) (set conv winograd2): called directly on the
- * shapes it takes (odd sizes and partial tiles, 8 / 16 / 24 channels for
- * both GEMM column paths, several chunks of 64 tiles, 1-3 threads), then
+ * shapes it takes (odd sizes and partial tiles, 8 to 136 channels for
+ * every GEMM column block, 8- and 16-wide, several chunks of 64 tiles, 1-3
+ * threads), then
  * the table under winograd2, which sends the other shapes to oneDNN. */
 static void test_conv_wino2(void)
 {
@@ -459,6 +460,10 @@ static void test_conv_wino2(void)
     backend_cpu_set_threads(1);
     test_conv(3, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 0);
     backend_cpu_set_threads(2);
+    /* more column blocks of the 16-wide products: 48 = 32 + 16, 40 = 32 + 8,
+     * 136 = 2 x 64 + 8 */
+    test_conv(2, 48, 6, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1);
+    test_conv(1, 8, 4, 6, 136, 3, 3, 1, 1, 1, 1, 0, 0);
     ci = &conv_table;
     backend_cpu_set_conv("winograd2");
     ok(!strcmp(backend_cpu_conv(), "winograd2"), "backend_cpu_set_conv(\"winograd2\")");

@@ -1,7 +1,9 @@
 /* Winograd F(2x2, 3x3) convolutions of our own (`set conv winograd2`), for
  * the shapes that take nearly all of an NAS-Bench-201 step: 3x3, stride 1,
  * padding 1, undilated, ungrouped, channels in multiples of 8. AVX2 + FMA
- * only (cpu_wino_ok says no elsewhere, and the table runs oneDNN instead).
+ * only (cpu_wino_ok says no elsewhere, and the table runs oneDNN instead);
+ * with AVX-512 the products run 16 wide (gemm16), each element the same
+ * chain of FMAs as in the 8-wide kernel.
  *
  * Forward, per sample: the input is packed into a zero-padded,
  * channel-blocked layout P[c/8][y][x][8] (ReLU applied under relu_in), each
@@ -25,6 +27,7 @@
 
 #include <omp.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -65,12 +68,17 @@ static void plan(const conv_desc *d, wplan *p)
 }
 
 #ifdef WINO_X86
-static int wino_have;
+static int wino_have, wino_512;
 static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
 static void wino_init(void)
 {
     __builtin_cpu_init();
     wino_have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    /* the products in 16-wide registers where there are (the same sums in
+     * the same order: the same results to the bit); RMINAS_WINO_AVX2=1
+     * keeps the 8-wide ones, for comparisons */
+    const char *e = getenv("RMINAS_WINO_AVX2");
+    wino_512 = wino_have && __builtin_cpu_supports("avx512f") && !(e && *e && strcmp(e, "0"));
 }
 #endif
 
@@ -339,9 +347,107 @@ static inline __attribute__((always_inline)) void kern(int R, int NV, int red, i
     default: break;                                                                     \
     }
 
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+
+/* kern with 16-wide registers: columns k0 .. k0 + 16*NV - 1; each element
+ * the same chain of FMAs as kern's */
+static inline __attribute__((always_inline)) void kern16(int R, int NV, int red, int K,
+                                                         const float *A, size_t ai,
+                                                         size_t ar, const float *B,
+                                                         float *C, int acc)
+{
+    __m512 c[12][4];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            c[i][v] = acc ? _mm512_loadu_ps(C + (size_t)i * K + v * 16) : _mm512_setzero_ps();
+    for (int j = 0; j < red; j++) {
+        __m512 b[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            b[v] = _mm512_loadu_ps(B + (size_t)j * K + v * 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < R; i++) {
+            __m512 a = _mm512_set1_ps(A[i * ai + j * ar]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            _mm512_storeu_ps(C + (size_t)i * K + v * 16, c[i][v]);
+}
+
+/* rows r .. r + RB*... of one column block: blocks of RB rows, then the
+ * rest one constant count at a time */
+#define K16(R, NV) kern16(R, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc)
+#define K16_ROWS(RB, NV)                        \
+    for (; r + RB <= rows; r += RB)             \
+        K16(RB, NV);                            \
+    switch (rows - r) {                         \
+    case 11: K16(11, NV); break;                \
+    case 10: K16(10, NV); break;                \
+    case 9: K16(9, NV); break;                  \
+    case 8: K16(8, NV); break;                  \
+    case 7: K16(7, NV); break;                  \
+    case 6: K16(6, NV); break;                  \
+    case 5: K16(5, NV); break;                  \
+    case 4: K16(4, NV); break;                  \
+    case 3: K16(3, NV); break;                  \
+    case 2: K16(2, NV); break;                  \
+    case 1: K16(1, NV); break;                  \
+    default: break;                             \
+    }
+
+static void gemm16(int rows, int red, int K, const float *A, size_t ai, size_t ar,
+                   const float *B, float *C, int acc)
+{
+    int k0 = 0;
+    for (; k0 + 64 <= K; k0 += 64) {
+        const float *b = B + k0;
+        float *c = C + k0;
+        int r = 0;
+        K16_ROWS(6, 4)
+    }
+    if (k0 + 32 <= K) {
+        const float *b = B + k0;
+        float *c = C + k0;
+        int r = 0;
+        K16_ROWS(12, 2)
+        k0 += 32;
+    }
+    if (k0 + 16 <= K) {
+        const float *b = B + k0;
+        float *c = C + k0;
+        int r = 0;
+        K16_ROWS(12, 1)
+        k0 += 16;
+    }
+    if (k0 < K) { /* 8 columns */
+        const float *b = B + k0;
+        float *c = C + k0;
+        int r = 0;
+        for (; r + 6 <= rows; r += 6)
+            kern(6, 1, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc);
+        KERN_TAIL(1)
+    }
+}
+#undef K16_ROWS
+#undef K16
+#pragma GCC pop_options
+
 static void gemm(int rows, int red, int K, const float *A, size_t ai, size_t ar,
                  const float *B, float *C, int acc)
 {
+    if (wino_512) {
+        gemm16(rows, red, K, A, ai, ar, B, C, acc);
+        return;
+    }
     for (int k0 = 0; k0 < K; k0 += 16) {
         const float *b = B + k0;
         float *c = C + k0;
