@@ -250,7 +250,7 @@ static int keys(panel *p)
             p->init_req = p->mode == MODE_IDLE;
             break;
         case 'j':
-            p->sel = p->njobs ? (shown_job(p) + 1) % p->njobs : p->sel + 1;
+            p->sel = p->jobs ? (shown_job(p) + 1) % p->njobs : p->sel + 1;
             break;
         case 'r':
             if (p->mode == MODE_IDLE) {
@@ -290,6 +290,7 @@ static int watch(const job_view *jobs, int njobs, int done, int n, void *user)
     if (rm_seconds() - p->last_draw > 0.09)
         draw(p);
     p->jobs = NULL;
+    p->njobs = 0;
     return stop || p->too_small || g_term;
 }
 
