@@ -124,35 +124,6 @@ static wslice slice(const wplan *p, float *work, int tid)
     return r;
 }
 
-/* U[xi][ci][co] = (G g G^T)[xi] of the kernel from input channel ci to output
- * channel co: g = w[co][ci] (forward) or, flipped, w[ci][co] rotated by 180
- * degrees (backward data: ci runs over the forward's outputs). */
-static void wtrans(const float *w, int cin, int cout, int flip, float *U)
-{
-    const int ni = flip ? cout : cin, no = flip ? cin : cout;
-    for (int ci = 0; ci < ni; ci++)
-        for (int co = 0; co < no; co++) {
-            const float *g = flip ? w + ((size_t)ci * cin + co) * 9
-                                  : w + ((size_t)co * cin + ci) * 9;
-            float k[3][3], t[4][3];
-            for (int r = 0; r < 3; r++)
-                for (int s = 0; s < 3; s++)
-                    k[r][s] = flip ? g[(2 - r) * 3 + (2 - s)] : g[r * 3 + s];
-            for (int s = 0; s < 3; s++) {
-                t[0][s] = k[0][s];
-                t[1][s] = 0.5f * (k[0][s] + k[1][s] + k[2][s]);
-                t[2][s] = 0.5f * (k[0][s] - k[1][s] + k[2][s]);
-                t[3][s] = k[2][s];
-            }
-            for (int r = 0; r < 4; r++) {
-                float u[4] = {t[r][0], 0.5f * (t[r][0] + t[r][1] + t[r][2]),
-                              0.5f * (t[r][0] - t[r][1] + t[r][2]), t[r][2]};
-                for (int q = 0; q < 4; q++)
-                    U[((size_t)(r * 4 + q) * ni + ci) * no + co] = u[q];
-            }
-        }
-}
-
 /* dw[co][ci] += G^T dU[xi][ci][co] G */
 static void wgrad_out(const double *dU, int cin, int cout, float *dw)
 {
@@ -202,6 +173,46 @@ static inline void tr8(__m256 r[8])
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
+
+/* U[xi][ci][co] = (G g G^T)[xi] of the kernel from input channel ci to output
+ * channel co: g = w[co][ci] (forward) or, flipped, w[ci][co] rotated by 180
+ * degrees (backward data: ci runs over the forward's outputs), 8 output
+ * channels at a time. */
+static void wtrans(const float *w, int cin, int cout, int flip, float *U)
+{
+    const int ni = flip ? cout : cin, no = flip ? cin : cout;
+    const __m256 h = _mm256_set1_ps(0.5f);
+    for (int ci = 0; ci < ni; ci++) /* no is a multiple of 8 */
+        for (int co = 0; co < no; co += 8) {
+            float g8[9][8];
+            for (int l = 0; l < 8; l++) {
+                const float *g = flip ? w + ((size_t)ci * cin + co + l) * 9
+                                      : w + ((size_t)(co + l) * cin + ci) * 9;
+                for (int q = 0; q < 9; q++)
+                    g8[q][l] = g[flip ? 8 - q : q];
+            }
+            __m256 k[3][3], t[4][3];
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++)
+                    k[r][s] = _mm256_loadu_ps(g8[r * 3 + s]);
+            for (int s = 0; s < 3; s++) {
+                t[0][s] = k[0][s];
+                t[1][s] = _mm256_mul_ps(h, _mm256_add_ps(_mm256_add_ps(k[0][s], k[1][s]), k[2][s]));
+                t[2][s] = _mm256_mul_ps(h, _mm256_add_ps(_mm256_sub_ps(k[0][s], k[1][s]), k[2][s]));
+                t[3][s] = k[2][s];
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m256 u[4] = {
+                    t[r][0],
+                    _mm256_mul_ps(h, _mm256_add_ps(_mm256_add_ps(t[r][0], t[r][1]), t[r][2])),
+                    _mm256_mul_ps(h, _mm256_add_ps(_mm256_sub_ps(t[r][0], t[r][1]), t[r][2])),
+                    t[r][2]};
+                for (int q = 0; q < 4; q++)
+                    _mm256_storeu_ps(U + ((size_t)(r * 4 + q) * ni + ci) * no + co, u[q]);
+            }
+        }
+}
+
 
 /* P[cb][1 + y][1 + x][l] = in[cb*8 + l][y][x] (max(.,0) under relu), the
  * border and the rows/columns past the image zero */
