@@ -312,6 +312,30 @@ check "export of a search before any" 1 "no search" -- -c "export csv search $tm
 check "export of an unknown kind" 1 "can export 'steps', 'rank', 'search' or 'profile'" -- -c "export csv weights $tmp/w.csv"
 check "load benchmark of an unknown kind" 1 "unknown benchmark 'nb301'" -- -c "load benchmark nb301"
 check "the 12-epoch table loads" 0 "benchmark nb201-12 .*cifar100_valid" -- -c "load benchmark nb201-12"
+# damaged benchmark tables: each refused with the file, the line and what is
+# wrong, the session's table kept (the 'arch' header twice once wrote
+# before its row buffer: found by tests/test_fuzz under AddressSanitizer)
+A1='|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|'
+A2='|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'
+printf 'arch,x,arch\n%s,1,%s\n' "$A1" "$A1" > "$tmp/b1.csv"
+printf 'arch,x,x\n%s,1,2\n' "$A1" > "$tmp/b2.csv"
+printf 'arch\n%s\n' "$A1" > "$tmp/b3.csv"
+printf 'arch,x\n%s,1\n%s,2\n' "$A1" "$A1" > "$tmp/b4.csv"
+printf 'arch,x\n%s,1\n%s\n' "$A1" "$A2" > "$tmp/b5.csv"
+printf 'arch,x\n%s,1x\n' "$A1" > "$tmp/b6.csv"
+printf 'arch,x\n%s,1,2\n' "$A1" > "$tmp/b7.csv"
+n_b=0
+for want in "b1.csv line 1: column 'arch' twice in the header" "b2.csv line 1: column 'x' twice in the header" \
+  "b3.csv line 1: no column besides 'arch' in the header" "b4.csv line 3: architecture listed twice" \
+  "b5.csv line 3: fewer fields than the header's" "b6.csv line 2: column 'x': '1x' is not a number" \
+  "b7.csv line 2: more fields than the header's"; do
+  n_b=$((n_b + 1))
+  check "a damaged benchmark table is refused: ${want#*: }" 1 "$want" -- -c "load benchmark nb201" \
+    -c "load benchmark nb201 $tmp/b$n_b.csv" -c "arch show $A1"
+done
+out=$("$R" -c "load benchmark nb201" -c "load benchmark nb201 $tmp/b1.csv" -c "arch show $A1" 2>&1)
+if printf '%s\n' "$out" | grep -q "cifar10_test [0-9]"; then ok "after a refused table the bundled one is still there"; else
+  notok "after a refused table the bundled one is still there"; printf '%s\n' "$out" | sed 's/^/# /'; fi
 # the man page documents every command of the table
 missing=
 for c in $("$R" -c help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do

@@ -52,15 +52,21 @@ static void on_field(void *s, size_t len, void *data)
         r->col_of_field = nc;
         r->nfields = f + 1;
         if (!strcmp(buf, "arch")) {
+            if (r->arch_col >= 0)
+                return fail(r, "column '%s' twice in the header%s", buf, "");
             r->arch_col = f;
             nc[f] = -1;
             return;
         }
+        for (int i = 0; i < t->ncols; i++)
+            if (!strcmp(t->colname[i], buf))
+                return fail(r, "column '%s' twice in the header%s", buf, "");
         char **cn = realloc(t->colname, (size_t)(t->ncols + 1) * sizeof *cn);
         if (!cn)
             return fail(r, "%s%s", "out of memory", "");
         t->colname = cn;
-        cn[t->ncols] = strdup(buf);
+        if (!(cn[t->ncols] = strdup(buf)))
+            return fail(r, "%s%s", "out of memory", "");
         nc[f] = t->ncols++;
         return;
     }
@@ -98,7 +104,9 @@ static void on_record(int term, void *data)
     if (r->line == 1) {
         if (r->arch_col < 0)
             return fail(r, "no 'arch' column in the header%s%s", "", "");
-        r->row = malloc((size_t)(t->ncols ? t->ncols : 1) * sizeof(double));
+        if (!t->ncols)
+            return fail(r, "no column besides 'arch' in the header%s%s", "", "");
+        r->row = malloc((size_t)t->ncols * sizeof(double));
         if (!r->row)
             return fail(r, "%s%s", "out of memory", "");
     } else {

@@ -332,16 +332,21 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
         return bad(r, "phase", "does not fit the algorithm");
     json_t *pol = json_object_get(root, "policy");
     const int NF = sp->npos * sp->nchoice;
+    if (!json_is_object(pol))
+        return bad(r, "policy", pol ? "is not an object" : "is missing");
     snprintf(rd.where, sizeof rd.where, "policy");
-    if (!json_is_object(pol) || get_array(r, pol, "logits", s->logits, NF) < 0 ||
+    if (get_array(r, pol, "logits", s->logits, NF) < 0 ||
         get_array(r, pol, "m", s->adam_m, NF) < 0 || get_array(r, pol, "v", s->adam_v, NF) < 0 ||
         get_num(r, pol, "baseline", &s->baseline) < 0 ||
         get_int(r, pol, "have_baseline", 0, 1, &s->have_baseline) < 0 ||
         get_int(r, pol, "t", 0, 1 << 30, &s->adam_t) < 0)
         return -1;
     json_t *tm = json_object_get(root, "time");
+    rd.where[0] = 0;
+    if (!json_is_object(tm))
+        return bad(r, "time", tm ? "is not an object" : "is missing");
     snprintf(rd.where, sizeof rd.where, "time");
-    if (!json_is_object(tm) || get_num(r, tm, "warmup", &s->t_warm) < 0 ||
+    if (get_num(r, tm, "warmup", &s->t_warm) < 0 ||
         get_num(r, tm, "forest", &s->t_forest) < 0 || get_num(r, tm, "eval", &s->t_eval) < 0)
         return -1;
     rd.where[0] = 0;
