@@ -16,7 +16,10 @@
  *     refusal names the file and leaves the caller's search untouched;
  *   - a search state loaded by a session (its settings applied, its
  *     benchmark table looked for) is refused with a message and every
- *     setting and the session's search as they were, or leaves a search.
+ *     setting and the session's search as they were, or leaves a search;
+ *   - a score log's rows are taken with a score that is not NaN, counts
+ *     that are not negative, each found by its architecture; a refusal
+ *     names the file.
  * Each input is written to $TMPDIR/rminas-fuzz-PID/TARGET.in before it is
  * tried, so after a crash that file holds it. For a run under AddressSanitizer
  * see doc/fuzzing.md. */
@@ -379,6 +382,7 @@ static int state_seeds(target *t)
         for (int i = 0; i < 6 && s.phase != PHASE_DONE; i++)
             if (search_step(&s, toy_eval, NULL, NULL) < 0)
                 return -1;
+        s.t_warm = s.t_forest = s.t_eval = 0; /* the same seed in every run */
         memset(&ctx1, 0, sizeof ctx1);
         search_ctx_set(&ctx1, "evaluator", "rmi");
         search_ctx_set(&ctx1, "steps", "150");
@@ -430,6 +434,21 @@ static int run_session_state(const target *t, const unsigned char *in, size_t n)
     return 0;
 }
 
+/* the state at path with its clocks zeroed, so that the seed is the same
+ * in every run (the edits fall on the same bytes) */
+static int steady_state(const char *path)
+{
+    search u;
+    if (search_load(&u, &ctx2, path) < 0)
+        return -1;
+    u.t_warm = u.t_forest = u.t_eval = 0;
+    for (int i = 0; i < u.n; i++)
+        u.rec[i].r.seconds = 0.25;
+    const int rc = search_save(&u, &ctx2, path);
+    search_free(&u);
+    return rc;
+}
+
 static int session_seeds(target *t)
 {
     char path[700];
@@ -439,17 +458,83 @@ static int session_seeds(target *t)
         session_set(&S, "n_collect", "2") < 0 || session_set(&S, "trees", "3") < 0 ||
         session_set(&S, "n_fitting", "30") < 0 || session_set(&S, "state", path) < 0 ||
         session_search_start(&S, "rminas") < 0 || session_search_step(&S, 7, NULL, NULL) < 0 ||
-        add_seed_file(t, path) < 0)
+        steady_state(path) < 0 || add_seed_file(t, path) < 0)
         return -1;
     if (session_set(&S, "state", "none") < 0 || session_set(&S, "budget", "4") < 0)
         return -1;
     unlink(path);
     if (session_set(&S, "state", path) < 0 || session_search_start(&S, "reinforce") < 0 ||
-        session_search_step(&S, 3, NULL, NULL) < 0 || add_seed_file(t, path) < 0 ||
+        session_search_step(&S, 3, NULL, NULL) < 0 || steady_state(path) < 0 ||
+        add_seed_file(t, path) < 0 ||
         session_set(&S, "state", "none") < 0)
         return -1;
     unlink(path);
     return 0;
+}
+
+/* ---- score logs (set score_log), read as rank and the search read them ---- */
+
+static int run_score_log(const target *t, const unsigned char *in, size_t n)
+{
+    (void)t;
+    if (write_input(in, n) < 0)
+        return rm_error("cannot write %s", inpath);
+    /* the settings line of this session, so that the rows are what is read */
+    char side[700], sig[4096];
+    snprintf(side, sizeof side, "%s.settings", inpath);
+    session_score_signature(&S, &space_nb201, sig, sizeof sig);
+    FILE *g = fopen(side, "w");
+    if (!g || fputs(sig, g) == EOF || fclose(g) != 0)
+        return rm_error("cannot write %s", side);
+    if (session_set(&S, "score_log", inpath) < 0)
+        return -1;
+    rank_entry *rows = NULL;
+    int nrows = -1;
+    rm_clear_error();
+    FILE *f = session_score_log_open(&S, &space_nb201, &rows, &nrows);
+    if (!f) {
+        if (rows)
+            return rm_error("a refused log left rows behind");
+        return refused(1);
+    }
+    fclose(f);
+    int rc = 0;
+    for (int i = 0; i < nrows && !rc; i++) {
+        const rank_entry *e = &rows[i];
+        if (isnan(e->r.score) || e->params < 0 || e->macs < 0)
+            rc = rm_error("row %d taken with score %g, params %lld, flops %lld", i, e->r.score,
+                          e->params, e->macs);
+        else if (session_score_log_find(&space_nb201, rows, nrows, &e->arch) < 0)
+            rc = rm_error("row %d is not found by its architecture", i);
+    }
+    free(rows);
+    return rc;
+}
+
+static const char *const log_tokens[] = {
+    ",", "\n", "\r\n", "\"", "\"\"", "nan", "inf", "-inf", "1e999", "-1", "0x10", "0.5x", "",
+    " ", "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
+    "9223372036854775808", NULL};
+
+static void score_log_seeds(target *t)
+{
+    const char *s1 =
+        "arch,score,cka1,cka2,cka3,ce,seconds,params,flops,cifar10_test\n"
+        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|,"
+        "0.75446859528423538,0.93597378620450589,0.92486747644613865,0.75604419142179302,"
+        "2.2398847927109276,1.198,559386,78586506,93.91\n"
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|"
+        "skip_connect~2|,1.5560424262360892,0.67168781167722635,0.52018907883848176,"
+        "0.44757155845398833,2.3380059270592319,1.049,129306,16962186,85.863333\n"
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,inf,nan,nan,nan,nan,0.412,3738,"
+        "1185034,nan\n";
+    const char *s2 = "arch,score,cka1,cka2,cka3,ce,seconds,params,flops,cifar10_test\n"
+                     "\"|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|"
+                     "skip_connect~1|skip_connect~2|\",0.5,0.9,0.9,0.9,1.5,2.000,100,200,\n"
+                     "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|,0.8,0.1,0.2,0.3,"
+                     "2.0,1.0,1,2,50";
+    add_seed(t, s1, strlen(s1));
+    add_seed(t, s2, strlen(s2));
 }
 
 /* ---- the edits ---- */
@@ -582,7 +667,7 @@ int main(int argc, char **argv)
         printf("1..0 # SKIP cannot make %s\n", dir);
         return 0;
     }
-    static target ts[7];
+    static target ts[8];
     ts[0] = (target){.name = "nb201 strings", .tokens = nb201_tokens, .run = run_arch,
                      .sp = &space_nb201};
     ts[1] = (target){.name = "darts strings", .tokens = darts_tokens, .run = run_arch,
@@ -594,10 +679,12 @@ int main(int argc, char **argv)
     ts[5] = (target){.name = "search states", .tokens = state_tokens, .run = run_state};
     ts[6] = (target){.name = "search states loaded by a session", .tokens = state_tokens,
                      .run = run_session_state};
-    const int nt = 7;
+    ts[7] = (target){.name = "score logs", .tokens = log_tokens, .run = run_score_log};
+    const int nt = 8;
     for (int i = 0; i < 3; i++)
         arch_seeds(&ts[i]);
     bench_seeds(&ts[4]);
+    score_log_seeds(&ts[7]);
     tap_plan(nt);
     if (st_seeds(&ts[3]) < 0 || state_seeds(&ts[5]) < 0 || session_seeds(&ts[6]) < 0) {
         tap_diag("making the seeds failed: %s", rm_last_error());

@@ -110,6 +110,17 @@ if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 2 ] && [ "$(wc
    [ "$(tail -c 1 "$tmp/rl.csv" | od -An -c | tr -d ' ')" = '\n' ]; then
   ok "a row cut short by a kill is dropped, the log goes on"; else
   notok "a row cut short by a kill is dropped, the log goes on"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+# a damaged row is refused by line and field, never read as a score of 0
+for bad in '0.5x:score is not a number' 'nan:score is nan' ':score is not a number'; do
+  cp "$tmp/rl.csv.settings" "$tmp/rd.csv.settings"
+  sed -E "2s/^([^,]*),[^,]*,/\1,${bad%%:*},/" "$tmp/rl.csv" > "$tmp/rd.csv"
+  check "a score log row with score '${bad%%:*}' is refused: ${bad#*:}" 1 "rd.csv line 2: not a score log row: ${bad#*:}" -- \
+    -f "$tmp/base.rmi" -c "set score_log $tmp/rd.csv" -c "rank $tmp/archs.txt"
+done
+cp "$tmp/rl.csv.settings" "$tmp/rd.csv.settings"
+sed -E '3s/,([0-9]+),([0-9]+),([^,]*)$/,-\1,\2,\3/' "$tmp/rl.csv" > "$tmp/rd.csv"
+check "a score log row with a negative parameter count is refused" 1 "rd.csv line 3: not a score log row: params is not a count" -- \
+  -f "$tmp/base.rmi" -c "set score_log $tmp/rd.csv" -c "rank $tmp/archs.txt"
 # the pools' whole-plane loops and their row-buffer loops (RMINAS_POOL_ROWS=1)
 # give the same scores to the last digit: avg_pool_3x3 cells, and a DARTS
 # cell of max and avg pools

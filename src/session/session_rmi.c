@@ -308,20 +308,53 @@ static void sig_diff(const char *want, const char *have, char *out, size_t size)
         snprintf(out, size, "the line differs");
 }
 
-/* One data row of the log (field[0..nf-1], already split) into e. */
+/* field as a double (all of it: as rank_row writes them, nan and inf too) */
+static int log_num(const char *field, const char *name, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(field, &end);
+    if (end == field || *end || errno == EINVAL)
+        return rm_error("%s is not a number ('%.40s')", name, field);
+    return 0;
+}
+
+static int log_count(const char *field, const char *name, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(field, &end, 10);
+    if (end == field || *end || errno || *out < 0)
+        return rm_error("%s is not a count ('%.40s')", name, field);
+    return 0;
+}
+
+/* One data row of the log (field[0..nf-1], already split) into e; -1 with
+ * rm_error saying which field is wrong. */
 static int score_log_row(const session *s, const space *sp, char **field, int nf,
                          rank_entry *e)
 {
+    static const char *const name[] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
+                                       "seconds", "params", "flops"};
     memset(e, 0, sizeof *e);
-    if (nf < 9 || sp->parse(field[0], &e->arch) < 0)
+    if (nf < 9)
+        return rm_error("%d fields, not 10", nf);
+    if (sp->parse(field[0], &e->arch) < 0)
         return -1;
-    e->r.score = strtod(field[1], NULL);
+    double v[6];
+    for (int i = 0; i < 6; i++)
+        if (log_num(field[1 + i], name[1 + i], &v[i]) < 0)
+            return -1;
+    if (isnan(v[0]) || v[0] == -INFINITY)
+        return rm_error("score is %s", isnan(v[0]) ? "nan" : "-inf");
+    if (log_count(field[7], name[7], &e->params) < 0 ||
+        log_count(field[8], name[8], &e->macs) < 0)
+        return -1;
+    e->r.score = v[0];
     for (int i = 0; i < RMI_LAYERS; i++)
-        e->r.cka[i] = strtod(field[2 + i], NULL);
-    e->r.ce = strtod(field[5], NULL);
-    e->r.seconds = strtod(field[6], NULL);
-    e->params = strtoll(field[7], NULL, 10);
-    e->macs = strtoll(field[8], NULL, 10);
+        e->r.cka[i] = v[1 + i];
+    e->r.ce = v[4];
+    e->r.seconds = v[5];
     e->r.steps = s->rmi.steps;
     e->r.diverged = isinf(e->r.score);
     e->r.loss = e->r.score;
@@ -415,7 +448,7 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
                 fclose(f);
                 free(*rows);
                 *rows = NULL;
-                rm_error("%s line %ld: not a score log row", path, lineno);
+                rm_error_context("%s line %ld: not a score log row", path, lineno);
                 return NULL;
             }
             if (*nrows == cap) {
