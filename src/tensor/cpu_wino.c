@@ -213,7 +213,6 @@ static void wtrans(const float *w, int cin, int cout, int flip, float *U)
         }
 }
 
-
 /* P[cb][1 + y][1 + x][l] = in[cb*8 + l][y][x] (max(.,0) under relu), the
  * border and the rows/columns past the image zero */
 static void pack(const float *in, int c, int h, int w, int relu, const wplan *p, float *P)
@@ -394,8 +393,8 @@ static inline __attribute__((always_inline)) void kern16(int R, int NV, int red,
             _mm512_storeu_ps(C + (size_t)i * K + v * 16, c[i][v]);
 }
 
-/* rows r .. r + RB*... of one column block: blocks of RB rows, then the
- * rest one constant count at a time */
+/* all rows of one column block: blocks of RB rows, then the rest with its
+ * count a constant in each case */
 #define K16(R, NV) kern16(R, NV, red, K, A + r * ai, ai, ar, b, c + (size_t)r * K, acc)
 #define K16_ROWS(RB, NV)                        \
     for (; r + RB <= rows; r += RB)             \
