@@ -5,11 +5,15 @@
 # seed given. Not part of make check (the build takes a few minutes).
 #
 #   sh tests/fuzz_asan.sh [ITERATIONS [SEED ...]]     (defaults: 60000, seeds 1 2 3)
+#   sh tests/fuzz_asan.sh check                        the whole make check in that build
+#                                                      (about 45 minutes on 2 cores)
 #
 # Prints the TAP lines of each run; the exit status is 1 if any run failed
 # (a sanitizer report, a broken invariant). WORK=DIR keeps the build there.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+full=0
+[ "${1:-}" = check ] && { full=1; shift; }
 iters=${1:-60000}
 [ $# -gt 0 ] && shift
 seeds=${*:-1 2 3}
@@ -24,6 +28,14 @@ if [ ! -x tests/test_fuzz ]; then
   { ./autogen.sh && ./configure --without-cuda CFLAGS="-O1 -g $san" LDFLAGS="$san" &&
     make -j"$(nproc)" tests/test_fuzz; } > "$work/build.log" 2>&1 ||
     { echo "build failed: $work/build.log"; tail -n 20 "$work/build.log"; exit 1; }
+fi
+if [ $full -eq 1 ]; then
+  ln -sfn "$(cd "$top/.." && pwd)/shared" "$work/shared" 2>/dev/null || true
+  ASAN_OPTIONS=detect_leaks=0 make -j"$(nproc)" check > "$work/check.log" 2>&1 && st=0 || st=1
+  grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)|^(FAIL|ERROR):' "$work/check.log"
+  [ $st -eq 0 ] || echo "logs in $work (check.log, tests/*.log)"
+  [ -n "${WORK:-}" ] || [ $st -ne 0 ] || rm -rf "$work"
+  exit $st
 fi
 st=0
 shm=/dev/shm
