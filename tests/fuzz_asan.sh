@@ -6,7 +6,8 @@
 #
 #   sh tests/fuzz_asan.sh [ITERATIONS [SEED ...]]     (defaults: 60000, seeds 1 2 3)
 #   sh tests/fuzz_asan.sh check                        the whole make check in that build
-#                                                      (about 45 minutes on 2 cores)
+#                                                      (about 45 minutes on 2 cores;
+#                                                      TESTS="tests/test_io ..." for some)
 #
 # Prints the TAP lines of each run; the exit status is 1 if any run failed
 # (a sanitizer report, a broken invariant). WORK=DIR keeps the build there.
@@ -31,7 +32,8 @@ if [ ! -x tests/test_fuzz ]; then
 fi
 if [ $full -eq 1 ]; then
   ln -sfn "$(cd "$top/.." && pwd)/shared" "$work/shared" 2>/dev/null || true
-  ASAN_OPTIONS=detect_leaks=0 make -j"$(nproc)" check > "$work/check.log" 2>&1 && st=0 || st=1
+  ASAN_OPTIONS=detect_leaks=0 make -j"$(nproc)" check ${TESTS:+TESTS="$TESTS"} \
+    > "$work/check.log" 2>&1 && st=0 || st=1
   grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)|^(FAIL|ERROR):' "$work/check.log"
   [ $st -eq 0 ] || echo "logs in $work (check.log, tests/*.log)"
   [ -n "${WORK:-}" ] || [ $st -ne 0 ] || rm -rf "$work"
