@@ -166,11 +166,10 @@ static void arch_seeds(target *t)
 
 /* ---- safetensors ---- */
 
+/* the file targets read the input from inpath (try_input wrote it) */
 static int run_st(const target *t, const unsigned char *in, size_t n)
 {
-    (void)t;
-    if (write_input(in, n) < 0)
-        return rm_error("cannot write %s", inpath);
+    (void)t, (void)in;
     st_file f;
     memset(&f, 0x5a, sizeof f);
     rm_clear_error();
@@ -235,9 +234,7 @@ static int st_seeds(target *t)
 
 static int run_bench(const target *t, const unsigned char *in, size_t n)
 {
-    (void)t;
-    if (write_input(in, n) < 0)
-        return rm_error("cannot write %s", inpath);
+    (void)t, (void)in, (void)n;
     bench_table b;
     memset(&b, 0, sizeof b);
     rm_clear_error();
@@ -322,9 +319,7 @@ static search_ctx ctx1, ctx2;
 
 static int run_state(const target *t, const unsigned char *in, size_t n)
 {
-    (void)t;
-    if (write_input(in, n) < 0)
-        return rm_error("cannot write %s", inpath);
+    (void)t, (void)in, (void)n;
     search s, keep;
     memset(&s, 0x3c, sizeof s);
     keep = s;
@@ -413,9 +408,7 @@ static void settings_text(char *out, size_t size)
 
 static int run_session_state(const target *t, const unsigned char *in, size_t n)
 {
-    (void)t;
-    if (write_input(in, n) < 0)
-        return rm_error("cannot write %s", inpath);
+    (void)t, (void)in, (void)n;
     static char before[65536], after[65536];
     settings_text(before, sizeof before);
     const search_record *rec = S.srch.rec;
@@ -476,9 +469,7 @@ static int session_seeds(target *t)
 
 static int run_score_log(const target *t, const unsigned char *in, size_t n)
 {
-    (void)t;
-    if (write_input(in, n) < 0)
-        return rm_error("cannot write %s", inpath);
+    (void)t, (void)in, (void)n;
     /* the settings line of this session, so that the rows are what is read */
     char side[700], sig[4096];
     snprintf(side, sizeof side, "%s.settings", inpath);
@@ -610,6 +601,15 @@ static size_t edit(const target *t, unsigned char *p, size_t n, size_t cap)
     return n;
 }
 
+/* in goes to inpath (the file targets read it there; after a crash it is
+ * there to look at), then to the target */
+static int try_input(const target *t, const unsigned char *in, size_t n)
+{
+    if (write_input(in, n) < 0)
+        return rm_error("cannot write %s", inpath);
+    return t->run(t, in, n);
+}
+
 static void fuzz(target *t, int iters)
 {
     unsigned char *p = malloc(MAXIN + 1);
@@ -618,7 +618,7 @@ static void fuzz(target *t, int iters)
     for (char *c = inpath + strlen(dir) + 1; *c; c++)
         *c = *c == ' ' ? '-' : *c;
     for (int s = 0; s < t->nseed && !broken; s++) {
-        const int rc = t->run(t, t->seed[s].p, t->seed[s].n);
+        const int rc = try_input(t, t->seed[s].p, t->seed[s].n);
         if (rc != 0) {
             tap_ok(0, "%s: seed %d is taken (%s)", t->name, s, rm_last_error());
             broken = 1;
@@ -637,14 +637,12 @@ static void fuzz(target *t, int iters)
                 n += c->n - cut;
             }
         }
-        if (t->run == run_arch) /* the string form is also written, for a crash */
-            write_input(p, n);
-        const int rc = t->run(t, p, n);
+        const int rc = try_input(t, p, n);
         if (rc < 0) {
             broken = 1;
             tap_ok(0, "%s: input %d of seed %d: %s (the input is in %s)", t->name, i,
                    (int)(b - t->seed), rm_last_error(), inpath);
-            write_input(p, n);
+            write_input(p, n); /* again: a score log's reader may have cut it */
         }
         taken += rc == 0;
         refusals += rc == 1;

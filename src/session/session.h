@@ -35,8 +35,7 @@ typedef struct job_view {
     char name[1024];                 /* the student's architecture string */
     int step, steps, diverged;
     double loss, ce, cka[RMI_LAYERS];
-    double *h_loss, *h_cka[RMI_LAYERS]; /* cap entries each (owned by the jobs) */
-    int cap;
+    double *h_loss, *h_cka[RMI_LAYERS]; /* steps entries each (owned by the jobs) */
 } job_view;
 /* Called in the thread that started the jobs, at once, about every 0.1 s
  * and when a job finishes an architecture, with the njobs jobs' views and

@@ -205,14 +205,16 @@ static void fmt_exact(char *buf, size_t size, double v)
  * it from there, so a killed ranking loses nothing and searches under the
  * same settings share their evaluations. ---- */
 
+/* the log's columns before the benchmark one */
+static const char *const log_cols[9] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
+                                        "seconds", "params", "flops"};
+
 static void rank_header(const session *s, const char **hdr)
 {
     static char col[80];
     snprintf(col, sizeof col, "%s", s->bench_column);
-    static const char *const h[] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
-                                    "seconds", "params", "flops"};
     for (int i = 0; i < 9; i++)
-        hdr[i] = h[i];
+        hdr[i] = log_cols[i];
     hdr[9] = col;
 }
 
@@ -312,9 +314,8 @@ static void sig_diff(const char *want, const char *have, char *out, size_t size)
 static int log_num(const char *field, const char *name, double *out)
 {
     char *end;
-    errno = 0;
-    *out = strtod(field, &end);
-    if (end == field || *end || errno == EINVAL)
+    *out = strtod(field, &end); /* out of range: +-inf or 0 */
+    if (end == field || *end)
         return rm_error("%s is not a number ('%.40s')", name, field);
     return 0;
 }
@@ -334,8 +335,6 @@ static int log_count(const char *field, const char *name, long long *out)
 static int score_log_row(const session *s, const space *sp, char **field, int nf,
                          rank_entry *e)
 {
-    static const char *const name[] = {"arch", "score", "cka1", "cka2", "cka3", "ce",
-                                       "seconds", "params", "flops"};
     memset(e, 0, sizeof *e);
     if (nf < 9)
         return rm_error("%d fields, not 10", nf);
@@ -343,12 +342,12 @@ static int score_log_row(const session *s, const space *sp, char **field, int nf
         return -1;
     double v[6];
     for (int i = 0; i < 6; i++)
-        if (log_num(field[1 + i], name[1 + i], &v[i]) < 0)
+        if (log_num(field[1 + i], log_cols[1 + i], &v[i]) < 0)
             return -1;
     if (isnan(v[0]) || v[0] == -INFINITY)
         return rm_error("score is %s", isnan(v[0]) ? "nan" : "-inf");
-    if (log_count(field[7], name[7], &e->params) < 0 ||
-        log_count(field[8], name[8], &e->macs) < 0)
+    if (log_count(field[7], log_cols[7], &e->params) < 0 ||
+        log_count(field[8], log_cols[8], &e->macs) < 0)
         return -1;
     e->r.score = v[0];
     for (int i = 0; i < RMI_LAYERS; i++)
@@ -565,32 +564,16 @@ typedef struct rank_job {
     pthread_t t;
 } rank_job;
 
-/* e's progress into v (under the pool's lock): the new history entries
- * only; without room for them (no memory) the history stops growing. */
+/* e's progress into v (under the pool's lock): the new history entries only */
 static void view_update(job_view *v, const rmi_eval *e)
 {
-    if (e->step > v->cap) {
-        const int cap = e->step > e->s.steps ? e->step : e->s.steps;
-        double *h[1 + RMI_LAYERS] = {v->h_loss, v->h_cka[0], v->h_cka[1], v->h_cka[2]};
-        int ok = 1;
-        for (int i = 0; i < 1 + RMI_LAYERS; i++) {
-            double *t = realloc(h[i], (size_t)cap * sizeof *t);
-            ok &= t != NULL;
-            h[i] = t ? t : h[i];
-        }
-        v->h_loss = h[0];
-        for (int l = 0; l < RMI_LAYERS; l++)
-            v->h_cka[l] = h[1 + l];
-        if (ok)
-            v->cap = cap;
-    }
-    for (int i = v->step; i < e->step && i < v->cap; i++) {
+    const int n = e->step < v->steps ? e->step : v->steps; /* the histories' length */
+    for (int i = v->step; i < n; i++) {
         v->h_loss[i] = e->h_loss[i];
         for (int l = 0; l < RMI_LAYERS; l++)
             v->h_cka[l][i] = e->h_cka[l][i];
     }
-    v->step = e->step < v->cap ? e->step : v->cap;
-    v->steps = e->s.steps;
+    v->step = n;
     v->diverged = e->diverged;
     v->loss = e->loss;
     v->ce = e->ce;
@@ -708,8 +691,18 @@ static int rank_parallel(session *s, const space *sp, const sarch *archs, int n,
     rank_job *j = calloc((size_t)jobs, sizeof *j);
     if (!j)
         return rm_error("out of memory");
-    /* without memory for the views the jobs run unwatched */
-    p.view = s->jobs_hook ? calloc((size_t)jobs, sizeof *p.view) : NULL;
+    /* the views and their histories (every score runs s->rmi.steps steps);
+     * without memory for them the jobs run unwatched */
+    const size_t hn = (size_t)(s->rmi.steps > 0 ? s->rmi.steps : 1);
+    double *hist = s->jobs_hook ? calloc((size_t)jobs * (1 + RMI_LAYERS) * hn, sizeof *hist)
+                                : NULL;
+    p.view = hist ? calloc((size_t)jobs, sizeof *p.view) : NULL;
+    for (int i = 0; p.view && i < jobs; i++) {
+        double *h = hist + (size_t)i * (1 + RMI_LAYERS) * hn;
+        p.view[i].h_loss = h;
+        for (int l = 0; l < RMI_LAYERS; l++)
+            p.view[i].h_cka[l] = h + (size_t)(1 + l) * hn;
+    }
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     int started = 0, rc = 0, done = 0;
@@ -749,12 +742,8 @@ static int rank_parallel(session *s, const space *sp, const sarch *archs, int n,
     for (int i = 0; i < started; i++)
         pthread_join(j[i].t, NULL);
     free(j);
-    for (int i = 0; p.view && i < jobs; i++) {
-        free(p.view[i].h_loss);
-        for (int l = 0; l < RMI_LAYERS; l++)
-            free(p.view[i].h_cka[l]);
-    }
     free(p.view);
+    free(hist);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
     if (!rc && p.err[0])

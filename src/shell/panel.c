@@ -138,7 +138,6 @@ static void eval_view(job_view *v, const rmi_eval *e)
     memcpy(v->cka, e->cka, sizeof v->cka);
     v->h_loss = e->h_loss;
     memcpy(v->h_cka, e->h_cka, sizeof v->h_cka);
-    v->cap = e->s.steps;
 }
 
 static void draw(panel *p)
@@ -267,15 +266,24 @@ static int keys(panel *p)
     return stop;
 }
 
+/* Inside work: read the keys, redraw when `every` seconds have passed;
+ * nonzero when the work must stop. */
+static int tick(panel *p, double every)
+{
+    int stop = keys(p);
+    if (rm_seconds() - p->last_draw > every)
+        draw(p);
+    return stop || p->too_small || g_term;
+}
+
+/* after every training step of an evaluation made alone */
 static int hook(const rmi_eval *e, void *user)
 {
     panel *p = user;
     p->live = e;
-    int stop = keys(p);
-    if (rm_seconds() - p->last_draw > 0.1)
-        draw(p);
+    const int stop = tick(p, 0.1);
     p->live = NULL;
-    return stop || p->too_small || g_term;
+    return stop;
 }
 
 /* jobs > 1: the search's evaluations scored ahead, several at once */
@@ -286,12 +294,10 @@ static int watch(const job_view *jobs, int njobs, int done, int n, void *user)
     p->njobs = njobs;
     p->jobs_done = done;
     p->jobs_n = n;
-    int stop = keys(p);
-    if (rm_seconds() - p->last_draw > 0.09)
-        draw(p);
+    const int stop = tick(p, 0.09);
     p->jobs = NULL;
     p->njobs = 0;
-    return stop || p->too_small || g_term;
+    return stop;
 }
 
 /* after each evaluation of the search */
@@ -299,10 +305,7 @@ static int evaluated(const session *s, void *user)
 {
     (void)s;
     panel *p = user;
-    int stop = keys(p);
-    if (rm_seconds() - p->last_draw > 0.05)
-        draw(p);
-    return stop || p->too_small || g_term || p->mode != MODE_SEARCH;
+    return tick(p, 0.05) || p->mode != MODE_SEARCH;
 }
 
 int panel_run(shell *sh)
