@@ -75,6 +75,74 @@ static void cu_wait_end(bool held)
         pthread_rwlock_unlock(&cu_dev_lock);
 }
 
+/* ---- device memory ----
+ * From the device's stream-ordered pool (cudaMallocAsync / cudaFreeAsync on
+ * the calling thread's stream) where the device has one. cudaMalloc and
+ * cudaFree wait for the whole device: with jobs scoring concurrently, each
+ * of a score's ~150 frees (and its allocations) would wait for the other
+ * jobs' queued steps, and take cu_dev_lock exclusively, holding up their
+ * graph captures. The pool keeps what is freed (release threshold: all)
+ * and only reuses memory whose free has completed (no dependencies between
+ * streams are inserted), so a score's buffers come from the pool and one
+ * job never waits for another. RMINAS_CUDA_POOL=0 uses cudaMalloc and
+ * cudaFree (for comparisons). While the calling thread records a CUDA graph
+ * the plain calls are used (an allocation there fails the recording, as it
+ * always did). */
+static int cu_dev; /* the device every thread uses */
+static bool cu_use_pool;
+static cudaMemPool_t cu_pool;
+
+static cudaError_t dev_malloc(void **p, size_t bytes)
+{
+    if (!cu_use_pool || cu_capturing)
+        return cudaMalloc(p, bytes);
+    cudaError_t e = cudaMallocAsync(p, bytes, cu.stream);
+    if (e == cudaErrorMemoryAllocation) {
+        /* what the pool holds unused goes back to the driver, then once more */
+        cudaGetLastError();
+        cudaStreamSynchronize(cu.stream);
+        cudaMemPoolTrimTo(cu_pool, 0);
+        e = cudaMallocAsync(p, bytes, cu.stream);
+    }
+    return e;
+}
+
+static void dev_free(void *p)
+{
+    if (cu_use_pool && !cu_capturing) {
+        CU(cudaFreeAsync(p, cu.stream));
+        return;
+    }
+    const bool held = cu_wait_begin();
+    CU(cudaFree(p));
+    cu_wait_end(held);
+}
+
+/* The default pool of the device, set up for dev_malloc (cu_init). */
+static void cu_pool_init(void)
+{
+    int pools = 0;
+    const char *env = getenv("RMINAS_CUDA_POOL");
+    if ((env && !strcmp(env, "0")) ||
+        cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, cu_dev) != cudaSuccess ||
+        !pools) {
+        cudaGetLastError();
+        return;
+    }
+    cudaMemPool_t pool;
+    uint64_t keep = UINT64_MAX;
+    int no = 0;
+    if (cudaDeviceGetDefaultMemPool(&pool, cu_dev) != cudaSuccess ||
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess ||
+        cudaMemPoolSetAttribute(pool, cudaMemPoolReuseAllowInternalDependencies, &no) !=
+            cudaSuccess) {
+        cudaGetLastError(); /* plain cudaMalloc then */
+        return;
+    }
+    cu_pool = pool;
+    cu_use_pool = true;
+}
+
 /* ---- scratch ---- */
 
 static thread_local void *cu_scratch_p;
@@ -85,13 +153,10 @@ void *cu_scratch(size_t bytes)
     if (bytes <= cu_scratch_n)
         return cu_scratch_p;
     void *p = NULL;
-    if (!CU(cudaMalloc(&p, bytes)))
+    if (!CU(dev_malloc(&p, bytes)))
         return NULL;
-    if (cu_scratch_p) {
-        const bool held = cu_wait_begin();
-        CU(cudaFree(cu_scratch_p)); /* waits for the work that used it */
-        cu_wait_end(held);
-    }
+    if (cu_scratch_p)
+        dev_free(cu_scratch_p); /* after the work that used it (stream order) */
     cu_scratch_p = p;
     cu_scratch_n = bytes;
     return p;
@@ -125,7 +190,7 @@ static void *cu_alloc(size_t bytes)
     void *p = NULL;
     if (bytes == 0)
         bytes = 16;
-    cudaError_t e = cudaMalloc(&p, bytes);
+    cudaError_t e = dev_malloc(&p, bytes);
     if (e != cudaSuccess) {
         cudaGetLastError(); /* an allocation failure is not sticky: clear it */
         size_t free_b = 0, total_b = 0;
@@ -134,10 +199,10 @@ static void *cu_alloc(size_t bytes)
                  free_b, total_b, cudaGetErrorString(e));
         return NULL;
     }
-    if (!CU(cudaMemsetAsync(p, 0, bytes, cu.stream))) {
-        const bool held = cu_wait_begin();
-        cudaFree(p);
-        cu_wait_end(held);
+    /* zeroed, and (waited for) usable on every thread's stream, as cudaMalloc's */
+    if (!CU(cudaMemsetAsync(p, 0, bytes, cu.stream)) ||
+        (cu_use_pool && !cu_capturing && !CU(cudaStreamSynchronize(cu.stream)))) {
+        dev_free(p);
         cu_report();
         return NULL;
     }
@@ -146,11 +211,8 @@ static void *cu_alloc(size_t bytes)
 
 static void cu_free(void *p)
 {
-    if (!p)
-        return;
-    const bool held = cu_wait_begin();
-    CU(cudaFree(p));
-    cu_wait_end(held);
+    if (p)
+        dev_free(p);
 }
 
 /* Uploads wait for the copy, so the caller may reuse its buffer at once. */
@@ -1128,7 +1190,6 @@ static void cu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr
 
 static backend cu_table;
 static int cu_state; /* 0 not tried, 1 ready, -1 failed */
-static int cu_dev;   /* the device every thread uses */
 static char cu_init_err[512];
 
 /* The calling thread's stream, handles and buffers (cu); false with the
@@ -1156,9 +1217,9 @@ static void cu_thread_free(void)
 {
     if (cu.stream)
         CU(cudaStreamSynchronize(cu.stream));
-    const bool held = cu_wait_begin();
     if (cu_scratch_p)
-        CU(cudaFree(cu_scratch_p));
+        dev_free(cu_scratch_p);
+    const bool held = cu_wait_begin();
     if (cu_host_p)
         CU(cudaFreeHost(cu_host_p));
     cu_scratch_p = cu_host_p = NULL;
@@ -1216,6 +1277,7 @@ static int cu_init(void)
                  count - 1);
         return -1;
     }
+    cu_pool_init();
     if (!cu_thread_init()) {
         snprintf(cu_init_err, sizeof cu_init_err, "%s", cu_err);
         cu_err_set = 0;

@@ -40,6 +40,7 @@
 #endif
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +246,24 @@ static void test_memory(void)
         nz += h[i] != 0.f;
     ok(nz == 0, "alloc returns zeroed memory (%zu of %zu floats not 0)", nz, n);
     peer->free(z);
+
+    /* a freed block comes back (from the CUDA backend's pool) zeroed too */
+    nz = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < n; i++)
+            h[i] = 1.f + (float)i;
+        z = peer_alloc(n * sizeof(float));
+        peer->upload(z, h, n * sizeof(float));
+        peer->free(z);
+        z = peer_alloc(n * sizeof(float));
+        peer->download(h, z, n * sizeof(float));
+        peer->free(z);
+        for (size_t i = 0; i < n; i++)
+            nz += h[i] != 0.f;
+    }
+    synced(tag, "alloc after free");
+    ok(nz == 0, "alloc right after a free of the same size returns zeroed memory, 3 rounds "
+                "(%zu floats not 0)", nz);
     free(h);
 
     /* odd byte counts, a download from an odd offset, a guard byte after */
@@ -271,6 +290,106 @@ static void test_memory(void)
         free(src);
         free(back);
     }
+}
+
+/* ---- memory from concurrent threads (set jobs) ----
+ * Threads with their own streams (thread_begin) allocate, fill, read back
+ * and free blocks of many sizes at once; each also frees a block that the
+ * main thread allocated and filled, and one of its own is freed by the main
+ * thread after it ended. */
+enum { MT_THREADS = 3, MT_ROUNDS = 40 };
+
+typedef struct mt_job {
+    int slot, rc, bad, rounds;
+    float *given;  /* the main thread's block, n floats of slot + 1 */
+    float *kept;   /* one of the thread's, left for the main thread */
+    size_t n;
+} mt_job;
+
+static void *mt_worker(void *arg)
+{
+    mt_job *j = arg;
+    if (peer->thread_begin && (j->rc = peer->thread_begin(j->slot)) != 0)
+        return NULL;
+    rng r;
+    rng_seed(&r, 77 + (uint64_t)j->slot);
+    float *h = malloc(70000 * sizeof *h), *back = malloc(70000 * sizeof *back);
+    for (int k = 0; k < MT_ROUNDS && h && back; k++) {
+        const size_t n = 1 + rng_below(&r, 70000);
+        for (size_t i = 0; i < n; i++)
+            h[i] = (float)(j->slot * 1000000 + k * 1000 + (int)(i % 997));
+        float *d = peer->alloc(n * sizeof *d);
+        if (!d) {
+            j->bad++;
+            continue;
+        }
+        peer->upload(d, h, n * sizeof *d);
+        peer->download(back, d, n * sizeof *d);
+        j->bad += memcmp(h, back, n * sizeof *h) != 0;
+        if (k == MT_ROUNDS / 2 && !j->kept)
+            j->kept = d;
+        else
+            peer->free(d);
+        j->rounds++;
+    }
+    if (h && back) {
+        peer->download(back, j->given, j->n * sizeof *back);
+        for (size_t i = 0; i < j->n; i++)
+            j->bad += back[i] != (float)(j->slot + 1);
+    }
+    peer->free(j->given);
+    j->given = NULL;
+    if (peer->sync() != 0)
+        j->rc = -1;
+    free(h);
+    free(back);
+    if (peer->thread_end)
+        peer->thread_end();
+    return NULL;
+}
+
+static void test_memory_threads(void)
+{
+    const char *tag = "memory from 3 threads";
+    mt_job jobs[MT_THREADS];
+    pthread_t th[MT_THREADS];
+    const size_t n = 4099;
+    float *h = fnew(n);
+    for (int t = 0; t < MT_THREADS; t++) {
+        memset(&jobs[t], 0, sizeof jobs[t]);
+        jobs[t].slot = t + 1;
+        jobs[t].n = n;
+        jobs[t].given = peer_alloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            h[i] = (float)(jobs[t].slot + 1);
+        peer->upload(jobs[t].given, h, n * sizeof(float));
+    }
+    int started = 0;
+    for (int t = 0; t < MT_THREADS; t++)
+        started += pthread_create(&th[t], NULL, mt_worker, &jobs[t]) == 0;
+    if (started < MT_THREADS)
+        bail("pthread_create");
+    int rc = 0, bad = 0, rounds = 0, kept_bad = 0;
+    for (int t = 0; t < MT_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        rc |= jobs[t].rc, bad += jobs[t].bad, rounds += jobs[t].rounds;
+    }
+    ok(rc == 0, "%s: thread_begin, their syncs and thread_end return 0", tag);
+    ok(bad == 0 && rounds == MT_THREADS * MT_ROUNDS,
+       "%s: %d of %d blocks of 1 to 70000 floats round trip, and each thread read the block "
+       "the main thread gave it (%d wrong)", tag, rounds, MT_THREADS * MT_ROUNDS, bad);
+    /* the blocks each thread kept outlive it: still readable, then freed here */
+    for (int t = 0; t < MT_THREADS; t++)
+        if (jobs[t].kept) {
+            peer->download(h, jobs[t].kept, sizeof *h);
+            kept_bad += h[0] != (float)(jobs[t].slot * 1000000 + (MT_ROUNDS / 2) * 1000);
+            peer->free(jobs[t].kept);
+        } else
+            kept_bad++;
+    synced(tag, "free of the threads' blocks");
+    ok(kept_bad == 0, "%s: a block a thread kept is read and freed by the main thread after it "
+                      "ended (%d wrong)", tag, kept_bad);
+    free(h);
 }
 
 /* ---- elementwise: copy, zero, axpy, scale, relu ---- */
@@ -1348,6 +1467,7 @@ int main(void)
     double t0 = rm_seconds();
 
     test_memory();
+    test_memory_threads();
     test_elementwise();
     test_conv_cases();
     test_bn(4, 16, 32 * 32);

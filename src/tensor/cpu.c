@@ -255,10 +255,23 @@ static void cpu_memcpy(void *dst, const void *src, size_t bytes)
         memcpy(dst, src, bytes);
 }
 
+/* in slices of at least CPU_PAR_MIN floats over the threads */
 static void cpu_zero(float *x, size_t n)
 {
-    if (n)
+    if (!n)
+        return;
+    size_t parts = n / CPU_PAR_MIN, t = (size_t)cpu_threads();
+    if (parts > t)
+        parts = t;
+    if (parts < 2) {
         memset(x, 0, n * sizeof *x);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads((int)parts)
+    for (size_t k = 0; k < parts; k++) {
+        const size_t a = n * k / parts, b = n * (k + 1) / parts;
+        memset(x + a, 0, (b - a) * sizeof *x);
+    }
 }
 
 static void cpu_copy(float *dst, const float *src, size_t n)

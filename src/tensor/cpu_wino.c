@@ -98,14 +98,14 @@ int cpu_wino_ok(const conv_desc *d)
            d->groups == 1 && d->cin % 8 == 0 && d->cout % 8 == 0 && wino_cpu();
 }
 
-/* work: U (forward) and U flipped, nu floats each, the double sum of the
- * threads' dU (2 nu floats), then a slice of p->per floats per thread:
+/* work: U (forward) and U flipped, nu floats each, then a slice of p->per
+ * floats per thread:
  * packed x, packed dy (the forward's blocked output), V, M, dU, blocked dx */
 size_t cpu_wino_work_size(const conv_desc *d)
 {
     wplan p;
     plan(d, &p);
-    return 4 * p.nu + (size_t)cpu_max_threads() * p.per;
+    return 2 * p.nu + (size_t)cpu_max_threads() * p.per;
 }
 
 typedef struct wslice {
@@ -115,7 +115,7 @@ typedef struct wslice {
 static wslice slice(const wplan *p, float *work, int tid)
 {
     wslice r;
-    r.px = work + 4 * p->nu + (size_t)tid * p->per;
+    r.px = work + 2 * p->nu + (size_t)tid * p->per;
     r.pd = r.px + p->np_in;
     r.v = r.pd + p->np_out;
     r.m = r.v + p->nv;
@@ -124,14 +124,24 @@ static wslice slice(const wplan *p, float *work, int tid)
     return r;
 }
 
-/* dw[co][ci] += G^T dU[xi][ci][co] G */
-static void wgrad_out(const double *dU, int cin, int cout, float *dw)
+/* dw[co][ci] += G^T dU[xi][ci][co] G, dU the sum in double of the nthr
+ * threads' float dU (in thread order); input channels split over threads */
+static void wgrad_out(const wplan *p, float *work, int nthr, int cin, int cout, float *dw)
 {
+    const float *part[nthr];
+    for (int k = 0; k < nthr; k++)
+        part[k] = slice(p, work, k).du;
+#pragma omp parallel for schedule(static) num_threads(nthr)
     for (int ci = 0; ci < cin; ci++)
         for (int co = 0; co < cout; co++) {
             double m[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++)
-                m[xi / 4][xi % 4] = dU[((size_t)xi * cin + ci) * cout + co];
+            for (int xi = 0; xi < 16; xi++) {
+                const size_t i = ((size_t)xi * cin + ci) * cout + co;
+                double sum = 0.;
+                for (int k = 0; k < nthr; k++)
+                    sum += part[k][i];
+                m[xi / 4][xi % 4] = sum;
+            }
             for (int q = 0; q < 4; q++) {
                 t[0][q] = m[0][q] + 0.5 * (m[1][q] + m[2][q]);
                 t[1][q] = 0.5 * (m[1][q] - m[2][q]);
@@ -182,6 +192,7 @@ static void wtrans(const float *w, int cin, int cout, int flip, float *U)
 {
     const int ni = flip ? cout : cin, no = flip ? cin : cout;
     const __m256 h = _mm256_set1_ps(0.5f);
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) if (ni * no >= 1024)
     for (int ci = 0; ci < ni; ci++) /* no is a multiple of 8 */
         for (int co = 0; co < no; co += 8) {
             float g8[9][8];
@@ -616,18 +627,8 @@ void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w
                             d->relu_in ? t.px : NULL, t.v, t.m, t.o);
         }
     }
-    if (dw) {
-        /* sum the threads' dU in thread order, in double */
-        const size_t nu = (size_t)16 * cin * cout;
-        double *sum = (double *)(work + 2 * p.nu);
-        memset(sum, 0, nu * sizeof *sum);
-        for (int k = 0; k < nthr; k++) {
-            const float *dU = slice(&p, work, k).du;
-            for (size_t i = 0; i < nu; i++)
-                sum[i] += dU[i];
-        }
-        wgrad_out(sum, cin, cout, dw);
-    }
+    if (dw)
+        wgrad_out(&p, work, nthr, cin, cout, dw);
 }
 
 #pragma GCC pop_options

@@ -31,8 +31,9 @@
 #             CUDA graphs, op by op (RMINAS_CUDA_GRAPHS=0), and under `profile on`
 #             (every operation waited for and timed; the table by operation and
 #             by convolution shape)                          DEVKIT_T_PROFILE (40 s)
-#   jobs      rank 12 architectures with 1 job and with DEVKIT_JOBS_N (4): the same
-#             scores, and the wall times                     DEVKIT_T_JOBS (60 s)
+#   jobs      rank 12 architectures with 1 job, with DEVKIT_JOBS_N (4), and with 4
+#             without the memory pool (RMINAS_CUDA_POOL=0): the same scores, and the
+#             wall times                                      DEVKIT_T_JOBS (90 s)
 #   bench     tests/bench/bench_cuda.sh (rminas vs PyTorch on this GPU)
 #                                                            DEVKIT_T_BENCH (250 s)
 #             of which rminas BENCH_T_RMINAS (100 s), PyTorch BENCH_T_TORCH (130 s)
@@ -41,7 +42,7 @@
 #                                                            DEVKIT_T_SEARCH (170 s)
 # Every step's timeout is also cut to what is left of DEVKIT_DEADLINE (480 s
 # after the start), so the whole run ends in time. Other knobs:
-# DEVKIT_DEVICE (cuda), DEVKIT_SANITY_STEPS (150), DEVKIT_SEARCH_OPTS (extra "search start rminas" options,
+# DEVKIT_DEVICE (cuda), DEVKIT_SANITY_STEPS (150), DEVKIT_JOBS_STEPS (150), DEVKIT_SEARCH_OPTS (extra "search start rminas" options,
 # e.g. "n_warm 10 n_collect 3"), DEVKIT_SEARCH_STEPS (150), BENCH_* (bench_cuda.sh).
 # Results under $OUT, at most 5 files: env.txt, run.log (everything printed),
 # summary.md (the benchmark's), report.txt (the short version) and
@@ -328,31 +329,38 @@ EOF
 }
 
 # Concurrent scoring on the GPU: the first DEVKIT_JOBS_ARCHS (12) of archs50.txt
-# ranked with one job, then with DEVKIT_JOBS_N (4); the score logs (every digit)
-# must agree, and the wall times say what concurrency gives.
+# ranked with one job, then with DEVKIT_JOBS_N (4), then with DEVKIT_JOBS_N and
+# RMINAS_CUDA_POOL=0 (cudaMalloc/cudaFree, which wait for the whole device,
+# instead of the stream-ordered pool); the score logs (every digit) must agree,
+# and the wall times say what concurrency and the pool give.
 step_jobs() {
-    local j=${DEVKIT_JOBS_N:-4} n=${DEVKIT_JOBS_ARCHS:-12} k
+    local j=${DEVKIT_JOBS_N:-4} n=${DEVKIT_JOBS_ARCHS:-12} run k pool bad=0
     head -n "$n" "$top/tests/bench/archs50.txt" > "$work/jobs-archs.txt"
-    for k in 1 "$j"; do
-        rm -f "$work/jobs$k.csv" "$work/jobs$k.csv.settings"
-        cat > "$work/jobs$k.rmi" <<EOF
+    for run in 1 "$j" "$j-nopool"; do
+        k=${run%-nopool} pool=1
+        [ "$run" != "$k" ] && pool=0
+        rm -f "$work/jobs$run.csv" "$work/jobs$run.csv.settings"
+        cat > "$work/jobs$run.rmi" <<EOF
 load dataset cifar10 $c10
 load teacher resnet20 $teacher
 load benchmark nb201 $nb201
 set jobs $k
-set score_log $work/jobs$k.csv
+set steps ${DEVKIT_JOBS_STEPS:-150}
+set score_log $work/jobs$run.csv
 rank $work/jobs-archs.txt
 EOF
-        "$rk/rminas" -e --device "$dev" -f "$work/jobs$k.rmi" > "$work/jobs$k.log" 2>&1
-        echo "jobs $k: $(grep -E '^(wall time|error)' "$work/jobs$k.log" | tr '\n' ' ')"
+        RMINAS_CUDA_POOL=$pool "$rk/rminas" -e --device "$dev" -f "$work/jobs$run.rmi" > "$work/jobs$run.log" 2>&1
+        echo "jobs $k, pool $pool: $(grep -E '^(wall time|error)' "$work/jobs$run.log" | tr '\n' ' ')"
+        [ "$run" = 1 ] && continue
+        if [ "$(cut -d, -f1-6 "$work/jobs1.csv" | sort)" = "$(cut -d, -f1-6 "$work/jobs$run.csv" | sort)" ]; then
+            echo "jobs: $k jobs (pool $pool) gave the same $n scores as 1 job, to the last digit"
+        else
+            echo "jobs: $k jobs (pool $pool) gave OTHER scores than 1 job"
+            diff <(sort "$work/jobs1.csv") <(sort "$work/jobs$run.csv") | head -n 20
+            bad=1
+        fi
     done
-    if [ "$(cut -d, -f1-6 "$work/jobs1.csv" | sort)" = "$(cut -d, -f1-6 "$work/jobs$j.csv" | sort)" ]; then
-        echo "jobs: $j jobs gave the same $n scores as 1 job, to the last digit"
-    else
-        echo "jobs: $j jobs gave OTHER scores than 1 job"
-        diff <(sort "$work/jobs1.csv") <(sort "$work/jobs$j.csv") | head -n 20
-        return 1
-    fi
+    return $bad
 }
 
 step_bench() {
@@ -484,7 +492,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
         profile) step profile "${DEVKIT_T_PROFILE:-40}" ;;
-        jobs) step jobs "${DEVKIT_T_JOBS:-60}" ;;
+        jobs) step jobs "${DEVKIT_T_JOBS:-90}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
         search)
             step search "${DEVKIT_T_SEARCH:-170}" 20
