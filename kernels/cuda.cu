@@ -1240,13 +1240,43 @@ static void cu_thread_free(void)
     memset(&cu, 0, sizeof cu);
 }
 
+/* The states of scoring threads, kept by slot from one thread's end to the
+ * next thread's begin with the same slot: a search scores its evaluations
+ * ahead in groups of `jobs` new threads, and making a stream, the cuBLAS
+ * and cuDNN handles and their buffers for each (and cudaFree and handle
+ * destruction after, which wait for the whole device) would cost every
+ * group that much. A state serves one thread at a time (it is moved out of
+ * its slot while in use); those kept live with the process. */
+enum { CU_SLOTS = 64 };
+struct cu_kept {
+    cuda_state st; /* st.stream == NULL: the slot is empty */
+    void *scratch, *host;
+    size_t scratch_n, host_n;
+};
+static cu_kept cu_slots[CU_SLOTS];
+static pthread_mutex_t cu_slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static thread_local int cu_slot = -1;
+
 /* A scoring thread of its own (backend.h); the first thread's state is
  * kept (it is made once and lives with the process). */
 static int cu_thread_begin(int slot)
 {
-    (void)slot;
     if (cu.stream)
         return 0;
+    cu_slot = slot >= 0 && slot < CU_SLOTS ? slot : -1;
+    if (cu_slot >= 0) {
+        pthread_mutex_lock(&cu_slots_mu);
+        cu_kept *k = &cu_slots[cu_slot];
+        if (k->st.stream) {
+            cu = k->st;
+            cu_scratch_p = k->scratch, cu_scratch_n = k->scratch_n;
+            cu_host_p = k->host, cu_host_n = k->host_n;
+            memset(k, 0, sizeof *k);
+        }
+        pthread_mutex_unlock(&cu_slots_mu);
+        if (cu.stream)
+            return CU(cudaSetDevice(cu.device)) ? 0 : cu_report();
+    }
     if (!cu_thread_init()) {
         cu_thread_free();
         return cu_report();
@@ -1256,7 +1286,26 @@ static int cu_thread_begin(int slot)
 
 static void cu_thread_end(void)
 {
-    cu_thread_free();
+    bool kept = false;
+    if (cu_slot >= 0 && cu.stream && !cu_err_set && CU(cudaStreamSynchronize(cu.stream))) {
+        pthread_mutex_lock(&cu_slots_mu);
+        cu_kept *k = &cu_slots[cu_slot];
+        if (!k->st.stream) {
+            k->st = cu;
+            k->scratch = cu_scratch_p, k->scratch_n = cu_scratch_n;
+            k->host = cu_host_p, k->host_n = cu_host_n;
+            kept = true;
+        }
+        pthread_mutex_unlock(&cu_slots_mu);
+    }
+    if (kept) {
+        memset(&cu, 0, sizeof cu);
+        cu_scratch_p = cu_host_p = NULL;
+        cu_scratch_n = cu_host_n = 0;
+    } else {
+        cu_thread_free();
+    }
+    cu_slot = -1;
     cu_err_set = 0; /* nothing is left to report it to */
 }
 

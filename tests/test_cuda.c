@@ -296,7 +296,8 @@ static void test_memory(void)
  * Threads with their own streams (thread_begin) allocate, fill, read back
  * and free blocks of many sizes at once; each also frees a block that the
  * main thread allocated and filled, and one of its own is freed by the main
- * thread after it ended. */
+ * thread after it ended. Run twice: the CUDA backend keeps a thread's
+ * stream, handles and buffers for the next thread of the same slot. */
 enum { MT_THREADS = 3, MT_ROUNDS = 40 };
 
 typedef struct mt_job {
@@ -348,9 +349,8 @@ static void *mt_worker(void *arg)
     return NULL;
 }
 
-static void test_memory_threads(void)
+static void test_memory_threads(const char *tag)
 {
-    const char *tag = "memory from 3 threads";
     mt_job jobs[MT_THREADS];
     pthread_t th[MT_THREADS];
     const size_t n = 4099;
@@ -1467,7 +1467,9 @@ int main(void)
     double t0 = rm_seconds();
 
     test_memory();
-    test_memory_threads();
+    test_memory_threads("memory from 3 threads");
+    /* again: the CUDA backend's threads take up the states the first ones left */
+    test_memory_threads("memory from 3 more threads, same slots");
     test_elementwise();
     test_conv_cases();
     test_bn(4, 16, 32 * 32);

@@ -200,8 +200,9 @@ typedef struct backend {
      * backend_cpu_set_threads and oneDNN primitives of its own (one
      * primitive serves one thread at a time); the CUDA backend a stream and
      * cuBLAS/cuDNN handles of its own. thread_end releases them, after the
-     * thread's last operation. Memory may be allocated in one thread and
-     * freed in another. NULL: nothing to do. */
+     * thread's last operation (the CUDA backend keeps them for the next
+     * thread that begins with the same slot). Memory may be allocated in
+     * one thread and freed in another. NULL: nothing to do. */
     int (*thread_begin)(int slot);
     void (*thread_end)(void);
 } backend;
