@@ -27,6 +27,9 @@
 #   BENCH_SIDES    "rminas torch" (either alone reuses the other's CSV in OUTDIR)
 #   BENCH_T_RMINAS, BENCH_T_TORCH   timeouts in seconds (600, 900)
 #   BENCH_THREADS  rminas's CPU threads (unset: rminas's default)
+#   BENCH_JOBS     N > 1: then rank the architectures again with N jobs at once
+#                  (set jobs): the throughput, wall seconds per architecture, against
+#                  PyTorch's mean seconds per architecture (it scores one at a time)
 #   BENCH_TORCH_ARGS  more rmi_ref_gpu.py options (e.g. --tf32, --cudnn-benchmark)
 #   TORCH_LD_LIBRARY_PATH  LD_LIBRARY_PATH for the PyTorch side only (set: replaces it there)
 #   C10            CIFAR-10 binary batches (/tmp/c10bin; ../shared/data/cifar10/make-cifar10-bin)
@@ -59,7 +62,8 @@ echo "bench_cuda: $(wc -l < "$out/archs.txt") architectures, $steps steps, devic
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 rminas_side() {
-    rm -f "$out/rminas.csv" "$out/rminas.csv.settings" "$out/rminas_resnet.csv"
+    rm -f "$out/rminas.csv" "$out/rminas.csv.settings" "$out/rminas_resnet.csv" \
+        "$out/rminas_jobs.csv" "$out/rminas_jobs.csv.settings"
     {
         [ -n "${BENCH_THREADS:-}" ] && echo "set threads $BENCH_THREADS"
         cat <<EOF
@@ -76,6 +80,14 @@ export csv rank $out/rminas_resnet.csv
 set rank_log $out/rminas.csv
 rank $out/archs.txt
 EOF
+        if [ "${BENCH_JOBS:-0}" -gt 1 ]; then
+            cat <<EOF
+echo throughput with $BENCH_JOBS jobs:
+set jobs $BENCH_JOBS
+set rank_log $out/rminas_jobs.csv
+rank $out/archs.txt
+EOF
+        fi
     } > "$out/rminas.rmi"
     local t0 rc
     t0=$(date +%s.%N)
@@ -225,6 +237,29 @@ print('| architectures scored | %d of %d | %d of %d | |' % (len(o_all), len(arch
 if o_all and t_all:
     print('| min / max s | %.3f / %.3f | %.3f / %.3f | |' % (min(o_all), max(o_all), min(t_all), max(t_all)))
     print('| total s | %.1f | %.1f | %.2f |' % (sum(o_all), sum(t_all), sum(t_all) / sum(o_all)))
+jobs_wall = None
+try:
+    import re
+    log = open(os.path.join(out, 'rminas.log')).read()
+    m = re.findall(r'^wall time ([0-9.]+) s with ([0-9]+) jobs \(', log, re.M)
+    if m:
+        jobs_wall, jobs_n = float(m[-1][0]), int(m[-1][1])
+except OSError:
+    pass
+jobs_rows = rows(os.path.join(out, 'rminas_jobs.csv'))
+if jobs_wall is not None and jobs_rows:
+    per = jobs_wall / len(jobs_rows)
+    t_mean = sum(t_all) / len(t_all) if t_all else None
+    print('| throughput with %d jobs at once, wall s per architecture (%d) | %.3f | %s (mean, one at a time) | %s |'
+          % (jobs_n, len(jobs_rows), per, fmt(t_mean), fmt(t_mean / per if t_mean else None, '%.2f')))
+    js = {r['arch']: r['score'] for r in jobs_rows}
+    same = sum(1 for a in js if a in o and o[a]['score'] == js[a])
+    print()
+    print('rminas with %d jobs: %d of %d scores equal to the one-job scores to the last digit.'
+          % (jobs_n, same, len(js)))
+elif os.environ.get('BENCH_JOBS', '0') not in ('', '0', '1'):
+    print()
+    print('rminas with jobs: no complete run (see rminas.log)')
 print()
 if o_all:
     first = float(o[archs[0]]['seconds']) if archs[0] in o else None

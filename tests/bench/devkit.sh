@@ -34,7 +34,8 @@
 #   jobs      rank 12 architectures with 1 job, with DEVKIT_JOBS_N (4), and with 4
 #             without the memory pool (RMINAS_CUDA_POOL=0): the same scores, and the
 #             wall times                                      DEVKIT_T_JOBS (90 s)
-#   bench     tests/bench/bench_cuda.sh (rminas vs PyTorch on this GPU)
+#   bench     tests/bench/bench_cuda.sh (rminas vs PyTorch on this GPU; rminas also
+#             with BENCH_JOBS (4) jobs at once: the throughput)
 #                                                            DEVKIT_T_BENCH (250 s)
 #             of which rminas BENCH_T_RMINAS (100 s), PyTorch BENCH_T_TORCH (130 s)
 #   search    a full RMI-NAS search on NAS-Bench-201 (examples/search_nb201.rmi with
@@ -375,6 +376,7 @@ step_bench() {
     fi
     # PyTorch runs with the machine's own library path, not the kit's.
     TORCH_LD_LIBRARY_PATH=$DEVKIT_ORIG_LLP BENCH_DEVICE=$dev RMINAS=$rk/rminas C10=$c10 SHARED_DIR=$shared \
+        BENCH_JOBS=${BENCH_JOBS:-4} \
         BENCH_T_RMINAS=$tr BENCH_T_TORCH=$tt \
         bash "$top/tests/bench/bench_cuda.sh" "$work/bench"
     cp "$work/bench/summary.md" "$OUT/summary.md" 2>/dev/null
