@@ -61,7 +61,7 @@ static int cu_sync(void)
 static pthread_rwlock_t cu_dev_lock = PTHREAD_RWLOCK_INITIALIZER;
 static thread_local int cu_capturing;
 
-static bool cu_wait_begin(void)
+bool cu_wait_begin(void)
 {
     if (cu_capturing)
         return false;
@@ -69,7 +69,7 @@ static bool cu_wait_begin(void)
     return true;
 }
 
-static void cu_wait_end(bool held)
+void cu_wait_end(bool held)
 {
     if (held)
         pthread_rwlock_unlock(&cu_dev_lock);

@@ -2,8 +2,9 @@
  *
  * Each distinct shape (conv_desc without relu_in) gets one cache entry for
  * the life of the process: its tensor, filter and convolution descriptors and
- * the algorithms chosen by cuDNN's heuristics for the forward, backward-data
- * and backward-filter passes (deterministic ones first), in full float32
+ * the algorithms chosen by cuDNN's heuristics (or, with RMINAS_CUDA_FIND=1,
+ * by timing them) for the forward, backward-data and backward-filter passes
+ * (deterministic ones first), in full float32
  * (CUDNN_FMA_MATH: no TF32, so results match the CPU backend to rounding).
  * conv_work_size, called when a network is planned, fills the entry; the
  * passes then only look it up. An entry first met in a pass (a smaller last
@@ -63,7 +64,22 @@ static int same_but_n(const conv_desc *a, const conv_desc *b)
     return memcmp(&x, &y, sizeof x) == 0;
 }
 
-/* The first successful result, deterministic if one is, within limit bytes. */
+/* RMINAS_CUDA_FIND=1: algorithms chosen by timing them (cuDNN's Find, as
+ * PyTorch's cudnn.benchmark) instead of by cuDNN's heuristics; still full
+ * float32 and deterministic ones first, but which one wins may differ from
+ * run to run, and with it the rounding. Read once, under cache_lock. */
+static int conv_find(void)
+{
+    static int find = -1;
+    if (find < 0) {
+        const char *e = getenv("RMINAS_CUDA_FIND");
+        find = e && *e && strcmp(e, "0") != 0;
+    }
+    return find;
+}
+
+/* The first successful result, deterministic if one is, within limit bytes
+ * (of timed results, only those in full float32 math). */
 template <typename P>
 static int pick(const P *res, int count, size_t limit, size_t *mem)
 {
@@ -71,6 +87,8 @@ static int pick(const P *res, int count, size_t limit, size_t *mem)
     for (int pass = 0; pass < 2 && best < 0; pass++)
         for (int i = 0; i < count; i++) {
             if (res[i].status != CUDNN_STATUS_SUCCESS || res[i].memory > limit)
+                continue;
+            if (conv_find() && res[i].mathType != CUDNN_FMA_MATH)
                 continue;
             if (pass == 0 && res[i].determinism != CUDNN_DETERMINISTIC)
                 continue;
@@ -114,35 +132,46 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
         return -1;
     }
     enum { MAXALGO = 16 };
-    int count = 0;
     size_t mf = 0, md = 0, mw = 0;
+    const int find = conv_find();
     cudnnConvolutionFwdAlgoPerf_t pf[MAXALGO];
-    if (!CU(cudnnGetConvolutionForwardAlgorithm_v7(cu.dnn, e->x, e->w, e->conv, e->y, MAXALGO,
-                                                   &count, pf)))
+    cudnnConvolutionBwdDataAlgoPerf_t pd[MAXALGO];
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[MAXALGO];
+    int nf = 0, nd = 0, nw = 0;
+    const bool found =
+        find ? CU(cudnnFindConvolutionForwardAlgorithm(cu.dnn, e->x, e->w, e->conv, e->y,
+                                                       MAXALGO, &nf, pf)) &&
+                   CU(cudnnFindConvolutionBackwardDataAlgorithm(cu.dnn, e->w, e->y, e->conv,
+                                                                e->x, MAXALGO, &nd, pd)) &&
+                   CU(cudnnFindConvolutionBackwardFilterAlgorithm(cu.dnn, e->x, e->y, e->conv,
+                                                                  e->w, MAXALGO, &nw, pw))
+             : CU(cudnnGetConvolutionForwardAlgorithm_v7(cu.dnn, e->x, e->w, e->conv, e->y,
+                                                         MAXALGO, &nf, pf)) &&
+                   CU(cudnnGetConvolutionBackwardDataAlgorithm_v7(cu.dnn, e->w, e->y, e->conv,
+                                                                  e->x, MAXALGO, &nd, pd)) &&
+                   CU(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cu.dnn, e->x, e->y,
+                                                                    e->conv, e->w, MAXALGO,
+                                                                    &nw, pw));
+    if (!found)
         return -1;
-    int i = pick(pf, count, limit, &mf);
+    int i = pick(pf, nf, limit, &mf);
     if (i < 0) {
-        cu_fail(__FILE__, __LINE__, "cudnnGetConvolutionForwardAlgorithm_v7",
+        cu_fail(__FILE__, __LINE__, find ? "cudnnFindConvolutionForwardAlgorithm"
+                                         : "cudnnGetConvolutionForwardAlgorithm_v7",
                 "no forward algorithm for this convolution");
         return -1;
     }
     e->fwd = pf[i].algo;
-    cudnnConvolutionBwdDataAlgoPerf_t pd[MAXALGO];
-    if (!CU(cudnnGetConvolutionBackwardDataAlgorithm_v7(cu.dnn, e->w, e->y, e->conv, e->x,
-                                                        MAXALGO, &count, pd)))
-        return -1;
-    if ((i = pick(pd, count, limit, &md)) < 0) {
-        cu_fail(__FILE__, __LINE__, "cudnnGetConvolutionBackwardDataAlgorithm_v7",
+    if ((i = pick(pd, nd, limit, &md)) < 0) {
+        cu_fail(__FILE__, __LINE__, find ? "cudnnFindConvolutionBackwardDataAlgorithm"
+                                         : "cudnnGetConvolutionBackwardDataAlgorithm_v7",
                 "no backward-data algorithm for this convolution");
         return -1;
     }
     e->bwd_data = pd[i].algo;
-    cudnnConvolutionBwdFilterAlgoPerf_t pw[MAXALGO];
-    if (!CU(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cu.dnn, e->x, e->y, e->conv, e->w,
-                                                          MAXALGO, &count, pw)))
-        return -1;
-    if ((i = pick(pw, count, limit, &mw)) < 0) {
-        cu_fail(__FILE__, __LINE__, "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
+    if ((i = pick(pw, nw, limit, &mw)) < 0) {
+        cu_fail(__FILE__, __LINE__, find ? "cudnnFindConvolutionBackwardFilterAlgorithm"
+                                         : "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
                 "no backward-filter algorithm for this convolution");
         return -1;
     }
@@ -175,12 +204,20 @@ static conv_entry *entry_ok(conv_entry *e)
 
 /* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
  * none). NULL with the failure recorded. Under cache_lock. */
+static conv_entry *entry_lookup(const conv_desc *k)
+{
+    for (int i = 0; i < cache_n; i++)
+        if (!memcmp(&cache[i]->key, k, sizeof *k))
+            return cache[i];
+    return NULL;
+}
+
 static conv_entry *entry_find(const conv_desc *d, int planning)
 {
     conv_desc k = conv_key(d);
-    for (int i = 0; i < cache_n; i++)
-        if (!memcmp(&cache[i]->key, &k, sizeof k))
-            return entry_ok(cache[i]);
+    conv_entry *found = entry_lookup(&k);
+    if (found)
+        return entry_ok(found);
     size_t limit = (size_t)-1;
     if (!planning) {
         /* a pass on a shape never planned: the largest workspace planned for
@@ -215,8 +252,22 @@ static conv_entry *entry_find(const conv_desc *d, int planning)
 static conv_entry *entry_get(const conv_desc *d, int planning)
 {
     pthread_mutex_lock(&cache_lock);
+    bool held = false;
+    if (conv_find()) {
+        /* Find runs the algorithms on buffers it allocates, which waits for
+         * the whole device: a new shape is set up holding back the other
+         * threads' graph captures, that lock taken before cache_lock (the
+         * order of a capturing thread, which holds it while it looks shapes up) */
+        const conv_desc k = conv_key(d);
+        if (!entry_lookup(&k)) {
+            pthread_mutex_unlock(&cache_lock);
+            held = cu_wait_begin();
+            pthread_mutex_lock(&cache_lock);
+        }
+    }
     conv_entry *e = entry_find(d, planning);
     pthread_mutex_unlock(&cache_lock);
+    cu_wait_end(held);
     return e;
 }
 

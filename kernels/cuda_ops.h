@@ -46,6 +46,13 @@ void cu_fail(const char *file, int line, const char *call, const char *msg);
 /* Whether a failure is recorded (for code that must not go on). */
 int cu_failed(void);
 
+/* Around calls that wait for the whole device (cudaFree, handle creation,
+ * cuDNN's Find, which allocates): holds back other threads' CUDA-graph
+ * captures, which such a call would break. Returns whether the lock was
+ * taken (false inside the calling thread's own capture). */
+bool cu_wait_begin(void);
+void cu_wait_end(bool held);
+
 static inline bool cu_check(cudaError_t e, const char *call, const char *f, int l)
 {
     if (e == cudaSuccess)

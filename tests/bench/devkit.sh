@@ -30,7 +30,8 @@
 #   profile   where a score's time goes: the ResNet-like cell scored (150 steps) with
 #             CUDA graphs, op by op (RMINAS_CUDA_GRAPHS=0), and under `profile on`
 #             (every operation waited for and timed; the table by operation and
-#             by convolution shape)                          DEVKIT_T_PROFILE (40 s)
+#             by convolution shape), and with cuDNN's timed algorithm choice
+#             (RMINAS_CUDA_FIND=1)                           DEVKIT_T_PROFILE (50 s)
 #   jobs      rank 12 architectures with 1 job, with DEVKIT_JOBS_N (4), and with 4
 #             without the memory pool (RMINAS_CUDA_POOL=0): the same scores, and the
 #             wall times                                      DEVKIT_T_JOBS (90 s)
@@ -326,6 +327,10 @@ EOF
     RMINAS_CUDA_GRAPHS=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
         -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
         -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    echo "== algorithms timed by cuDNN's Find (RMINAS_CUDA_FIND=1), with CUDA graphs, no profile"
+    RMINAS_CUDA_FIND=1 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
+        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
+        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
     return $rc
 }
 
@@ -493,7 +498,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         test) step test "${DEVKIT_T_TEST:-60}" ;;
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
-        profile) step profile "${DEVKIT_T_PROFILE:-40}" ;;
+        profile) step profile "${DEVKIT_T_PROFILE:-50}" ;;
         jobs) step jobs "${DEVKIT_T_JOBS:-90}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
         search)
@@ -512,7 +517,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         echo "## test"; grep -E '^(not ok|# |1\.\.)' "$work/test.log" 2>/dev/null | head -n 40
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
         echo "## sanity"; grep -v -E '^[a-z_0-9]+ {3,}' "$work/sanity.log" 2>/dev/null | tail -n 14
-        echo "## profile"; grep -E '^(\|.*score|  [a-z_0-9]+ +[0-9]|profile \(|==)' "$work/profile.log" 2>/dev/null | head -n 40
+        echo "## profile"; grep -E '^(\|.*score|  [a-z_0-9]+ +[0-9]|profile \(|==)' "$work/profile.log" 2>/dev/null | head -n 60
         echo "## jobs"; cat "$work/jobs.log" 2>/dev/null | tail -n 6
         echo "## bench"; cat "$work/bench/summary.md" 2>/dev/null
         echo "## search"
