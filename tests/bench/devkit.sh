@@ -21,7 +21,7 @@
 # run unpacks the kit to /tmp/rk, finds cuDNN, cuBLAS and the CUDA runtime,
 # logs the machine and the library resolution to $OUT/env.txt, converts
 # CIFAR-10 to /tmp/c10 (in the background), then runs the steps of
-# DEVKIT_STEPS (default "test sanity profile jobs bench search"; empty: none), each under its own
+# DEVKIT_STEPS (default "test sanity profile jobs bench search train"; empty: none), each under its own
 # timeout, none stopping the next:
 #   test      tests/test_cuda (TAP)                         DEVKIT_T_TEST (60 s)
 #   alltests  every tests/test_* program of the kit          DEVKIT_T_ALLTESTS (120 s)
@@ -42,6 +42,10 @@
 #   search    a full RMI-NAS search on NAS-Bench-201 (examples/search_nb201.rmi with
 #             the real CIFAR-10 and the reference teacher, set jobs DEVKIT_SEARCH_JOBS (4))
 #                                                            DEVKIT_T_SEARCH (170 s)
+#   train     whole networks on the device: the reference teacher fine-tuned for
+#             DEVKIT_TRAIN_EPOCHS (1) epochs, then the ResNet-like cell trained
+#             as a network, test accuracy before and after   DEVKIT_T_TRAIN (60 s)
+#             (last: it runs if the search leaves time)
 # Every step's timeout is also cut to what is left of DEVKIT_DEADLINE (480 s
 # after the start), so the whole run ends in time. Other knobs:
 # DEVKIT_DEVICE (cuda), DEVKIT_SANITY_STEPS (150), DEVKIT_JOBS_STEPS (150), DEVKIT_SEARCH_OPTS (extra "search start rminas" options,
@@ -414,6 +418,15 @@ EOF
     return $rc
 }
 
+# Whole-network training on this device: the reference teacher fine-tuned for
+# one epoch (its test accuracy before and after), then the ResNet-like cell
+# trained from scratch for one epoch, with the times.
+step_train() {
+    "$rk/rminas" -e --device "$dev" -c "load dataset cifar10 $c10" -c "load teacher resnet20 $teacher" \
+        -c "teacher eval" -c "teacher train epochs ${DEVKIT_TRAIN_EPOCHS:-1} every 100" -c "teacher eval" \
+        -c "arch set $resnet_cell" -c "train epochs ${DEVKIT_TRAIN_EPOCHS:-1} every 100" -c "eval"
+}
+
 # After a search that timed out: what its state file holds.
 step_searchstate() {
     local state=/tmp/devkit-search.json
@@ -443,7 +456,7 @@ run_main() {
     export PYTHONUNBUFFERED=1
     rm -rf "$work"
     mkdir -p "$work"
-    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile jobs bench search}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
+    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile jobs bench search train}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
     env | grep -E '^(DEVKIT|BENCH)_' | sort
 
     rm -rf "$rk"
@@ -492,7 +505,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
 
     export rk c10 dev work shared teacher nb201 resnet_cell OUT DEVKIT_ORIG_LLP
     local s
-    for s in ${DEVKIT_STEPS-test sanity profile jobs bench search}; do
+    for s in ${DEVKIT_STEPS-test sanity profile jobs bench search train}; do
         [ "$s" = test ] || wait_c10
         case $s in
         test) step test "${DEVKIT_T_TEST:-60}" ;;
@@ -505,6 +518,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
             step search "${DEVKIT_T_SEARCH:-170}" 20
             grep -q '^search rc=0 ' "$work/steps.txt" || step searchstate 20
             ;;
+        train) step train "${DEVKIT_T_TRAIN:-60}" ;;
         *) echo "devkit: unknown step '$s'" ;;
         esac
     done
@@ -525,6 +539,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
             2>/dev/null | tail -n 16
         grep -E '^\[[0-9]+\]' "$work/search.log" 2>/dev/null | tail -n 3
         grep -v -E '^rminas> |^(dataset|teacher|benchmark) ' "$work/searchstate.log" 2>/dev/null | tail -n 8
+        echo "## train"; grep -v -E '^rminas> (load|arch)' "$work/train.log" 2>/dev/null | tail -n 24
     } > "$OUT/report.txt" 2>&1
     tar -C "$work" -czf "$OUT/results.tar.gz" .
     echo
