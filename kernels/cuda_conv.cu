@@ -202,8 +202,7 @@ static conv_entry *entry_ok(conv_entry *e)
     return NULL;
 }
 
-/* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
- * none). NULL with the failure recorded. Under cache_lock. */
+/* The entry of key k, or NULL. Under cache_lock. */
 static conv_entry *entry_lookup(const conv_desc *k)
 {
     for (int i = 0; i < cache_n; i++)
@@ -211,6 +210,9 @@ static conv_entry *entry_lookup(const conv_desc *k)
             return cache[i];
     return NULL;
 }
+
+/* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
+ * none). NULL with the failure recorded. Under cache_lock. */
 
 static conv_entry *entry_find(const conv_desc *d, int planning)
 {
