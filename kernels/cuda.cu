@@ -75,6 +75,8 @@ void cu_wait_end(bool held)
         pthread_rwlock_unlock(&cu_dev_lock);
 }
 
+bool cu_capturing_now(void) { return cu_capturing != 0; }
+
 /* ---- device memory ----
  * From the device's stream-ordered pool (cudaMallocAsync / cudaFreeAsync on
  * the calling thread's stream) where the device has one. cudaMalloc and

@@ -79,16 +79,16 @@ static int conv_find(void)
 }
 
 /* The first successful result, deterministic if one is, within limit bytes
- * (of timed results, only those in full float32 math). */
+ * (fma_only, for timed results: only those in full float32 math). */
 template <typename P>
-static int pick(const P *res, int count, size_t limit, size_t *mem)
+static int pick(const P *res, int count, size_t limit, size_t *mem, int fma_only)
 {
     int best = -1;
     for (int pass = 0; pass < 2 && best < 0; pass++)
         for (int i = 0; i < count; i++) {
             if (res[i].status != CUDNN_STATUS_SUCCESS || res[i].memory > limit)
                 continue;
-            if (conv_find() && res[i].mathType != CUDNN_FMA_MATH)
+            if (fma_only && res[i].mathType != CUDNN_FMA_MATH)
                 continue;
             if (pass == 0 && res[i].determinism != CUDNN_DETERMINISTIC)
                 continue;
@@ -133,7 +133,9 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
     }
     enum { MAXALGO = 16 };
     size_t mf = 0, md = 0, mw = 0;
-    const int find = conv_find();
+    /* not inside the calling thread's own CUDA-graph capture (a pass on a
+     * shape never planned): Find's runs would be recorded, not timed */
+    const int find = conv_find() && !cu_capturing_now();
     cudnnConvolutionFwdAlgoPerf_t pf[MAXALGO];
     cudnnConvolutionBwdDataAlgoPerf_t pd[MAXALGO];
     cudnnConvolutionBwdFilterAlgoPerf_t pw[MAXALGO];
@@ -154,7 +156,7 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
                                                                     &nw, pw));
     if (!found)
         return -1;
-    int i = pick(pf, nf, limit, &mf);
+    int i = pick(pf, nf, limit, &mf, find);
     if (i < 0) {
         cu_fail(__FILE__, __LINE__, find ? "cudnnFindConvolutionForwardAlgorithm"
                                          : "cudnnGetConvolutionForwardAlgorithm_v7",
@@ -162,14 +164,14 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
         return -1;
     }
     e->fwd = pf[i].algo;
-    if ((i = pick(pd, nd, limit, &md)) < 0) {
+    if ((i = pick(pd, nd, limit, &md, find)) < 0) {
         cu_fail(__FILE__, __LINE__, find ? "cudnnFindConvolutionBackwardDataAlgorithm"
                                          : "cudnnGetConvolutionBackwardDataAlgorithm_v7",
                 "no backward-data algorithm for this convolution");
         return -1;
     }
     e->bwd_data = pd[i].algo;
-    if ((i = pick(pw, nw, limit, &mw)) < 0) {
+    if ((i = pick(pw, nw, limit, &mw, find)) < 0) {
         cu_fail(__FILE__, __LINE__, find ? "cudnnFindConvolutionBackwardFilterAlgorithm"
                                          : "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
                 "no backward-filter algorithm for this convolution");

@@ -52,6 +52,8 @@ int cu_failed(void);
  * taken (false inside the calling thread's own capture). */
 bool cu_wait_begin(void);
 void cu_wait_end(bool held);
+/* Whether the calling thread is recording a CUDA graph. */
+bool cu_capturing_now(void);
 
 static inline bool cu_check(cudaError_t e, const char *call, const char *f, int l)
 {
