@@ -32,7 +32,7 @@
 #             (every operation waited for and timed; the table by operation and
 #             by convolution shape), and with cuDNN's timed algorithm choice
 #             (RMINAS_CUDA_FIND=1)                           DEVKIT_T_PROFILE (50 s)
-#   jobs      rank 12 architectures with 1 job, with DEVKIT_JOBS_N (4), and with 4
+#   jobs      rank 12 architectures with 1 job, with DEVKIT_JOBS_N (4) and 8, and with 4
 #             without the memory pool (RMINAS_CUDA_POOL=0): the same scores, and the
 #             wall times                                      DEVKIT_T_JOBS (90 s)
 #   bench     tests/bench/bench_cuda.sh (rminas vs PyTorch on this GPU; rminas also
@@ -339,14 +339,14 @@ EOF
 }
 
 # Concurrent scoring on the GPU: the first DEVKIT_JOBS_ARCHS (12) of archs50.txt
-# ranked with one job, then with DEVKIT_JOBS_N (4), then with DEVKIT_JOBS_N and
+# ranked with one job, then with DEVKIT_JOBS_N (4) and twice that, then with DEVKIT_JOBS_N and
 # RMINAS_CUDA_POOL=0 (cudaMalloc/cudaFree, which wait for the whole device,
 # instead of the stream-ordered pool); the score logs (every digit) must agree,
 # and the wall times say what concurrency and the pool give.
 step_jobs() {
     local j=${DEVKIT_JOBS_N:-4} n=${DEVKIT_JOBS_ARCHS:-12} run k pool bad=0
     head -n "$n" "$top/tests/bench/archs50.txt" > "$work/jobs-archs.txt"
-    for run in 1 "$j" "$j-nopool"; do
+    for run in 1 "$j" "$((2 * j))" "$j-nopool"; do
         k=${run%-nopool} pool=1
         [ "$run" != "$k" ] && pool=0
         rm -f "$work/jobs$run.csv" "$work/jobs$run.csv.settings"
@@ -532,7 +532,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
         echo "## sanity"; grep -v -E '^[a-z_0-9]+ {3,}' "$work/sanity.log" 2>/dev/null | tail -n 14
         echo "## profile"; grep -E '^(\|.*score|  [a-z_0-9]+ +[0-9]|profile \(|==)' "$work/profile.log" 2>/dev/null | head -n 60
-        echo "## jobs"; cat "$work/jobs.log" 2>/dev/null | tail -n 6
+        echo "## jobs"; cat "$work/jobs.log" 2>/dev/null | tail -n 8
         echo "## bench"; cat "$work/bench/summary.md" 2>/dev/null
         echo "## search"
         grep -v -E '^(\[[0-9]+\]|rminas> (load|set|version)|(dataset|teacher|benchmark) )' "$work/search.log" \
