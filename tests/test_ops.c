@@ -461,7 +461,8 @@ static void test_conv_wino2(void)
     test_conv(3, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 0);
     backend_cpu_set_threads(2);
     /* more column blocks of the 16-wide products: 48 = 32 + 16, 40 = 32 + 8,
-     * 136 = 2 x 64 + 8 */
+     * 136 = 2 x 64 + 8; with AVX-512, 16-channel blocks in and 8 out (48 ->
+     * 40), as 16 -> 8 and 8 -> 16 above, and odd image sizes */
     test_conv(2, 48, 6, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1);
     test_conv(1, 8, 4, 6, 136, 3, 3, 1, 1, 1, 1, 0, 0);
     ci = &conv_table;

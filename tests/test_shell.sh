@@ -137,10 +137,11 @@ if [ "$(wc -l < "$tmp/pl_planes.csv")" -eq 3 ] && [ "$(wc -l < "$tmp/pd_planes.c
    [ "$(sed 's/.*",//' "$tmp/pd_planes.csv" | cut -d, -f1-5)" = "$(sed 's/.*",//' "$tmp/pd_rows.csv" | cut -d, -f1-5)" ]; then
   ok "pools over whole planes and over row buffers: the same scores to the bit"; else
   notok "pools over whole planes and over row buffers: the same scores to the bit"; fi
-# winograd2's products in 16-wide registers (AVX-512) and in 8-wide ones
-# (RMINAS_WINO_AVX2=1): the same sums in the same order, the same scores to
-# the bit (a CPU without AVX-512 has only the second); 2 threads, so the
-# weight gradient's per-thread sums are compared too
+# winograd2's products and transforms (16-channel blocks) in 16-wide
+# registers (AVX-512) and in 8-wide ones (RMINAS_WINO_AVX2=1): the same sums
+# in the same order, the same scores to the bit (a CPU without AVX-512 has
+# only the second); 2 threads, so the weight gradient's per-thread sums are
+# compared too
 printf '%s\n' '|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|' \
   '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' > "$tmp/w3.txt"
 for v in 0 1; do
@@ -149,8 +150,8 @@ for v in 0 1; do
 done
 w512=$(grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo "16-wide and 8-wide" || echo "8-wide only on this CPU")
 if [ "$(wc -l < "$tmp/w3_0.csv")" -eq 3 ] && [ "$(cut -d, -f1-6 "$tmp/w3_0.csv")" = "$(cut -d, -f1-6 "$tmp/w3_1.csv")" ]; then
-  ok "winograd2's products $w512: the same scores to the bit"; else
-  notok "winograd2's products $w512: the same scores to the bit"; fi
+  ok "winograd2's products and transforms $w512: the same scores to the bit"; else
+  notok "winograd2's products and transforms $w512: the same scores to the bit"; fi
 check "a rank log of other settings is refused" 1 "scored with other settings" -- -f "$tmp/base.rmi" \
   -c "set steps 4" -c "set rank_log $tmp/rl.csv" -c "rank $tmp/archs.txt"
 if [ "$(nproc)" -ge 2 ]; then

@@ -3,7 +3,11 @@
  * padding 1, undilated, ungrouped, channels in multiples of 8. AVX2 + FMA
  * only (cpu_wino_ok says no elsewhere, and the table runs oneDNN instead);
  * with AVX-512 the products run 16 wide (gemm16), each element the same
- * chain of FMAs as in the 8-wide kernel.
+ * chain of FMAs as in the 8-wide kernel, and for channel counts that are
+ * multiples of 16 the packed and blocked layouts below hold 16-channel
+ * blocks, which the input and output transforms take 16 wide (itrans16,
+ * otrans16: the same operations per element). RMINAS_WINO_AVX2=1 keeps
+ * everything 8 wide; the results are the same to the bit either way.
  *
  * Forward, per sample: the input is packed into a zero-padded,
  * channel-blocked layout P[c/8][y][x][8] (ReLU applied under relu_in), each
@@ -224,28 +228,42 @@ static void wtrans(const float *w, int cin, int cout, int flip, float *U)
         }
 }
 
-/* P[cb][1 + y][1 + x][l] = in[cb*8 + l][y][x] (max(.,0) under relu), the
- * border and the rows/columns past the image zero */
+/* The channel blocks of the packed and blocked layouts for c channels: 16
+ * wide where the products run 16 wide (the input and output transforms then
+ * do too) and c allows, else 8. */
+static int cbw(int c) { return wino_512 && c % 16 == 0 ? 16 : 8; }
+
+/* Where 8-channel group g starts in a layout of bw-channel blocks whose
+ * planes have `plane` positions: its block's planes, then its half. */
+static size_t gofs(int g, int bw, size_t plane)
+{
+    return (size_t)(g / (bw / 8)) * plane * bw + (size_t)(g % (bw / 8)) * 8;
+}
+
+/* P[cb][1 + y][1 + x][l] = in[cb*bw + l][y][x] (max(.,0) under relu; bw =
+ * cbw(c)), the border and the rows/columns past the image zero */
 static void pack(const float *in, int c, int h, int w, int relu, const wplan *p, float *P)
 {
     /* zero what the image does not cover: row 0, the rows past it, and
      * column 0 and the columns past it of the rows in between */
-    const size_t row = (size_t)p->wp * 8;
-    for (int cb = 0; cb < c / 8; cb++) {
+    const int bw = cbw(c);
+    const size_t row = (size_t)p->wp * bw, plane = (size_t)p->hp * p->wp;
+    for (int cb = 0; cb < c / bw; cb++) {
         float *q = P + (size_t)cb * p->hp * row;
         memset(q, 0, row * sizeof *q);
         memset(q + (size_t)(h + 1) * row, 0, (size_t)(p->hp - h - 1) * row * sizeof *q);
         for (int y = 1; y <= h; y++) {
-            memset(q + y * row, 0, 8 * sizeof *q);
-            memset(q + y * row + (size_t)(w + 1) * 8, 0, (size_t)(p->wp - w - 1) * 8 * sizeof *q);
+            memset(q + y * row, 0, bw * sizeof *q);
+            memset(q + y * row + (size_t)(w + 1) * bw, 0,
+                   (size_t)(p->wp - w - 1) * bw * sizeof *q);
         }
     }
     const size_t hw = (size_t)h * w;
     const __m256 z = _mm256_setzero_ps();
-    for (int cb = 0; cb < c / 8; cb++) {
-        const float *src = in + (size_t)cb * 8 * hw;
+    for (int g = 0; g < c / 8; g++) {
+        const float *src = in + (size_t)g * 8 * hw;
         for (int y = 0; y < h; y++) {
-            float *dst = P + (((size_t)cb * p->hp + y + 1) * p->wp + 1) * 8;
+            float *dst = P + gofs(g, bw, plane) + ((size_t)(y + 1) * p->wp + 1) * bw;
             int x = 0;
             for (; x + 8 <= w; x += 8) {
                 __m256 r[8];
@@ -256,20 +274,21 @@ static void pack(const float *in, int c, int h, int w, int relu, const wplan *p,
                 }
                 tr8(r);
                 for (int m = 0; m < 8; m++)
-                    _mm256_storeu_ps(dst + (size_t)(x + m) * 8, r[m]);
+                    _mm256_storeu_ps(dst + (size_t)(x + m) * bw, r[m]);
             }
             for (; x < w; x++)
                 for (int l = 0; l < 8; l++) {
                     float v = src[l * hw + (size_t)y * w + x];
-                    dst[(size_t)x * 8 + l] = relu && !(v > 0.f) ? 0.f : v;
+                    dst[(size_t)x * bw + l] = relu && !(v > 0.f) ? 0.f : v;
                 }
         }
     }
 }
 
 /* V[xi][t - t0][cb*8 ..] = B^T d B of tiles t0 .. t0+nt-1 of a packed plane
- * set with c channels (the tile's first row and column are the padding's) */
-static void itrans(const float *P, int c, const wplan *p, int t0, int nt, float *V)
+ * set with c channels in 8-channel blocks (the tile's first row and column
+ * are the padding's); itrans16 for 16-channel blocks */
+static void itrans8(const float *P, int c, const wplan *p, int t0, int nt, float *V)
 {
     for (int cb = 0; cb < c / 8; cb++)
         for (int tt = 0; tt < nt; tt++) {
@@ -298,16 +317,19 @@ static void itrans(const float *P, int c, const wplan *p, int t0, int nt, float 
 }
 
 /* dM[xi][t - t0][kb*8 ..] = A dY A^T of the 2x2 output-gradient tiles, read
- * from a packed plane set (dy at offset 1, zero past the image) */
+ * from a packed plane set (dy at offset 1, zero past the image; blocks of
+ * cbw(c) channels) */
 static void gtrans(const float *P, int c, const wplan *p, int t0, int nt, float *G)
 {
-    const size_t rs = (size_t)p->wp * 8, xs = xstride(c);
+    const int bw = cbw(c);
+    const size_t rs = (size_t)p->wp * bw, xs = xstride(c), plane = (size_t)p->hp * p->wp;
     for (int cb = 0; cb < c / 8; cb++)
         for (int tt = 0; tt < nt; tt++) {
             const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
-            const float *s = P + (((size_t)cb * p->hp + 2 * i + 1) * p->wp + 2 * j + 1) * 8;
-            __m256 y00 = _mm256_loadu_ps(s), y01 = _mm256_loadu_ps(s + 8);
-            __m256 y10 = _mm256_loadu_ps(s + rs), y11 = _mm256_loadu_ps(s + rs + 8);
+            const float *s =
+                P + gofs(cb, bw, plane) + (((size_t)2 * i + 1) * p->wp + 2 * j + 1) * bw;
+            __m256 y00 = _mm256_loadu_ps(s), y01 = _mm256_loadu_ps(s + bw);
+            __m256 y10 = _mm256_loadu_ps(s + rs), y11 = _mm256_loadu_ps(s + rs + bw);
             __m256 g[4][2];
             g[0][0] = y00, g[0][1] = y01;
             g[1][0] = _mm256_add_ps(y00, y10), g[1][1] = _mm256_add_ps(y01, y11);
@@ -460,7 +482,84 @@ static void gemm16(int rows, int red, int K, const float *A, size_t ai, size_t a
 }
 #undef K16_ROWS
 #undef K16
+
+/* itrans8 over 16-channel blocks: each lane the same operations */
+static void itrans16(const float *P, int c, const wplan *p, int t0, int nt, float *V)
+{
+    const size_t rs = (size_t)p->wp * 16, xs = xstride(c);
+    for (int cb = 0; cb < c / 16; cb++)
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *s = P + (((size_t)cb * p->hp + 2 * i) * p->wp + 2 * j) * 16;
+            __m512 e[4][4];
+            for (int q = 0; q < 4; q++) {
+                __m512 d0 = _mm512_loadu_ps(s + q * 16), d1 = _mm512_loadu_ps(s + rs + q * 16);
+                __m512 d2 = _mm512_loadu_ps(s + 2 * rs + q * 16);
+                __m512 d3 = _mm512_loadu_ps(s + 3 * rs + q * 16);
+                e[0][q] = _mm512_sub_ps(d0, d2);
+                e[1][q] = _mm512_add_ps(d1, d2);
+                e[2][q] = _mm512_sub_ps(d2, d1);
+                e[3][q] = _mm512_sub_ps(d1, d3);
+            }
+            float *o = V + (size_t)tt * c + cb * 16;
+            for (int r = 0; r < 4; r++) {
+                _mm512_storeu_ps(o + (r * 4 + 0) * xs, _mm512_sub_ps(e[r][0], e[r][2]));
+                _mm512_storeu_ps(o + (r * 4 + 1) * xs, _mm512_add_ps(e[r][1], e[r][2]));
+                _mm512_storeu_ps(o + (r * 4 + 2) * xs, _mm512_sub_ps(e[r][2], e[r][1]));
+                _mm512_storeu_ps(o + (r * 4 + 3) * xs, _mm512_sub_ps(e[r][1], e[r][3]));
+            }
+        }
+}
+
+/* otrans8 into 16-channel blocks of O: each lane the same operations */
+static void otrans16(const wplan *p, int t0, int nt, int cout, const float *M,
+                     const float *bias, const float *mask, float *O)
+{
+    const __m512 z = _mm512_setzero_ps();
+    const size_t xs_out = xstride(cout);
+    const int oh2 = 2 * p->th, ow2 = 2 * p->tw;
+    for (int kb = 0; kb < cout / 16; kb++) {
+        const __m512 bv = bias ? _mm512_loadu_ps(bias + kb * 16) : _mm512_setzero_ps();
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *m = M + (size_t)tt * cout + kb * 16;
+            __m512 f[2][4];
+            for (int q = 0; q < 4; q++) {
+                __m512 m0 = _mm512_loadu_ps(m + (0 * 4 + q) * xs_out);
+                __m512 m1 = _mm512_loadu_ps(m + (1 * 4 + q) * xs_out);
+                __m512 m2 = _mm512_loadu_ps(m + (2 * 4 + q) * xs_out);
+                __m512 m3 = _mm512_loadu_ps(m + (3 * 4 + q) * xs_out);
+                f[0][q] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                f[1][q] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+            float *o = O + (((size_t)kb * oh2 + 2 * i) * ow2 + 2 * j) * 16;
+            for (int a = 0; a < 2; a++) {
+                __m512 y0 = _mm512_add_ps(_mm512_add_ps(f[a][0], f[a][1]), f[a][2]);
+                __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(f[a][1], f[a][2]), f[a][3]);
+                y0 = _mm512_add_ps(y0, bv), y1 = _mm512_add_ps(y1, bv);
+                if (mask) {
+                    const float *mk =
+                        mask + (((size_t)kb * p->hp + 2 * i + a + 1) * p->wp + 2 * j + 1) * 16;
+                    y0 = _mm512_maskz_mov_ps(
+                        _mm512_cmp_ps_mask(_mm512_loadu_ps(mk), z, _CMP_GT_OQ), y0);
+                    y1 = _mm512_maskz_mov_ps(
+                        _mm512_cmp_ps_mask(_mm512_loadu_ps(mk + 16), z, _CMP_GT_OQ), y1);
+                }
+                _mm512_storeu_ps(o + (size_t)a * ow2 * 16, y0);
+                _mm512_storeu_ps(o + (size_t)a * ow2 * 16 + 16, y1);
+            }
+        }
+    }
+}
 #pragma GCC pop_options
+
+static void itrans(const float *P, int c, const wplan *p, int t0, int nt, float *V)
+{
+    if (cbw(c) == 16)
+        itrans16(P, c, p, t0, nt, V);
+    else
+        itrans8(P, c, p, t0, nt, V);
+}
 
 static void gemm(int rows, int red, int K, const float *A, size_t ai, size_t ar,
                  const float *B, float *C, int acc)
@@ -485,6 +584,48 @@ static void gemm(int rows, int red, int K, const float *A, size_t ai, size_t ar,
     }
 }
 
+/* A^T M A of tiles t0 .. t0+nt-1 (2x2 outputs each), bias added, zero
+ * where mask (packed, when given) is not > 0, into 8-channel blocks of the
+ * blocked output O; otrans16 for 16-channel blocks */
+static void otrans8(const wplan *p, int t0, int nt, int cout, const float *M,
+                    const float *bias, const float *mask, float *O)
+{
+    const __m256 z = _mm256_setzero_ps();
+    const size_t xs_out = xstride(cout);
+    const int oh2 = 2 * p->th, ow2 = 2 * p->tw;
+    for (int kb = 0; kb < cout / 8; kb++) {
+        const __m256 bv = bias ? _mm256_loadu_ps(bias + kb * 8) : _mm256_setzero_ps();
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *m = M + (size_t)tt * cout + kb * 8;
+            __m256 f[2][4];
+            for (int q = 0; q < 4; q++) {
+                __m256 m0 = _mm256_loadu_ps(m + (0 * 4 + q) * xs_out);
+                __m256 m1 = _mm256_loadu_ps(m + (1 * 4 + q) * xs_out);
+                __m256 m2 = _mm256_loadu_ps(m + (2 * 4 + q) * xs_out);
+                __m256 m3 = _mm256_loadu_ps(m + (3 * 4 + q) * xs_out);
+                f[0][q] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                f[1][q] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+            }
+            float *o = O + (((size_t)kb * oh2 + 2 * i) * ow2 + 2 * j) * 8;
+            for (int a = 0; a < 2; a++) {
+                __m256 y0 = _mm256_add_ps(_mm256_add_ps(f[a][0], f[a][1]), f[a][2]);
+                __m256 y1 = _mm256_sub_ps(_mm256_sub_ps(f[a][1], f[a][2]), f[a][3]);
+                y0 = _mm256_add_ps(y0, bv), y1 = _mm256_add_ps(y1, bv);
+                if (mask) {
+                    const float *mk =
+                        mask + (((size_t)kb * p->hp + 2 * i + a + 1) * p->wp + 2 * j + 1) * 8;
+                    y0 = _mm256_and_ps(y0, _mm256_cmp_ps(_mm256_loadu_ps(mk), z, _CMP_GT_OQ));
+                    y1 = _mm256_and_ps(y1,
+                                       _mm256_cmp_ps(_mm256_loadu_ps(mk + 8), z, _CMP_GT_OQ));
+                }
+                _mm256_storeu_ps(o + (size_t)a * ow2 * 8, y0);
+                _mm256_storeu_ps(o + (size_t)a * ow2 * 8 + 8, y1);
+            }
+        }
+    }
+}
+
 /* out (+)= the convolution of one sample's cin packed planes P by U (cout
  * outputs), bias added, zero where the packed planes mask are not > 0 when
  * mask is given (the backward data under relu_in: mask is relu(x) packed,
@@ -494,58 +635,30 @@ static void conv_sample(const wplan *p, const float *P, int cin, int cout, int o
                         const float *U, const float *bias, float *out, int acc,
                         const float *mask, float *V, float *M, float *O)
 {
-    const __m256 z = _mm256_setzero_ps();
     const size_t xs_in = xstride(cin), xs_out = xstride(cout);
-    const int oh2 = 2 * p->th, ow2 = 2 * p->tw;
+    const int oh2 = 2 * p->th, ow2 = 2 * p->tw, bw = cbw(cout);
     for (int t0 = 0; t0 < p->T; t0 += WT) {
         const int nt = p->T - t0 < WT ? p->T - t0 : WT;
         itrans(P, cin, p, t0, nt, V);
         for (int xi = 0; xi < 16; xi++)
             gemm(nt, cin, cout, V + xi * xs_in, cin, 1, U + (size_t)xi * cin * cout,
                  M + xi * xs_out, 0);
-        for (int kb = 0; kb < cout / 8; kb++) {
-            const __m256 bv = bias ? _mm256_loadu_ps(bias + kb * 8) : _mm256_setzero_ps();
-            for (int tt = 0; tt < nt; tt++) {
-                const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
-                const float *m = M + (size_t)tt * cout + kb * 8;
-                __m256 f[2][4];
-                for (int q = 0; q < 4; q++) {
-                    __m256 m0 = _mm256_loadu_ps(m + (0 * 4 + q) * xs_out);
-                    __m256 m1 = _mm256_loadu_ps(m + (1 * 4 + q) * xs_out);
-                    __m256 m2 = _mm256_loadu_ps(m + (2 * 4 + q) * xs_out);
-                    __m256 m3 = _mm256_loadu_ps(m + (3 * 4 + q) * xs_out);
-                    f[0][q] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-                    f[1][q] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
-                }
-                float *o = O + (((size_t)kb * oh2 + 2 * i) * ow2 + 2 * j) * 8;
-                for (int a = 0; a < 2; a++) {
-                    __m256 y0 = _mm256_add_ps(_mm256_add_ps(f[a][0], f[a][1]), f[a][2]);
-                    __m256 y1 = _mm256_sub_ps(_mm256_sub_ps(f[a][1], f[a][2]), f[a][3]);
-                    y0 = _mm256_add_ps(y0, bv), y1 = _mm256_add_ps(y1, bv);
-                    if (mask) {
-                        const float *mk =
-                            mask + (((size_t)kb * p->hp + 2 * i + a + 1) * p->wp + 2 * j + 1) * 8;
-                        y0 = _mm256_and_ps(y0, _mm256_cmp_ps(_mm256_loadu_ps(mk), z, _CMP_GT_OQ));
-                        y1 = _mm256_and_ps(y1,
-                                           _mm256_cmp_ps(_mm256_loadu_ps(mk + 8), z, _CMP_GT_OQ));
-                    }
-                    _mm256_storeu_ps(o + (size_t)a * ow2 * 8, y0);
-                    _mm256_storeu_ps(o + (size_t)a * ow2 * 8 + 8, y1);
-                }
-            }
-        }
+        if (bw == 16)
+            otrans16(p, t0, nt, cout, M, bias, mask, O);
+        else
+            otrans8(p, t0, nt, cout, M, bias, mask, O);
     }
     /* blocked -> NCHW */
-    const size_t hw = (size_t)oh * ow;
+    const size_t hw = (size_t)oh * ow, oplane = (size_t)oh2 * ow2;
     for (int kb = 0; kb < cout / 8; kb++)
         for (int y = 0; y < oh; y++) {
-            const float *src = O + ((size_t)kb * oh2 + y) * ow2 * 8;
+            const float *src = O + gofs(kb, bw, oplane) + (size_t)y * ow2 * bw;
             float *dst = out + (size_t)kb * 8 * hw + (size_t)y * ow;
             int x = 0;
             for (; x + 8 <= ow; x += 8) {
                 __m256 r[8];
                 for (int m = 0; m < 8; m++)
-                    r[m] = _mm256_loadu_ps(src + (size_t)(x + m) * 8);
+                    r[m] = _mm256_loadu_ps(src + (size_t)(x + m) * bw);
                 tr8(r);
                 for (int l = 0; l < 8; l++) {
                     float *dp = dst + l * hw + x;
@@ -557,7 +670,7 @@ static void conv_sample(const wplan *p, const float *P, int cin, int cout, int o
             }
             for (; x < ow; x++)
                 for (int l = 0; l < 8; l++) {
-                    float v = src[(size_t)x * 8 + l];
+                    float v = src[(size_t)x * bw + l];
                     dst[l * hw + x] = acc ? dst[l * hw + x] + v : v;
                 }
         }
