@@ -40,7 +40,8 @@
 #                                                            DEVKIT_T_BENCH (250 s)
 #             of which rminas BENCH_T_RMINAS (100 s), PyTorch BENCH_T_TORCH (130 s)
 #   search    a full RMI-NAS search on NAS-Bench-201 (examples/search_nb201.rmi with
-#             the real CIFAR-10 and the reference teacher, set jobs DEVKIT_SEARCH_JOBS (4))
+#             the real CIFAR-10 and the reference teacher, set jobs DEVKIT_SEARCH_JOBS, by
+#             default the faster of 4 and 8 in the jobs step)
 #                                                            DEVKIT_T_SEARCH (170 s)
 #   train     whole networks on the device: the reference teacher fine-tuned for
 #             DEVKIT_TRAIN_EPOCHS (1) epochs, then the ResNet-like cell trained
@@ -392,16 +393,31 @@ step_bench() {
     return 0
 }
 
+# The jobs the search runs with: DEVKIT_SEARCH_JOBS, else whichever of
+# DEVKIT_JOBS_N and twice that ranked faster in the jobs step, else 4.
+search_jobs() {
+    if [ -n "${DEVKIT_SEARCH_JOBS:-}" ]; then echo "$DEVKIT_SEARCH_JOBS"; return; fi
+    local j=${DEVKIT_JOBS_N:-4} a b
+    a=$(sed -n 's/^wall time \([0-9.]*\) s with.*/\1/p' "$work/jobs$j.log" 2>/dev/null)
+    b=$(sed -n 's/^wall time \([0-9.]*\) s with.*/\1/p' "$work/jobs$((2 * j)).log" 2>/dev/null)
+    if [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { exit !(b < a) }'; then
+        echo $((2 * j))
+    elif [ -n "$a" ]; then echo "$j"
+    else echo 4; fi
+}
+
 step_search() {
-    local state=/tmp/devkit-search.json
+    local state=/tmp/devkit-search.json sj
     rm -f "$state" "$state".*
+    sj=$(search_jobs)
+    echo "search: set jobs $sj"
     cat > "$work/search.rmi" <<EOF
 load dataset cifar10 $c10
 load teacher resnet20 $teacher
 load benchmark nb201 $nb201
 set steps ${DEVKIT_SEARCH_STEPS:-150}
 set seed 1
-set jobs ${DEVKIT_SEARCH_JOBS:-4}
+set jobs $sj
 set state $state
 search start rminas ${DEVKIT_SEARCH_OPTS:-}
 search run
