@@ -145,43 +145,37 @@ static void cu_pool_init(void)
     cu_use_pool = true;
 }
 
-/* ---- scratch ---- */
-
-static thread_local void *cu_scratch_p;
-static thread_local size_t cu_scratch_n;
+/* ---- scratch (cu.scratch) ---- */
 
 void *cu_scratch(size_t bytes)
 {
-    if (bytes <= cu_scratch_n)
-        return cu_scratch_p;
+    if (bytes <= cu.scratch_n)
+        return cu.scratch;
     void *p = NULL;
     if (!CU(dev_malloc(&p, bytes)))
         return NULL;
-    if (cu_scratch_p)
-        dev_free(cu_scratch_p); /* after the work that used it (stream order) */
-    cu_scratch_p = p;
-    cu_scratch_n = bytes;
+    if (cu.scratch)
+        dev_free(cu.scratch); /* after the work that used it (stream order) */
+    cu.scratch = p;
+    cu.scratch_n = bytes;
     return p;
 }
 
-/* host staging for values the host reads back (the loss) */
-static thread_local void *cu_host_p;
-static thread_local size_t cu_host_n;
-
+/* host staging for values the host reads back (the loss; cu.host) */
 static void *cu_host(size_t bytes)
 {
-    if (bytes <= cu_host_n)
-        return cu_host_p;
+    if (bytes <= cu.host_n)
+        return cu.host;
     void *p = NULL;
     const bool held = cu_wait_begin();
     const bool ok = CU(cudaMallocHost(&p, bytes));
-    if (ok && cu_host_p)
-        CU(cudaFreeHost(cu_host_p));
+    if (ok && cu.host)
+        CU(cudaFreeHost(cu.host));
     cu_wait_end(held);
     if (!ok)
         return NULL;
-    cu_host_p = p;
-    cu_host_n = bytes;
+    cu.host = p;
+    cu.host_n = bytes;
     return p;
 }
 
@@ -1219,13 +1213,11 @@ static void cu_thread_free(void)
 {
     if (cu.stream)
         CU(cudaStreamSynchronize(cu.stream));
-    if (cu_scratch_p)
-        dev_free(cu_scratch_p);
+    if (cu.scratch)
+        dev_free(cu.scratch);
     const bool held = cu_wait_begin();
-    if (cu_host_p)
-        CU(cudaFreeHost(cu_host_p));
-    cu_scratch_p = cu_host_p = NULL;
-    cu_scratch_n = cu_host_n = 0;
+    if (cu.host)
+        CU(cudaFreeHost(cu.host));
     if (cu.dnn)
         CU(cudnnDestroy(cu.dnn));
     if (cu.blas)
@@ -1248,14 +1240,10 @@ static void cu_thread_free(void)
  * and cuDNN handles and their buffers for each (and cudaFree and handle
  * destruction after, which wait for the whole device) would cost every
  * group that much. A state serves one thread at a time (it is moved out of
- * its slot while in use); those kept live with the process. */
+ * its slot while in use; stream == NULL: the slot is empty); those kept
+ * live with the process. */
 enum { CU_SLOTS = 64 };
-struct cu_kept {
-    cuda_state st; /* st.stream == NULL: the slot is empty */
-    void *scratch, *host;
-    size_t scratch_n, host_n;
-};
-static cu_kept cu_slots[CU_SLOTS];
+static cuda_state cu_slots[CU_SLOTS];
 static pthread_mutex_t cu_slots_mu = PTHREAD_MUTEX_INITIALIZER;
 static thread_local int cu_slot = -1;
 
@@ -1268,12 +1256,9 @@ static int cu_thread_begin(int slot)
     cu_slot = slot >= 0 && slot < CU_SLOTS ? slot : -1;
     if (cu_slot >= 0) {
         pthread_mutex_lock(&cu_slots_mu);
-        cu_kept *k = &cu_slots[cu_slot];
-        if (k->st.stream) {
-            cu = k->st;
-            cu_scratch_p = k->scratch, cu_scratch_n = k->scratch_n;
-            cu_host_p = k->host, cu_host_n = k->host_n;
-            memset(k, 0, sizeof *k);
+        if (cu_slots[cu_slot].stream) {
+            cu = cu_slots[cu_slot];
+            memset(&cu_slots[cu_slot], 0, sizeof cu);
         }
         pthread_mutex_unlock(&cu_slots_mu);
         if (cu.stream)
@@ -1291,22 +1276,16 @@ static void cu_thread_end(void)
     bool kept = false;
     if (cu_slot >= 0 && cu.stream && !cu_err_set && CU(cudaStreamSynchronize(cu.stream))) {
         pthread_mutex_lock(&cu_slots_mu);
-        cu_kept *k = &cu_slots[cu_slot];
-        if (!k->st.stream) {
-            k->st = cu;
-            k->scratch = cu_scratch_p, k->scratch_n = cu_scratch_n;
-            k->host = cu_host_p, k->host_n = cu_host_n;
+        if (!cu_slots[cu_slot].stream) {
+            cu_slots[cu_slot] = cu;
             kept = true;
         }
         pthread_mutex_unlock(&cu_slots_mu);
     }
-    if (kept) {
+    if (kept)
         memset(&cu, 0, sizeof cu);
-        cu_scratch_p = cu_host_p = NULL;
-        cu_scratch_n = cu_host_n = 0;
-    } else {
+    else
         cu_thread_free();
-    }
     cu_slot = -1;
     cu_err_set = 0; /* nothing is left to report it to */
 }

@@ -36,6 +36,10 @@ struct cuda_state {
     void *blas_ws; /* cuBLAS workspace, CU_BLAS_WS bytes */
     double *bn_part; /* batch norm partial sums: 2 * CU_BN_PART doubles */
     float *bn_coef;  /* batch norm per-channel coefficients: 3 * CU_BN_COEF floats */
+    void *scratch;   /* cu_scratch's, scratch_n bytes */
+    size_t scratch_n;
+    void *host; /* pinned staging for values read back, host_n bytes */
+    size_t host_n;
 };
 enum { CU_BLAS_WS = 32 << 20, CU_BN_PART = 1 << 16, CU_BN_COEF = 1 << 14 };
 extern thread_local cuda_state cu;

@@ -133,7 +133,7 @@ done
 } > "$out/machine.txt"
 
 "$python" - "$out" "$nb201" "$dev" "$steps" <<'PY' | tee "$out/summary.md"
-import csv, json, math, os, statistics, sys
+import csv, json, math, os, re, statistics, sys
 
 out, nb201, dev, steps = sys.argv[1:5]
 
@@ -239,7 +239,6 @@ if o_all and t_all:
     print('| total s | %.1f | %.1f | %.2f |' % (sum(o_all), sum(t_all), sum(t_all) / sum(o_all)))
 jobs_wall = None
 try:
-    import re
     log = open(os.path.join(out, 'rminas.log')).read()
     m = re.findall(r'^wall time ([0-9.]+) s with ([0-9]+) jobs \(', log, re.M)
     if m:
