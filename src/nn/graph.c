@@ -97,7 +97,7 @@ graph *graph_new(const backend *be)
 {
     graph *g = calloc(1, sizeof *g);
     if (!g) {
-        gfail(g, "out of memory");
+        rm_error("out of memory");
         return NULL;
     }
     g->be = be;

@@ -25,6 +25,10 @@
 # timeout, none stopping the next:
 #   test      tests/test_cuda (TAP)                         DEVKIT_T_TEST (60 s)
 #   alltests  every tests/test_* program of the kit          DEVKIT_T_ALLTESTS (120 s)
+#   memcheck  tests/test_cuda under compute-sanitizer's memcheck, DEVKIT_MEMCHECK_STEPS
+#             (2) RMI steps, plain cudaMalloc (DEVKIT_MEMCHECK_POOL, 0: the sanitizer
+#             sees each buffer's bounds)                     DEVKIT_T_MEMCHECK (150 s)
+#             (not in the default steps: add it, e.g. DEVKIT_STEPS="test memcheck")
 #   sanity    rminas --device cuda: load, teacher eval, batch, score the ResNet-like cell
 #                                                            DEVKIT_T_SANITY (60 s)
 #   profile   where a score's time goes: the ResNet-like cell scored (150 steps) with
@@ -284,6 +288,22 @@ step_test() {
     "$t"
 }
 
+# tests/test_cuda under compute-sanitizer (memcheck: out-of-bounds and
+# misaligned device accesses, bad frees, errors of CUDA calls) with few RMI
+# steps; slow, so not in the default steps.
+step_memcheck() {
+    local t=$rk/tests/test_cuda cs
+    [ -x "$t" ] || { echo "no tests/test_cuda in the kit"; return 1; }
+    cs=$(command -v compute-sanitizer) || for cs in /usr/local/cuda/bin/compute-sanitizer \
+        /usr/local/cuda/compute-sanitizer/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer ""; do
+        [ -x "$cs" ] && break
+    done
+    [ -n "$cs" ] || { echo "devkit: no compute-sanitizer on this machine"; return 1; }
+    echo "devkit: $cs ($("$cs" --version 2>&1 | tail -n 1))"
+    RMINAS_TEST_CUDA_STEPS=${DEVKIT_MEMCHECK_STEPS:-2} RMINAS_CUDA_POOL=${DEVKIT_MEMCHECK_POOL:-0} \
+        "$cs" --tool memcheck --error-exitcode 3 "$t"
+}
+
 step_alltests() {
     local t fails=0
     for t in "$rk"/tests/test_*; do
@@ -526,6 +546,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         case $s in
         test) step test "${DEVKIT_T_TEST:-60}" ;;
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
+        memcheck) step memcheck "${DEVKIT_T_MEMCHECK:-150}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
         profile) step profile "${DEVKIT_T_PROFILE:-50}" ;;
         jobs) step jobs "${DEVKIT_T_JOBS:-90}" ;;
@@ -545,6 +566,8 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         grep -m1 -E 'NVIDIA|H100|H200' "$OUT/env.txt" | head -n 1
         echo "## steps"; cat "$work/steps.txt"
         echo "## test"; grep -E '^(not ok|# |1\.\.)' "$work/test.log" 2>/dev/null | head -n 40
+        [ -f "$work/memcheck.log" ] && { echo "## memcheck"
+            grep -E '^(not ok|=========|# )' "$work/memcheck.log" | head -n 30; }
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
         echo "## sanity"; grep -v -E '^[a-z_0-9]+ {3,}' "$work/sanity.log" 2>/dev/null | tail -n 14
         echo "## profile"; grep -E '^(\|.*score|  [a-z_0-9]+ +[0-9]|profile \(|==)' "$work/profile.log" 2>/dev/null | head -n 60
