@@ -354,5 +354,15 @@ for c in $("$R" -c help | sed -n 's/^  \([a-z]*\) .*/\1/p'); do
   grep -Eq "^\.B (.*\\fB)?$c\b" "$top_srcdir/doc/rminas.1" || missing="$missing $c"
 done
 if [ -z "$missing" ]; then ok "the man page documents every command"; else notok "the man page lacks:$missing"; fi
+# the man page (font escapes aside) and the README name every setting
+man=$(sed 's/\\f[BIRP]//g' "$top_srcdir/doc/rminas.1")
+missing=
+for k in $("$R" -c "show settings" | sed -n 's/^\([a-z_0-9]*\)  .*/\1/p'); do
+  printf '%s\n' "$man" | grep -Eq "(^|[^a-z_])$k([^a-z_]|\$)" || missing="$missing man:$k"
+  grep -Eq "(^|[^a-z_])$k([^a-z_]|\$)" "$top_srcdir/README.md" || missing="$missing README:$k"
+done
+if [ -z "$missing" ] && [ "$("$R" -c "show settings" | grep -c '^[a-z_]')" -gt 30 ]; then
+  ok "the man page and the README name every setting"
+else notok "settings not documented:$missing"; fi
 
 finish
