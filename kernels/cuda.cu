@@ -94,10 +94,29 @@ static int cu_dev; /* the device every thread uses */
 static bool cu_use_pool;
 static cudaMemPool_t cu_pool;
 
+/* cudaMalloc, once more after the pool has given back what it holds
+ * unused (the pool keeps everything freed into it; cudaMalloc cannot take
+ * from it). The caller holds cu_dev_lock exclusively or is capturing. */
+static cudaError_t plain_malloc(void **p, size_t bytes)
+{
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e == cudaErrorMemoryAllocation && cu_use_pool) {
+        cudaGetLastError();
+        cudaMemPoolTrimTo(cu_pool, 0);
+        e = cudaMalloc(p, bytes);
+    }
+    return e;
+}
+
 static cudaError_t dev_malloc(void **p, size_t bytes)
 {
-    if (!cu_use_pool || cu_capturing)
-        return cudaMalloc(p, bytes);
+    if (!cu_use_pool || cu_capturing) {
+        /* cudaMalloc may wait for the device like cudaFree */
+        const bool held = cu_wait_begin();
+        const cudaError_t e = plain_malloc(p, bytes);
+        cu_wait_end(held);
+        return e;
+    }
     cudaError_t e = cudaMallocAsync(p, bytes, cu.stream);
     if (e == cudaErrorMemoryAllocation) {
         /* what the pool holds unused goes back to the driver, then once more */
@@ -1100,6 +1119,13 @@ static void cu_cka(int n, const float *K, const float *L, int centered, float sc
 
 static int cu_record_begin(void)
 {
+    if (cu_err_set) {
+        /* an operation before failed and no wait has reported it yet: no
+         * recording (it would take the failure for its own, and the caller
+         * drops that), the operations run directly and the next wait
+         * reports the failure */
+        return rm_error("CUDA backend: not recording after a failed operation");
+    }
     pthread_rwlock_rdlock(&cu_dev_lock);
     cu_capturing = 1;
     if (!CU(cudaStreamBeginCapture(cu.stream, cudaStreamCaptureModeThreadLocal))) {
@@ -1200,9 +1226,9 @@ static bool cu_thread_init(void)
            CU(cudnnCreate(&cu.dnn)) && CU(cudnnSetStream(cu.dnn, cu.stream)) &&
            /* cuBLAS gets its workspace up front: nothing is allocated while a
             * step is recorded into a CUDA graph */
-           CU(cudaMalloc(&cu.blas_ws, CU_BLAS_WS)) &&
-           CU(cudaMalloc(&cu.bn_part, 2 * CU_BN_PART * sizeof(double))) &&
-           CU(cudaMalloc(&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float))) &&
+           CU(plain_malloc((void **)&cu.blas_ws, CU_BLAS_WS)) &&
+           CU(plain_malloc((void **)&cu.bn_part, 2 * CU_BN_PART * sizeof(double))) &&
+           CU(plain_malloc((void **)&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float))) &&
            CU(cublasSetWorkspace(cu.blas, cu.blas_ws, CU_BLAS_WS));
     cu_wait_end(held);
     return ok;

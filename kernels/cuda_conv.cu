@@ -8,8 +8,8 @@
  * (CUDNN_FMA_MATH: no TF32, so results match the CPU backend to rounding).
  * conv_work_size, called when a network is planned, fills the entry; the
  * passes then only look it up. An entry first met in a pass (a smaller last
- * batch) is limited to the workspace planned for the largest batch of the
- * same shape, so it always fits the caller's scratch.
+ * batch) is limited to the smallest workspace planned for a larger batch of
+ * the same shape, so it always fits the caller's scratch.
  *
  * Scratch layout (floats): [relu(x) | masked-dx temporary | cuDNN workspace],
  * the first two only when relu_in is set. */
@@ -189,6 +189,13 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
     e->ws = mf > md ? mf : md;
     if (mw > e->ws)
         e->ws = mw;
+    if (e->ws > limit) {
+        /* the queries can differ from what the heuristics or Find reported:
+         * more than the caller's scratch holds would be written past it */
+        cu_fail(__FILE__, __LINE__, "cudnnGetConvolution*WorkspaceSize",
+                "the chosen algorithms need more workspace than was planned");
+        return -1;
+    }
     e->ok = 1;
     return 0;
 }
@@ -224,13 +231,19 @@ static conv_entry *entry_find(const conv_desc *d, int planning)
         return entry_ok(found);
     size_t limit = (size_t)-1;
     if (!planning) {
-        /* a pass on a shape never planned: the largest workspace planned for
-         * the same shape at a larger batch */
+        /* a pass on a shape never planned: the smallest workspace planned for
+         * the same shape at a larger batch. The caller's own plan is one of
+         * those and its scratch holds at least that plan's workspace; another
+         * network's plan at a still larger batch (the cache is shared) may
+         * need more than the caller has. */
         limit = 0;
+        bool any = false;
         for (int i = 0; i < cache_n; i++)
             if (cache[i]->ok && cache[i]->key.n > k.n && same_but_n(&cache[i]->key, &k) &&
-                cache[i]->ws > limit)
+                (!any || cache[i]->ws < limit)) {
                 limit = cache[i]->ws;
+                any = true;
+            }
     }
     if (cache_n == cache_cap) {
         int cap = cache_cap ? 2 * cache_cap : 64;

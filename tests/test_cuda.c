@@ -461,6 +461,10 @@ static void test_elementwise(void)
 
 /* ---- convolution ---- */
 
+/* Set by test_conv_last_batch: the peer's scratch is the one planned at
+ * batch conv_plan_n (> n), after another plan of the shape at conv_big_n */
+static int conv_plan_n, conv_big_n;
+
 static void test_conv(const char *what, int n, int cin, int h, int w, int cout, int k,
                       int stride, int pad, int dil, int groups, int relu_in, int bias)
 {
@@ -479,7 +483,20 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
     const size_t nw = (size_t)cout * (cin / groups) * k * k;
     tens x = t_new(nx), wt = t_new(nw), b = t_new(cout), y = t_new(ny), dy = t_new(ny);
     tens dx = t_new(nx), dw = t_new(nw), db = t_new(cout);
-    size_t cws = cpu->conv_work_size(&d), pws = peer->conv_work_size(&d);
+    size_t cws = cpu->conv_work_size(&d), pws;
+    if (conv_plan_n) {
+        conv_desc p = d, big = d;
+        p.n = conv_plan_n;
+        big.n = conv_big_n;
+        if (conv_desc_init(&p) < 0 || conv_desc_init(&big) < 0) {
+            ok(0, "%s: conv_desc_init: %s", tag, rm_last_error());
+            return;
+        }
+        pws = peer->conv_work_size(&p);
+        (void)peer->conv_work_size(&big);
+    } else {
+        pws = peer->conv_work_size(&d);
+    }
     float *cwork = fnew(cws ? cws : 1), *pwork = peer_alloc((pws ? pws : 1) * sizeof(float));
     t_rand(&x, -1., 1.);
     t_rand(&wt, -1., 1.);
@@ -588,6 +605,19 @@ static void test_conv_cases(void)
     test_conv("odd",         3, 8, 7, 7, 12, 3, 2, 1, 1, 1, 0, 1);
     test_conv("odd",         5, 6, 9, 9, 6, 5, 2, 1, 1, 3, 1, 0);
     test_conv("odd",         1, 5, 15, 15, 7, 1, 2, 0, 1, 1, 0, 1);
+}
+
+/* A pass at a batch never planned (a smaller last batch) runs in the scratch
+ * its network planned at a larger batch, while another network planned the
+ * same shape at a still larger one (the shape cache is shared): its
+ * workspace must fit the smaller plan's scratch (memcheck sees it). */
+static void test_conv_last_batch(void)
+{
+    conv_plan_n = 24;
+    conv_big_n = 512;
+    test_conv("last batch", 7, 24, 20, 20, 24, 3, 1, 1, 1, 1, 1, 0);
+    test_conv("last batch", 7, 24, 20, 20, 48, 3, 2, 1, 1, 1, 0, 1);
+    conv_plan_n = conv_big_n = 0;
 }
 
 /* ---- batch norm ---- */
@@ -1472,6 +1502,7 @@ int main(void)
     test_memory_threads("memory from 3 more threads, same slots");
     test_elementwise();
     test_conv_cases();
+    test_conv_last_batch();
     test_bn(4, 16, 32 * 32);
     test_bn(32, 16, 32 * 32);
     test_bn(4, 64, 8 * 8);

@@ -523,6 +523,10 @@ int rmi_score_model(const backend *be, model *student, const rmi_data *data,
             break;
         }
     }
+    /* the last step's backward is not waited for by the step: a failure
+     * there belongs to this score, not to the next one of the thread */
+    if (rc >= 0 && be->sync() < 0)
+        rc = -1;
     r->score = rmi_eval_score(&e);
     r->loss = e.loss;
     r->ce = e.ce;

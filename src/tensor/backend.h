@@ -202,7 +202,10 @@ typedef struct backend {
      * cuBLAS/cuDNN handles of its own. thread_end releases them, after the
      * thread's last operation (the CUDA backend keeps them for the next
      * thread that begins with the same slot). Memory may be allocated in
-     * one thread and freed in another. NULL: nothing to do. */
+     * one thread and freed in another once every thread that used it has
+     * waited for its work (sync, download or thread_end): the CUDA backend
+     * frees into a stream-ordered pool on the freeing thread's stream,
+     * which is not ordered after other streams' work. NULL: nothing to do. */
     int (*thread_begin)(int slot);
     void (*thread_end)(void);
 } backend;
