@@ -236,14 +236,12 @@ static conv_entry *entry_find(const conv_desc *d, int planning)
          * those and its scratch holds at least that plan's workspace; another
          * network's plan at a still larger batch (the cache is shared) may
          * need more than the caller has. */
-        limit = 0;
-        bool any = false;
         for (int i = 0; i < cache_n; i++)
             if (cache[i]->ok && cache[i]->key.n > k.n && same_but_n(&cache[i]->key, &k) &&
-                (!any || cache[i]->ws < limit)) {
+                cache[i]->ws < limit)
                 limit = cache[i]->ws;
-                any = true;
-            }
+        if (limit == (size_t)-1)
+            limit = 0; /* none planned: no workspace */
     }
     if (cache_n == cache_cap) {
         int cap = cache_cap ? 2 * cache_cap : 64;

@@ -479,11 +479,7 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
         ok(0, "%s: conv_desc_init: %s", tag, rm_last_error());
         return;
     }
-    const size_t nx = (size_t)n * cin * h * w, ny = (size_t)n * cout * d.oh * d.ow;
-    const size_t nw = (size_t)cout * (cin / groups) * k * k;
-    tens x = t_new(nx), wt = t_new(nw), b = t_new(cout), y = t_new(ny), dy = t_new(ny);
-    tens dx = t_new(nx), dw = t_new(nw), db = t_new(cout);
-    size_t cws = cpu->conv_work_size(&d), pws;
+    size_t pws;
     if (conv_plan_n) {
         conv_desc p = d, big = d;
         p.n = conv_plan_n;
@@ -497,6 +493,11 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
     } else {
         pws = peer->conv_work_size(&d);
     }
+    const size_t nx = (size_t)n * cin * h * w, ny = (size_t)n * cout * d.oh * d.ow;
+    const size_t nw = (size_t)cout * (cin / groups) * k * k;
+    tens x = t_new(nx), wt = t_new(nw), b = t_new(cout), y = t_new(ny), dy = t_new(ny);
+    tens dx = t_new(nx), dw = t_new(nw), db = t_new(cout);
+    size_t cws = cpu->conv_work_size(&d);
     float *cwork = fnew(cws ? cws : 1), *pwork = peer_alloc((pws ? pws : 1) * sizeof(float));
     t_rand(&x, -1., 1.);
     t_rand(&wt, -1., 1.);
