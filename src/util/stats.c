@@ -32,11 +32,11 @@ static int by_key(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void rank_average(const double *x, int n, double *rank)
+int rank_average(const double *x, int n, double *rank)
 {
-    int *o = malloc((size_t)n * sizeof *o);
+    int *o = malloc((size_t)(n > 0 ? n : 1) * sizeof *o);
     if (!o)
-        return;
+        return -1;
     for (int i = 0; i < n; i++)
         o[i] = i;
     sort_key = x;
@@ -51,15 +51,14 @@ void rank_average(const double *x, int n, double *rank)
         i = j + 1;
     }
     free(o);
+    return 0;
 }
 
 double spearman_rho(const double *x, const double *y, int n)
 {
     double *rx = malloc((size_t)n * sizeof *rx), *ry = malloc((size_t)n * sizeof *ry);
     double rho = NAN;
-    if (rx && ry && n > 1) {
-        rank_average(x, n, rx);
-        rank_average(y, n, ry);
+    if (rx && ry && n > 1 && rank_average(x, n, rx) == 0 && rank_average(y, n, ry) == 0) {
         double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
         for (int i = 0; i < n; i++) {
             mx += rx[i];
