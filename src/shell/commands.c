@@ -177,8 +177,8 @@ static int parse_train_opts(int argc, char **argv, int first, const char *cmd, t
         if (i + 1 >= argc)
             return usage_error(cmd, TRAIN_OPTS);
         const char *k = argv[i], *v = argv[i + 1];
-        long l;
-        double d;
+        long l = 0;
+        double d = 0;
         int rc;
         if (!strcmp(k, "epochs"))
             rc = parse_int(v, 1, 100000, k, &l), o->epochs = (int)l;

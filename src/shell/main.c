@@ -304,6 +304,10 @@ int main(int argc, char **argv)
     /* actions in order: 'c' command or 'f' file */
     char **act = calloc((size_t)argc + 1, sizeof *act);
     char *kind = calloc((size_t)argc + 1, 1);
+    if (!act || !kind) {
+        fprintf(stderr, "rminas: out of memory\n");
+        return 2;
+    }
     int nact = 0, bail = 0, opt;
     const char *seed = NULL, *threads = NULL, *device = NULL;
     while ((opt = getopt_long(argc, argv, "c:f:beVh", longopts, NULL)) != -1) {
