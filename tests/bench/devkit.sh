@@ -28,7 +28,8 @@
 #   memcheck  tests/test_cuda under compute-sanitizer's memcheck, DEVKIT_MEMCHECK_STEPS
 #             (2) RMI steps, plain cudaMalloc (DEVKIT_MEMCHECK_POOL, 0: the sanitizer
 #             sees each buffer's bounds)                     DEVKIT_T_MEMCHECK (150 s)
-#             (not in the default steps: add it, e.g. DEVKIT_STEPS="test memcheck")
+#             (not in the default steps: add it, e.g. DEVKIT_STEPS="test memcheck"; it
+#             also runs right after a failed test step unless DEVKIT_MEMCHECK_ON_FAIL=0)
 #   sanity    rminas --device cuda: load, teacher eval, batch, score the ResNet-like cell
 #                                                            DEVKIT_T_SANITY (60 s)
 #   profile   where a score's time goes: the ResNet-like cell scored (150 steps) with
@@ -544,7 +545,15 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
     for s in ${DEVKIT_STEPS-test sanity profile jobs bench search train}; do
         [ "$s" = test ] || wait_c10
         case $s in
-        test) step test "${DEVKIT_T_TEST:-60}" ;;
+        test)
+            step test "${DEVKIT_T_TEST:-60}"
+            # a failed test_cuda: its run under memcheck at once (unless asked for later anyway)
+            if [ "${DEVKIT_MEMCHECK_ON_FAIL:-1}" = 1 ] && ! grep -q '^test rc=0 ' "$work/steps.txt" &&
+                case " ${DEVKIT_STEPS-} " in *" memcheck "*) false ;; *) true ;; esac; then
+                echo "devkit: test_cuda failed: running it under memcheck"
+                step memcheck "${DEVKIT_T_MEMCHECK:-150}"
+            fi
+            ;;
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
         memcheck) step memcheck "${DEVKIT_T_MEMCHECK:-150}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
