@@ -29,7 +29,8 @@
 #             (2) RMI steps, plain cudaMalloc (DEVKIT_MEMCHECK_POOL, 0: the sanitizer
 #             sees each buffer's bounds)                     DEVKIT_T_MEMCHECK (150 s)
 #             (not in the default steps: add it, e.g. DEVKIT_STEPS="test memcheck"; it
-#             also runs right after a failed test step unless DEVKIT_MEMCHECK_ON_FAIL=0)
+#             also runs right after a failed test step, one not timed out, unless
+#             DEVKIT_MEMCHECK_ON_FAIL=0)
 #   sanity    rminas --device cuda: load, teacher eval, batch, score the ResNet-like cell
 #                                                            DEVKIT_T_SANITY (60 s)
 #   profile   where a score's time goes: the ResNet-like cell scored (150 steps) with
@@ -547,8 +548,9 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         case $s in
         test)
             step test "${DEVKIT_T_TEST:-60}"
-            # a failed test_cuda: its run under memcheck at once (unless asked for later anyway)
-            if [ "${DEVKIT_MEMCHECK_ON_FAIL:-1}" = 1 ] && ! grep -q '^test rc=0 ' "$work/steps.txt" &&
+            # a failed test_cuda (not one that ran out of time: it would again): its run under
+            # memcheck at once, unless asked for later anyway
+            if [ "${DEVKIT_MEMCHECK_ON_FAIL:-1}" = 1 ] && ! grep -qE '^test rc=(0|124|137) ' "$work/steps.txt" &&
                 case " ${DEVKIT_STEPS-} " in *" memcheck "*) false ;; *) true ;; esac; then
                 echo "devkit: test_cuda failed: running it under memcheck"
                 step memcheck "${DEVKIT_T_MEMCHECK:-150}"
