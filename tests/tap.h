@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int tap_n, tap_failed;
 
@@ -44,5 +45,19 @@ __attribute__((format(printf, 1, 2), unused)) static void tap_diag(const char *f
 }
 
 static inline int tap_done(void) { return tap_failed ? 1 : 0; }
+
+/* The golden files: $GOLDEN_DIR, else tests/golden of the source tree
+ * ($top_srcdir, set by make check: a build in another folder runs there),
+ * else tests/golden below the current folder. */
+__attribute__((unused)) static const char *tap_golden_dir(void)
+{
+    static char dir[4096];
+    const char *d = getenv("GOLDEN_DIR"), *top = getenv("top_srcdir");
+    if (d)
+        return d;
+    if (top && *top && snprintf(dir, sizeof dir, "%s/tests/golden", top) < (int)sizeof dir)
+        return dir;
+    return "tests/golden";
+}
 
 #endif

@@ -68,11 +68,7 @@ static double tolerance(st_file *f, const char *key)
     return tolerance_from(f, key, RTOL);
 }
 
-static const char *golden_dir(void)
-{
-    const char *d = getenv("GOLDEN_DIR");
-    return d ? d : "tests/golden";
-}
+static const char *golden_dir(void) { return tap_golden_dir(); }
 
 static const char *shared_dir(void)
 {
@@ -194,7 +190,7 @@ static void train_step(st_file *f, model *m, const int32_t *labels, int n, int s
 
 static void run_golden(const char *file, const char *what)
 {
-    char path[512];
+    char path[4608];
     snprintf(path, sizeof path, "%s/%s", golden_dir(), file);
     st_file f;
     if (st_load(path, &f) < 0) {

@@ -95,8 +95,8 @@ static void check_arch(st_file *f, const rmi_data *d, const rmi_data *dp, const 
 
 int main(void)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/rmi.safetensors", env_or("GOLDEN_DIR", "tests/golden"));
+    char path[4608];
+    snprintf(path, sizeof path, "%s/rmi.safetensors", tap_golden_dir());
     st_file f;
     if (st_load(path, &f) < 0) {
         tap_ok(0, "%s", rm_last_error());
