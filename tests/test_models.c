@@ -68,8 +68,6 @@ static double tolerance(st_file *f, const char *key)
     return tolerance_from(f, key, RTOL);
 }
 
-static const char *golden_dir(void) { return tap_golden_dir(); }
-
 static const char *shared_dir(void)
 {
     const char *d = getenv("SHARED_DIR");
@@ -191,7 +189,7 @@ static void train_step(st_file *f, model *m, const int32_t *labels, int n, int s
 static void run_golden(const char *file, const char *what)
 {
     char path[4608];
-    snprintf(path, sizeof path, "%s/%s", golden_dir(), file);
+    snprintf(path, sizeof path, "%s/%s", tap_golden_dir(), file);
     st_file f;
     if (st_load(path, &f) < 0) {
         tap_ok(0, "%s: %s", what, rm_last_error());
