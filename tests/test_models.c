@@ -1,5 +1,6 @@
-/* Golden-value tests: ResNet-20 (shared akamaster weights) and three
- * NAS-Bench-201 networks (our seeded init) against PyTorch outputs made by
+/* Golden-value tests: ResNet-20 (shared akamaster weights), three
+ * NAS-Bench-201 networks, two DARTS networks and a chain network (our seeded
+ * init) against PyTorch outputs made by
  * tests/golden/make_golden.py from the same weights and inputs: eval-mode and
  * train-mode logits and stage features, the loss, and the parameters and
  * running statistics after one and two SGD steps.
@@ -31,7 +32,9 @@
  * summed over the batch with cancellation, values near the 1e-3 scale
  * floor; ResNet-20's step-2 loss, 0.00226, 2.1e-3 on an AVX-512 Xeon). Last, four networks
  * under our own Winograd F(2x2, 3x3) (set conv winograd2, the default), at
- * the direct convolutions' bounds throughout. */
+ * the direct convolutions' bounds throughout, with the chain and the DARTS
+ * pools/5x5 networks (whose depthwise backward the table runs on cpu_dw.c);
+ * and those two again on im2col (cpu_dw.c forward and backward). */
 #ifdef HAVE_CONFIG_H
 #include "config.h" /* HAVE_DNNL */
 #endif
@@ -210,7 +213,14 @@ static void run_golden(const char *file, const char *what)
         if (!strcmp(f.meta_key[i], "layers"))
             layers = atoi(f.meta_val[i]);
     }
-    if (arch && !strcmp(space, "darts")) {
+    if (arch && !strcmp(space, "chain")) {
+        uint8_t layers[CHAIN_LAYERS];
+        rc = chain_parse(arch, layers);
+        if (!rc)
+            rc = chain_net_build(&m, be, layers, 10, 32);
+        if (!rc)
+            rc = graph_init_params(m.g, 7);
+    } else if (arch && !strcmp(space, "darts")) {
         uint8_t e[DARTS_EDGES];
         rc = darts_parse(arch, e);
         if (!rc)
@@ -327,6 +337,7 @@ int main(void)
     run_golden("nb201_none.safetensors", "nb201 none cell");
     run_golden("darts_v2.safetensors", "darts DARTS_V2 cell");
     run_golden("darts_mix.safetensors", "darts pools/skip/5x5 cell");
+    run_golden("chain_mix.safetensors", "chain k3/k5/k7 e3/e6");
 #ifdef HAVE_DNNL
     backend_cpu_set_conv("winograd");
     state_rtol = WINO_STATE_RTOL;
@@ -341,6 +352,14 @@ int main(void)
     run_golden("nb201_resnet.safetensors", "nb201 resnet cell (winograd2)");
     run_golden("nb201_pool.safetensors", "nb201 avg_pool cell (winograd2)");
     run_golden("darts_v2.safetensors", "darts DARTS_V2 cell (winograd2)");
+    /* the table's choice per shape, as a search runs it: depthwise 5x5 and
+     * 7x7 forward on oneDNN, backward on cpu_dw.c */
+    run_golden("chain_mix.safetensors", "chain k3/k5/k7 e3/e6 (winograd2)");
+    run_golden("darts_mix.safetensors", "darts pools/skip/5x5 cell (winograd2)");
+    /* everything on our own code: cpu_dw.c both ways */
+    backend_cpu_set_conv("im2col");
+    run_golden("chain_mix.safetensors", "chain k3/k5/k7 e3/e6 (im2col)");
+    run_golden("darts_mix.safetensors", "darts pools/skip/5x5 cell (im2col)");
     backend_cpu_set_conv("dnnl");
 #else
     tap_skip("the goldens under Winograd: built without oneDNN");

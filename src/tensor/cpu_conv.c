@@ -17,7 +17,8 @@
  * (zeroed by BLAS) + a col2im scatter. Other strides use the latter.
  *
  * Depthwise case (one input and one output channel per group): an sgemm of
- * one row would waste BLAS, so it runs as direct loops over planes.
+ * one row would waste BLAS, so it runs as direct loops: over padded planes
+ * at stride 1 (cpu_dw.c), over rows at other strides.
  */
 #include "tensor/cpu_ops.h"
 
@@ -159,6 +160,8 @@ static size_t dw_slice_size(const conv_desc *d)
 
 size_t cpu_conv_work_size(const conv_desc *d)
 {
+    if (conv_depthwise(d) && cpu_dwp_ok(d))
+        return cpu_dwp_work_size(d);
     if (conv_depthwise(d))
         return (size_t)dw_nthreads_of(d, cpu_max_threads()) * dw_slice_size(d);
     return conv_wt_size(d) + (size_t)conv_nthreads_of(d, cpu_max_threads()) * conv_slice_size(d);
@@ -474,6 +477,10 @@ static void dw_backward(const conv_desc *d, const float *x, const float *w,
 void cpu_conv2d_forward(const conv_desc *d, const float *x, const float *w,
                         const float *b, float *y, int acc, float *work)
 {
+    if (conv_depthwise(d) && cpu_dwp_ok(d)) {
+        cpu_dwp_forward(d, x, w, b, y, acc, work);
+        return;
+    }
     if (conv_depthwise(d)) {
         dw_forward(d, x, w, b, y, acc);
         return;
@@ -553,6 +560,10 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work)
 {
+    if (conv_depthwise(d) && cpu_dwp_ok(d)) {
+        cpu_dwp_backward(d, x, w, dy, dx, dw, db, work);
+        return;
+    }
     if (conv_depthwise(d)) {
         dw_backward(d, x, w, dy, dx, dw, db, work);
         return;

@@ -33,6 +33,15 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work);
 
+/* Depthwise convolutions of stride 1 on padded planes (cpu_dw.c), which
+ * cpu_conv2d_* run where cpu_dwp_ok(d); the work size is their own. */
+int cpu_dwp_ok(const conv_desc *d);
+size_t cpu_dwp_work_size(const conv_desc *d);
+void cpu_dwp_forward(const conv_desc *d, const float *x, const float *w, const float *b,
+                     float *y, int acc, float *work);
+void cpu_dwp_backward(const conv_desc *d, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, float *work);
+
 /* db += the sum of dy per output channel (cpu_conv.c; every implementation
  * uses it) */
 void cpu_conv_bias_grad(const conv_desc *d, const float *dy, float *db);
@@ -76,6 +85,8 @@ int cpu_conv_uses_wino(const conv_desc *d);
 /* Whether the table's convolution entries run d on oneDNN: built in,
  * selected (backend_cpu_set_conv) and faster at such shapes (cpu.c). */
 int cpu_conv_uses_dnnl(const conv_desc *d);
+/* The same for the backward, which differs at some depthwise shapes. */
+int cpu_conv_uses_dnnl_backward(const conv_desc *d);
 
 void cpu_bn_forward_train(int n, int c, int hw, const float *x,
                           const float *gamma, const float *beta, float *y,

@@ -6,7 +6,7 @@
  * and the fastest (min) milliseconds of each, as median/min (on a busy
  * machine the min is the steadier), and the implementation the table's
  * entries pick (backend_cpu_set_conv / RMINAS_CONV, and the per-shape rule
- * of cpu.c).
+ * of cpu.c; "dnnl+im": the forward on oneDNN, the backward on our own).
  * Usage: bench_conv [REPS [THREADS [MATCH]]]: 20 reps, all threads, every
  * shape (MATCH: only shapes whose name contains it). Not part of make check. */
 #ifdef HAVE_CONFIG_H
@@ -42,17 +42,35 @@ typedef struct shape {
     const char *name;
     int n, cin, hw, cout, k, stride, groups, relu_in;
     int fwd_only, no_dx; /* the teacher's pool; the stem (its input is data) */
+    int dil;             /* dilation */
 } shape;
 
 static const shape shapes[] = {
-    {"16ch 32x32 3x3 relu_in", 32, 16, 32, 16, 3, 1, 1, 1, 0, 0},
-    {"32ch 16x16 3x3 relu_in", 32, 32, 16, 32, 3, 1, 1, 1, 0, 0},
-    {"64ch 8x8 3x3 relu_in", 32, 64, 8, 64, 3, 1, 1, 1, 0, 0},
-    {"16ch 32x32 1x1 relu_in", 32, 16, 32, 16, 1, 1, 1, 1, 0, 0},
-    {"stem 3->16 32x32 3x3", 32, 3, 32, 16, 3, 1, 1, 0, 0, 1},
-    {"16->32 32x32 3x3 s2", 32, 16, 32, 32, 3, 2, 1, 0, 0, 0},
-    {"dw 32ch 16x16 3x3", 32, 32, 16, 32, 3, 1, 32, 0, 0, 0},
-    {"n512 16ch 32x32 3x3", 512, 16, 32, 16, 3, 1, 1, 0, 1, 0},
+    {"16ch 32x32 3x3 relu_in", 32, 16, 32, 16, 3, 1, 1, 1, 0, 0, 1},
+    {"32ch 16x16 3x3 relu_in", 32, 32, 16, 32, 3, 1, 1, 1, 0, 0, 1},
+    {"64ch 8x8 3x3 relu_in", 32, 64, 8, 64, 3, 1, 1, 1, 0, 0, 1},
+    {"16ch 32x32 1x1 relu_in", 32, 16, 32, 16, 1, 1, 1, 1, 0, 0, 1},
+    {"stem 3->16 32x32 3x3", 32, 3, 32, 16, 3, 1, 1, 0, 0, 1, 1},
+    {"16->32 32x32 3x3 s2", 32, 16, 32, 32, 3, 2, 1, 0, 0, 0, 1},
+    {"dw 32ch 16x16 3x3", 32, 32, 16, 32, 3, 1, 32, 0, 0, 0, 1},
+    {"n512 16ch 32x32 3x3", 512, 16, 32, 16, 3, 1, 1, 0, 1, 0, 1},
+    /* the chain space's inverted residuals (expansion 3 and 6) */
+    {"dw 96ch 32x32 5x5 relu", 32, 96, 32, 96, 5, 1, 96, 1, 0, 0, 1},
+    {"dw 48ch 32x32 7x7 relu", 32, 48, 32, 48, 7, 1, 48, 1, 0, 0, 1},
+    {"dw 96ch 16x16 3x3 relu", 32, 96, 16, 96, 3, 1, 96, 1, 0, 0, 1},
+    {"dw 192ch 16x16 5x5 relu", 32, 192, 16, 192, 5, 1, 192, 1, 0, 0, 1},
+    {"dw 96ch 16x16 7x7 relu", 32, 96, 16, 96, 7, 1, 96, 1, 0, 0, 1},
+    {"dw 192ch 8x8 3x3 relu", 32, 192, 8, 192, 3, 1, 192, 1, 0, 0, 1},
+    {"dw 192ch 8x8 5x5 relu", 32, 192, 8, 192, 5, 1, 192, 1, 0, 0, 1},
+    {"dw 384ch 8x8 7x7 relu", 32, 384, 8, 384, 7, 1, 384, 1, 0, 0, 1},
+    {"dw 96ch 32x32 3x3 s2 relu", 32, 96, 32, 96, 3, 2, 96, 1, 0, 0, 1},
+    /* DARTS's sep_conv and dil_conv at C = 16, batch 128 */
+    {"n128 dw 16ch 32x32 5x5 relu", 128, 16, 32, 16, 5, 1, 16, 1, 0, 0, 1},
+    {"n128 dw 16ch 32x32 3x3 d2 relu", 128, 16, 32, 16, 3, 1, 16, 1, 0, 0, 2},
+    {"n128 dw 16ch 32x32 5x5 d2 relu", 128, 16, 32, 16, 5, 1, 16, 1, 0, 0, 2},
+    {"n128 dw 32ch 16x16 5x5 relu", 128, 32, 16, 32, 5, 1, 32, 1, 0, 0, 1},
+    {"n128 dw 64ch 8x8 3x3 relu", 128, 64, 8, 64, 3, 1, 64, 1, 0, 0, 1},
+    {"n128 dw 64ch 8x8 5x5 d2 relu", 128, 64, 8, 64, 5, 1, 64, 1, 0, 0, 2},
 };
 
 typedef struct impl {
@@ -99,7 +117,7 @@ int main(int argc, char **argv)
     rng_seed(&r, 1);
     printf("threads %d, %d reps, ms median/min; table's choice: %s\n",
            backend_cpu_threads(), reps, backend_cpu_conv());
-    printf("%-24s %12s %12s %12s %12s %12s %12s  %-6s %s\n", "shape (n=32 unless said)",
+    printf("%-30s %12s %12s %12s %12s %12s %12s  %-7s %s\n", "shape (n=32 unless said)",
            "im2col fwd", "dnnl fwd", "wino2 fwd", "im2col f+b", "dnnl f+b", "wino2 f+b",
            "picks", "work MiB im2col/dnnl");
     double *t = malloc((size_t)2 * NI * reps * sizeof *t);
@@ -109,7 +127,8 @@ int main(int argc, char **argv)
             continue;
         conv_desc d = {.n = sh->n, .cin = sh->cin, .h = sh->hw, .w = sh->hw,
                        .cout = sh->cout, .kh = sh->k, .kw = sh->k, .stride = sh->stride,
-                       .pad = sh->k / 2, .dil = 1, .groups = sh->groups,
+                       .pad = sh->k / 2 * sh->dil,
+                       .dil = sh->dil, .groups = sh->groups,
                        .relu_in = sh->relu_in};
         if (conv_desc_init(&d) < 0) {
             printf("%s: %s\n", sh->name, rm_last_error());
@@ -149,11 +168,12 @@ int main(int argc, char **argv)
             else
                 stats(m[i], sizeof m[i], t + (size_t)i * reps, reps);
         }
-        printf("%-24s %12s %12s %12s %12s %12s %12s  %-6s %.1f/%.1f\n", sh->name, m[0], m[1],
+        printf("%-30s %12s %12s %12s %12s %12s %12s  %-7s %.1f/%.1f\n", sh->name, m[0], m[1],
                m[2], m[3], m[4], m[5],
-               cpu_conv_uses_wino(&d)   ? "wino2"
-               : cpu_conv_uses_dnnl(&d) ? "dnnl"
-                                        : "im2col",
+               cpu_conv_uses_wino(&d)                                     ? "wino2"
+               : cpu_conv_uses_dnnl(&d) && !cpu_conv_uses_dnnl_backward(&d) ? "dnnl+im"
+               : cpu_conv_uses_dnnl(&d)                                   ? "dnnl"
+                                                                          : "im2col",
                ws[0] * sizeof(float) / 1048576., ws[1] * sizeof(float) / 1048576.);
         free(x), free(w), free(y), free(dy), free(dx), free(dw), free(work);
     }

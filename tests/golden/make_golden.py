@@ -184,6 +184,68 @@ class DartsNetwork(nn.Module):
         return feats, self.classifier(out.view(out.size(0), -1))
 
 
+# The chain space (src/models/chain_net.c): MobileNet-like inverted residual blocks with ReLU;
+# module names are the C side's parameter names, registered in the order it draws them.
+CHAIN_OPS = {'k3e3': (3, 3), 'k3e6': (3, 6), 'k5e3': (5, 3), 'k5e6': (5, 6), 'k7e3': (7, 3),
+             'k7e6': (7, 6)}
+CHAIN_ARCHS = OrderedDict([
+    # every kernel and expansion, skips, the stride-2 blocks between the stages
+    ('chain_mix', 'k3e3-k5e6-skip-k7e3|k7e6-skip-k3e6-k5e3|k5e3-skip-skip-k7e3'),
+])
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, k, e, stride):
+        super().__init__()
+        mid = cin * e
+        self.expand = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid))
+        self.dw = nn.Sequential(nn.Conv2d(mid, mid, k, stride, k // 2, groups=mid, bias=False),
+                                nn.BatchNorm2d(mid))
+        self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return self.project(F.relu(self.dw(F.relu(self.expand(x)))))
+
+
+class ChainStage(nn.Module):
+    def __init__(self, cin, c, ops):
+        super().__init__()
+        self.down = InvertedResidual(cin, c, 3, 3, 2) if cin != c else None
+        self.names = []
+        for l, op in enumerate(ops):
+            if op != 'skip':
+                k, e = CHAIN_OPS[op]
+                self.add_module(str(l), InvertedResidual(c, c, k, e, 1))
+                self.names.append(str(l))
+
+    def forward(self, x):
+        if self.down is not None:
+            x = self.down(x)
+        for n in self.names:
+            x = x + getattr(self, n)(x)
+        return x
+
+
+class ChainNetwork(nn.Module):
+    def __init__(self, arch, num_classes=10):
+        super().__init__()
+        stages = [s.split('-') for s in arch.split('|')]
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.stages = nn.ModuleList([ChainStage(16 << max(i - 1, 0), 16 << i, ops)
+                                     for i, ops in enumerate(stages)])
+        self.head = nn.Sequential(nn.BatchNorm2d(64))
+        self.classifier = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        feats[2] = F.relu(self.head(x))
+        return feats, self.classifier(feats[2].mean((2, 3)))
+
+
 def genotype_str(cell):
     c = ', '.join("('%s', %d)" % e for e in cell)
     return ('Genotype(normal=[%s], normal_concat=[2, 3, 4, 5], reduce=[%s], '
@@ -440,6 +502,21 @@ def main():
         meta['C'] = str(DARTS_C)
         meta['layers'] = str(DARTS_LAYERS)
         meta['arch'] = genotype_str(cell)
+        meta['init'] = 'our_init seed %d' % SEED
+        meta['init_seed'] = str(SEED)
+        meta['param_order'] = ','.join(k for k, _ in model.named_parameters())
+        path = os.path.join(HERE, name + '.safetensors')
+        rmi_ref.st_save(path, t, meta)
+        files.append((path, l1, l2))
+
+    # D) chain networks with our init
+    for name, arch in CHAIN_ARCHS.items():
+        model = ChainNetwork(arch)
+        t, l1, l2 = seeded_golden(model, x, labels)
+        meta = OrderedDict(common)
+        meta['model'] = 'chain network (src/models/chain_net.c) num_classes=10'
+        meta['space'] = 'chain'
+        meta['arch'] = arch
         meta['init'] = 'our_init seed %d' % SEED
         meta['init_seed'] = str(SEED)
         meta['param_order'] = ','.join(k for k, _ in model.named_parameters())
