@@ -1,6 +1,8 @@
 /* Times one training step (forward, cross-entropy, backward, SGD) at batch
- * 32 for ResNet-20 and the ResNet-like NAS-Bench-201 cell, as PyTorch's
- * bench_step.py does, and prints one line per model:
+ * 32 for ResNet-20, the ResNet-like NAS-Bench-201 cell, a chain network
+ * (depthwise 3x3 to 7x7) and a DARTS network (C = 16, 8 cells; separable,
+ * dilated, pools), as PyTorch's bench_step.py does, and prints one line per
+ * model:
  *   MODEL median_ms mean_ms min_ms
  * Usage: bench_step [STEPS] [WARMUP]. Not part of make check. */
 #include <stdio.h>
@@ -12,6 +14,14 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/rng.h"
+
+/* the networks of tests/golden's chain_mix and darts_mix (bench_step.py
+ * builds the same) */
+#define BENCH_CHAIN "k3e3-k5e6-skip-k7e3|k7e6-skip-k3e6-k5e3|k5e3-skip-skip-k7e3"
+#define BENCH_DARTS                                                                       \
+    "Genotype(normal=[('max_pool_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 1), "   \
+    "('sep_conv_5x5', 2), ('dil_conv_5x5', 0), ('max_pool_3x3', 3), ('avg_pool_3x3', 2), " \
+    "('dil_conv_3x3', 4)], normal_concat=[2, 3, 4, 5])"
 
 static int cmp(const void *a, const void *b)
 {
@@ -66,6 +76,16 @@ int main(int argc, char **argv)
     nb201_arch a;
     nb201_parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|", &a);
     if (nb201_net_build(&m, backend_cpu(), &a, 10, 32) < 0 || bench("nb201_resnet_cell", &m, steps, warmup) < 0)
+        goto fail;
+    model_free(&m);
+    uint8_t layers[CHAIN_LAYERS];
+    if (chain_parse(BENCH_CHAIN, layers) < 0 || chain_net_build(&m, backend_cpu(), layers, 10, 32) < 0 ||
+        bench("chain_mix", &m, steps, warmup) < 0)
+        goto fail;
+    model_free(&m);
+    uint8_t e[DARTS_EDGES];
+    if (darts_parse(BENCH_DARTS, e) < 0 || darts_net_build(&m, backend_cpu(), e, 10, 32) < 0 ||
+        bench("darts_mix", &m, steps, warmup) < 0)
         goto fail;
     model_free(&m);
     return 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch twin of bench_step.c: one training step (forward, cross-entropy, backward, SGD) at
 batch 32 for ResNet-20 and the ResNet-like NAS-Bench-201 cell, with the reference's networks
-(../shared/reference/rmi_ref.py). Prints: MODEL median_ms mean_ms min_ms.
+(../shared/reference/rmi_ref.py), and the chain and DARTS networks of tests/golden/make_golden.py
+(C = 16 for DARTS here). Prints: MODEL median_ms mean_ms min_ms.
 Usage: /usr/bin/python3 bench_step.py [STEPS] [WARMUP] (SHARED_DIR locates shared/)."""
 import os
 import sys
@@ -16,6 +17,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import rmi_ref  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, '..', 'golden'))
+import make_golden  # noqa: E402
 
 
 def bench(name, model, forward, steps, warmup):
@@ -43,6 +46,10 @@ def main():
     bench('resnet20', rmi_ref.ResNet20(), lambda m, x: m(x), steps, warmup)
     arch = '|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
     bench('nb201_resnet_cell', rmi_ref.build_nb201(arch), lambda m, x: m(x)[1], steps, warmup)
+    chain = make_golden.ChainNetwork(make_golden.CHAIN_ARCHS['chain_mix'])
+    bench('chain_mix', chain, lambda m, x: m(x)[1], steps, warmup)
+    darts = make_golden.DartsNetwork(16, 10, 8, make_golden.DARTS_ARCHS['darts_mix'])
+    bench('darts_mix', darts, lambda m, x: m(x)[1], steps, warmup)
 
 
 if __name__ == '__main__':
