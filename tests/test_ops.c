@@ -361,7 +361,15 @@ static void test_conv_cases(void)
     test_conv(2, 3, 9, 9, 3, 5, 5, 1, 0, 1, 3, 1, 1);
     test_conv(2, 3, 11, 12, 3, 5, 5, 1, 1, 2, 3, 0, 0);
     test_conv(1, 2, 21, 19, 2, 3, 3, 1, 2, 2, 2, 1, 1);
-    test_conv(2, 3, 6, 6, 3, 3, 3, 1, 3, 1, 3, 0, 1); /* pad > dil*(k-1): rows */
+    test_conv(2, 3, 6, 6, 3, 3, 3, 1, 3, 1, 3, 0, 1); /* pad > dil*(k-1) */
+    /* strided: phase planes; pixels no output reads (pad 0, even sizes);
+     * stride 4 (the largest) and 5 (the grouped im2col path) */
+    test_conv(2, 3, 11, 10, 3, 5, 5, 2, 2, 1, 3, 1, 1);
+    test_conv(2, 4, 12, 9, 4, 3, 3, 2, 2, 2, 4, 0, 0);
+    test_conv(2, 3, 8, 8, 3, 3, 3, 2, 0, 1, 3, 1, 1);
+    test_conv(1, 2, 13, 14, 2, 7, 5, 3, 3, 1, 2, 1, 0);
+    test_conv(2, 3, 17, 15, 3, 5, 5, 4, 1, 1, 3, 0, 1);
+    test_conv(2, 3, 17, 15, 3, 3, 3, 5, 1, 1, 3, 1, 1);
     test_conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 2, 0, 1); /* groups 2 */
     test_conv(2, 4, 8, 8, 4, 3, 3, 2, 1, 1, 2, 1, 0);
     test_conv(2, 3, 6, 6, 6, 3, 3, 1, 1, 1, 3, 0, 1); /* depth multiplier 2 */
@@ -385,6 +393,7 @@ static void test_conv_cases(void)
     test_conv(3, 16, 32, 32, 16, 3, 3, 1, 1, 1, 16, 1, 1);
     test_conv(3, 24, 16, 16, 24, 5, 5, 1, 2, 1, 24, 1, 0);
     test_conv(2, 9, 16, 16, 9, 7, 7, 1, 3, 1, 9, 1, 1);
+    test_conv(5, 16, 16, 16, 16, 5, 5, 2, 2, 1, 16, 1, 1);
     backend_cpu_set_threads(3);
     test_conv(4, 12, 14, 14, 12, 3, 3, 1, 1, 1, 2, 0, 1);
     test_conv(7, 16, 18, 18, 16, 3, 3, 1, 1, 1, 16, 0, 1);
@@ -569,26 +578,28 @@ static void test_conv_agree(void)
                     .stride = 1, .pad = 0, .dil = 1, .groups = 1, .relu_in = 1};
     conv_desc k3 = k1;
     k3.kh = k3.kw = 3, k3.pad = 1;
-    /* depthwise: the backward of 5x5 and of dilated 3x3 on cpu_dw.c; 3x3
-     * and stride 2 on oneDNN */
-    conv_desc g5 = k3, g3d = k3, g3 = k3, g5s = k3;
+    /* depthwise: the backward of 5x5 and of dilated 3x3 (stride 1 or 2) on
+     * cpu_dw.c; 3x3 (stride 1 or 2) on oneDNN */
+    conv_desc g5 = k3, g3d = k3, g3 = k3, g5s, g3s;
     g5.groups = g5.cout = 16, g5.kh = g5.kw = 5, g5.pad = 2;
     g3d.groups = 16, g3d.dil = 2, g3d.pad = 2;
     g3.groups = 16;
     g5s = g5, g5s.stride = 2;
+    g3s = g3, g3s.stride = 2;
     conv_desc_init(&k1), conv_desc_init(&k3), conv_desc_init(&g5), conv_desc_init(&g3d);
-    conv_desc_init(&g3), conv_desc_init(&g5s);
+    conv_desc_init(&g3), conv_desc_init(&g5s), conv_desc_init(&g3s);
     int u1 = cpu_conv_uses_dnnl(&k1), u3 = cpu_conv_uses_dnnl(&k3);
     int dw = cpu_conv_uses_dnnl(&g5) && !cpu_conv_uses_dnnl_backward(&g5) &&
              cpu_conv_uses_dnnl(&g3d) && !cpu_conv_uses_dnnl_backward(&g3d) &&
-             cpu_conv_uses_dnnl_backward(&g3) && cpu_conv_uses_dnnl_backward(&g5s) &&
+             cpu_conv_uses_dnnl(&g5s) && !cpu_conv_uses_dnnl_backward(&g5s) &&
+             cpu_conv_uses_dnnl_backward(&g3) && cpu_conv_uses_dnnl_backward(&g3s) &&
              cpu_conv_uses_dnnl_backward(&k3) && !cpu_conv_uses_dnnl_backward(&k1);
     backend_cpu_set_conv("im2col");
     ok(!u1 && u3 && !cpu_conv_uses_dnnl(&k1) && !cpu_conv_uses_dnnl(&k3) &&
            !cpu_conv_uses_dnnl_backward(&k3),
        "the table runs 3x3 on oneDNN, 1x1 on im2col; all on im2col when selected");
-    ok(dw, "depthwise: 5x5 and dilated 3x3 forward on oneDNN, backward on cpu_dw.c; "
-           "3x3 and stride 2 both ways on oneDNN");
+    ok(dw, "depthwise: 5x5 and dilated 3x3 forward on oneDNN, backward on cpu_dw.c "
+           "(stride 1 and 2); 3x3 both ways on oneDNN");
 #endif
 }
 

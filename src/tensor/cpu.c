@@ -124,16 +124,17 @@ static int dnnl_wins(const conv_desc *d)
     return !(d->kh == 1 && d->kw == 1);
 }
 
-/* The backward too, except depthwise convolutions of stride 1 wider than 3x3
- * or dilated: oneDNN's backward of those takes 2-20x its forward
- * (bench_conv, 2 threads: 96 channels at 32x32, 5x5, 71 ms forward +
- * backward against 7.5 ms with cpu_dw.c's backward; DARTS's dil_conv_3x3 at
- * batch 128, 29 vs 2.8 ms), where its forward is as fast as ours or faster
- * (0.5 against 2.1 ms at 8x8, 7x7, 384 channels). */
+/* The backward too, except depthwise convolutions wider than 3x3 or
+ * dilated: oneDNN's backward of those takes 2-20x its forward (bench_conv,
+ * 2 threads: 96 channels at 32x32, 5x5, 71 ms forward + backward against
+ * 7.5 ms with cpu_dw.c's backward; DARTS's dil_conv_3x3 at batch 128, 29 vs
+ * 2.8 ms; its sep_conv_5x5 at stride 2, 8.2 vs 3.9 ms), where its forward
+ * is as fast as ours or faster (0.5 against 2.1 ms at 8x8, 7x7, 384
+ * channels). Depthwise 3x3 stays on oneDNN both ways (1.0 against 1.2 ms at
+ * 16x16, 96 channels; 3.2 against 4.5 at stride 2). */
 static int dnnl_wins_backward(const conv_desc *d)
 {
-    return dnnl_wins(d) &&
-           !(cpu_dwp_ok(d) && (d->kh > 3 || d->kw > 3 || d->dil > 1));
+    return dnnl_wins(d) && !(cpu_dwp_ok(d) && (d->kh > 3 || d->kw > 3 || d->dil > 1));
 }
 #endif
 

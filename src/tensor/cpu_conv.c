@@ -17,8 +17,8 @@
  * (zeroed by BLAS) + a col2im scatter. Other strides use the latter.
  *
  * Depthwise case (one input and one output channel per group): an sgemm of
- * one row would waste BLAS, so it runs as direct loops: over padded planes
- * at stride 1 (cpu_dw.c), over rows at other strides.
+ * one row would waste BLAS, so it runs as direct loops over padded planes
+ * (cpu_dw.c).
  */
 #include "tensor/cpu_ops.h"
 
@@ -26,17 +26,7 @@
 #include <omp.h>
 #include <string.h>
 
-/* Depthwise kernels up to this many taps use the direct loops (their weight
- * gradient accumulates in a double array of this size on the stack). */
-#define DW_MAX_TAPS 64
-
 static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
-
-static int conv_depthwise(const conv_desc *d)
-{
-    return d->groups == d->cin && d->groups == d->cout &&
-           d->kh * d->kw <= DW_MAX_TAPS;
-}
 
 /* x is already the column matrix */
 static int conv_pointwise(const conv_desc *d)
@@ -142,28 +132,10 @@ static size_t conv_slice_size(const conv_desc *d)
     return cols + round16((size_t)d->cout * conv_k(d)) + tmp;
 }
 
-/* Depthwise backward: channels split over threads, each with kh*kw rows of
- * ow partial sums for the weight gradient. */
-static int dw_nthreads_of(const conv_desc *d, int t)
-{
-    if (conv_macs(d) < CONV_PAR_MIN_MACS)
-        return 1;
-    return t < d->cin ? t : d->cin;
-}
-
-static int dw_nthreads(const conv_desc *d) { return dw_nthreads_of(d, cpu_threads()); }
-
-static size_t dw_slice_size(const conv_desc *d)
-{
-    return round16((size_t)d->kh * d->kw * d->ow);
-}
-
 size_t cpu_conv_work_size(const conv_desc *d)
 {
-    if (conv_depthwise(d) && cpu_dwp_ok(d))
+    if (cpu_dwp_ok(d))
         return cpu_dwp_work_size(d);
-    if (conv_depthwise(d))
-        return (size_t)dw_nthreads_of(d, cpu_max_threads()) * dw_slice_size(d);
     return conv_wt_size(d) + (size_t)conv_nthreads_of(d, cpu_max_threads()) * conv_slice_size(d);
 }
 
@@ -228,51 +200,6 @@ ROW_INLINE void row_scatter(float *dxr, const float *xr, const float *r, float a
             int i = o * s + off;
             if (!xr || xr[i] > 0.f)
                 dxr[i] += a * r[o];
-        }
-    }
-}
-
-/* acc[ox] += r[ox] * xr[ox*s + off], with r[ox] read as r[0] when rstep is
- * 0 (a weight) and xr as max(.,0) under relu. The depthwise forward sums
- * into y with it; its weight gradient into per-position partial sums,
- * reduced once per plane rather than per row. */
-ROW_INLINE void row_accum(float *acc, const float *r, const float *xr, int lo,
-                             int hi, int s, int off, int relu, int rstep)
-{
-    if (!rstep) {
-        const float a = r[0];
-        if (s == 1 && !relu) {
-#pragma omp simd
-            for (int o = lo; o < hi; o++)
-                acc[o] += a * xr[o + off];
-        } else if (s == 1) {
-#pragma omp simd
-            for (int o = lo; o < hi; o++) {
-                float v = xr[o + off];
-                float m = v < 0.f ? 0.f : v;
-                acc[o] += a * m;
-            }
-        } else {
-            for (int o = lo; o < hi; o++) {
-                float v = xr[o * s + off];
-                acc[o] += a * (relu && v < 0.f ? 0.f : v);
-            }
-        }
-    } else if (s == 1 && !relu) {
-#pragma omp simd
-        for (int o = lo; o < hi; o++)
-            acc[o] += r[o] * xr[o + off];
-    } else if (s == 1) {
-#pragma omp simd
-        for (int o = lo; o < hi; o++) {
-            float v = xr[o + off];
-            float m = v < 0.f ? 0.f : v;
-            acc[o] += r[o] * m;
-        }
-    } else {
-        for (int o = lo; o < hi; o++) {
-            float v = xr[o * s + off];
-            acc[o] += r[o] * (relu && v < 0.f ? 0.f : v);
         }
     }
 }
@@ -351,138 +278,11 @@ CPU_HOT static void col2im(const conv_desc *d, int cin_g, const float *cols,
         }
 }
 
-/* Depthwise forward of one plane: xp (h,w) -> yp (oh,ow), weights wp (kh,kw),
- * bias bv (0 without bias). */
-CPU_HOT static void dw_forward_plane(const conv_desc *d, const float *xp,
-                                     const float *wp, float bv, float *yp,
-                                     int acc)
-{
-    const int h = d->h, wd = d->w, oh = d->oh, ow = d->ow;
-    const int s = d->stride, kh = d->kh, kw = d->kw;
-    const size_t ohw = (size_t)oh * ow;
-    if (!acc) {
-        for (size_t i = 0; i < ohw; i++)
-            yp[i] = bv;
-    } else if (bv != 0.f) {
-        for (size_t i = 0; i < ohw; i++)
-            yp[i] += bv;
-    }
-    for (int ki = 0; ki < kh; ki++) {
-        int yoff = ki * d->dil - d->pad, ylo, yhi;
-        conv_range(yoff, s, h, oh, &ylo, &yhi);
-        for (int kj = 0; kj < kw; kj++) {
-            const float wv = wp[ki * kw + kj];
-            int xoff = kj * d->dil - d->pad, lo, hi;
-            conv_range(xoff, s, wd, ow, &lo, &hi);
-            for (int oy = ylo; oy < yhi; oy++) {
-                const float *xr = xp + (size_t)(oy * s + yoff) * wd;
-                row_accum(yp + (size_t)oy * ow, &wv, xr, lo, hi, s, xoff,
-                          d->relu_in, 0);
-            }
-        }
-    }
-}
-
-/* Depthwise forward: x (n,c,h,w), w (c,1,kh,kw), y (n,c,oh,ow); planes split
- * over threads. */
-static void dw_forward(const conv_desc *d, const float *x, const float *w,
-                       const float *b, float *y, int acc)
-{
-    const int c = d->cin;
-    const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
-    const long planes = (long)d->n * c;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if (conv_macs(d) >= CONV_PAR_MIN_MACS)
-    for (long p = 0; p < planes; p++) {
-        const int ch = (int)(p % c);
-        dw_forward_plane(d, x + p * hw, w + (size_t)ch * d->kh * d->kw,
-                         b ? b[ch] : 0.f, y + p * ohw, acc);
-    }
-}
-
-/* Depthwise backward of channel ch over all samples: its dx planes, dw
- * (kh*kw) and db entries. The weight gradient sums rows of partial sums
- * (part: kh*kw rows of ow) per plane, and planes in double. */
-CPU_HOT static void dw_backward_channel(const conv_desc *d, int ch,
-                                        const float *x, const float *w,
-                                        const float *dy, float *dx, float *dw,
-                                        float *db, float *part)
-{
-    const int c = d->cin, h = d->h, wd = d->w, oh = d->oh, ow = d->ow;
-    const int s = d->stride, kh = d->kh, kw = d->kw;
-    const size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
-    double gw[DW_MAX_TAPS] = {0}, gb = 0.;
-    const float *wp = w + (size_t)ch * kh * kw;
-    for (int i = 0; i < d->n; i++) {
-        const size_t p = (size_t)i * c + ch;
-        const float *xp = x + p * hw, *dyp = dy + p * ohw;
-        float *dxp = dx ? dx + p * hw : NULL;
-        if (db) {
-            float sb = 0.f;
-#pragma omp simd reduction(+ : sb)
-            for (size_t j = 0; j < ohw; j++)
-                sb += dyp[j];
-            gb += sb;
-        }
-        if (dw)
-            memset(part, 0, (size_t)kh * kw * ow * sizeof *part);
-        for (int ki = 0; ki < kh; ki++) {
-            int yoff = ki * d->dil - d->pad, ylo, yhi;
-            conv_range(yoff, s, h, oh, &ylo, &yhi);
-            for (int kj = 0; kj < kw; kj++) {
-                const float wv = wp[ki * kw + kj];
-                float *pt = part + (size_t)(ki * kw + kj) * ow;
-                int xoff = kj * d->dil - d->pad, lo, hi;
-                conv_range(xoff, s, wd, ow, &lo, &hi);
-                for (int oy = ylo; oy < yhi; oy++) {
-                    const size_t xrow = (size_t)(oy * s + yoff) * wd;
-                    const float *xr = xp + xrow, *dyr = dyp + (size_t)oy * ow;
-                    if (dw)
-                        row_accum(pt, dyr, xr, lo, hi, s, xoff, d->relu_in, 1);
-                    if (dxp)
-                        row_scatter(dxp + xrow, d->relu_in ? xr : NULL, dyr, wv, lo,
-                                    hi, s, xoff);
-                }
-            }
-        }
-        if (dw)
-            for (int k = 0; k < kh * kw; k++) {
-                const float *pt = part + (size_t)k * ow;
-                float sw = 0.f;
-#pragma omp simd reduction(+ : sw)
-                for (int o = 0; o < ow; o++)
-                    sw += pt[o];
-                gw[k] += sw;
-            }
-    }
-    if (dw)
-        for (int k = 0; k < kh * kw; k++)
-            dw[(size_t)ch * kh * kw + k] += (float)gw[k];
-    if (db)
-        db[ch] += (float)gb;
-}
-
-/* Depthwise backward: channels split over threads, so each thread owns its
- * dw/db entries and its dx planes. */
-static void dw_backward(const conv_desc *d, const float *x, const float *w,
-                        const float *dy, float *dx, float *dw, float *db,
-                        float *work)
-{
-#pragma omp parallel for schedule(static) num_threads(dw_nthreads(d))
-    for (int ch = 0; ch < d->cin; ch++)
-        dw_backward_channel(d, ch, x, w, dy, dx, dw, db,
-                            work + (size_t)omp_get_thread_num() * dw_slice_size(d));
-}
-
 void cpu_conv2d_forward(const conv_desc *d, const float *x, const float *w,
                         const float *b, float *y, int acc, float *work)
 {
-    if (conv_depthwise(d) && cpu_dwp_ok(d)) {
+    if (cpu_dwp_ok(d)) {
         cpu_dwp_forward(d, x, w, b, y, acc, work);
-        return;
-    }
-    if (conv_depthwise(d)) {
-        dw_forward(d, x, w, b, y, acc);
         return;
     }
     const int groups = d->groups, cin_g = d->cin / groups;
@@ -560,12 +360,8 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work)
 {
-    if (conv_depthwise(d) && cpu_dwp_ok(d)) {
+    if (cpu_dwp_ok(d)) {
         cpu_dwp_backward(d, x, w, dy, dx, dw, db, work);
-        return;
-    }
-    if (conv_depthwise(d)) {
-        dw_backward(d, x, w, dy, dx, dw, db, work);
         return;
     }
     const int groups = d->groups, cin_g = d->cin / groups;

@@ -1,28 +1,32 @@
-/* Depthwise convolutions of stride 1 on padded planes.
+/* Depthwise convolutions on padded planes.
  *
  * One input and one output channel per group: the depthwise halves of the
- * chain space's inverted residuals (3x3 to 7x7) and of DARTS's separable and
- * dilated convolutions (3x3 and 5x5, dilation 1 or 2). Each plane is copied,
- * under relu_in as max(x, 0), into a zero-padded buffer of width
- * wp = w + 2*pad. Output (oy, ox) is then the sum over the taps of
- * w[ki][kj] * buf[(oy + ki*dil)*wp + ox + kj*dil], so over the flat index
- * i = oy*wp + ox every tap is one contiguous multiply-add at the offset
- * ki*dil*wp + kj*dil. The columns ox >= ow are computed and thrown away
- * (wp/ow of the work: 1.1x at 32x32 and 5x5, 1.75x at 8x8 and 7x7), in
- * exchange for loops without bounds or per-row overhead; blocks of
+ * chain space's inverted residuals (3x3 to 7x7, stride 1 and 2) and of
+ * DARTS's separable and dilated convolutions (3x3 and 5x5, dilation 1 or 2,
+ * stride 2 in reduction cells). Each plane is copied, under relu_in as
+ * max(x, 0), into zero-padded buffers, one per phase of the stride: phase
+ * (py, px) holds the padded pixels (Y*s + py, X*s + px) as a plane of width
+ * wp2 = ow + dil*(kw-1)/s (at stride 1 one phase, the padded plane itself).
+ * Output (oy, ox) reads, for tap (ki, kj), pixel (oy + Y0, ox + X0) of phase
+ * ((ki*dil) % s, (kj*dil) % s), Y0 = ki*dil / s, X0 = kj*dil / s, so over the
+ * flat index i = oy*wp2 + ox every tap is one contiguous multiply-add at a
+ * fixed offset into the buffers. The columns ox >= ow are computed and
+ * thrown away (wp2/ow of the work: 1.1x at 32x32 and 5x5, 1.75x at 8x8 and
+ * 7x7), in exchange for loops without bounds or per-row overhead; blocks of
  * DWP_BLOCK outputs keep their sums in registers over all taps.
  *
  * The backward uses the same layout. dw[tap] is the dot product of dy, laid
- * out at width wp with zeros in the thrown-away columns, with the buffer at
- * the tap's offset (per plane in float, planes summed in double, as the
- * other CPU convolutions). dx is the forward convolution of dy, zero-padded
- * by dil*(k-1) - pad to width w + dil*(kw-1), with the kernel flipped, masked
- * by x > 0 under relu_in, added into dx.
+ * out at width wp2 with zeros in the thrown-away columns, with the buffers
+ * at the tap's offset (per plane in float, planes summed in double, as the
+ * other CPU convolutions). The gradient of each phase plane gathers dy
+ * (after a front of zeros) at the offsets of the taps of that phase, with
+ * their weights: a convolution again; dx takes each pixel's value from its
+ * phase, masked by x > 0 under relu_in, added into dx.
  *
- * It replaces oneDNN at these shapes: oneDNN's backward of 5x5, 7x7 and
- * dilated depthwise convolutions took 2-20x its forward (tests/bench/
- * bench_conv, doc/benchmarks.md). Stride 2 keeps the row loops of
- * cpu_conv.c (or oneDNN).
+ * The table runs the backward here where oneDNN's is slow (its backward of
+ * 5x5, 7x7, dilated and strided depthwise convolutions took 2-20x its
+ * forward: tests/bench/bench_conv, doc/benchmarks.md), and everything here
+ * under `set conv im2col`.
  */
 #include "tensor/cpu_ops.h"
 
@@ -33,17 +37,21 @@
  * two SSE halves each in the baseline build) */
 #define DWP_NV 8
 #define DWP_BLOCK (8 * DWP_NV)
-/* the most taps (7x7 = 49) */
+/* the most taps (7x7 = 49) and the largest stride */
 #define DWP_MAX_TAPS 64
+#define DWP_MAX_STRIDE 4
+#define DWP_MAX_PHASES (DWP_MAX_STRIDE * DWP_MAX_STRIDE)
 
 typedef struct dwp_geom {
-    int wp;             /* width of the padded input plane */
-    int wq, qt, ql;     /* the padded dy plane of the dx pass: width, top and
-                           left padding */
-    size_t nf;          /* flat outputs of the forward, oh*wp rounded up */
-    size_t nd;          /* flat outputs of the dx pass, h*wq rounded up */
-    size_t xlen, qlen;  /* buffer lengths: nf (nd) + the largest offset */
-    int off[DWP_MAX_TAPS], offq[DWP_MAX_TAPS];
+    int s, wp2, hp2;    /* stride; width and height of a phase plane */
+    size_t nf;          /* flat outputs, oh*wp2 rounded up to 8 */
+    size_t plen;        /* one phase plane: nf + the largest in-phase offset */
+    size_t front;       /* zeros before dy in the dx pass: that offset */
+    size_t xlen, qlen;  /* s*s*plen; front + plen */
+    int off[DWP_MAX_TAPS];                 /* tap: phase base + in-phase offset */
+    int nph[DWP_MAX_PHASES];               /* taps per phase */
+    int ptap[DWP_MAX_PHASES][DWP_MAX_TAPS];  /* their indices */
+    int poff[DWP_MAX_PHASES][DWP_MAX_TAPS];  /* front - their in-phase offset */
 } dwp_geom;
 
 static size_t round8(size_t v) { return (v + 7) & ~(size_t)7; }
@@ -51,34 +59,38 @@ static size_t round16(size_t v) { return (v + 15) & ~(size_t)15; }
 
 int cpu_dwp_ok(const conv_desc *d)
 {
-    return d->groups == d->cin && d->groups == d->cout && d->stride == 1 &&
-           d->kh * d->kw <= DWP_MAX_TAPS && d->pad <= d->dil * (d->kh - 1) &&
-           d->pad <= d->dil * (d->kw - 1);
+    return d->groups == d->cin && d->groups == d->cout && d->stride <= DWP_MAX_STRIDE &&
+           d->kh * d->kw <= DWP_MAX_TAPS;
 }
 
 static void dwp_geometry(const conv_desc *d, dwp_geom *g)
 {
-    const int kh = d->kh, kw = d->kw, dil = d->dil;
-    g->wp = d->w + 2 * d->pad;
-    g->wq = d->w + dil * (kw - 1);
-    g->qt = dil * (kh - 1) - d->pad;
-    g->ql = dil * (kw - 1) - d->pad;
-    g->nf = round8((size_t)d->oh * g->wp);
-    g->nd = round8((size_t)d->h * g->wq);
+    const int kh = d->kh, kw = d->kw, dil = d->dil, s = d->stride;
+    const int y0max = dil * (kh - 1) / s, x0max = dil * (kw - 1) / s;
+    g->s = s;
+    g->wp2 = d->ow + x0max;
+    g->hp2 = d->oh + y0max;
+    g->nf = round8((size_t)d->oh * g->wp2);
+    g->front = (size_t)y0max * g->wp2 + x0max;
+    g->plen = round8(g->nf + g->front);
+    g->xlen = (size_t)s * s * g->plen;
+    g->qlen = g->front + g->plen;
+    memset(g->nph, 0, sizeof g->nph);
     for (int ki = 0; ki < kh; ki++)
         for (int kj = 0; kj < kw; kj++) {
-            g->off[ki * kw + kj] = ki * dil * g->wp + kj * dil;
-            g->offq[ki * kw + kj] = (kh - 1 - ki) * dil * g->wq + (kw - 1 - kj) * dil;
+            const int t = ki * kw + kj, ph = (ki * dil % s) * s + kj * dil % s;
+            const int o = ki * dil / s * g->wp2 + kj * dil / s;
+            g->off[t] = (int)(ph * g->plen) + o;
+            g->ptap[ph][g->nph[ph]] = t;
+            g->poff[ph][g->nph[ph]++] = (int)g->front - o;
         }
-    g->xlen = g->nf + (size_t)g->off[kh * kw - 1];
-    g->qlen = g->nd + (size_t)g->offq[0];
 }
 
-/* one thread's scratch: the padded x, the forward's flat outputs (or dy at
- * width wp), the padded dy and the dx pass's flat outputs */
+/* one thread's scratch: the phase planes of x, the flat outputs (forward),
+ * dy after its front (backward) and the phase planes' gradients */
 static size_t dwp_slice(const dwp_geom *g)
 {
-    return round16(g->xlen) + round16(g->nf) + round16(g->qlen) + round16(g->nd);
+    return round16(g->xlen) + round16(g->nf) + round16(g->qlen) + round16(g->xlen);
 }
 
 /* Below this many multiply-adds one thread (see cpu_conv.c) */
@@ -103,22 +115,50 @@ size_t cpu_dwp_work_size(const conv_desc *d)
     return (size_t)cpu_max_threads() * dwp_slice(&g);
 }
 
-/* dst (len) = 0, then src (sh, sw) at row top, column left of width dw,
- * as max(., 0) under relu */
-static void dwp_pad(const float *src, int sh, int sw, float *dst, int dw, int top,
-                    int left, size_t len, int relu)
+/* The positions x in [*lo, *hi) of [0, n) whose x*s + off lies in [0, len) */
+static void dwp_range(int off, int s, int len, int n, int *lo, int *hi)
 {
+    int l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int h = len - 1 - off < 0 ? 0 : (len - 1 - off) / s + 1;
+    *hi = h < n ? h : n;
+    *lo = l < *hi ? l : *hi;
+}
+
+/* The phase planes of src (sh, sw) zero-padded by pad into dst (s*s planes
+ * of plen, each hp2 rows of wp2), as max(., 0) under relu. dst is zeroed
+ * first (len floats). */
+CPU_HOT static void dwp_phases(const float *src, int sh, int sw, int pad, const dwp_geom *g,
+                               float *dst, size_t len, int relu)
+{
+    const int s = g->s, wp2 = g->wp2;
     memset(dst, 0, len * sizeof *dst);
-    for (int y = 0; y < sh; y++) {
-        const float *s = src + (size_t)y * sw;
-        float *o = dst + (size_t)(y + top) * dw + left;
-        if (!relu) {
-            memcpy(o, s, (size_t)sw * sizeof *o);
-            continue;
-        }
+    for (int py = 0; py < s; py++) {
+        int ylo, yhi;
+        dwp_range(py - pad, s, sh, g->hp2, &ylo, &yhi);
+        for (int px = 0; px < s; px++) {
+            float *plane = dst + (size_t)(py * s + px) * g->plen;
+            int lo, hi;
+            dwp_range(px - pad, s, sw, wp2, &lo, &hi);
+            for (int y = ylo; y < yhi; y++) {
+                const float *r = src + (size_t)(y * s + py - pad) * sw + px - pad;
+                float *o = plane + (size_t)y * wp2;
+                if (s == 1 && !relu) {
+                    memcpy(o + lo, r + lo, (size_t)(hi - lo) * sizeof *o);
+                } else if (s == 1) {
 #pragma omp simd
-        for (int x = 0; x < sw; x++)
-            o[x] = s[x] < 0.f ? 0.f : s[x];
+                    for (int x = lo; x < hi; x++)
+                        o[x] = r[x] < 0.f ? 0.f : r[x];
+                } else if (!relu) {
+                    for (int x = lo; x < hi; x++)
+                        o[x] = r[x * s];
+                } else {
+                    for (int x = lo; x < hi; x++) {
+                        const float v = r[x * s];
+                        o[x] = v < 0.f ? 0.f : v;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -229,13 +269,13 @@ static void dwp_forward_plane(const conv_desc *d, const dwp_geom *g, const float
                               const float *wt, float bv, float *yp, int acc, float *xb,
                               float *yb)
 {
-    dwp_pad(xp, d->h, d->w, xb, g->wp, d->pad, d->pad, g->xlen, d->relu_in);
+    dwp_phases(xp, d->h, d->w, d->pad, g, xb, g->xlen, d->relu_in);
     dwp_taps(xb, g->off, wt, d->kh * d->kw, bv, yb, g->nf);
     if (acc)
-        dwp_add_rows(yp, yb, g->wp, d->oh, d->ow, NULL);
+        dwp_add_rows(yp, yb, g->wp2, d->oh, d->ow, NULL);
     else
         for (int oy = 0; oy < d->oh; oy++)
-            memcpy(yp + (size_t)oy * d->ow, yb + (size_t)oy * g->wp,
+            memcpy(yp + (size_t)oy * d->ow, yb + (size_t)oy * g->wp2,
                    (size_t)d->ow * sizeof *yp);
 }
 
@@ -258,16 +298,50 @@ void cpu_dwp_forward(const conv_desc *d, const float *x, const float *w, const f
     }
 }
 
+/* dx (h, w) += each pixel's gradient from its phase plane of dp, masked by
+ * x > 0 under relu (x given); pixels that no output reads get none */
+CPU_HOT static void dwp_dx(const conv_desc *d, const dwp_geom *g, const float *dp,
+                           const float *x, float *dx)
+{
+    const int s = g->s, pad = d->pad, w = d->w;
+    if (s == 1) { /* one phase, hp2 == h + 2*pad, wp2 == w + 2*pad */
+        dwp_add_rows(dx, dp + (size_t)pad * g->wp2 + pad, g->wp2, d->h, w, x);
+        return;
+    }
+    for (int py = 0; py < s; py++) {
+        int ylo, yhi;
+        dwp_range(py - pad, s, d->h, g->hp2, &ylo, &yhi);
+        for (int px = 0; px < s; px++) {
+            const float *plane = dp + (size_t)(py * s + px) * g->plen;
+            int lo, hi;
+            dwp_range(px - pad, s, w, g->wp2, &lo, &hi);
+            for (int y = ylo; y < yhi; y++) {
+                const size_t row = (size_t)(y * s + py - pad) * w + px - pad;
+                float *o = dx + row;
+                const float *src = plane + (size_t)y * g->wp2, *xr = x ? x + row : NULL;
+                for (int xx = lo; xx < hi; xx++) {
+                    const float v = src[xx];
+                    o[xx * s] += xr && xr[xx * s] <= 0.f ? 0.f : v;
+                }
+            }
+        }
+    }
+}
+
 /* Channel ch over all samples: its dx planes, dw and db entries. */
 static void dwp_backward_channel(const conv_desc *d, const dwp_geom *g, int ch,
                                  const float *x, const float *w, const float *dy,
                                  float *dx, float *dw, float *db, float *work)
 {
-    const int c = d->cin, taps = d->kh * d->kw;
+    const int c = d->cin, taps = d->kh * d->kw, nph = g->s * g->s;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
-    float *xb = work, *dyw = xb + round16(g->xlen);
-    float *qb = dyw + round16(g->nf), *dxf = qb + round16(g->qlen);
+    float *xb = work, *qb = xb + round16(g->xlen) + round16(g->nf);
+    float *dp = qb + round16(g->qlen), *dyw = qb + g->front;
     const float *wt = w + (size_t)ch * taps;
+    float pw[DWP_MAX_PHASES][DWP_MAX_TAPS]; /* the weights of each phase's taps */
+    for (int ph = 0; ph < nph; ph++)
+        for (int k = 0; k < g->nph[ph]; k++)
+            pw[ph][k] = wt[g->ptap[ph][k]];
     double gw[DWP_MAX_TAPS] = {0}, gb = 0.;
     for (int i = 0; i < d->n; i++) {
         const size_t p = (size_t)i * c + ch;
@@ -279,17 +353,20 @@ static void dwp_backward_channel(const conv_desc *d, const dwp_geom *g, int ch,
                 sb += dyp[j];
             gb += sb;
         }
+        /* dy at width wp2 after a front of zeros, zeros after it */
+        memset(qb, 0, g->qlen * sizeof *qb);
+        for (int oy = 0; oy < d->oh; oy++)
+            memcpy(dyw + (size_t)oy * g->wp2, dyp + (size_t)oy * d->ow,
+                   (size_t)d->ow * sizeof *qb);
         if (dw) {
-            dwp_pad(xp, d->h, d->w, xb, g->wp, d->pad, d->pad, g->xlen, d->relu_in);
-            dwp_pad(dyp, d->oh, d->ow, dyw, g->wp, 0, 0, g->nf, 0);
+            dwp_phases(xp, d->h, d->w, d->pad, g, xb, g->xlen, d->relu_in);
             dwp_wgrad(xb, g->off, dyw, taps, g->nf, gw);
         }
         if (dx) {
-            float *dxp = dx + p * hw;
-            /* offq holds the flipped kernel's offsets */
-            dwp_pad(dyp, d->oh, d->ow, qb, g->wq, g->qt, g->ql, g->qlen, 0);
-            dwp_taps(qb, g->offq, wt, taps, 0.f, dxf, g->nd);
-            dwp_add_rows(dxp, dxf, g->wq, d->h, d->w, d->relu_in ? xp : NULL);
+            for (int ph = 0; ph < nph; ph++)
+                dwp_taps(qb, g->poff[ph], pw[ph], g->nph[ph], 0.f, dp + (size_t)ph * g->plen,
+                         g->plen);
+            dwp_dx(d, g, dp, d->relu_in ? xp : NULL, dx + p * hw);
         }
     }
     if (dw)
