@@ -492,16 +492,12 @@ def main():
         rmi_ref.st_save(path, t, meta)
         files.append((path, l1, l2))
 
-    # C) DARTS networks with our init
-    for name, cell in DARTS_ARCHS.items():
-        model = DartsNetwork(DARTS_C, 10, DARTS_LAYERS, cell)
+    def save_seeded(name, model, items):
+        """seeded_golden() of model saved as NAME.safetensors, with the common metadata, items,
+        and the init's"""
         t, l1, l2 = seeded_golden(model, x, labels)
         meta = OrderedDict(common)
-        meta['model'] = 'DARTS NetworkCIFAR C=%d layers=%d num_classes=10' % (DARTS_C, DARTS_LAYERS)
-        meta['space'] = 'darts'
-        meta['C'] = str(DARTS_C)
-        meta['layers'] = str(DARTS_LAYERS)
-        meta['arch'] = genotype_str(cell)
+        meta.update(items)
         meta['init'] = 'our_init seed %d' % SEED
         meta['init_seed'] = str(SEED)
         meta['param_order'] = ','.join(k for k, _ in model.named_parameters())
@@ -509,20 +505,18 @@ def main():
         rmi_ref.st_save(path, t, meta)
         files.append((path, l1, l2))
 
+    # C) DARTS networks with our init
+    for name, cell in DARTS_ARCHS.items():
+        save_seeded(name, DartsNetwork(DARTS_C, 10, DARTS_LAYERS, cell), OrderedDict([
+            ('model', 'DARTS NetworkCIFAR C=%d layers=%d num_classes=10' % (DARTS_C, DARTS_LAYERS)),
+            ('space', 'darts'), ('C', str(DARTS_C)), ('layers', str(DARTS_LAYERS)),
+            ('arch', genotype_str(cell))]))
+
     # D) chain networks with our init
     for name, arch in CHAIN_ARCHS.items():
-        model = ChainNetwork(arch)
-        t, l1, l2 = seeded_golden(model, x, labels)
-        meta = OrderedDict(common)
-        meta['model'] = 'chain network (src/models/chain_net.c) num_classes=10'
-        meta['space'] = 'chain'
-        meta['arch'] = arch
-        meta['init'] = 'our_init seed %d' % SEED
-        meta['init_seed'] = str(SEED)
-        meta['param_order'] = ','.join(k for k, _ in model.named_parameters())
-        path = os.path.join(HERE, name + '.safetensors')
-        rmi_ref.st_save(path, t, meta)
-        files.append((path, l1, l2))
+        save_seeded(name, ChainNetwork(arch), OrderedDict([
+            ('model', 'chain network (src/models/chain_net.c) num_classes=10'),
+            ('space', 'chain'), ('arch', arch)]))
 
     # verify the round trip
     total = 0
