@@ -139,21 +139,24 @@ CPU_HOT static void dwp_phases(const float *src, int sh, int sw, int pad, const 
             float *plane = dst + (size_t)(py * s + px) * g->plen;
             int lo, hi;
             dwp_range(px - pad, s, sw, wp2, &lo, &hi);
+            const int c0 = px - pad; /* pixel x of the plane is column x*s + c0 */
             for (int y = ylo; y < yhi; y++) {
-                const float *r = src + (size_t)(y * s + py - pad) * sw + px - pad;
+                const float *r = src + (size_t)(y * s + py - pad) * sw;
                 float *o = plane + (size_t)y * wp2;
                 if (s == 1 && !relu) {
-                    memcpy(o + lo, r + lo, (size_t)(hi - lo) * sizeof *o);
+                    memcpy(o + lo, r + lo + c0, (size_t)(hi - lo) * sizeof *o);
                 } else if (s == 1) {
 #pragma omp simd
-                    for (int x = lo; x < hi; x++)
-                        o[x] = r[x] < 0.f ? 0.f : r[x];
+                    for (int x = lo; x < hi; x++) {
+                        const float v = r[x + c0];
+                        o[x] = v < 0.f ? 0.f : v;
+                    }
                 } else if (!relu) {
                     for (int x = lo; x < hi; x++)
-                        o[x] = r[x * s];
+                        o[x] = r[x * s + c0];
                 } else {
                     for (int x = lo; x < hi; x++) {
-                        const float v = r[x * s];
+                        const float v = r[x * s + c0];
                         o[x] = v < 0.f ? 0.f : v;
                     }
                 }
@@ -315,13 +318,14 @@ CPU_HOT static void dwp_dx(const conv_desc *d, const dwp_geom *g, const float *d
             const float *plane = dp + (size_t)(py * s + px) * g->plen;
             int lo, hi;
             dwp_range(px - pad, s, w, g->wp2, &lo, &hi);
+            const int c0 = px - pad; /* pixel xx of the plane is column xx*s + c0 */
             for (int y = ylo; y < yhi; y++) {
-                const size_t row = (size_t)(y * s + py - pad) * w + px - pad;
+                const size_t row = (size_t)(y * s + py - pad) * w;
                 float *o = dx + row;
                 const float *src = plane + (size_t)y * g->wp2, *xr = x ? x + row : NULL;
                 for (int xx = lo; xx < hi; xx++) {
                     const float v = src[xx];
-                    o[xx * s] += xr && xr[xx * s] <= 0.f ? 0.f : v;
+                    o[xx * s + c0] += xr && xr[xx * s + c0] <= 0.f ? 0.f : v;
                 }
             }
         }

@@ -33,7 +33,7 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work);
 
-/* Depthwise convolutions of stride 1 on padded planes (cpu_dw.c), which
+/* Depthwise convolutions (stride up to 4) on padded planes (cpu_dw.c), which
  * cpu_conv2d_* run where cpu_dwp_ok(d); the work size is their own. */
 int cpu_dwp_ok(const conv_desc *d);
 size_t cpu_dwp_work_size(const conv_desc *d);
