@@ -35,12 +35,7 @@ static int conv_pointwise(const conv_desc *d)
            !d->relu_in;
 }
 
-/* Below this many multiply-adds a convolution runs on one thread: a fork
- * and join costs more than the work, and far more when the cores are shared
- * (OpenMP threads spin at the barrier while a sibling waits to be run). */
-#define CONV_PAR_MIN_MACS (1L << 18)
-
-static double conv_macs(const conv_desc *d)
+double cpu_conv_macs(const conv_desc *d)
 {
     return (double)d->n * d->cout * d->oh * d->ow * (d->cin / d->groups) * d->kh *
            d->kw;
@@ -49,7 +44,7 @@ static double conv_macs(const conv_desc *d)
 /* threads for the per-sample loops: no more than samples */
 static int conv_nthreads_of(const conv_desc *d, int t)
 {
-    if (conv_macs(d) < CONV_PAR_MIN_MACS)
+    if (cpu_conv_macs(d) < CPU_CONV_PAR_MIN_MACS)
         return 1;
     return t < d->n ? t : d->n;
 }
@@ -139,8 +134,7 @@ size_t cpu_conv_work_size(const conv_desc *d)
     return conv_wt_size(d) + (size_t)conv_nthreads_of(d, cpu_max_threads()) * conv_slice_size(d);
 }
 
-/* Output positions o in [*lo, *hi) read input o*stride + off within [0, len). */
-static void conv_range(int off, int stride, int len, int out, int *lo, int *hi)
+void cpu_conv_range(int off, int stride, int len, int out, int *lo, int *hi)
 {
     int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
     int h = len - 1 - off < 0 ? 0 : (len - 1 - off) / stride + 1;
@@ -211,7 +205,7 @@ static void conv_rows(const conv_desc *d, int ki, int oy0, int oy1, int *yoff,
 {
     int lo, hi;
     *yoff = ki * d->dil - d->pad;
-    conv_range(*yoff, d->stride, d->h, d->oh, &lo, &hi);
+    cpu_conv_range(*yoff, d->stride, d->h, d->oh, &lo, &hi);
     lo = lo < oy0 ? oy0 : lo > oy1 ? oy1 : lo;
     hi = hi > oy1 ? oy1 : hi < lo ? lo : hi;
     *ylo = lo;
@@ -233,7 +227,7 @@ CPU_HOT static void im2col(const conv_desc *d, int cin_g, const float *x, float 
             for (int kj = 0; kj < d->kw; kj++) {
                 float *row = cols + ((size_t)(c * d->kh + ki) * d->kw + kj) * nb;
                 int xoff = kj * d->dil - d->pad, lo, hi;
-                conv_range(xoff, s, w, ow, &lo, &hi);
+                cpu_conv_range(xoff, s, w, ow, &lo, &hi);
                 memset(row, 0, (size_t)(ylo - oy0) * ow * sizeof *row);
                 for (int oy = ylo; oy < yhi; oy++) {
                     const float *xr = x + ((size_t)c * h + oy * s + yoff) * w;
@@ -265,7 +259,7 @@ CPU_HOT static void col2im(const conv_desc *d, int cin_g, const float *cols,
                 const float *row =
                     cols + ((size_t)(c * d->kh + ki) * d->kw + kj) * nb;
                 int xoff = kj * d->dil - d->pad, lo, hi;
-                conv_range(xoff, s, w, ow, &lo, &hi);
+                cpu_conv_range(xoff, s, w, ow, &lo, &hi);
                 for (int oy = ylo; oy < yhi; oy++) {
                     size_t base = ((size_t)c * h + oy * s + yoff) * w;
                     const float *xr = x + base;

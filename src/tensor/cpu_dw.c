@@ -86,24 +86,18 @@ static void dwp_geometry(const conv_desc *d, dwp_geom *g)
         }
 }
 
-/* one thread's scratch: the phase planes of x, the flat outputs (forward),
- * dy after its front (backward) and the phase planes' gradients */
+/* one thread's scratch: the phase planes of x (round16(xlen)), then the
+ * flat outputs (forward) or dy after its front and the phase planes'
+ * gradients (backward) */
 static size_t dwp_slice(const dwp_geom *g)
 {
-    return round16(g->xlen) + round16(g->nf) + round16(g->qlen) + round16(g->xlen);
-}
-
-/* Below this many multiply-adds one thread (see cpu_conv.c) */
-#define DWP_PAR_MIN_MACS (1L << 18)
-
-static double dwp_macs(const conv_desc *d)
-{
-    return (double)d->n * d->cout * d->oh * d->ow * d->kh * d->kw;
+    const size_t fwd = round16(g->nf), bwd = round16(g->qlen) + round16(g->xlen);
+    return round16(g->xlen) + (fwd > bwd ? fwd : bwd);
 }
 
 static int dwp_bwd_threads(const conv_desc *d, int t)
 {
-    if (dwp_macs(d) < DWP_PAR_MIN_MACS)
+    if (cpu_conv_macs(d) < CPU_CONV_PAR_MIN_MACS)
         return 1;
     return t < d->cin ? t : d->cin;
 }
@@ -113,15 +107,6 @@ size_t cpu_dwp_work_size(const conv_desc *d)
     dwp_geom g;
     dwp_geometry(d, &g);
     return (size_t)cpu_max_threads() * dwp_slice(&g);
-}
-
-/* The positions x in [*lo, *hi) of [0, n) whose x*s + off lies in [0, len) */
-static void dwp_range(int off, int s, int len, int n, int *lo, int *hi)
-{
-    int l = off >= 0 ? 0 : (-off + s - 1) / s;
-    int h = len - 1 - off < 0 ? 0 : (len - 1 - off) / s + 1;
-    *hi = h < n ? h : n;
-    *lo = l < *hi ? l : *hi;
 }
 
 /* The phase planes of src (sh, sw) zero-padded by pad into dst (s*s planes
@@ -134,11 +119,11 @@ CPU_HOT static void dwp_phases(const float *src, int sh, int sw, int pad, const 
     memset(dst, 0, len * sizeof *dst);
     for (int py = 0; py < s; py++) {
         int ylo, yhi;
-        dwp_range(py - pad, s, sh, g->hp2, &ylo, &yhi);
+        cpu_conv_range(py - pad, s, sh, g->hp2, &ylo, &yhi);
         for (int px = 0; px < s; px++) {
             float *plane = dst + (size_t)(py * s + px) * g->plen;
             int lo, hi;
-            dwp_range(px - pad, s, sw, wp2, &lo, &hi);
+            cpu_conv_range(px - pad, s, sw, wp2, &lo, &hi);
             const int c0 = px - pad; /* pixel x of the plane is column x*s + c0 */
             for (int y = ylo; y < yhi; y++) {
                 const float *r = src + (size_t)(y * s + py - pad) * sw;
@@ -292,7 +277,7 @@ void cpu_dwp_forward(const conv_desc *d, const float *x, const float *w, const f
     const size_t slice = dwp_slice(&g);
     const long planes = (long)d->n * c;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
-    if (dwp_macs(d) >= DWP_PAR_MIN_MACS)
+    if (cpu_conv_macs(d) >= CPU_CONV_PAR_MIN_MACS)
     for (long p = 0; p < planes; p++) {
         const int ch = (int)(p % c);
         float *xb = work + (size_t)omp_get_thread_num() * slice;
@@ -313,11 +298,11 @@ CPU_HOT static void dwp_dx(const conv_desc *d, const dwp_geom *g, const float *d
     }
     for (int py = 0; py < s; py++) {
         int ylo, yhi;
-        dwp_range(py - pad, s, d->h, g->hp2, &ylo, &yhi);
+        cpu_conv_range(py - pad, s, d->h, g->hp2, &ylo, &yhi);
         for (int px = 0; px < s; px++) {
             const float *plane = dp + (size_t)(py * s + px) * g->plen;
             int lo, hi;
-            dwp_range(px - pad, s, w, g->wp2, &lo, &hi);
+            cpu_conv_range(px - pad, s, w, g->wp2, &lo, &hi);
             const int c0 = px - pad; /* pixel xx of the plane is column xx*s + c0 */
             for (int y = ylo; y < yhi; y++) {
                 const size_t row = (size_t)(y * s + py - pad) * w;
@@ -339,7 +324,7 @@ static void dwp_backward_channel(const conv_desc *d, const dwp_geom *g, int ch,
 {
     const int c = d->cin, taps = d->kh * d->kw, nph = g->s * g->s;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
-    float *xb = work, *qb = xb + round16(g->xlen) + round16(g->nf);
+    float *xb = work, *qb = xb + round16(g->xlen);
     float *dp = qb + round16(g->qlen), *dyw = qb + g->front;
     const float *wt = w + (size_t)ch * taps;
     float pw[DWP_MAX_PHASES][DWP_MAX_TAPS]; /* the weights of each phase's taps */
@@ -357,6 +342,8 @@ static void dwp_backward_channel(const conv_desc *d, const dwp_geom *g, int ch,
                 sb += dyp[j];
             gb += sb;
         }
+        if (!dw && !dx)
+            continue;
         /* dy at width wp2 after a front of zeros, zeros after it */
         memset(qb, 0, g->qlen * sizeof *qb);
         for (int oy = 0; oy < d->oh; oy++)

@@ -33,6 +33,16 @@ void cpu_conv2d_backward(const conv_desc *d, const float *x, const float *w,
                          const float *dy, float *dx, float *dw, float *db,
                          float *work);
 
+/* Below this many multiply-adds a convolution runs on one thread: a fork
+ * and join costs more than the work, and far more when the cores are shared
+ * (OpenMP threads spin at the barrier while a sibling waits to be run). */
+#define CPU_CONV_PAR_MIN_MACS (1L << 18)
+/* the multiply-adds of a convolution (cpu_conv.c) */
+double cpu_conv_macs(const conv_desc *d);
+/* Output positions o in [*lo, *hi) of [0, out) that read input o*stride + off
+ * within [0, len) (cpu_conv.c). */
+void cpu_conv_range(int off, int stride, int len, int out, int *lo, int *hi);
+
 /* Depthwise convolutions (stride up to 4) on padded planes (cpu_dw.c), which
  * cpu_conv2d_* run where cpu_dwp_ok(d); the work size is their own. */
 int cpu_dwp_ok(const conv_desc *d);
