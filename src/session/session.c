@@ -59,7 +59,8 @@ const setting_info session_settings[] = {
     {"centered", "1: centered CKA as the released code; 0: uncentered, paper Eq. 3 (1)"},
     {"conv", "CPU convolutions: winograd2 (our Winograd F(2x2,3x3) for 3x3 stride 1, "
              "oneDNN direct for the rest), dnnl (oneDNN direct), winograd (oneDNN Winograd, "
-             "AVX-512 only) or im2col (BLAS) (winograd2)"},
+             "AVX-512 only) or im2col (BLAS); depthwise: our own loops under im2col, and "
+             "for the backward of those wider than 3x3 or dilated under all (winograd2)"},
     {"data_seed", "seed of the image pool and its augmentation (0)"},
     {"device", "compute backend: cpu or cuda (cpu)"},
     {"evaluator", "search evaluator: rmi (the RMI score) or benchmark (table lookup) (rmi)"},
