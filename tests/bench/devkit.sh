@@ -14,7 +14,8 @@
 #                lib/fallback/, used only where the machine has none)
 #   shared/      a copy of ../shared's data and reference in the same layout
 #                (the CIFAR-10 JPEG tarball and make-cifar10-bin, the teachers,
-#                nb201.csv, rmi_ref.py), so SHARED_DIR works there
+#                nb201.csv unless the tree's examples/data/nb201.csv is the same
+#                file, rmi_ref.py), so SHARED_DIR works there
 # pack keeps .devkit/src between calls and rebuilds only what changed
 # (DEVKIT_FRESH=1: from scratch). It adds /.devkit/ to .git/info/exclude.
 #
@@ -160,7 +161,11 @@ pack() {
     cp -p "$shared/data/cifar10/cifar10-jpeg-q75.tar.gz" "$shared/data/cifar10/make-cifar10-bin" \
         "$carry/shared/data/cifar10/"
     cp -p "$shared"/data/teachers/*.safetensors "$carry/shared/data/teachers/"
-    cp -p "$shared/data/nb201/nb201.csv" "$carry/shared/data/nb201/"
+    # nb201.csv is also examples/data/nb201.csv in the tree, which travels
+    # anyway: carried only where the two differ (run copies the tree's).
+    rm -f "$carry/shared/data/nb201/nb201.csv"
+    cmp -s "$shared/data/nb201/nb201.csv" "$top/examples/data/nb201.csv" ||
+        cp -p "$shared/data/nb201/nb201.csv" "$carry/shared/data/nb201/"
     cp -p "$shared/reference/rmi_ref.py" "$carry/shared/reference/"
 
     cd "$top"
@@ -489,6 +494,7 @@ run_main() {
     shared=$kit/carry/shared
     teacher=$shared/data/teachers/resnet20-c10q75.safetensors
     nb201=$shared/data/nb201/nb201.csv
+    [ -f "$nb201" ] || { mkdir -p "${nb201%/*}" && cp "$top/examples/data/nb201.csv" "$nb201"; } || exit 1
     resnet_cell='|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
     export SHARED_DIR=$shared RMINAS_DATA=$top/examples/data top_srcdir=$top top_builddir=$rk
     export PYTHONUNBUFFERED=1
