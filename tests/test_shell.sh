@@ -324,6 +324,21 @@ check "export of a search before any" 1 "no search" -- -c "export csv search $tm
 check "export of an unknown kind" 1 "can export 'steps', 'rank', 'search' or 'profile'" -- -c "export csv weights $tmp/w.csv"
 check "load benchmark of an unknown kind" 1 "unknown benchmark 'nb301'" -- -c "load benchmark nb301"
 check "the 12-epoch table loads" 0 "benchmark nb201-12 .*cifar100_valid" -- -c "load benchmark nb201-12"
+# benchmark_column is a column of a loaded table, never quietly the row number
+check "a benchmark_column no table has is refused" 1 "benchmark_column: no column 'cifar10_tset'" -- \
+  -c "load benchmark nb201" -c "set benchmark_column cifar10_tset"
+check "a mistyped benchmark_column set before the table falls back to cifar10_test, with a note" 0 \
+  "note: no loaded table has benchmark_column cifar10_tset; it is now cifar10_test" -- \
+  -c "set benchmark_column cifar10_tset" -c "load benchmark nb201"
+check "a column of the 12-epoch table only stays set beside the ground truth" 0 "^benchmark_column +cifar100_valid " -- \
+  -c "load benchmark nb201" -c "load benchmark nb201-12" -c "set benchmark_column cifar100_valid" \
+  -c "load benchmark nb201" -c "show benchmark_column"
+out=$("$R" -c "load benchmark nb201-12" -c "set benchmark_column cifar100_valid" -c "load benchmark nb201" \
+  -c "set evaluator benchmark" -c "search start random budget 2" -c "search run" 2>&1)
+if printf '%s\n' "$out" | grep -q "evaluator benchmark (cifar100_valid of .*nb201_12epoch.csv)" &&
+   printf '%s\n' "$out" | grep -q "search done: used the evaluation budget"; then
+  ok "the benchmark evaluator uses the set column, not index"; else
+  notok "the benchmark evaluator uses the set column, not index"; printf '%s\n' "$out" | sed 's/^/# /'; fi
 # damaged benchmark tables: each refused with the file, the line and what is
 # wrong, the session's table kept (the 'arch' header twice once wrote
 # before its row buffer: found by tests/test_fuzz under AddressSanitizer)

@@ -151,8 +151,14 @@ int session_set(session *s, const char *key, const char *v)
         return 0;
     }
     if (!strcmp(key, "benchmark_column")) {
-        if (s->bench.nrows && bench_column(&s->bench, v) < 0)
-            return -1;
+        /* a column of either loaded table (the 12-epoch one has validation
+         * columns the ground truth lacks) */
+        if (s->bench.nrows && bench_column(&s->bench, v) < 0) {
+            if (!s->bench_eval.nrows || bench_column(&s->bench_eval, v) < 0)
+                return rm_error_context("benchmark_column");
+            rm_clear_error();
+        } else if (!s->bench.nrows && s->bench_eval.nrows && bench_column(&s->bench_eval, v) < 0)
+            return rm_error_context("benchmark_column");
         if (strlen(v) >= sizeof s->bench_column)
             return rm_error("column name too long");
         snprintf(s->bench_column, sizeof s->bench_column, "%s", v);

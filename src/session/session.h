@@ -168,6 +168,10 @@ int session_get(const session *s, const char *key, char *out, size_t size);
 /* ---- RMI (session_rmi.c) ---- */
 /* file NULL: the bundled table. */
 int session_load_benchmark(session *s, const char *file);
+/* Keep benchmark_column one that a loaded table has: where neither has it,
+ * cifar10_test or the first accuracy column of one (never "index"); 1 when
+ * it changed it. */
+int session_fit_bench_column(session *s);
 /* Select the RMI batch with the current teacher, dataset and settings. */
 int session_select_batch(session *s);
 /* Select the batch unless one matching the settings is there already. */

@@ -27,13 +27,40 @@ int session_load_benchmark(session *s, const char *file)
     bench_table t;
     if (bench_load(file, &t) < 0)
         return -1;
-    if (bench_column(&t, s->bench_column) < 0) {
-        /* keep the table; fall back to its first column */
-        snprintf(s->bench_column, sizeof s->bench_column, "%s", t.colname[0]);
-        rm_clear_error();
-    }
     bench_free(&s->bench);
     s->bench = t;
+    session_fit_bench_column(s);
+    return 0;
+}
+
+/* A column to fall back on in t: cifar10_test, else the first accuracy
+ * column (not the row number "index"); NULL where t has none. */
+static const char *bench_default_column(const bench_table *t)
+{
+    const char *first = NULL;
+    for (int i = 0; i < t->ncols; i++) {
+        if (!strcmp(t->colname[i], "cifar10_test"))
+            return t->colname[i];
+        if (!first && strcmp(t->colname[i], "index"))
+            first = t->colname[i];
+    }
+    return first;
+}
+
+int session_fit_bench_column(session *s)
+{
+    const bench_table *tabs[2] = {&s->bench, &s->bench_eval};
+    for (int i = 0; i < 2; i++)
+        if (tabs[i]->nrows && bench_column(tabs[i], s->bench_column) >= 0)
+            return 0;
+    rm_clear_error();
+    for (int i = 0; i < 2; i++) {
+        const char *c = tabs[i]->nrows ? bench_default_column(tabs[i]) : NULL;
+        if (c) {
+            snprintf(s->bench_column, sizeof s->bench_column, "%s", c);
+            return 1;
+        }
+    }
     return 0;
 }
 

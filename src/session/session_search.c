@@ -131,6 +131,7 @@ int session_load_benchmark_kind(session *s, const char *which, const char *file)
         return -1;
     bench_free(&s->bench_eval);
     s->bench_eval = t;
+    session_fit_bench_column(s);
     return 0;
 }
 

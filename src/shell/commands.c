@@ -121,6 +121,8 @@ static int cmd_load(shell *sh, int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "benchmark")) {
         if (argc != 3 && argc != 4)
             return usage_error("load", "benchmark nb201|nb201-12 [FILE]");
+        char was[sizeof s->bench_column];
+        snprintf(was, sizeof was, "%s", s->bench_column);
         if (session_load_benchmark_kind(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         if (!strcmp(argv[2], "nb201"))
@@ -128,6 +130,9 @@ static int cmd_load(shell *sh, int argc, char **argv)
         else
             print_table("nb201-12 (12-epoch, for the benchmark evaluator)", &s->bench_eval,
                         s->bench_column);
+        if (strcmp(was, s->bench_column))
+            printf("note: no loaded table has benchmark_column %s; it is now %s\n", was,
+                   s->bench_column);
         return SH_OK;
     }
     return usage_error("load", "dataset cifar10|cifar100|imagenet16-120 [DIR] | teacher NAME "
