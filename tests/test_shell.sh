@@ -83,6 +83,32 @@ a2=$("$R" -c "load dataset cifar10" -c "load teacher resnet20 $tmp/t.safetensors
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "saved weights reload to the same accuracy ($a1 %)";
 else notok "saved weights reload to the same accuracy ($a1 vs $a2)"; fi
 
+# teacher train drops the batch chosen by the old weights; until it is saved,
+# no score log or search state may name the old file
+tt=$("$R" -c "load dataset cifar10" -c "load teacher resnet20" -c "set steps 3" -c "set threads 1" \
+  -c "score $ARCH" -c "teacher train epochs 1 batch 128" -c "score $ARCH" -c "set score_log $tmp/tt.csv" \
+  -c "rank 1" -c "set state $tmp/tt.json" -c "search start rminas" -c "teacher save $tmp/tt.safetensors" \
+  -c "show" 2>&1)
+s1=$(printf '%s\n' "$tt" | sed -n 's/^|.* score \([0-9.]*\) .*/\1/p' | sed -n 1p)
+s2=$(printf '%s\n' "$tt" | sed -n 's/^|.* score \([0-9.]*\) .*/\1/p' | sed -n 2p)
+s3=$("$R" -c "load dataset cifar10" -c "load teacher resnet20 $tmp/tt.safetensors" -c "set steps 3" \
+  -c "set threads 1" -c "score $ARCH" 2>&1 | sed -n 's/^|.* score \([0-9.]*\) .*/\1/p')
+if [ -n "$s2" ] && [ "$s1" != "$s2" ] && [ "$s2" = "$s3" ]; then
+  ok "a score after teacher train is the trained teacher's ($s1 before, $s2 after, $s3 saved and reloaded)"; else
+  notok "a score after teacher train is the trained teacher's ($s1 before, $s2 after, $s3 saved and reloaded)"
+  printf '%s\n' "$tt" | sed 's/^/# /'; fi
+if [ "$(printf '%s\n' "$tt" | grep -c "error: .*the teacher was trained in this session and not saved")" -eq 2 ] &&
+   [ ! -e "$tmp/tt.csv" ] && [ ! -e "$tmp/tt.json" ] &&
+   printf '%s\n' "$tt" | grep -q "^loaded: .*teacher $tmp/tt.safetensors,"; then
+  ok "an unsaved trained teacher keeps out of score logs and search states; saved, it is its file"; else
+  notok "an unsaved trained teacher keeps out of score logs and search states"; printf '%s\n' "$tt" | sed 's/^/# /'; fi
+# a student in training reads the batch: a new teacher (a new batch) ends it
+out=$("$R" --threads 1 -c "load dataset cifar10" -c "load teacher resnet20" -c "arch set $ARCH" -c init \
+  -c "step 1" -c "load teacher resnet20" -c "step 1" 2>&1)
+if [ "$(printf '%s\n' "$out" | grep -c '^step    1  loss 0.905')" -eq 2 ]; then
+  ok "step after load teacher starts a new student on the new batch"; else
+  notok "step after load teacher starts a new student on the new batch"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+
 # the RMI commands on the bundled data (3 steps per evaluation)
 printf 'load dataset cifar10\nload teacher resnet20\nload benchmark nb201\nset steps 3\nset threads 1\n' > "$tmp/base.rmi"
 check "batch select shows the classes and the teacher's CE" 0 "teacher CE of the chosen images: max" -- -f "$tmp/base.rmi" -c "batch select"

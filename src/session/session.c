@@ -326,7 +326,7 @@ int session_load_dataset(session *s, const char *name, const char *dir)
     }
     dataset_free(&s->train);
     dataset_free(&s->test);
-    rmi_data_free(&s->data);
+    session_drop_batch(s);
     s->train = tr;
     s->test = te;
     s->cost_ok = 0; /* the networks' classifier follows the dataset */
@@ -445,9 +445,25 @@ int session_load_teacher(session *s, const char *arch, const char *file)
         return rm_error_context("%s", file);
     }
     model_free(&s->teacher);
-    rmi_data_free(&s->data);
+    session_drop_batch(s);
     s->teacher = m;
     snprintf(s->teacher_file, sizeof s->teacher_file, "%s", file);
+    s->teacher_trained = 0;
+    return 0;
+}
+
+void session_drop_batch(session *s)
+{
+    /* the student in training reads the batch */
+    rmi_eval_free(&s->eval);
+    rmi_data_free(&s->data);
+}
+
+int session_teacher_saved(const session *s, const char *what)
+{
+    if (s->teacher_trained)
+        return rm_error("the teacher was trained in this session and not saved: 'teacher save "
+                        "FILE' first, so that %s names the weights it was scored with", what);
     return 0;
 }
 
@@ -523,6 +539,16 @@ int session_teacher_train(session *s, const train_opts *o, train_callback cb, vo
 {
     if (need_teacher_and_data(s) < 0)
         return -1;
+    if (s->srch.scored.slot && !s->srch.stop_reason[0] && s->evaluator == EVAL_RMI)
+        return rm_error("a search with this teacher as its evaluator is in progress; train the "
+                        "teacher before 'search start' (or finish the search first)");
+    /* the batch was chosen, and its features computed, by the old weights */
+    session_drop_batch(s);
+    if (!s->teacher_trained)
+        snprintf(s->teacher_base, sizeof s->teacher_base, "%s", s->teacher_file);
+    s->teacher_trained++;
+    snprintf(s->teacher_file, sizeof s->teacher_file, "%.960s, trained here %d time%s (not saved)",
+             s->teacher_base, s->teacher_trained, s->teacher_trained > 1 ? "s" : "");
     return model_train(&s->teacher, &s->train, &s->test, o, cb, user);
 }
 
@@ -534,5 +560,10 @@ int session_teacher_save(session *s, const char *path)
     snprintf(src, sizeof src, "rminas from %s", s->teacher_file);
     const char *keys[2] = {"source", "arch"};
     const char *vals[2] = {src, s->teacher.name};
-    return model_save_file(&s->teacher, path, keys, vals, 2);
+    if (model_save_file(&s->teacher, path, keys, vals, 2) < 0)
+        return -1;
+    /* the file now holds exactly these weights */
+    snprintf(s->teacher_file, sizeof s->teacher_file, "%s", path);
+    s->teacher_trained = 0;
+    return 0;
 }

@@ -58,7 +58,10 @@ typedef struct session {
     char data_dir[1024];
 
     model teacher;                /* teacher.g == NULL: not loaded */
-    char teacher_file[1024];
+    char teacher_file[1024];      /* its weights' file; after teacher train, that file
+                                     and "trained here" */
+    char teacher_base[1024];      /* the file it was trained from */
+    int teacher_trained;          /* times trained since it was loaded or saved */
 
     bench_table bench;            /* bench.nrows == 0: not loaded */
     char bench_column[64];        /* column for accuracies and correlations */
@@ -168,6 +171,12 @@ int session_get(const session *s, const char *key, char *out, size_t size);
 /* ---- RMI (session_rmi.c) ---- */
 /* file NULL: the bundled table. */
 int session_load_benchmark(session *s, const char *file);
+/* Forget the selected batch, and the student in training that reads it. */
+void session_drop_batch(session *s);
+/* -1 with an error naming WHAT (a score log, a search state) when the
+ * teacher has been trained since it was loaded or saved: no file holds its
+ * weights. */
+int session_teacher_saved(const session *s, const char *what);
 /* Keep benchmark_column one that a loaded table has: where neither has it,
  * cifar10_test or the first accuracy column of one (never "index"); 1 when
  * it changed it. */

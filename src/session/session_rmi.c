@@ -76,7 +76,7 @@ int session_select_batch(session *s)
     graph_unplan(s->teacher.g);
     if (rc < 0)
         return -1;
-    rmi_data_free(&s->data);
+    session_drop_batch(s);
     s->data = d;
     return 0;
 }
@@ -427,10 +427,12 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
     const char *path = s->rank_log;
     char sig[4096], side[1100], have[4096] = "";
     int fresh = 0;
-    session_score_signature(s, sp, sig, sizeof sig);
-    snprintf(side, sizeof side, "%s.settings", path);
     *rows = NULL;
     *nrows = 0;
+    if (session_teacher_saved(s, "the score log") < 0)
+        return NULL;
+    session_score_signature(s, sp, sig, sizeof sig);
+    snprintf(side, sizeof side, "%s.settings", path);
     FILE *f = fopen(path, "r");
     if (f) {
         FILE *g = fopen(side, "r");

@@ -445,6 +445,8 @@ static int save_state(session *s)
 {
     if (!s->state_path[0])
         return 0;
+    if (session_teacher_saved(s, "the search state") < 0)
+        return -1;
     search_ctx *c = malloc(sizeof *c);
     if (!c)
         return rm_error("out of memory");
@@ -475,6 +477,8 @@ int session_search_start(session *s, const char *algo_name)
     if (need_evaluator(s) < 0)
         return -1;
     if (s->state_path[0]) {
+        if (session_teacher_saved(s, "the search state") < 0)
+            return -1;
         int p = search_probe(s->state_path);
         if (p < 0)
             return rm_error_context("refusing to overwrite %s", s->state_path);

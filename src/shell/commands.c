@@ -872,7 +872,8 @@ const command shell_commands[] = {
      cmd_step, NULL},
     {"teacher", "eval | train [epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] "
                 "[augment 0|1] [seed N] [every N] | save FILE",
-     "evaluate the teacher on the test split, fine-tune it, or save its weights", cmd_teacher,
+     "evaluate the teacher on the test split, fine-tune it (a new batch follows; score logs and "
+     "search states wait for teacher save), or save its weights", cmd_teacher,
      teacher_subs},
     {"train", "[epochs N] [batch N] [lr X] [wd X] [momentum X] [cosine 0|1] [augment 0|1] "
               "[seed N] [every N] | save FILE",
