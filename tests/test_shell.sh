@@ -281,6 +281,27 @@ check "rank FILE with a bad line names it" 1 "bad.txt line 2" -- -c "rank $tmp/b
 check "export csv steps" 0 "wrote .*steps.csv" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 2" -c "export csv steps $tmp/steps.csv"
 if [ "$(head -1 "$tmp/steps.csv")" = "step,loss,ce,cka1,cka2,cka3,arch" ] && [ "$(wc -l < "$tmp/steps.csv")" -eq 3 ]; then
   ok "the steps CSV has a header and one row per step"; else notok "the steps CSV has a header and one row per step"; fi
+# written files replace a link's target (not the link) and write devices in place
+mkdir -p "$tmp/lk"
+echo old > "$tmp/lk/real.csv"
+ln -sf lk/real.csv "$tmp/link.csv"
+ln -sf lk/new.csv "$tmp/dangling.csv"
+out=$("$R" -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 2" -c "export csv steps $tmp/link.csv" \
+  -c "export csv steps $tmp/dangling.csv" -c "export csv steps /dev/stdout" -c "teacher save /dev/null" \
+  -c "show" 2>&1)
+if [ -L "$tmp/link.csv" ] && [ -L "$tmp/dangling.csv" ] && cmp -s "$tmp/lk/real.csv" "$tmp/steps.csv" &&
+   cmp -s "$tmp/lk/new.csv" "$tmp/steps.csv" && [ ! -e "$tmp/lk/real.csv.tmp" ] &&
+   printf '%s\n' "$out" | grep -q '^2,0\.[0-9]*,.*,|nor_conv_3x3~0|' &&
+   printf '%s\n' "$out" | grep -q "^wrote /dev/stdout" && [ -c /dev/null ] &&
+   printf '%s\n' "$out" | grep -q "^loaded: .*teacher .*resnet20-c10.safetensors,"; then
+  ok "export follows links and writes /dev/stdout in place; teacher save /dev/null leaves the teacher's file"; else
+  notok "export follows links and writes /dev/stdout in place"; printf '%s\n' "$out" | sed 's/^/# /'; ls -la "$tmp" "$tmp/lk" | sed 's/^/# /'; fi
+if [ -c /dev/full ]; then
+  check "export to a full device is a write error" 1 "export: /dev/full: write failed: No space left on device" -- \
+    -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 1" -c "export csv steps /dev/full"
+fi
+check "export to a directory" 1 "export: $tmp: is a directory" -- \
+  -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 1" -c "export csv steps $tmp"
 # the current architecture trained as a network, saved, and used as a teacher
 check "eval before train" 1 "has not been trained" -- -c "arch set $ARCH" -c eval
 check "train without an architecture" 1 "no architecture" -- -c "load dataset cifar10" -c "train epochs 1"

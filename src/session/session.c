@@ -562,8 +562,11 @@ int session_teacher_save(session *s, const char *path)
     const char *vals[2] = {src, s->teacher.name};
     if (model_save_file(&s->teacher, path, keys, vals, 2) < 0)
         return -1;
-    /* the file now holds exactly these weights */
-    snprintf(s->teacher_file, sizeof s->teacher_file, "%s", path);
-    s->teacher_trained = 0;
+    /* a file now holds exactly these weights (not so /dev/null or a pipe) */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        snprintf(s->teacher_file, sizeof s->teacher_file, "%s", path);
+        s->teacher_trained = 0;
+    }
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "session/session.h"
 #include "tensor/profile.h"
+#include "util/atomic.h"
 #include "util/err.h"
 #include "util/rng.h"
 #include "util/stats.h"
@@ -1052,11 +1053,10 @@ int session_export_csv(session *s, const char *what, const char *path)
         return rm_error("no student has been trained (init, step)");
     if (rank && !s->nrank)
         return rm_error("no ranking run yet (rank N|FILE)");
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    rm_atomic out;
+    FILE *f = rm_atomic_open(&out, path);
     if (!f)
-        return rm_error("%s: %s", tmp, strerror(errno));
+        return -1;
     int bad = 0;
     char b[8][64];
     if (steps) {
@@ -1085,13 +1085,7 @@ int session_export_csv(session *s, const char *what, const char *path)
         for (int k = 0; k < s->nrank && !bad; k++)
             bad |= rank_row(f, s->rank_sp, &s->rank[k], 0);
     }
-    if (fclose(f) != 0 || bad) {
-        remove(tmp);
-        return rm_error("%s: write failed", path);
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return rm_error("%s: %s", path, strerror(errno));
-    }
-    return 0;
+    if (bad)
+        rm_error("%s: write failed", path);
+    return rm_atomic_close(&out, !bad);
 }
