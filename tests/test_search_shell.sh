@@ -56,6 +56,22 @@ a1=$(grep '^arch ' "$tmp/ref.log")
 a2=$(grep '^arch ' "$tmp/final.log")
 if [ -n "$a1" ] && [ "$a1" = "$a2" ]; then ok "same answer: $a1"; else notok "same answer ($a1 / $a2)"; fi
 
+# one search, one process: while another holds the state's lock, resuming it
+# is refused before any evaluation, and the state is untouched; looking is not
+if command -v flock > /dev/null; then
+  cp "$tmp/k.json" "$tmp/kl.json"
+  echo 4242 > "$tmp/kl.json.lock"
+  out=$(flock -n "$tmp/kl.json.lock" "$R" -b -c 'set threads 1' -c "search resume $tmp/kl.json" 2>&1)
+  st=$?
+  look=$(flock -n "$tmp/kl.json.lock" "$R" -b -c "search load $tmp/kl.json" -c "search status" 2>&1)
+  st2=$?
+  if [ $st -eq 1 ] && printf '%s\n' "$out" | grep -q "kl.json is in use by another rminas (process 4242, " &&
+     cmp -s "$tmp/k.json" "$tmp/kl.json" && [ $st2 -eq 0 ] && printf '%s\n' "$look" | grep -q "^search rminas"; then
+    ok "a search state locked by another process is not resumed (the error names it), but can be loaded to look at"; else
+    notok "a search state locked by another process"; printf '%s\n%s\n' "$out" "$look" | sed 's/^/# /'; fi
+  rm -f "$tmp/kl.json.lock"
+fi
+
 # jobs 2: the warm-up's evaluations scored two at a time, ahead of the
 # search, and the expansion's picks under both outcomes of the one before,
 # which makes the same evaluations (RMI-NAS: 5 steps, then resumed to the

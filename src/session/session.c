@@ -46,6 +46,8 @@ void session_free(session *s)
     rmi_eval_free(&s->eval);
     free(s->rank);
     free(s->pre);
+    if (s->state_lock > 0)
+        close(s->state_lock);
 }
 
 /* ---- settings ---- */

@@ -107,6 +107,8 @@ typedef struct session {
     char srch_on[64];
     char log_note[256];           /* why session_search_load left the score log alone */
     char state_path[1024];        /* "": the search state is not saved */
+    int state_lock;               /* > 0: the descriptor of state_locked's .lock (flock) */
+    char state_locked[1024];
     double cost_base[2], cost_op[NB201_NOPS][2]; /* params, MACs; cost_ok */
     int cost_ok;
 

@@ -2,11 +2,14 @@
  * or benchmark lookup), cost constraints, start / step / resume with the
  * state saved after every evaluation. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "session/session.h"
 #include "util/clock.h"
@@ -441,10 +444,52 @@ static int make_ctx(session *s, search_ctx *c)
     return 0;
 }
 
+/* Hold PATH.lock (flock, with this process's id in it) while this session
+ * writes the search state PATH, so that two processes never run one search:
+ * 0, or -1 naming the process that holds it. Kept until another state is
+ * locked or the process ends; the lock file stays (removing it would let
+ * two processes lock two files of one name). */
+static int lock_state(session *s, const char *path)
+{
+    if (s->state_lock > 0 && !strcmp(s->state_locked, path))
+        return 0;
+    char lp[sizeof s->state_locked + 8];
+    snprintf(lp, sizeof lp, "%s.lock", path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rm_error("%s: cannot create: %s", lp, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = read(fd, pid, sizeof pid - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (err == EWOULDBLOCK)
+            return rm_error("%s is in use by another rminas (process %s, %s); let it finish or "
+                            "stop it, or set state to another file", path, *pid ? pid : "?", lp);
+        return rm_error("%s: cannot lock: %s", lp, strerror(err));
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        int err = errno;
+        close(fd);
+        return rm_error("%s: cannot write: %s", lp, strerror(err));
+    }
+    if (s->state_lock > 0)
+        close(s->state_lock);
+    s->state_lock = fd;
+    snprintf(s->state_locked, sizeof s->state_locked, "%s", path);
+    return 0;
+}
+
 static int save_state(session *s)
 {
     if (!s->state_path[0])
         return 0;
+    if (lock_state(s, s->state_path) < 0)
+        return -1;
     if (session_teacher_saved(s, "the search state") < 0)
         return -1;
     search_ctx *c = malloc(sizeof *c);
@@ -477,7 +522,7 @@ int session_search_start(session *s, const char *algo_name)
     if (need_evaluator(s) < 0)
         return -1;
     if (s->state_path[0]) {
-        if (session_teacher_saved(s, "the search state") < 0)
+        if (session_teacher_saved(s, "the search state") < 0 || lock_state(s, s->state_path) < 0)
             return -1;
         int p = search_probe(s->state_path);
         if (p < 0)
@@ -597,6 +642,8 @@ int session_search_step(session *s, int n, search_callback cb, void *user)
         return rm_error("no search (search start rminas|random|rea|reinforce, or search resume "
                         "FILE)");
     if (need_evaluator(s) < 0)
+        return -1;
+    if (s->state_path[0] && lock_state(s, s->state_path) < 0)
         return -1;
     search_evaluate_fn ev = s->evaluator == EVAL_RMI ? eval_rmi : eval_benchmark;
     for (int k = 0; n < 0 || k < n; k++) {
@@ -724,6 +771,10 @@ int session_search_load(session *s, const char *path)
     s->search_o = t.o;
     s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);
+    /* a search running in another process may be looked at; stepping it
+     * here is refused (session_search_step) */
+    if (lock_state(s, path) < 0)
+        rm_clear_error();
     v = search_ctx_get(c, "scored_on");
     snprintf(s->srch_on, sizeof s->srch_on, "%s", v ? v : "");
     s->log_note[0] = '\0';
