@@ -23,6 +23,12 @@ check "unknown teacher" 1 "unknown teacher 'vgg'" -- -c "load teacher vgg"
 head -c 1000 "$AKA" > "$tmp/trunc.safetensors"
 check "truncated weights name the file" 1 "trunc.safetensors: .*(truncated|past the end)" -- \
   -c "load teacher resnet20 $tmp/trunc.safetensors"
+# a NaN in the first tensor of the data (after the 8-byte length and the JSON header)
+cp "$AKA" "$tmp/nan.safetensors"
+hl=$(od -An -t u8 -N 8 "$AKA" | tr -d ' ')
+printf '\000\000\300\177' | dd of="$tmp/nan.safetensors" bs=1 seek=$((8 + hl)) conv=notrunc 2>/dev/null
+check "weights with a NaN are refused, by key" 1 "nan.safetensors: key '.*' holds a non-finite value \(nan at element 0\)" -- \
+  -c "load teacher resnet20 $tmp/nan.safetensors"
 check "wrong depth for the weights names the key" 1 "(missing|unexpected) key 'layer" -- \
   -c "load teacher resnet32 $AKA"
 check "bad setting value" 1 "beta must be a number from 0 to 1" -- -c "set beta 2"
@@ -40,6 +46,11 @@ out=$(printf 'set steps 3\nshow\n' | "$R" 2>&1)
 if printf '%s\n' "$out" | grep -Eq '^steps +3 '; then ok "commands on standard input"; else notok "commands on standard input"; fi
 check "unterminated quote" 1 "unterminated" -- -c "arch set 'abc"
 check "missing script file" 1 "cannot open" -- -f "$tmp/none.rmi"
+check "a directory as the script" 1 "cannot open $tmp: Is a directory" -- -f "$tmp" -c version
+check "a bad option value: status 2" 2 "threads must be" -- --threads abc -c version
+out=$("$R" --seed x -c version 2>&1)
+if ! printf '%s\n' "$out" | grep -q '^rminas [0-9]'; then ok "a bad option value runs nothing"; else
+  notok "a bad option value runs nothing"; fi
 # the GPU: a clear error without one (or without a CUDA build), the shell goes on
 if "$R" -c "set device cuda" >/dev/null 2>&1; then
   check "set device cuda on a GPU" 0 "^device +cuda " -- -c "set device cuda" -c "show settings"
@@ -51,7 +62,7 @@ else
     -c "set device cuda" -c "show settings"
   check "the device stays cpu after the refusal" 1 "^device +cpu " -- \
     -c "set device cuda" -c "show settings"
-  check "--device cuda without a GPU" 1 "(no CUDA device|built without CUDA)" -- --device cuda -c version
+  check "--device cuda without a GPU: nothing runs, status 2" 2 "(no CUDA device|built without CUDA)" -- --device cuda -c version
 fi
 check "unknown device" 1 "unknown backend 'tpu' \(cpu or cuda\)" -- -c "set device tpu"
 # the CUDA backend is a module loaded on first use: a missing or broken one

@@ -1,5 +1,6 @@
 /* State-dict I/O shared by every model. */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,8 +87,16 @@ int model_load_state(model *m, const st_file *f, int strict)
                           want);
             break;
         }
-        if (st_read_f32(f, pi->name, buf, (int64_t)pi->numel) < 0 ||
-            graph_param_set(g, i, buf) < 0)
+        if (st_read_f32(f, pi->name, buf, (int64_t)pi->numel) < 0) {
+            rc = -1;
+            break;
+        }
+        /* NaN or inf weights would train and score as garbage, silently */
+        for (size_t j = 0; j < pi->numel && !rc; j++)
+            if (!isfinite(buf[j]))
+                rc = rm_error("key '%s' holds a non-finite value (%g at element %zu)", pi->name,
+                              (double)buf[j], j);
+        if (!rc && graph_param_set(g, i, buf) < 0)
             rc = -1;
     }
     if (!rc && strict) {

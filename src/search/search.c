@@ -324,6 +324,16 @@ static int finish(search *s, const char *why)
     return 2;
 }
 
+/* finish when no architecture could be drawn: the space is used up, or
+ * (with max_params or max_flops) none left meets the constraints */
+static int finish_none_left(search *s)
+{
+    int constrained = s->o.max_params > 0 || s->o.max_flops > 0;
+    int all = s->sp->count && s->scored.n >= s->sp->count;
+    return finish(s, constrained && !all ? "no unscored architecture meets the constraints"
+                                         : "no unscored architecture left");
+}
+
 /* Evaluate a and record it; 0, 1 (interrupted) or -1. */
 static int evaluate(search *s, const sarch *a, int phase, double prob, search_evaluate_fn ev,
                     void *user, double *secs)
@@ -496,7 +506,7 @@ static int step_rminas(search *s, search_evaluate_fn ev, search_cost_fn cost, vo
     if (r < 0)
         return -1;
     if (r == 1)
-        return finish(s, "no unscored architecture left");
+        return finish_none_left(s);
     sarch a = s->pending;
     r = evaluate(s, &a, PHASE_EXPAND, s->pending_prob, ev, user, &secs);
     if (r)
@@ -553,7 +563,7 @@ static int step_rea(search *s, search_evaluate_fn ev, search_cost_fn cost, void 
     if (r < 0)
         return -1;
     if (r == 1)
-        return finish(s, "no unscored architecture left");
+        return finish_none_left(s);
     double secs;
     r = evaluate(s, &a, PHASE_RUN, NAN, ev, user, &secs);
     if (r) {

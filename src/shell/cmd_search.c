@@ -172,10 +172,29 @@ int cmd_search(shell *sh, int argc, char **argv)
     if (!strcmp(sub, "start")) {
         if (argc < 3 || argc % 2 == 0)
             return usage_error("search", SEARCH_USAGE);
-        for (int i = 3; i + 1 < argc; i += 2)
-            if (session_set(s, argv[i], argv[i + 1]) < 0)
-                return SH_ERROR;
-        if (session_search_start(s, argv[2]) < 0)
+        /* the options are settings; a start that fails leaves them as they were */
+        int nopt = (argc - 3) / 2, done = 0, bad = 0;
+        char (*was)[1100] = calloc((size_t)nopt + 1, sizeof *was);
+        if (!was) {
+            fprintf(stderr, "error: search: out of memory\n");
+            return SH_ERROR;
+        }
+        for (; done < nopt && !bad; done++) {
+            const char *k = argv[3 + 2 * done], *v = argv[4 + 2 * done];
+            bad = session_get(s, k, was[done], sizeof was[done]) < 0 || session_set(s, k, v) < 0;
+        }
+        if (bad)
+            done--; /* the last one failed: it was not set */
+        bad = bad || session_search_start(s, argv[2]) < 0;
+        if (bad) {
+            char err[2048];
+            snprintf(err, sizeof err, "%s", rm_last_error());
+            while (done-- > 0)
+                session_set(s, argv[3 + 2 * done], was[done]);
+            rm_error("%s", err);
+        }
+        free(was);
+        if (bad)
             return SH_ERROR;
         const search_opts *o = &s->srch.o;
         printf("search %s started in %s: seed %llu, evaluator %s", argv[2], s->srch.sp->name,
@@ -210,6 +229,13 @@ int cmd_search(shell *sh, int argc, char **argv)
             printf("resumed %s: ", argv[2]);
             print_status(s);
             print_log_note(s);
+            char on[sizeof s->srch_on];
+            session_scored_on(s, on, sizeof on);
+            if (s->evaluator == EVAL_RMI && s->srch.phase != PHASE_DONE && s->srch_on[0] &&
+                strcmp(s->srch_on, "mixed") && strcmp(s->srch_on, on))
+                printf("note: %s was scored with %s, this process scores with %s: the rest of "
+                       "the search differs in the last digits from a run that never stopped "
+                       "(give the same for the same)\n", argv[2], s->srch_on, on);
         }
         return run_report(sh, session_search_step(s, -1, search_print, NULL));
     }

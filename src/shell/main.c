@@ -40,7 +40,7 @@ static void usage(FILE *f)
             "  -h, --help          this help\n"
             "Without -c or -f, commands are read from the terminal (line editing,\n"
             "history, completion) or from standard input. The exit status is 1 if\n"
-            "any command failed.\n");
+            "any command failed, 2 for a bad option or option value (nothing run).\n");
 }
 
 /* Runs every line of f; returns the number of failed commands, or -1 to
@@ -371,8 +371,13 @@ int main(int argc, char **argv)
         snprintf(line, sizeof line, "set device %s", device);
         failed += shell_exec_line(&sh, line) == SH_ERROR;
     }
-    if (failed && bail)
-        goto out;
+    if (failed) {
+        /* a bad option value: the usage error the man page promises, nothing run */
+        session_free(&sh.s);
+        free(act);
+        free(kind);
+        return 2;
+    }
 
     if (nact == 0) {
         if (isatty(STDIN_FILENO)) {
@@ -395,6 +400,12 @@ int main(int argc, char **argv)
                 }
             } else {
                 FILE *f = strcmp(act[i], "-") ? fopen(act[i], "r") : stdin;
+                struct stat st;
+                if (f && f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+                    fclose(f);
+                    f = NULL;
+                    errno = EISDIR;
+                }
                 if (!f) {
                     fprintf(stderr, "rminas: cannot open %s: %s\n", act[i], strerror(errno));
                     failed++;
@@ -410,7 +421,6 @@ int main(int argc, char **argv)
             }
         }
     }
-out:
     session_free(&sh.s);
     free(act);
     free(kind);
