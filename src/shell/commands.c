@@ -794,6 +794,8 @@ static int cmd_show(shell *sh, int argc, char **argv)
     session *s = &sh->s;
     /* show KEY: that setting's line alone */
     const char *only = argc == 2 && strcmp(argv[1], "settings") ? argv[1] : NULL;
+    if (only && !strcmp(only, "rank_log"))
+        only = "score_log"; /* its older name, as set takes it */
     int shown = 0;
     for (int i = 0; i < session_nsettings; i++) {
         if (only && strcmp(only, session_settings[i].key))
@@ -809,9 +811,10 @@ static int cmd_show(shell *sh, int argc, char **argv)
         rm_error("unknown setting '%s' ('show settings' lists them)", only);
         return SH_ERROR;
     }
-    printf("loaded: dataset %s, teacher %s, benchmark %s, batch %s, arch %s\n",
+    printf("loaded: dataset %s, teacher %s, benchmark %s%s%s, batch %s, arch %s\n",
            s->train.n ? s->data_dir : "(none)", s->teacher.g ? s->teacher_file : "(none)",
-           s->bench.nrows ? s->bench.path : "(none)", s->data.n ? "selected" : "(none)",
+           s->bench.nrows ? s->bench.path : "(none)", s->bench_eval.nrows ? ", 12-epoch " : "",
+           s->bench_eval.nrows ? s->bench_eval.path : "", s->data.n ? "selected" : "(none)",
            s->have_arch ? "set" : "(none)");
     return SH_OK;
 }
@@ -819,7 +822,7 @@ static int cmd_show(shell *sh, int argc, char **argv)
 const command shell_commands[] = {
     {"arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]",
      "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell "
-     "and its benchmark accuracies), or draw an NB-201 cell (Graphviz)",
+     "and its benchmark accuracies), or draw its cell or chain (Graphviz)",
      cmd_arch, arch_subs},
     {"batch", "select | show",
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
