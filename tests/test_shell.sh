@@ -287,6 +287,8 @@ out=$("$R" -c "set jobs 3" -c "show jobs" 2>&1)
 if printf '%s\n' "$out" | grep -Eq '^jobs +3 ' && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]; then
   ok "show KEY shows that setting alone"; else notok "show KEY shows that setting alone"; fi
 check "show of an unknown setting" 1 "unknown setting 'jbos'" -- -c "show jbos"
+check "a space change drops the current architecture" 1 "init: no architecture" -- \
+  -c "arch set $ARCH" -c "space chain" -c init
 check "show rank_log, the older name, shows score_log" 0 "^score_log +none " -- -c "show rank_log"
 check "show names the 12-epoch table when loaded" 0 "^loaded: .*benchmark \(none\), 12-epoch .*nb201_12epoch.csv," -- \
   -c "load benchmark nb201-12" -c "show"

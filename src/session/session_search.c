@@ -385,6 +385,11 @@ int session_set_space(session *s, const char *name)
         for (const char *const *kv = sp->settings; kv[0]; kv += 2)
             if (session_set(s, kv[0], kv[1]) < 0)
                 return -1;
+    if (sp != s->sp) {
+        /* the current architecture and its student belong to the old space */
+        s->have_arch = 0;
+        rmi_eval_free(&s->eval);
+    }
     s->sp = sp;
     return 0;
 }
