@@ -287,6 +287,11 @@ out=$("$R" -c "set jobs 3" -c "show jobs" 2>&1)
 if printf '%s\n' "$out" | grep -Eq '^jobs +3 ' && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]; then
   ok "show KEY shows that setting alone"; else notok "show KEY shows that setting alone"; fi
 check "show of an unknown setting" 1 "unknown setting 'jbos'" -- -c "show jbos"
+check "a directory as the score log or the search state" 1 "set: score_log $tmp is a directory; give a file" -- \
+  -c "set state $tmp" -c "set score_log $tmp"
+echo garbage > "$tmp/notlog.csv"
+check "a file that is not a score log" 1 "notlog.csv is not an rminas score log \(no .*notlog.csv.settings beside it\)" -- \
+  -f "$tmp/base.rmi" -c "set score_log $tmp/notlog.csv" -c "rank 1"
 check "a space change drops the current architecture" 1 "init: no architecture" -- \
   -c "arch set $ARCH" -c "space chain" -c init
 check "show rank_log, the older name, shows score_log" 0 "^score_log +none " -- -c "show rank_log"

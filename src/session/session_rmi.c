@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -434,9 +435,24 @@ FILE *session_score_log_open(session *s, const space *sp, rank_entry **rows, int
         return NULL;
     session_score_signature(s, sp, sig, sizeof sig);
     snprintf(side, sizeof side, "%s.settings", path);
+    struct stat st = {0};
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rm_error("score log %s is a directory; set score_log to a file", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "r");
+    if (f && st.st_size == 0 && access(side, F_OK) != 0) {
+        fclose(f); /* an empty file (made by the user): a new log */
+        f = NULL;
+    }
     if (f) {
         FILE *g = fopen(side, "r");
+        if (!g && st.st_size > 0) {
+            fclose(f);
+            rm_error("%s is not an rminas score log (no %s beside it); set score_log to another "
+                     "file", path, side);
+            return NULL;
+        }
         if (!g || !fgets(have, sizeof have, g) || strcmp(have, sig)) {
             char why[1200] = "missing";
             if (g) {

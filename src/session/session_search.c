@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "session/session.h"
@@ -55,6 +56,10 @@ int session_search_set(session *s, const char *key, const char *v)
             return rm_error("evaluator must be rmi or benchmark, got '%s'", v);
         return 0;
     }
+    struct stat st;
+    if ((!strcmp(key, "score_log") || !strcmp(key, "rank_log") || !strcmp(key, "state")) &&
+        strcmp(v, "none") && stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+        return rm_error("%s %s is a directory; give a file", key, v);
     if (!strcmp(key, "score_log") || !strcmp(key, "rank_log")) {
         if (strlen(v) >= sizeof s->rank_log)
             return rm_error("score_log file name too long");
