@@ -180,9 +180,8 @@ void session_drop_batch(session *s);
  * weights. */
 int session_teacher_saved(const session *s, const char *what);
 /* Keep benchmark_column one that a loaded table has: where neither has it,
- * cifar10_test or the first accuracy column of one (never "index"); 1 when
- * it changed it. */
-int session_fit_bench_column(session *s);
+ * cifar10_test or the first accuracy column of one (never "index"). */
+void session_fit_bench_column(session *s);
 /* Select the RMI batch with the current teacher, dataset and settings. */
 int session_select_batch(session *s);
 /* Select the batch unless one matching the settings is there already. */

@@ -49,21 +49,20 @@ static const char *bench_default_column(const bench_table *t)
     return first;
 }
 
-int session_fit_bench_column(session *s)
+void session_fit_bench_column(session *s)
 {
     const bench_table *tabs[2] = {&s->bench, &s->bench_eval};
     for (int i = 0; i < 2; i++)
         if (tabs[i]->nrows && bench_column(tabs[i], s->bench_column) >= 0)
-            return 0;
+            return;
     rm_clear_error();
     for (int i = 0; i < 2; i++) {
         const char *c = tabs[i]->nrows ? bench_default_column(tabs[i]) : NULL;
         if (c) {
             snprintf(s->bench_column, sizeof s->bench_column, "%s", c);
-            return 1;
+            return;
         }
     }
-    return 0;
 }
 
 int session_select_batch(session *s)

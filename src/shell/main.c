@@ -371,13 +371,9 @@ int main(int argc, char **argv)
         snprintf(line, sizeof line, "set device %s", device);
         failed += shell_exec_line(&sh, line) == SH_ERROR;
     }
-    if (failed) {
-        /* a bad option value: the usage error the man page promises, nothing run */
-        session_free(&sh.s);
-        free(act);
-        free(kind);
-        return 2;
-    }
+    int status = 2; /* a bad option value: the usage error, nothing run */
+    if (failed)
+        goto out;
 
     if (nact == 0) {
         if (isatty(STDIN_FILENO)) {
@@ -421,8 +417,10 @@ int main(int argc, char **argv)
             }
         }
     }
+    status = failed ? 1 : 0;
+out:
     session_free(&sh.s);
     free(act);
     free(kind);
-    return failed ? 1 : 0;
+    return status;
 }

@@ -81,7 +81,7 @@ FILE *rm_atomic_open(rm_atomic *a, const char *path)
             rm_error("%s: out of memory", path);
         else if (!(a->f = fopen(path, "wb")))
             rm_error("%s: cannot open: %s", path, strerror(errno));
-    } else if ((a->path = have ? realpath(path, NULL) : link_end(path))) {
+    } else if ((a->path = link_end(path))) {
         size_t plen = strlen(a->path);
         if (!(a->tmp = malloc(plen + 5))) {
             rm_error("%s: out of memory", path);
@@ -91,8 +91,6 @@ FILE *rm_atomic_open(rm_atomic *a, const char *path)
             if (!(a->f = fopen(a->tmp, "wb")))
                 rm_error("%s: cannot create: %s", a->tmp, strerror(errno));
         }
-    } else if (have) {
-        rm_error("%s: %s", path, strerror(errno));
     }
     if (!a->f) {
         free(a->path);
