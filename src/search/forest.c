@@ -134,6 +134,42 @@ typedef struct stack_entry {
     int start, end, depth, parent, is_left, n_constant;
 } stack_entry;
 
+/* pairs[start:end) = feature feat of samples[start:end), ascending by
+ * value. A feature with at most two distinct values in the node (every
+ * one-hot feature of an architecture encoding) is split into its two runs
+ * in one pass instead of sorted: the order within a run of equal values
+ * changes nothing in node_split, which reads the class weights (whole
+ * numbers, summed exactly in any order) only at the ends of runs. */
+static void sort_by_value(builder *b, int feat, int start, int end)
+{
+    sort_pair *pv = b->pairs;
+    const double first = b->x[(size_t)b->samples[start] * b->d + feat];
+    double other = first;
+    int two = 1, n_first = 0;
+    for (int i = start; i < end && two; i++) {
+        const double v = b->x[(size_t)b->samples[i] * b->d + feat];
+        if (v == first)
+            n_first++;
+        else if (other == first)
+            other = v;
+        else
+            two = v == other;
+    }
+    if (!two) {
+        for (int i = start; i < end; i++)
+            pv[i] = (sort_pair){b->x[(size_t)b->samples[i] * b->d + feat], b->samples[i]};
+        qsort(pv + start, (size_t)(end - start), sizeof *pv, by_value);
+        return;
+    }
+    const double small = first < other ? first : other;
+    sort_pair *lo = pv + start, *hi = lo + (first <= other ? n_first : end - start - n_first);
+    for (int i = start; i < end; i++) {
+        const int s = b->samples[i];
+        const double v = b->x[(size_t)s * b->d + feat];
+        *(v == small ? lo++ : hi++) = (sort_pair){v, s};
+    }
+}
+
 static void swap_int(int *a, int i, int j)
 {
     int t = a[i];
@@ -165,9 +201,7 @@ static void node_split(builder *b, int start, int end, double wn, int *n_constan
         }
         f_j += n_found;
         int feat = features[f_j];
-        for (int i = start; i < end; i++)
-            pv[i] = (sort_pair){b->x[(size_t)b->samples[i] * b->d + feat], b->samples[i]};
-        qsort(pv + start, (size_t)(end - start), sizeof *pv, by_value);
+        sort_by_value(b, feat, start, end);
         if (pv[end - 1].v <= pv[start].v + FEATURE_THRESHOLD) {
             swap_int(features, f_j, n_total);
             n_found++;
