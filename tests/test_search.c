@@ -17,7 +17,10 @@
  *    in the same order and the same answer as an uninterrupted run, for all
  *    four algorithms;
  *  - damaged, truncated, foreign and future-version state files are refused
- *    with an error naming the file, and search_probe says so.
+ *    with an error naming the file, and search_probe says so;
+ *  - RMI-NAS's expanded phase scored ahead in rounds (search_ahead): the
+ *    evaluations of the search made one at a time, and more of them a
+ *    round than breadth first gave.
  */
 #include <math.h>
 #include <stdio.h>
@@ -705,9 +708,75 @@ static void test_darts(void)
     search_free(&s);
 }
 
+/* RMI-NAS's expanded phase scored ahead (search_ahead), as the session
+ * does with jobs: each round the search takes the speculated picks for as
+ * long as its next pick is among them. Returns the rounds; *same: the
+ * search made the evaluations of one made one at a time; *first: each
+ * round's picks were distinct, the next evaluation first. */
+static int speculated_rounds(uint64_t seed, int k, int *expanded, int *same, int *first)
+{
+    search s, ref;
+    synth sy = {0, 0};
+    search_opts o = small_opts(SEARCH_RMINAS, seed);
+    o.n_collect = 40;
+    search_init(&s, &space_nb201, &o);
+    search_init(&ref, &space_nb201, &o);
+    run_all(&ref, &sy);
+    while (s.phase == PHASE_WARMUP)
+        search_step(&s, synth_eval, synth_cost, &sy);
+    const int n0 = s.n;
+    int rounds = 0, ok = 1;
+    sarch set[16], next;
+    while (ok && s.phase == PHASE_EXPAND) {
+        int m = search_ahead(&s, k, 64, set, synth_cost, &sy);
+        if (m < 1) {
+            ok = search_step(&s, synth_eval, synth_cost, &sy) == 2;
+            break;
+        }
+        rounds++;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < i; j++)
+                *first &= !space_equal(&space_nb201, &set[i], &set[j]);
+        int taken = 0;
+        while (search_ahead(&s, 1, 1, &next, synth_cost, &sy) == 1) {
+            int in = 0;
+            for (int i = 0; i < m; i++)
+                in |= space_equal(&space_nb201, &set[i], &next);
+            if (!in)
+                break;
+            *first &= taken || space_equal(&space_nb201, &set[0], &next);
+            ok = search_step(&s, synth_eval, synth_cost, &sy) >= 0;
+            taken++;
+        }
+        ok &= taken > 0;
+    }
+    *same &= ok && same_records(&s, &ref);
+    *expanded += s.n - n0;
+    search_free(&s);
+    search_free(&ref);
+    return rounds;
+}
+
+/* The synthetic scores are easy to predict (the forest is sure of most
+ * picks), so the likeliest paths go deep: over these four searches, 8
+ * picks a round took 53 rounds for 212 evaluations breadth first (the
+ * order before: 3 levels, with picks repeated under both outcomes), 46
+ * the likeliest first. */
+static void test_speculation(void)
+{
+    int same = 1, first = 1, expanded = 0, rounds = 0;
+    for (uint64_t seed = 1; seed <= 4; seed++)
+        rounds += speculated_rounds(seed, 8, &expanded, &same, &first);
+    tap_ok(same, "speculated rounds: the evaluations of the search scored one at a time");
+    tap_ok(first, "each round's picks are distinct, the next evaluation first");
+    const double per = (double)expanded / rounds;
+    tap_ok(per > 4.3, "8 picks a round, the likeliest paths first: %d evaluations in %d rounds "
+                      "(%.2f a round; breadth first: 4.00)", expanded, rounds, per);
+}
+
 int main(void)
 {
-    tap_plan(72);
+    tap_plan(75);
     test_helpers();
     test_rminas();
     test_baselines();
@@ -715,5 +784,6 @@ int main(void)
     test_bad_files();
     test_spaces();
     test_darts();
+    test_speculation();
     return tap_done();
 }

@@ -704,12 +704,23 @@ int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *use
 }
 
 /* RMI-NAS's expanded phase: the pick of this iteration, then those of the
- * following ones under each outcome of the picks before (good or not:
- * all a pick depends on), breadth first, at most `steps` deep, until k
- * distinct picks (into out) or SPEC_NODES forest fits per pick wanted:
- * one label more seldom changes the forest's choice, so the two outcomes
- * often pick the same architecture, and the tree goes deeper for it. */
+ * following ones under each outcome of the picks before (good or not: all
+ * a pick depends on), the likeliest first, at most `steps` deep, until k
+ * distinct picks (into out) or SPEC_NODES forest fits per pick wanted.
+ * A node's chance is the product along its path of each pick's chance of
+ * the outcome taken: the forest's probability that the pick is good, as
+ * votes of its trees, with one vote more for each outcome (Laplace), so
+ * that no outcome is taken for certain. One label more seldom changes the
+ * forest's choice, so the two outcomes often pick the same architecture,
+ * and the likeliest path goes deeper for it. */
 enum { SPEC_NODES = 4 };
+
+static double pick_chance(const search *s, int good)
+{
+    const double t = s->o.trees > 0 ? s->o.trees : 1;
+    double q = isnan(s->pending_prob) ? 0.5 : (s->pending_prob * t + 1) / (t + 2);
+    return good ? q : 1 - q;
+}
 
 static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user)
 {
@@ -720,10 +731,14 @@ static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cos
         return r < 0 ? -1 : 0;
     const int cap = SPEC_NODES * k;
     search *node = calloc((size_t)cap, sizeof *node); /* node i's state; its pick: pending */
+    double *chance = calloc((size_t)cap, sizeof *chance);
     int *depth = calloc((size_t)cap, sizeof *depth);
-    if (!node || !depth) {
+    unsigned char *tried = calloc((size_t)cap, 2); /* outcome tried from node i */
+    if (!node || !chance || !depth || !tried) {
         free(node);
+        free(chance);
         free(depth);
+        free(tried);
         return rm_error("out of memory");
     }
     int nn = 0, nout = 0, rc = 0;
@@ -731,41 +746,55 @@ static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cos
     if (clone(s, &node[nn]) < 0)
         rc = -1;
     else {
+        chance[nn] = 1;
         depth[nn++] = 0;
         out[nout++] = s->pending;
     }
-    for (int head = 0; head < nn && nn < cap && nout < k && rc == 0; head++) {
-        if (depth[head] + 1 >= steps)
-            break; /* breadth first: every later node is as deep */
-        for (int good = 0; good < 2 && nn < cap && nout < k && rc == 0; good++) {
-            search *c = &node[nn];
-            if (clone(&node[head], c) < 0) {
-                rc = -1;
-                break;
+    while (nn < cap && nout < k && rc == 0) {
+        int head = -1, good = 0;
+        double best = -1;
+        for (int i = 0; i < nn; i++)
+            for (int g = 0; g < 2; g++) {
+                const double v = chance[i] * pick_chance(&node[i], g);
+                if (!tried[2 * i + g] && depth[i] + 1 < steps && v > best) {
+                    best = v;
+                    head = i;
+                    good = g;
+                }
             }
-            search_eval ev = {.score = good ? -INFINITY : INFINITY};
-            rc = add_record(c, &c->pending, &ev, PHASE_EXPAND, c->pending_prob);
-            c->have_pending = 0;
-            c->successes += good;
-            if (rc == 0 && !rminas_stops(c) && (r = pick_candidate(c, cost, user)) == 0) {
-                depth[nn++] = depth[head] + 1;
-                int seen = 0;
-                for (int j = 0; j < nout && !seen; j++)
-                    seen = space_equal(s->sp, &out[j], &c->pending);
-                if (!seen)
-                    out[nout++] = c->pending;
-                continue;
-            }
-            if (rc == 0 && r < 0)
-                rc = -1;
-            search_free(c); /* the search ends there, or picks nothing */
+        if (head < 0)
+            break;
+        tried[2 * head + good] = 1;
+        search *c = &node[nn];
+        if (clone(&node[head], c) < 0) {
+            rc = -1;
+            break;
         }
+        search_eval ev = {.score = good ? -INFINITY : INFINITY};
+        rc = add_record(c, &c->pending, &ev, PHASE_EXPAND, c->pending_prob);
+        c->have_pending = 0;
+        c->successes += good;
+        if (rc == 0 && !rminas_stops(c) && (r = pick_candidate(c, cost, user)) == 0) {
+            chance[nn] = best;
+            depth[nn++] = depth[head] + 1;
+            int seen = 0;
+            for (int j = 0; j < nout && !seen; j++)
+                seen = space_equal(s->sp, &out[j], &c->pending);
+            if (!seen)
+                out[nout++] = c->pending;
+            continue;
+        }
+        if (rc == 0 && r < 0)
+            rc = -1;
+        search_free(c); /* the search ends there, or picks nothing */
     }
     s->t_forest += rm_seconds() - t0;
     for (int i = 0; i < nn; i++)
         search_free(&node[i]);
     free(node);
+    free(chance);
     free(depth);
+    free(tried);
     return rc < 0 ? -1 : nout;
 }
 

@@ -131,7 +131,8 @@ int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *use
  * (where each pick depends on the outcomes before it) a speculation: the
  * pick of this iteration (made now, as search_step would make it first),
  * then the picks of the next iterations under each outcome of the earlier
- * ones (below tau or not, all a pick depends on), breadth first, distinct.
+ * ones (below tau or not, all a pick depends on), distinct, the likeliest
+ * first by the forest's probabilities.
  * Evaluations of the outcome that does not happen are wasted; those of the
  * one that does are the evaluations search_step makes, in its order.
  * Returns how many, 0 when none, -1 on an error. */
