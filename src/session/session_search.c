@@ -568,10 +568,11 @@ static int upcoming(search *q, int k, int steps, sarch *out, search_cost_fn cost
 }
 
 /* jobs > 1 with the RMI evaluator: what the next `limit` evaluations of
- * the search may be (search_ahead: those that do not depend on scores, or
- * RMI-NAS's picks under each outcome of the picks before), up to jobs of
- * them that are neither in s->pre nor in the score log, are scored
- * concurrently into s->pre (and the log), where eval_rmi takes them: the
+ * the search may be (search_ahead: those that do not depend on scores, up
+ * to RANK_MAX_JOBS / 2, or RMI-NAS's picks under each outcome of the picks
+ * before, up to jobs), those that are neither in s->pre nor in the score
+ * log, are scored by `jobs` threads into s->pre (and the log), where
+ * eval_rmi takes them: the
  * same evaluations in the same order as with one job. The batch's wall
  * time goes on the phase's clock. Not under a step_hook alone (it runs only
  * in the evaluating thread): with one, a jobs_hook must watch the batch
@@ -592,7 +593,14 @@ static int score_ahead(session *s, int limit)
         rm_clear_error();
         return 0;
     }
-    const int k = ahead(q, s->jobs, limit, next, cost_cb, s);
+    /* Evaluations that do not depend on scores (a warm-up, random search,
+     * REA's first population) go to the jobs as one queue, so that a job
+     * done early takes the next architecture instead of waiting for the
+     * slowest of a group (scores take 0.2 to 1.6 s on a GPU, 5-50 s on a
+     * CPU); RMI-NAS's speculated picks, jobs at a time. */
+    const int spec = q->o.algo == SEARCH_RMINAS && q->phase == PHASE_EXPAND;
+    const int want = spec || s->jobs > RANK_MAX_JOBS / 2 ? s->jobs : RANK_MAX_JOBS / 2;
+    const int k = ahead(q, want, limit, next, cost_cb, s);
     if (k < 2 || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))) {
         rm_clear_error();
         return 0;
