@@ -238,6 +238,10 @@ for algo in rminas random rea reinforce; do
     -c "set benchmark_column cifar10_valid" -c "set seed 1" -c "set n_collect 20" \
     -c "search start $algo budget 150" -c "search run" -c "search result"
 done
+check "search result: the answer's rank in the ground truth" 0 \
+  "^  rank [0-9]+ of 15625 by cifar10_valid \(top [0-9.]+ %; the table's best 91\.[0-9]+\)\$" -- \
+  -c "load benchmark nb201" -c "set evaluator benchmark" -c "set benchmark_column cifar10_valid" \
+  -c "set seed 1" -c "search start random budget 20" -c "search run" -c "search result"
 check "an RMI-NAS search in the chain space from the shell" 0 "^arch [k3-7esip|-]+\$" -- \
   -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20" -c "space chain" -c "set steps 2" \
   -c "search start rminas n_warm 4 n_collect 1 n_fitting 20" -c "search run" -c "export csv search $tmp/chain.csv"

@@ -428,6 +428,17 @@ for want in "b1.csv line 1: column 'arch' twice in the header" "b2.csv line 1: c
   check "a damaged benchmark table is refused: ${want#*: }" 1 "$want" -- -c "load benchmark nb201" \
     -c "load benchmark nb201 $tmp/b$n_b.csv" -c "arch show $A1"
 done
+# the rank among the table's architectures by benchmark_column (the
+# ResNet-like cell: 67 rows of cifar10_test above its 93.91); none by a
+# column that only the 12-epoch table has
+RC='|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
+out=$("$R" -c "load benchmark nb201" -c "arch show $RC" -c "set benchmark_column cifar100_test" \
+  -c "arch show $RC" -c "load benchmark nb201-12" -c "set benchmark_column cifar100_valid" \
+  -c "arch show $RC" 2>&1)
+if [ "$(printf '%s\n' "$out" | grep '^  rank ')" = "  rank 68 of 15625 by cifar10_test (top 0.44 %; the table's best 94.37)
+  rank 240 of 15625 by cifar100_test (top 1.54 %; the table's best 73.51)" ]; then
+  ok "arch show: the rank in the ground truth by benchmark_column"; else
+  notok "arch show: the rank in the ground truth by benchmark_column"; printf '%s\n' "$out" | sed 's/^/# /'; fi
 out=$("$R" -c "load benchmark nb201" -c "load benchmark nb201 $tmp/b1.csv" -c "arch show $A1" 2>&1)
 if printf '%s\n' "$out" | grep -q "cifar10_test [0-9]"; then ok "after a refused table the bundled one is still there"; else
   notok "after a refused table the bundled one is still there"; printf '%s\n' "$out" | sed 's/^/# /'; fi

@@ -206,3 +206,20 @@ double bench_value(const bench_table *t, int row, int col)
         return NAN;
     return t->val[(size_t)row * t->ncols + col];
 }
+
+int bench_count_above(const bench_table *t, int col, double v, int *n, double *best)
+{
+    int above = 0;
+    *n = 0;
+    *best = NAN;
+    for (int row = 0; row < t->nrows; row++) {
+        const double x = bench_value(t, row, col);
+        if (isnan(x))
+            continue;
+        ++*n;
+        above += x > v;
+        if (isnan(*best) || x > *best)
+            *best = x;
+    }
+    return above;
+}

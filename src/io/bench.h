@@ -22,5 +22,9 @@ int bench_column(const bench_table *t, const char *name);
 /* The row of an architecture, or -1 when the table lacks it. */
 int bench_row(const bench_table *t, const nb201_arch *a);
 double bench_value(const bench_table *t, int row, int col);
+/* How many rows hold a value of column col above v (a row with value v
+ * ranks one after them), and in *n how many hold a value at all; *best is
+ * the highest value (NaN when none). */
+int bench_count_above(const bench_table *t, int col, double v, int *n, double *best);
 
 #endif

@@ -132,6 +132,7 @@ static void print_result(const session *s)
         for (int i = 0; i < nv; i++)
             printf(" %s %.2f", names[i], vals[i]);
         printf("\n");
+        shell_bench_rank(s, &a);
     } else if (nb) {
         printf("  (load benchmark nb201 for its accuracies)\n");
     } else {

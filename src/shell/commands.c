@@ -330,6 +330,20 @@ void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t s
         snprintf(buf, size, " (%s %.2f)", s->bench_column, v);
 }
 
+void shell_bench_rank(const session *s, const nb201_arch *a)
+{
+    if (!s->bench.nrows)
+        return;
+    int col = bench_column(&s->bench, s->bench_column), n;
+    rm_clear_error();
+    double v = bench_value(&s->bench, bench_row(&s->bench, a), col), best;
+    if (isnan(v))
+        return;
+    int rank = bench_count_above(&s->bench, col, v, &n, &best) + 1;
+    printf("  rank %d of %d by %s (top %.2f %%; the table's best %.2f)\n", rank, n,
+           s->bench_column, 100.0 * rank / n, best);
+}
+
 static int show_arch(shell *sh, const space *sp, const sarch *sa)
 {
     session *s = &sh->s;
@@ -367,6 +381,7 @@ static int show_arch(shell *sh, const space *sp, const sarch *sa)
                 printf(v == floor(v) ? " %s %.0f" : " %s %.2f", s->bench.colname[c], v);
             }
             printf("\n");
+            shell_bench_rank(s, a);
         }
     }
     return SH_OK;
@@ -821,8 +836,8 @@ static int cmd_show(shell *sh, int argc, char **argv)
 
 const command shell_commands[] = {
     {"arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]",
-     "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell "
-     "and its benchmark accuracies), or draw its cell or chain (Graphviz)",
+     "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell, "
+     "its benchmark accuracies and rank in the table), or draw its cell or chain (Graphviz)",
      cmd_arch, arch_subs},
     {"batch", "select | show",
      "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
