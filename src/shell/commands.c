@@ -317,26 +317,31 @@ static int write_dot(const space *sp, const sarch *a, const char *path)
     return 0;
 }
 
+/* The architecture's value in benchmark_column of the ground truth (col:
+ * the column), NaN when there is none. */
+static double bench_column_value(const session *s, const nb201_arch *a, int *col)
+{
+    if (!s->bench.nrows)
+        return NAN;
+    *col = bench_column(&s->bench, s->bench_column);
+    rm_clear_error();
+    return bench_value(&s->bench, bench_row(&s->bench, a), *col);
+}
+
 /* benchmark accuracy of an architecture as " (cifar10_test 93.91)" or "" */
 void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size)
 {
+    int col;
+    double v = bench_column_value(s, a, &col);
     buf[0] = '\0';
-    if (!s->bench.nrows)
-        return;
-    int col = bench_column(&s->bench, s->bench_column);
-    rm_clear_error();
-    double v = bench_value(&s->bench, bench_row(&s->bench, a), col);
     if (!isnan(v))
         snprintf(buf, size, " (%s %.2f)", s->bench_column, v);
 }
 
 void shell_bench_rank(const session *s, const nb201_arch *a)
 {
-    if (!s->bench.nrows)
-        return;
-    int col = bench_column(&s->bench, s->bench_column), n;
-    rm_clear_error();
-    double v = bench_value(&s->bench, bench_row(&s->bench, a), col), best;
+    int col, n;
+    double v = bench_column_value(s, a, &col), best;
     if (isnan(v))
         return;
     int rank = bench_count_above(&s->bench, col, v, &n, &best) + 1;
