@@ -76,7 +76,9 @@ static int run(sim *m, int jobs, int seed, int *expanded, int *rounds, double *f
     const int n0 = s.n;
     *rounds = 0;
     sarch *set = malloc((size_t)jobs * sizeof *set);
-    while (rc == 0 && set) {
+    if (!set)
+        rc = rm_error("out of memory");
+    while (rc == 0) {
         int k = search_ahead(&s, jobs, 64, set, NULL, NULL);
         if (k <= 0) {
             rc = k < 0 ? -1 : search_step(&s, eval_table, NULL, m);
