@@ -594,12 +594,17 @@ static int score_ahead(session *s, int limit)
         return 0;
     }
     /* Evaluations that do not depend on scores (a warm-up, random search,
-     * REA's first population) go to the jobs as one queue, so that a job
-     * done early takes the next architecture instead of waiting for the
-     * slowest of a group (scores take 0.2 to 1.6 s on a GPU, 5-50 s on a
-     * CPU); RMI-NAS's speculated picks, jobs at a time. */
+     * REA's first population) go to the jobs as a queue, so that a job done
+     * early takes the next architecture instead of waiting for the slowest
+     * of a group (scores take 0.2 to 1.6 s on a GPU, 5-50 s on a CPU);
+     * RMI-NAS's speculated picks, jobs at a time. The search takes the
+     * queue's scores when all are done, so a killed process loses those
+     * finished (without a score log): the queue holds 4 per job, at most
+     * RANK_MAX_JOBS / 2. */
     const int spec = q->o.algo == SEARCH_RMINAS && q->phase == PHASE_EXPAND;
-    const int want = spec || s->jobs > RANK_MAX_JOBS / 2 ? s->jobs : RANK_MAX_JOBS / 2;
+    int want = spec ? s->jobs : 4 * s->jobs;
+    if (want > RANK_MAX_JOBS / 2)
+        want = s->jobs > RANK_MAX_JOBS / 2 ? s->jobs : RANK_MAX_JOBS / 2;
     const int k = ahead(q, want, limit, next, cost_cb, s);
     if (k < 2 || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))) {
         rm_clear_error();
