@@ -568,17 +568,16 @@ static int upcoming(search *q, int k, int steps, sarch *out, search_cost_fn cost
 }
 
 /* jobs > 1 with the RMI evaluator: what the next `limit` evaluations of
- * the search may be (search_ahead: those that do not depend on scores, up
- * to RANK_MAX_JOBS / 2, or RMI-NAS's picks under each outcome of the picks
- * before, up to jobs), those that are neither in s->pre nor in the score
- * log, are scored by `jobs` threads into s->pre (and the log), where
- * eval_rmi takes them: the
- * same evaluations in the same order as with one job. The batch's wall
- * time goes on the phase's clock. Not under a step_hook alone (it runs only
- * in the evaluating thread): with one, a jobs_hook must watch the batch
- * (the panel). 0 (also when
- * the batch failed: the evaluations then run one by one, and report their
- * own errors) or 1 when interrupted (the finished ones are kept). */
+ * the search may be (search_ahead: those that do not depend on scores, 4
+ * per job, or RMI-NAS's picks under each outcome of the picks before, one
+ * per job), those that are neither in s->pre nor in the score log, are
+ * scored by `jobs` threads into s->pre (and the log), where eval_rmi takes
+ * them: the same evaluations in the same order as with one job. The
+ * batch's wall time goes on the phase's clock. Not under a step_hook alone
+ * (it runs only in the evaluating thread): with one, a jobs_hook must
+ * watch the batch (the panel). 0 (also when the batch failed: the
+ * evaluations then run one by one, and report their own errors) or 1 when
+ * interrupted (the finished ones are kept). */
 static int score_ahead(session *s, int limit)
 {
     search *q = &s->srch;
@@ -602,9 +601,9 @@ static int score_ahead(session *s, int limit)
      * finished (without a score log): the queue holds 4 per job, at most
      * RANK_MAX_JOBS / 2. */
     const int spec = q->o.algo == SEARCH_RMINAS && q->phase == PHASE_EXPAND;
-    int want = spec ? s->jobs : 4 * s->jobs;
-    if (want > RANK_MAX_JOBS / 2)
-        want = s->jobs > RANK_MAX_JOBS / 2 ? s->jobs : RANK_MAX_JOBS / 2;
+    int want = s->jobs;
+    if (!spec && want < RANK_MAX_JOBS / 2)
+        want = 4 * s->jobs < RANK_MAX_JOBS / 2 ? 4 * s->jobs : RANK_MAX_JOBS / 2;
     const int k = ahead(q, want, limit, next, cost_cb, s);
     if (k < 2 || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))) {
         rm_clear_error();
