@@ -20,7 +20,11 @@
  *    with an error naming the file, and search_probe says so;
  *  - RMI-NAS's expanded phase scored ahead in rounds (search_ahead): the
  *    evaluations of the search made one at a time, and more of them a
- *    round than breadth first gave.
+ *    round than breadth first gave;
+ *  - scores already in are followed by the speculation, picks are
+ *    remembered by state (no forest fitted twice), and a simulated pool of
+ *    jobs (search_plan) makes the search's evaluations in less time than
+ *    rounds.
  */
 #include <math.h>
 #include <stdio.h>
@@ -708,12 +712,19 @@ static void test_darts(void)
     search_free(&s);
 }
 
+/* the simulated time of scoring a (rounds and the pool below) */
+static double pool_time(const sarch *a)
+{
+    return 1 + count_op(a, NB201_CONV3);
+}
+
 /* RMI-NAS's expanded phase scored ahead (search_ahead), as the session
  * does with jobs: each round the search takes the speculated picks for as
  * long as its next pick is among them. Returns the rounds; *same: the
  * search made the evaluations of one made one at a time; *first: each
  * round's picks were distinct, the next evaluation first. */
-static int speculated_rounds(uint64_t seed, int k, int *expanded, int *same, int *first)
+static int speculated_rounds(uint64_t seed, int k, int *expanded, int *same, int *first,
+                             double *time)
 {
     search s, ref;
     synth sy = {0, 0};
@@ -728,17 +739,21 @@ static int speculated_rounds(uint64_t seed, int k, int *expanded, int *same, int
     int rounds = 0, ok = 1;
     sarch set[16], next;
     while (ok && s.phase == PHASE_EXPAND) {
-        int m = search_ahead(&s, k, 64, set, synth_cost, &sy);
+        int m = search_ahead(&s, k, 64, set, synth_cost, NULL, &sy);
         if (m < 1) {
             ok = search_step(&s, synth_eval, synth_cost, &sy) == 2;
             break;
         }
         rounds++;
+        double slowest = 0;
+        for (int i = 0; i < m; i++)
+            slowest = fmax(slowest, pool_time(&set[i]));
+        *time += slowest;
         for (int i = 0; i < m; i++)
             for (int j = 0; j < i; j++)
                 *first &= !space_equal(&space_nb201, &set[i], &set[j]);
         int taken = 0;
-        while (search_ahead(&s, 1, 1, &next, synth_cost, &sy) == 1) {
+        while (search_ahead(&s, 1, 1, &next, synth_cost, NULL, &sy) == 1) {
             int in = 0;
             for (int i = 0; i < m; i++)
                 in |= space_equal(&space_nb201, &set[i], &next);
@@ -765,8 +780,9 @@ static int speculated_rounds(uint64_t seed, int k, int *expanded, int *same, int
 static void test_speculation(void)
 {
     int same = 1, first = 1, expanded = 0, rounds = 0;
+    double time = 0;
     for (uint64_t seed = 1; seed <= 4; seed++)
-        rounds += speculated_rounds(seed, 8, &expanded, &same, &first);
+        rounds += speculated_rounds(seed, 8, &expanded, &same, &first, &time);
     tap_ok(same, "speculated rounds: the evaluations of the search scored one at a time");
     tap_ok(first, "each round's picks are distinct, the next evaluation first");
     const double per = (double)expanded / rounds;
@@ -774,9 +790,169 @@ static void test_speculation(void)
                       "(%.2f a round; breadth first: 4.00)", expanded, rounds, per);
 }
 
+/* ---- a pool of jobs (search_plan), simulated: an architecture takes
+ * 1 + (its 3x3 convolutions) time units; a job that finishes gets the
+ * next one at once ---- */
+enum { POOL_MAX = 512 };
+typedef struct pool_sim {
+    sarch known[POOL_MAX]; /* scored, maybe not taken yet */
+    int nknown;
+    int bad;               /* a plan broke its contract */
+} pool_sim;
+
+static int pool_find(const sarch *set, int n, const sarch *a)
+{
+    for (int i = 0; i < n; i++)
+        if (space_equal(&space_nb201, &set[i], a))
+            return i;
+    return -1;
+}
+
+static int pool_known(void *user, const sarch *a, search_eval *out)
+{
+    const pool_sim *p = user;
+    if (pool_find(p->known, p->nknown, a) < 0)
+        return 0;
+    synth sy = {0, 0};
+    return synth_eval(&sy, a, out) == 0;
+}
+
+/* RMI-NAS to its end with `jobs` jobs; the simulated time of its expanded
+ * phase, -1 on an error */
+static double pool_run(search *s, int jobs, pool_sim *p)
+{
+    sarch busy[16], start[16];
+    double end[16], now = 0, t0 = -1;
+    int nbusy = 0;
+    synth sy = {0, 0};
+    for (int guard = 0; guard < 100000 && s->phase != PHASE_DONE && !p->bad; guard++) {
+        int nstart, stop;
+        if (t0 < 0 && s->phase == PHASE_EXPAND)
+            t0 = now;
+        const int plan = search_plan(s, jobs, 4 * jobs, 64, busy, nbusy, jobs - nbusy,
+                                     synth_cost, pool_known, p, start, &nstart, &stop);
+        if (plan < 0)
+            return -1;
+        if (plan != SEARCH_WAIT) {
+            if (plan == SEARCH_ALONE) {
+                nbusy = 0;
+                sarch next;
+                if (search_ahead(s, 1, 1, &next, synth_cost, NULL, p) == 1)
+                    now += pool_time(&next);
+            }
+            if (search_step(s, synth_eval, synth_cost, &sy) < 0)
+                return -1;
+            continue;
+        }
+        p->bad |= nstart > jobs - nbusy;
+        for (int i = 0; i < nstart; i++) {
+            /* neither running nor known, nor twice */
+            p->bad |= pool_find(busy, nbusy, &start[i]) >= 0 ||
+                      pool_find(p->known, p->nknown, &start[i]) >= 0;
+            busy[nbusy] = start[i];
+            end[nbusy++] = now + pool_time(&start[i]);
+        }
+        if (stop >= 0) {
+            busy[stop] = busy[--nbusy];
+            end[stop] = end[nbusy];
+            continue;
+        }
+        if (!nbusy || p->nknown + nbusy > POOL_MAX)
+            return -1;
+        double t = end[0];
+        for (int j = 1; j < nbusy; j++)
+            t = fmin(t, end[j]);
+        now = t;
+        for (int j = 0; j < nbusy;)
+            if (end[j] <= t) {
+                p->known[p->nknown++] = busy[j];
+                busy[j] = busy[--nbusy];
+                end[j] = end[nbusy];
+            } else {
+                j++;
+            }
+    }
+    return s->phase == PHASE_DONE && t0 >= 0 ? now - t0 : -1;
+}
+
+/* A score already in is followed as if the search had taken it: the
+ * speculation from before it, told its score, picks what the search picks
+ * after taking it. Then a simulated pool of 8 jobs makes the search's own
+ * evaluations, in less time than rounds of 8 (each waiting for its
+ * slowest, as counted above: see the message), over the same four
+ * searches. */
+static void test_pool(void)
+{
+    search a, b;
+    synth sy = {0, 0};
+    search_opts o = small_opts(SEARCH_RMINAS, 3);
+    o.n_collect = 40;
+    search_init(&a, &space_nb201, &o);
+    search_init(&b, &space_nb201, &o);
+    while (a.phase == PHASE_WARMUP) {
+        search_step(&a, synth_eval, synth_cost, &sy);
+        search_step(&b, synth_eval, synth_cost, &sy);
+    }
+    sarch first, pa[8], pb[8];
+    pool_sim *p = calloc(1, sizeof *p);
+    int ok = p && search_ahead(&a, 1, 1, &first, synth_cost, NULL, p) == 1;
+    if (ok) {
+        p->known[p->nknown++] = first;
+        search_step(&b, synth_eval, synth_cost, &sy); /* b takes it */
+    }
+    int na = ok ? search_ahead(&a, 8, 64, pa, synth_cost, pool_known, p) : -1;
+    int nb = ok ? search_ahead(&b, 8, 64, pb, synth_cost, NULL, p) : -2;
+    int same = ok && na == nb && na > 1;
+    for (int i = 0; same && i < na; i++)
+        same = space_equal(&space_nb201, &pa[i], &pb[i]);
+    tap_ok(same, "a score already in is followed: the picks of the search that took it (%d, %d)",
+           na, nb);
+    /* the same speculation again, and the search taking its picks, fit no
+     * forest: the picks are remembered by state */
+    const long fits = search_forest_fits(&a);
+    int again = ok && search_ahead(&a, 8, 64, pa, synth_cost, pool_known, p) == na;
+    for (int i = 0; again && i < na; i++)
+        again = space_equal(&space_nb201, &pa[i], &pb[i]);
+    const long fits_again = search_forest_fits(&a);
+    for (int i = 0; i < 3 && ok; i++)
+        search_step(&a, synth_eval, synth_cost, &sy);
+    tap_ok(again && fits > na && fits_again == fits && search_forest_fits(&a) == fits,
+           "picks are remembered: %ld forest fits for the speculation, none for it again or for "
+           "the search's next 3 picks", fits);
+    search_free(&a);
+    search_free(&b);
+
+    int all_same = 1;
+    double t_pool = 0, t_rounds = 0;
+    for (uint64_t seed = 1; seed <= 4 && p; seed++) {
+        search s, ref;
+        o = small_opts(SEARCH_RMINAS, seed);
+        o.n_collect = 40;
+        search_init(&s, &space_nb201, &o);
+        search_init(&ref, &space_nb201, &o);
+        synth r = {0, 0};
+        run_all(&ref, &r);
+        memset(p, 0, sizeof *p);
+        const double t = pool_run(&s, 8, p);
+        all_same &= t >= 0 && !p->bad && same_records(&s, &ref);
+        t_pool += t;
+        search_free(&s);
+        search_free(&ref);
+        int e = 0, sm = 1, fi = 1;
+        double tr = 0;
+        speculated_rounds(seed, 8, &e, &sm, &fi, &tr);
+        t_rounds += tr;
+    }
+    tap_ok(all_same, "a pool of 8 jobs: the evaluations of the search one at a time, no "
+                     "architecture started twice or while known");
+    tap_ok(t_pool < t_rounds, "a pool of 8 jobs: the expanded phases in %.0f time units, rounds "
+                              "of 8 in %.0f", t_pool, t_rounds);
+    free(p);
+}
+
 int main(void)
 {
-    tap_plan(75);
+    tap_plan(79);
     test_helpers();
     test_rminas();
     test_baselines();
@@ -785,5 +961,6 @@ int main(void)
     test_spaces();
     test_darts();
     test_speculation();
+    test_pool();
     return tap_done();
 }

@@ -73,16 +73,16 @@ if command -v flock > /dev/null; then
 fi
 
 # jobs 2: the warm-up's evaluations scored ahead of the search by two jobs
-# from a queue (4 per job), and the expansion's picks under both outcomes of the one
-# before,
+# (up to 4 per job past its place), and the expansion's picks under both
+# outcomes of the ones before, each job taking the next as it finishes,
 # which makes the same evaluations (RMI-NAS: 5 steps, then resumed to the
 # end; random search; REA's population under a constraint); the log also
 # holds the speculative scores of outcomes that did not come
 eval "\"$R\" -b $setup -c 'set jobs 2' -c \"set state $tmp/j.json\" -c \"set score_log $tmp/js.csv\" \
   -c \"$start\" -c 'search step 5' -c 'search status'" > "$tmp/j0.log" 2>&1
 if grep -q 'scored ahead, 2 at a time: 5 evaluations' "$tmp/j0.log" && [ "$(wc -l < "$tmp/js.csv")" -eq 6 ]; then
-  ok "jobs 2, 5 steps: all 5 evaluations scored ahead from one queue of 5 (up to 8), 5 rows logged"; else
-  notok "jobs 2, 5 steps: all 5 evaluations scored ahead from one queue of 5 (up to 8), 5 rows logged"; sed 's/^/# /' "$tmp/j0.log"; fi
+  ok "jobs 2, 5 steps: all 5 evaluations scored ahead by the jobs, 5 rows logged"; else
+  notok "jobs 2, 5 steps: all 5 evaluations scored ahead by the jobs, 5 rows logged"; sed 's/^/# /' "$tmp/j0.log"; fi
 "$R" -b -c 'set threads 1' -c 'set jobs 2' -c "set score_log $tmp/js.csv" -c "search resume $tmp/j.json" \
   -c "export csv search $tmp/j.csv" > "$tmp/j.log" 2>&1
 cut -d, -f1-4,10,11 "$tmp/j.csv" > "$tmp/j.cut" 2>/dev/null

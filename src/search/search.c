@@ -150,8 +150,68 @@ int search_init(search *s, const space *sp, const search_opts *o)
     return 0;
 }
 
+/* ---- RMI-NAS's picks remembered by state ----
+ * A pick (pick_candidate) depends on nothing but the records' architectures
+ * and labels in order, the iteration and the generator (the options and
+ * constraints are the search's): a speculation makes the same picks again
+ * each time a job finishes, and the search makes them once more when it
+ * gets there, so each is kept under a hash of that state. */
+enum { MEMO_CAP = 4096 }; /* a power of two; cleared when half full */
+
+typedef struct pick_entry {
+    uint64_t key;       /* 0: empty */
+    int none;           /* pick_candidate found no candidate */
+    sarch pending;
+    double prob;
+    rng rng_after;
+    int iteration_after;
+} pick_entry;
+
+typedef struct pick_memo {
+    int n;
+    long fits;          /* pick_candidate runs (forest fits) of the search and its copies */
+    pick_entry e[MEMO_CAP];
+} pick_memo;
+
+long search_forest_fits(const search *s)
+{
+    return s->memo ? s->memo->fits : 0;
+}
+
+static uint64_t pick_key(const search *s)
+{
+    uint64_t h = rng_hash64(((uint64_t)s->n << 32) ^ (uint64_t)s->iteration);
+    for (int i = 0; i < 4; i++)
+        h = rng_hash64(h ^ s->rng.s[i]);
+    h = rng_hash64(h ^ (uint64_t)s->scored.n);
+    for (int i = 0; i < s->n; i++)
+        h = rng_hash64(h ^ (space_key(s->sp, &s->rec[i].arch) * 2 + (uint64_t)s->rec[i].good));
+    return h ? h : 1;
+}
+
+/* the entry of key, or the empty slot where it goes (NULL: no memo) */
+static pick_entry *memo_slot(search *s, uint64_t key)
+{
+    if (!s->memo) {
+        if (!(s->memo = calloc(1, sizeof *s->memo)))
+            return NULL; /* picks are made afresh */
+        s->memo_owner = 1;
+    }
+    pick_memo *m = s->memo;
+    if (m->n >= MEMO_CAP / 2) {
+        memset(m->e, 0, sizeof m->e);
+        m->n = 0;
+    }
+    size_t i = (size_t)key & (MEMO_CAP - 1);
+    while (m->e[i].key && m->e[i].key != key)
+        i = (i + 1) & (MEMO_CAP - 1);
+    return &m->e[i];
+}
+
 void search_free(search *s)
 {
+    if (s->memo_owner)
+        free(s->memo);
     free(s->rec);
     keyset_free(&s->scored);
     memset(s, 0, sizeof *s);
@@ -291,6 +351,12 @@ static int sample_unscored(search *s, search_cost_fn cost, void *user, const key
     return 1;
 }
 
+/* whether a score is a success (below tau; NaN counts as +inf) */
+static int outcome_good(const search *s, const search_eval *r)
+{
+    return !isnan(s->tau) && !isnan(r->score) && r->score < s->tau;
+}
+
 static int add_record(search *s, const sarch *a, const search_eval *r, int phase, double prob)
 {
     search_record *q = &s->rec[s->n++];
@@ -300,7 +366,7 @@ static int add_record(search *s, const sarch *a, const search_eval *r, int phase
         q->r.score = INFINITY;
     q->phase = phase;
     q->prob = prob;
-    q->good = !isnan(s->tau) && q->r.score < s->tau;
+    q->good = outcome_good(s, &q->r);
     return keyset_add(&s->scored, space_key(s->sp, a));
 }
 
@@ -437,6 +503,7 @@ out:
 static int clone(const search *s, search *c)
 {
     *c = *s;
+    c->memo_owner = 0; /* s's memo, shared */
     c->cap_rec = s->n + 1;
     c->rec = malloc((size_t)c->cap_rec * sizeof *c->rec);
     c->scored.slot = malloc((size_t)s->scored.cap * sizeof *c->scored.slot);
@@ -464,6 +531,18 @@ static int make_pick(search *s, search_cost_fn cost, void *user)
 {
     if (s->have_pending)
         return 0;
+    const uint64_t key = pick_key(s);
+    pick_entry *m = memo_slot(s, key);
+    if (m && m->key == key) {
+        if (m->none)
+            return 1;
+        s->pending = m->pending;
+        s->pending_prob = m->prob;
+        s->rng = m->rng_after;
+        s->iteration = m->iteration_after;
+        s->have_pending = 1;
+        return 0;
+    }
     const rng saved = s->rng;
     const int it = s->iteration;
     const double t0 = rm_seconds();
@@ -472,6 +551,14 @@ static int make_pick(search *s, search_cost_fn cost, void *user)
     if (r) {
         s->rng = saved;
         s->iteration = it;
+    }
+    if (s->memo)
+        s->memo->fits++;
+    if (m && r >= 0) {
+        *m = (pick_entry){.key = key, .none = r, .pending = s->pending,
+                          .prob = s->pending_prob, .rng_after = s->rng,
+                          .iteration_after = s->iteration};
+        s->memo->n++;
     }
     return r;
 }
@@ -676,7 +763,10 @@ static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost,
     return 0;
 }
 
-int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user)
+/* search_upcoming's draws among the next `steps` evaluations, those whose
+ * score `known` reports (when not NULL) left out, up to k of them */
+static int upcoming(search *s, int k, int steps, sarch *out, search_cost_fn cost,
+                    search_known_fn known, void *user)
 {
     int left = 0;
     if (s->phase == PHASE_DONE)
@@ -687,15 +777,17 @@ int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *use
         left = s->o.budget - s->n;
     else if (s->o.algo == SEARCH_REA)
         left = (s->o.population < s->o.budget ? s->o.population : s->o.budget) - s->n;
-    if (left > k)
-        left = k;
+    if (left > steps)
+        left = steps;
     /* the draws of step_rminas / step_rea, each earlier one counted as scored */
     const rng saved = s->rng;
     keyset skip = {0};
     int m = 0, rc = 0;
-    while (m < left && rc == 0) {
+    search_eval e;
+    for (int i = 0; i < left && m < k && rc == 0; i++) {
         rc = sample_unscored(s, cost, user, &skip, &out[m]);
-        if (rc == 0 && (rc = keyset_add(&skip, space_key(s->sp, &out[m]))) == 0)
+        if (rc == 0 && (rc = keyset_add(&skip, space_key(s->sp, &out[m]))) == 0 &&
+            !(known && known(user, &out[m], &e)))
             m++;
     }
     s->rng = saved;
@@ -703,26 +795,58 @@ int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *use
     return rc < 0 ? -1 : m;
 }
 
+int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user)
+{
+    return upcoming(s, k, k, out, cost, NULL, user);
+}
+
 /* RMI-NAS's expanded phase: the pick of this iteration, then those of the
  * following ones under each outcome of the picks before (good or not: all
  * a pick depends on), the likeliest first, at most `steps` deep, until k
- * distinct picks (into out) or SPEC_NODES forest fits per pick wanted.
- * A node's chance is the product along its path of each pick's chance of
- * the outcome taken: the forest's probability that the pick is good, as
- * votes of its trees, with one vote more for each outcome (Laplace), so
- * that no outcome is taken for certain. One label more seldom changes the
- * forest's choice, so the two outcomes often pick the same architecture,
- * and the likeliest path goes deeper for it. */
+ * distinct picks whose scores are not known (into out) or SPEC_NODES
+ * forest fits per pick wanted. A node's chance is the product along its
+ * path of each pick's chance of the outcome taken: the forest's
+ * probability that the pick is good, as votes of its trees, with one vote
+ * more for each outcome (Laplace), so that no outcome is taken for
+ * certain; a pick whose score `known` reports has its own outcome only,
+ * for certain. One label more seldom changes the forest's choice, so the
+ * two outcomes often pick the same architecture, and the likeliest path
+ * goes deeper for it. */
 enum { SPEC_NODES = 4 };
 
-static double pick_chance(const search *s, int good)
+typedef struct spec_node {
+    search s;       /* its state; its pick: s.pending */
+    double chance;  /* of reaching it */
+    int depth;
+    int known;      /* the pick's score is known (ev) */
+    search_eval ev;
+    unsigned char tried[2]; /* outcome (bad, good) followed, or impossible */
+} spec_node;
+
+static double outcome_chance(const spec_node *n, int good)
 {
+    if (n->known)
+        return outcome_good(&n->s, &n->ev) == good;
+    const search *s = &n->s;
     const double t = s->o.trees > 0 ? s->o.trees : 1;
     double q = isnan(s->pending_prob) ? 0.5 : (s->pending_prob * t + 1) / (t + 2);
     return good ? q : 1 - q;
 }
 
-static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user)
+/* node n's pick into out when not known and not there yet */
+static void spec_add(const search *s, spec_node *n, search_known_fn known, void *user,
+                     sarch *out, int *nout)
+{
+    n->known = known && known(user, &n->s.pending, &n->ev) == 1;
+    for (int j = 0; j < *nout && !n->known; j++)
+        if (space_equal(s->sp, &out[j], &n->s.pending))
+            return;
+    if (!n->known)
+        out[(*nout)++] = n->s.pending;
+}
+
+static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cost,
+                     search_known_fn known, void *user)
 {
     if (s->phase != PHASE_EXPAND || rminas_stops(s) || k < 1 || steps < 1)
         return 0;
@@ -730,33 +854,24 @@ static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cos
     if (r)
         return r < 0 ? -1 : 0;
     const int cap = SPEC_NODES * k;
-    search *node = calloc((size_t)cap, sizeof *node); /* node i's state; its pick: pending */
-    double *chance = calloc((size_t)cap, sizeof *chance);
-    int *depth = calloc((size_t)cap, sizeof *depth);
-    unsigned char *tried = calloc((size_t)cap, 2); /* outcome tried from node i */
-    if (!node || !chance || !depth || !tried) {
-        free(node);
-        free(chance);
-        free(depth);
-        free(tried);
+    spec_node *node = calloc((size_t)cap, sizeof *node);
+    if (!node)
         return rm_error("out of memory");
-    }
     int nn = 0, nout = 0, rc = 0;
     const double t0 = rm_seconds();
-    if (clone(s, &node[nn]) < 0)
+    if (clone(s, &node[0].s) < 0) {
         rc = -1;
-    else {
-        chance[nn] = 1;
-        depth[nn++] = 0;
-        out[nout++] = s->pending;
+    } else {
+        node[0].chance = 1;
+        spec_add(s, &node[nn++], known, user, out, &nout);
     }
     while (nn < cap && nout < k && rc == 0) {
         int head = -1, good = 0;
-        double best = -1;
+        double best = 0;
         for (int i = 0; i < nn; i++)
             for (int g = 0; g < 2; g++) {
-                const double v = chance[i] * pick_chance(&node[i], g);
-                if (!tried[2 * i + g] && depth[i] + 1 < steps && v > best) {
+                const double v = node[i].chance * outcome_chance(&node[i], g);
+                if (!node[i].tried[g] && node[i].depth + 1 < steps && v > best) {
                     best = v;
                     head = i;
                     good = g;
@@ -764,45 +879,93 @@ static int speculate(search *s, int k, int steps, sarch *out, search_cost_fn cos
             }
         if (head < 0)
             break;
-        tried[2 * head + good] = 1;
-        search *c = &node[nn];
-        if (clone(&node[head], c) < 0) {
+        spec_node *h = &node[head], *c = &node[nn];
+        h->tried[good] = 1;
+        if (clone(&h->s, &c->s) < 0) {
             rc = -1;
             break;
         }
         search_eval ev = {.score = good ? -INFINITY : INFINITY};
-        rc = add_record(c, &c->pending, &ev, PHASE_EXPAND, c->pending_prob);
-        c->have_pending = 0;
-        c->successes += good;
-        if (rc == 0 && !rminas_stops(c) && (r = pick_candidate(c, cost, user)) == 0) {
-            chance[nn] = best;
-            depth[nn++] = depth[head] + 1;
-            int seen = 0;
-            for (int j = 0; j < nout && !seen; j++)
-                seen = space_equal(s->sp, &out[j], &c->pending);
-            if (!seen)
-                out[nout++] = c->pending;
+        rc = add_record(&c->s, &c->s.pending, h->known ? &h->ev : &ev, PHASE_EXPAND,
+                        c->s.pending_prob);
+        c->s.have_pending = 0;
+        c->s.successes += good;
+        if (rc == 0 && !rminas_stops(&c->s) && (r = make_pick(&c->s, cost, user)) == 0) {
+            c->chance = best;
+            c->depth = h->depth + 1;
+            spec_add(s, &node[nn++], known, user, out, &nout);
             continue;
         }
         if (rc == 0 && r < 0)
             rc = -1;
-        search_free(c); /* the search ends there, or picks nothing */
+        search_free(&c->s); /* the search ends there, or picks nothing */
+        memset(c, 0, sizeof *c);
     }
     s->t_forest += rm_seconds() - t0;
     for (int i = 0; i < nn; i++)
-        search_free(&node[i]);
+        search_free(&node[i].s);
     free(node);
-    free(chance);
-    free(depth);
-    free(tried);
     return rc < 0 ? -1 : nout;
 }
 
-int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user)
+int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost,
+                 search_known_fn known, void *user)
 {
     if (s->o.algo == SEARCH_RMINAS && s->phase == PHASE_EXPAND)
-        return speculate(s, k, steps, out, cost, user);
-    return search_upcoming(s, k < steps ? k : steps, out, cost, user);
+        return speculate(s, k, steps, out, cost, known, user);
+    return upcoming(s, k, steps, out, cost, known, user);
+}
+
+int search_plan(search *s, int jobs, int window, int steps, const sarch *busy, int nbusy,
+                int nfree, search_cost_fn cost, search_known_fn known, void *user, sarch *start,
+                int *nstart, int *stop)
+{
+    sarch next, cand[SEARCH_PLAN_MAX];
+    search_eval e;
+    *nstart = 0;
+    *stop = -1;
+    if (jobs > SEARCH_PLAN_MAX)
+        jobs = SEARCH_PLAN_MAX;
+    const int r = search_ahead(s, 1, steps, &next, cost, NULL, user);
+    if (r <= 0)
+        return r < 0 ? -1 : SEARCH_ALONE;
+    if (known && known(user, &next, &e))
+        return SEARCH_READY;
+    const int spec = s->o.algo == SEARCH_RMINAS && s->phase == PHASE_EXPAND;
+    const int m = search_ahead(s, jobs, spec || steps < window ? steps : window, cand, cost, known,
+                               user);
+    if (m < 0)
+        return -1;
+    if (!nbusy && m < 2)
+        return SEARCH_ALONE;
+    int next_runs = 0;
+    for (int i = 0; i < m; i++) {
+        int running = 0;
+        for (int j = 0; j < nbusy && !running; j++)
+            running = space_equal(s->sp, &busy[j], &cand[i]);
+        if (!running && *nstart < nfree) {
+            start[(*nstart)++] = cand[i];
+            next_runs |= i == 0;
+        }
+    }
+    for (int j = 0; j < nbusy && !next_runs; j++)
+        next_runs = space_equal(s->sp, &busy[j], &next);
+    if (next_runs)
+        return SEARCH_WAIT;
+    /* every job on another one: stop the least likely (one the
+     * speculation no longer reaches first) */
+    int at_worst = -1;
+    for (int j = 0; j < nbusy; j++) {
+        int at = m;
+        for (int i = 0; i < m && at == m; i++)
+            if (space_equal(s->sp, &busy[j], &cand[i]))
+                at = i;
+        if (at > at_worst) {
+            at_worst = at;
+            *stop = j;
+        }
+    }
+    return SEARCH_WAIT;
 }
 
 int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user)

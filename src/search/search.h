@@ -107,6 +107,10 @@ typedef struct search {
     sarch pending;
     double pending_prob;
     char stop_reason[64];        /* why the search ended; empty while running */
+    /* RMI-NAS's picks by the state they were made in (search.c), shared
+     * with the copies a speculation makes; freed by its owner */
+    struct pick_memo *memo;
+    int memo_owner;
 } search;
 
 /* Start a search in space sp (no evaluation yet). */
@@ -126,17 +130,45 @@ int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *use
  * scores not yet known; -1 on an error. For evaluating them concurrently
  * ahead of search_step. */
 int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user);
+/* Scores the caller already has for architectures the search has not
+ * evaluated yet (scored ahead, or in a score log): 1 and *out when a's is
+ * known, else 0. */
+typedef int (*search_known_fn)(void *user, const sarch *a, search_eval *out);
 /* What is worth evaluating ahead of the next `steps` search_steps, up to
- * k architectures: search_upcoming's, or in RMI-NAS's expanded phase
- * (where each pick depends on the outcomes before it) a speculation: the
- * pick of this iteration (made now, as search_step would make it first),
- * then the picks of the next iterations under each outcome of the earlier
- * ones (below tau or not, all a pick depends on), distinct, the likeliest
- * first by the forest's probabilities.
+ * k architectures whose scores `known` (may be NULL) does not report:
+ * search_upcoming's, or in RMI-NAS's expanded phase (where each pick
+ * depends on the outcomes before it) a speculation: the pick of this
+ * iteration (made now, as search_step would make it first), then the
+ * picks of the next iterations under each outcome of the earlier ones
+ * (below tau or not, all a pick depends on; a known score's own outcome
+ * only), distinct, the likeliest first by the forest's probabilities.
  * Evaluations of the outcome that does not happen are wasted; those of the
  * one that does are the evaluations search_step makes, in its order.
  * Returns how many, 0 when none, -1 on an error. */
-int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost, void *user);
+int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost,
+                 search_known_fn known, void *user);
+
+/* Scoring ahead with `jobs` concurrent jobs (at most SEARCH_PLAN_MAX),
+ * busy[0..nbusy-1] being scored now and nfree jobs free, for the next
+ * `steps` search_steps: evaluations that do not depend on scores only
+ * within `window` of the search's place.
+ *   SEARCH_READY: the next evaluation's score is known: search_step takes it.
+ *   SEARCH_ALONE: nothing is worth scoring ahead (the next evaluation
+ *     depends on scores not in, or nothing runs and there is one to score):
+ *     search_step scores it itself; what runs is of no use to it.
+ *   SEARCH_WAIT: start start[0..*nstart-1] (search_ahead's, not running,
+ *     the likeliest first, at most nfree) on free jobs; when the next
+ *     evaluation is neither running nor among them, stop busy[*stop] (the
+ *     least likely; else *stop is -1); then wait for a score.
+ * -1 on an error. */
+enum { SEARCH_READY, SEARCH_ALONE, SEARCH_WAIT, SEARCH_PLAN_MAX = 64 };
+int search_plan(search *s, int jobs, int window, int steps, const sarch *busy, int nbusy,
+                int nfree, search_cost_fn cost, search_known_fn known, void *user, sarch *start,
+                int *nstart, int *stop);
+
+/* RMI-NAS's forest fits so far in this process (the search's and its
+ * speculations'; a pick made before in the same state is not fitted again). */
+long search_forest_fits(const search *s);
 
 /* The answer: RMI-NAS the per-edge mode over the best `top` good
  * architectures (ties: lower operation index); the others: the best score.

@@ -86,7 +86,8 @@ const setting_info session_settings[] = {
                   "theirs (none)"},
     {"seed", "seed for sampling architectures and searching (0)"},
     {"speculate", "with jobs > 1, RMI-NAS's expansion scores its next picks under both "
-                  "outcomes of the earlier ones: 1 or 0 (1)"},
+                  "outcomes of the earlier ones not yet scored, the likeliest first: 1 or 0 "
+                  "(1)"},
     {"state", "search state file, saved after every evaluation; none = not saved (none)"},
     {"steps", "training steps per evaluation; the score is the loss of the last (150)"},
     {"teacher_bn", "teacher batch norm while selecting: train (released code) or eval (train)"},

@@ -219,11 +219,6 @@ void session_score_signature(const session *s, const space *sp, char *buf, size_
 /* The part of it that describes the machine: "device cpu threads N" or
  * "device cuda". */
 void session_scored_on(const session *s, char *buf, size_t size);
-/* Score archs[0..n-1] concurrently (s->jobs threads, as rank) into e;
- * done[k] = 1 where archs[k] finished; rows go to log (may be NULL) as they
- * finish. Returns 0, 1 when interrupted (the finished ones are kept), -1. */
-int session_score_many(session *s, const space *sp, const sarch *archs, int n, rank_entry *e,
-                       unsigned char *done, FILE *log);
 /* Read one architecture string per line (blank lines and # comments skipped). */
 int session_read_archs(const char *path, const space *sp, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:

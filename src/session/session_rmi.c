@@ -3,14 +3,13 @@
 #include <csv.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "session/score_pool.h"
 #include "session/session.h"
 #include "tensor/profile.h"
 #include "util/atomic.h"
@@ -562,19 +561,6 @@ int session_score_log_add(session *s, FILE *log, const space *sp, const rank_ent
 
 /* ---- ranking ---- */
 
-/* Build and score a into r (its benchmark value and log row come later). */
-static int rank_score(session *s, const space *sp, const sarch *a, rank_entry *r,
-                      rmi_step_fn cb, void *user)
-{
-    r->arch = *a;
-    model m;
-    if (sp->build(&m, s->be, a, s->data.nclass, s->data.hw) < 0)
-        return -1;
-    r->params = (long long)graph_count_trainable(m.g);
-    r->macs = (long long)graph_count_macs(m.g);
-    return rmi_score_model(s->be, &m, &s->data, &s->rmi, &r->r, &s->interrupt, cb, user);
-}
-
 static void rank_bench(const session *s, const space *sp, int col, rank_entry *r)
 {
     nb201_arch na = sarch_to_nb201(&r->arch);
@@ -584,215 +570,76 @@ static void rank_bench(const session *s, const space *sp, int col, rank_entry *r
 }
 
 /* The architectures of a ranking with several jobs: each scored by the
- * first worker thread free, under one lock. */
-enum { RK_TODO, RK_RUN, RK_DONE, RK_KEPT }; /* DONE: scored; KEPT: logged or from the log */
-typedef struct rank_pool {
-    session *s;
-    const space *sp;
-    const sarch *archs;
-    rank_entry *e;
-    signed char *st; /* RK_* per architecture */
-    int n, next;     /* next: where to look for one to hand out */
-    int *count;      /* the leading architectures done (s->nrank for rank) */
-    int running;     /* worker threads not yet finished */
-    int stop;        /* hand out no more; scores under way stop at their next step */
-    char err[1024];  /* the first worker's error ("" none) */
-    job_view *view;  /* per job, with s->jobs_hook; else NULL */
-    int scored;      /* architectures finished here */
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* a worker finished an architecture, or itself */
-} rank_pool;
+ * first job free (score_pool.h). */
+enum { RK_TODO, RK_RUN, RK_KEPT }; /* KEPT: scored (and logged) or from the log */
 
-typedef struct rank_job {
-    rank_pool *p;
-    int slot;
-    pthread_t t;
-} rank_job;
-
-/* e's progress into v (under the pool's lock): the new history entries only */
-static void view_update(job_view *v, const rmi_eval *e)
+/* The pool's finished scores into e and the log (even after a stop: a
+ * finished score is never lost); rc becomes -1 on a failed score or write. */
+static void rank_take(session *s, score_pool *p, const space *sp, const int *which,
+                      rank_entry *e, signed char *st, FILE *log, int col, int *run, int *rc)
 {
-    const int n = e->step < v->steps ? e->step : v->steps; /* the histories' length */
-    for (int i = v->step; i < n; i++) {
-        v->h_loss[i] = e->h_loss[i];
-        for (int l = 0; l < RMI_LAYERS; l++)
-            v->h_cka[l][i] = e->h_cka[l][i];
-    }
-    v->step = n;
-    v->diverged = e->diverged;
-    v->loss = e->loss;
-    v->ce = e->ce;
-    memcpy(v->cka, e->cka, sizeof v->cka);
-}
-
-static int rank_poll(const rmi_eval *e, void *user)
-{
-    rank_job *j = user;
-    rank_pool *p = j->p;
-    pthread_mutex_lock(&p->mu);
-    if (p->view)
-        view_update(&p->view[j->slot], e);
-    const int stop = p->stop;
-    pthread_mutex_unlock(&p->mu);
-    return stop;
-}
-
-static void *rank_worker(void *arg)
-{
-    rank_job *j = arg;
-    rank_pool *p = j->p;
-    session *s = p->s;
-    const backend *be = s->be;
-    int rc = be->thread_begin ? be->thread_begin(j->slot) : 0;
-    pthread_mutex_lock(&p->mu);
-    while (rc == 0 && !p->stop && !s->interrupt) {
-        while (p->next < p->n && p->st[p->next] != RK_TODO)
-            p->next++;
-        if (p->next == p->n)
-            break;
-        const int k = p->next++;
-        p->st[k] = RK_RUN;
-        if (p->view) {
-            job_view *v = &p->view[j->slot];
-            v->busy = 1;
-            v->step = 0;
-            v->steps = s->rmi.steps;
-            v->diverged = 0;
-            v->loss = v->ce = NAN;
-            for (int l = 0; l < RMI_LAYERS; l++)
-                v->cka[l] = NAN;
-            p->sp->format(&p->archs[k], v->name, sizeof v->name);
-        }
-        pthread_mutex_unlock(&p->mu);
-        rc = rank_score(s, p->sp, &p->archs[k], &p->e[k], rank_poll, j);
-        pthread_mutex_lock(&p->mu);
-        p->st[k] = rc == 0 ? RK_DONE : RK_TODO; /* an interrupted score is dropped */
-        p->scored += rc == 0;
-        if (p->view)
-            p->view[j->slot].busy = 0;
-        pthread_cond_signal(&p->cv);
-    }
-    if (rc < 0 && !p->err[0])
-        snprintf(p->err, sizeof p->err, "%s", rm_last_error()[0] ? rm_last_error() : "failed");
-    if (rc)
-        p->stop = 1;
-    pthread_mutex_unlock(&p->mu);
-    if (be->thread_end)
-        be->thread_end();
-    pthread_mutex_lock(&p->mu);
-    p->running--;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-/* Under p->mu (released around the file and the callback): log what the
- * workers finished (even after a stop: a finished score is never lost),
- * then report the leading architectures done, in order, from *done on.
- * Returns whether anything happened; *rc becomes -1 or 1 (and the workers
- * are stopped) on a failed write or a nonzero cb. */
-static int rank_collect(rank_pool *p, FILE *log, int col, int *done, rank_callback cb,
-                        void *user, int *rc)
-{
-    session *s = p->s;
-    int moved = 0;
-    for (int k = 0; k < p->n; k++) {
-        if (p->st[k] != RK_DONE)
+    rank_entry r;
+    int slot, status;
+    while ((slot = score_pool_take(p, &r, &status)) >= 0) {
+        const int k = which[slot];
+        --*run;
+        st[k] = status == 0 ? RK_KEPT : RK_TODO; /* a stopped score is dropped */
+        if (status < 0 && *rc >= 0) {
+            *rc = -1; /* its message is the error */
             continue;
-        p->st[k] = RK_KEPT;
-        moved = 1;
-        pthread_mutex_unlock(&p->mu);
-        rank_bench(s, p->sp, col, &p->e[k]);
-        const int w = log && *rc >= 0 ? session_score_log_add(s, log, p->sp, &p->e[k]) : 0;
-        pthread_mutex_lock(&p->mu);
-        if (w < 0) {
+        }
+        if (status)
+            continue;
+        e[k] = r;
+        rank_bench(s, sp, col, &e[k]);
+        if (log && *rc >= 0 && session_score_log_add(s, log, sp, &e[k]) < 0)
             *rc = -1;
-            p->stop = 1;
-        }
     }
-    while (*done < p->n && p->st[*done] == RK_KEPT && !*rc) {
-        *p->count = ++*done;
-        moved = 1;
-        pthread_mutex_unlock(&p->mu);
-        const int stop = cb && cb(s, *done - 1, p->n, user);
-        pthread_mutex_lock(&p->mu);
-        if (stop) {
-            *rc = 1;
-            p->stop = 1;
-        }
-    }
-    return moved;
 }
 
 static int rank_parallel(session *s, const space *sp, const sarch *archs, int n, rank_entry *e,
                          signed char *st, FILE *log, int col, int *count, rank_callback cb,
                          void *user)
 {
-    rank_pool p = {.s = s, .sp = sp, .archs = archs, .e = e, .st = st, .n = n, .count = count};
     int todo = 0;
     for (int k = 0; k < n; k++)
         todo += st[k] == RK_TODO;
     const int jobs = s->jobs < todo ? s->jobs : todo > 0 ? todo : 1;
-    rank_job *j = calloc((size_t)jobs, sizeof *j);
-    if (!j)
-        return rm_error("out of memory");
-    /* the views and their histories (every score runs s->rmi.steps steps);
-     * without memory for them the jobs run unwatched */
-    const size_t hn = (size_t)(s->rmi.steps > 0 ? s->rmi.steps : 1);
-    double *hist = s->jobs_hook ? calloc((size_t)jobs * (1 + RMI_LAYERS) * hn, sizeof *hist)
-                                : NULL;
-    p.view = hist ? calloc((size_t)jobs, sizeof *p.view) : NULL;
-    for (int i = 0; p.view && i < jobs; i++) {
-        double *h = hist + (size_t)i * (1 + RMI_LAYERS) * hn;
-        p.view[i].h_loss = h;
-        for (int l = 0; l < RMI_LAYERS; l++)
-            p.view[i].h_cka[l] = h + (size_t)(1 + l) * hn;
-    }
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    int started = 0, rc = 0, done = 0;
-    pthread_mutex_lock(&p.mu);
-    for (; started < jobs && todo; started++) {
-        j[started] = (rank_job){.p = &p, .slot = started};
-        if (pthread_create(&j[started].t, NULL, rank_worker, &j[started]) != 0)
-            break;
-        p.running++;
-    }
-    if (todo && !started) {
-        p.stop = 1;
-        snprintf(p.err, sizeof p.err, "cannot start a scoring thread");
-    }
+    int which[RANK_MAX_JOBS];
+    score_pool *p = score_pool_start(s, sp, jobs, todo);
+    if (!p)
+        return -1;
+    int next = 0, done = 0, run = 0, rc = 0, slot;
     for (;;) {
-        const int moved = rank_collect(&p, log, col, &done, cb, user, &rc);
-        if (p.view && !rc && s->jobs_hook(p.view, jobs, p.scored, todo, s->hook_user)) {
-            rc = 1;
-            p.stop = 1;
+        rank_take(s, p, sp, which, e, st, log, col, &run, &rc);
+        while (done < n && st[done] == RK_KEPT && !rc) {
+            *count = ++done;
+            if (cb && cb(s, done - 1, n, user))
+                rc = 1;
         }
-        if (moved)
-            continue;
-        if (!p.running)
+        if (rc || s->interrupt)
             break;
-        if (p.view) {
-            struct timespec t;
-            clock_gettime(CLOCK_REALTIME, &t);
-            t.tv_nsec += 100000000L;
-            t.tv_sec += t.tv_nsec / 1000000000L;
-            t.tv_nsec %= 1000000000L;
-            pthread_cond_timedwait(&p.cv, &p.mu, &t);
-        } else {
-            pthread_cond_wait(&p.cv, &p.mu);
+        while (next < n && (slot = score_pool_idle(p)) >= 0) {
+            if (st[next] == RK_TODO) {
+                score_pool_give(p, slot, &archs[next]);
+                which[slot] = next;
+                st[next] = RK_RUN;
+                run++;
+            }
+            next++;
         }
+        if (!run)
+            break;
+        if (score_pool_wait(p))
+            rc = 1;
     }
-    pthread_mutex_unlock(&p.mu);
-    for (int i = 0; i < started; i++)
-        pthread_join(j[i].t, NULL);
-    free(j);
-    free(p.view);
-    free(hist);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
-    if (!rc && p.err[0])
-        rc = rm_error("%s", p.err);
+    char err[1024]; /* the first error's message */
+    snprintf(err, sizeof err, "%s", rc < 0 ? rm_last_error() : "");
+    score_pool_stop(p);
+    rank_take(s, p, sp, which, e, st, log, col, &run, &rc);
+    score_pool_free(p);
+    if (rc < 0)
+        return err[0] ? rm_error("%s", err) : -1;
     if (!rc && done < n)
         rc = 1; /* interrupted */
     return rc;
@@ -840,7 +687,7 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
         for (int k = 0; k < n; k++) {
             rank_entry *r = &e[k];
             if (st[k] != RK_KEPT) {
-                rc = rank_score(s, sp, &archs[k], r, s->step_hook, s->hook_user);
+                rc = session_score_entry(s, sp, &archs[k], r, s->step_hook, s->hook_user);
                 if (rc)
                     break; /* error, or interrupted: the finished ones stay */
                 rank_bench(s, sp, col, r);
@@ -857,20 +704,6 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
     if (log)
         fclose(log);
     free(logged);
-    free(st);
-    return rc;
-}
-
-int session_score_many(session *s, const space *sp, const sarch *archs, int n, rank_entry *e,
-                       unsigned char *done, FILE *log)
-{
-    signed char *st = calloc((size_t)n, 1);
-    if (!st)
-        return rm_error("out of memory");
-    int count = 0;
-    const int rc = rank_parallel(s, sp, archs, n, e, st, log, -1, &count, NULL, NULL);
-    for (int k = 0; k < n; k++)
-        done[k] = st[k] == RK_KEPT;
     free(st);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "session/score_pool.h"
 #include "session/session.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -561,101 +562,183 @@ int session_search_start(session *s, const char *algo_name)
     return 0;
 }
 
-/* search_upcoming in search_ahead's form (no speculation) */
-static int upcoming(search *q, int k, int steps, sarch *out, search_cost_fn cost, void *user)
+/* ---- scoring ahead: jobs > 1 with the RMI evaluator ----
+ * While the search waits for its next evaluation, `jobs` threads
+ * (score_pool.h) score what its next evaluations may be (search_ahead):
+ * those that do not depend on scores (a warm-up, random search, REA's
+ * first population) within AHEAD_PER_JOB per job of the search's place,
+ * or RMI-NAS's picks under each outcome of the picks before, following
+ * the scores already in. A job that finishes gets the likeliest next one
+ * at once; a score goes into s->pre (and the score log) as it arrives,
+ * and the search takes it (eval_rmi) as soon as it is next: the same
+ * evaluations in the same order as with one job, each saved with the
+ * state as soon as those before it are in. The main thread's wait is on
+ * the phase's clock. Not under a step_hook alone (it runs only in the
+ * evaluating thread): with one, a jobs_hook must watch the jobs (the
+ * panel). A failed score turns scoring ahead off for the rest of the
+ * call: the evaluations then run one by one and report their own errors. */
+enum { AHEAD_PER_JOB = 4, AHEAD_STEPS = RANK_MAX_JOBS };
+
+/* how far ahead of the search's place evaluations that do not depend on
+ * scores are scored: AHEAD_PER_JOB per job, at most RANK_MAX_JOBS / 2
+ * (never under jobs): what a killed process without a score log may lose */
+static int ahead_window(int jobs)
 {
-    return search_upcoming(q, k < steps ? k : steps, out, cost, user);
+    const int w = AHEAD_PER_JOB * jobs < RANK_MAX_JOBS / 2 ? AHEAD_PER_JOB * jobs
+                                                            : RANK_MAX_JOBS / 2;
+    return w > jobs ? w : jobs;
 }
 
-/* jobs > 1 with the RMI evaluator: what the next `limit` evaluations of
- * the search may be (search_ahead: those that do not depend on scores, 4
- * per job, or RMI-NAS's picks under each outcome of the picks before, one
- * per job), those that are neither in s->pre nor in the score log, are
- * scored by `jobs` threads into s->pre (and the log), where eval_rmi takes
- * them: the same evaluations in the same order as with one job. The
- * batch's wall time goes on the phase's clock. Not under a step_hook alone
- * (it runs only in the evaluating thread): with one, a jobs_hook must
- * watch the batch (the panel). 0 (also when the batch failed: the
- * evaluations then run one by one, and report their own errors) or 1 when
- * interrupted (the finished ones are kept). */
-static int score_ahead(session *s, int limit)
+typedef struct ahead {
+    session *s;
+    score_pool *pool;   /* NULL: not started */
+    int off;            /* a score or the pool failed: no more scoring ahead in this call */
+    int have_rows;
+    rank_entry *rows;   /* the score log's rows when the pool started */
+    int nrows;
+    FILE *log;          /* open while the pool runs; NULL without a score log */
+} ahead;
+
+static int ahead_cost(void *user, const sarch *a, double *params, double *flops)
 {
-    search *q = &s->srch;
-    const space *sp = q->sp;
-    if (s->jobs < 2 || s->evaluator != EVAL_RMI || (s->step_hook && !s->jobs_hook) || limit < 2)
-        return 0;
-    sarch next[RANK_MAX_JOBS];
-    int (*ahead)(search *, int, int, sarch *, search_cost_fn, void *) =
-        s->speculate ? search_ahead : upcoming;
-    /* the next one first: when it is ready, so is its batch */
-    if (ahead(q, 1, limit, next, cost_cb, s) != 1 || pre_find(s, sp, &next[0]) >= 0) {
-        rm_clear_error();
-        return 0;
+    const ahead *h = user;
+    return cost_cb(h->s, a, params, flops);
+}
+
+/* a's score when the search would take it without scoring it: scored ahead
+ * (under the settings of pre_sig, checked when the pool starts) or in the
+ * score log */
+static int ahead_known(void *user, const sarch *a, search_eval *out)
+{
+    const ahead *h = user;
+    const session *s = h->s;
+    const space *sp = s->srch.sp;
+    for (int i = 0; i < s->npre; i++)
+        if (space_equal(sp, &s->pre[i].arch, a)) {
+            eval_from_result(out, &s->pre[i].r);
+            return 1;
+        }
+    const int j = session_score_log_find(sp, h->rows, h->nrows, a);
+    if (j >= 0)
+        eval_from_result(out, &h->rows[j].r);
+    return j >= 0;
+}
+
+/* The pool's finished scores into s->pre (the newest RANK_MAX_JOBS) and
+ * the score log; a failed one turns scoring ahead off. */
+static void ahead_take(ahead *h)
+{
+    session *s = h->s;
+    const space *sp = s->srch.sp;
+    rank_entry r;
+    int status;
+    while (h->pool && score_pool_take(h->pool, &r, &status) >= 0) {
+        if (status < 0)
+            h->off = 1;
+        if (status)
+            continue;
+        r.bench = NAN;
+        r.logged = 0;
+        if (s->npre == RANK_MAX_JOBS) /* the oldest goes */
+            memmove(s->pre, s->pre + 1, (size_t)--s->npre * sizeof *s->pre);
+        s->pre[s->npre++] = r;
+        s->nscored_ahead++;
+        if (h->log && session_score_log_add(s, h->log, sp, &r) < 0) {
+            fclose(h->log); /* eval_rmi writes it when the search takes it */
+            h->log = NULL;
+        }
     }
-    /* Evaluations that do not depend on scores (a warm-up, random search,
-     * REA's first population) go to the jobs as a queue, so that a job done
-     * early takes the next architecture instead of waiting for the slowest
-     * of a group (scores take 0.2 to 1.6 s on a GPU, 5-50 s on a CPU);
-     * RMI-NAS's speculated picks, jobs at a time. The search takes the
-     * queue's scores when all are done, so a killed process loses those
-     * finished (without a score log): the queue holds 4 per job, at most
-     * RANK_MAX_JOBS / 2. */
-    const int spec = q->o.algo == SEARCH_RMINAS && q->phase == PHASE_EXPAND;
-    int want = s->jobs;
-    if (!spec && want < RANK_MAX_JOBS / 2)
-        want = 4 * s->jobs < RANK_MAX_JOBS / 2 ? 4 * s->jobs : RANK_MAX_JOBS / 2;
-    const int k = ahead(q, want, limit, next, cost_cb, s);
-    if (k < 2 || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))) {
-        rm_clear_error();
-        return 0;
+    rm_clear_error();
+}
+
+/* Stop the jobs (scores under way are dropped, finished ones kept in
+ * s->pre); scoring ahead may start again. */
+static void ahead_end(ahead *h)
+{
+    if (h->pool) {
+        score_pool_stop(h->pool);
+        ahead_take(h);
+        score_pool_free(h->pool);
+        h->pool = NULL;
     }
-    /* keep what the search has not evaluated yet (an interrupted batch, a
-     * speculation that may still come true), under these settings, the
-     * newest first when there is not room for all */
+    if (h->log)
+        fclose(h->log);
+    h->log = NULL;
+    free(h->rows);
+    h->rows = NULL;
+    h->nrows = h->have_rows = 0;
+}
+
+/* the score log's rows, and pre under the current settings only (once per pool) */
+static int ahead_prepare(ahead *h)
+{
+    session *s = h->s;
+    const space *sp = s->srch.sp;
+    if (h->have_rows)
+        return 0;
+    if (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre)))
+        return -1;
     char sig[sizeof s->pre_sig];
     session_score_signature(s, sp, sig, sizeof sig);
-    int keep = 0;
-    for (int i = 0; i < s->npre && !strcmp(sig, s->pre_sig); i++)
-        if (!search_scored(q, &s->pre[i].arch))
-            s->pre[keep++] = s->pre[i];
-    if (keep > RANK_MAX_JOBS - k) {
-        const int drop = keep - (RANK_MAX_JOBS - k);
-        memmove(s->pre, s->pre + drop, (size_t)(keep - drop) * sizeof *s->pre);
-        keep -= drop;
-    }
-    s->npre = keep;
+    if (strcmp(sig, s->pre_sig))
+        s->npre = 0;
     memcpy(s->pre_sig, sig, sizeof sig);
-    rank_entry *rows = NULL;
-    int nrows = 0, m = 0, rc = 0;
-    FILE *log = NULL;
-    if (s->rank_log[0] && !(log = session_score_log_open(s, sp, &rows, &nrows))) {
-        rm_clear_error();
+    int keep = 0; /* what the search has not evaluated yet */
+    for (int i = 0; i < s->npre; i++)
+        if (!search_scored(&s->srch, &s->pre[i].arch))
+            s->pre[keep++] = s->pre[i];
+    s->npre = keep;
+    if (s->rank_log[0] && !(h->log = session_score_log_open(s, sp, &h->rows, &h->nrows)))
+        return -1;
+    h->have_rows = 1;
+    return 0;
+}
+
+/* Hand the jobs what the search's next `steps` evaluations may be, and
+ * wait until the next one is scored (or nothing can score it ahead).
+ * 0, or 1 when interrupted or stopped by the jobs_hook. */
+static int score_ahead(ahead *h, int steps)
+{
+    session *s = h->s;
+    search *q = &s->srch;
+    const int spec = q->o.algo == SEARCH_RMINAS && q->phase == PHASE_EXPAND;
+    if (s->jobs < 2 || s->evaluator != EVAL_RMI || (s->step_hook && !s->jobs_hook) ||
+        (spec && !s->speculate)) {
+        ahead_end(h); /* the search scores alone, with no job at work */
         return 0;
     }
-    for (int i = 0; i < k; i++)
-        if (session_score_log_find(sp, rows, nrows, &next[i]) < 0 && pre_find(s, sp, &next[i]) < 0)
-            next[m++] = next[i];
-    free(rows);
-    rank_entry *e = m >= 2 ? calloc((size_t)m, sizeof *e) : NULL;
-    if (e) {
-        unsigned char done[RANK_MAX_JOBS];
+    for (;;) {
+        ahead_take(h);
+        if (s->interrupt)
+            return 1;
+        sarch busy[RANK_MAX_JOBS], start[RANK_MAX_JOBS];
+        int slot[RANK_MAX_JOBS], nstart, stop, plan = SEARCH_ALONE;
+        const int nbusy = h->pool ? score_pool_running(h->pool, slot, busy) : 0;
+        if (!h->off && ahead_prepare(h) == 0)
+            plan = search_plan(q, s->jobs, ahead_window(s->jobs), steps, busy, nbusy,
+                               s->jobs - nbusy, ahead_cost, ahead_known, h, start, &nstart,
+                               &stop);
+        if (plan == SEARCH_READY)
+            return 0;
+        if (plan != SEARCH_WAIT || (!h->pool && !(h->pool = score_pool_start(s, q->sp, s->jobs,
+                                                                                0)))) {
+            /* the search scores its next one alone */
+            h->off |= plan < 0 || (plan == SEARCH_WAIT && !h->pool);
+            rm_clear_error();
+            ahead_end(h);
+            return 0;
+        }
+        int free_slot;
+        for (int i = 0; i < nstart && (free_slot = score_pool_idle(h->pool)) >= 0; i++)
+            score_pool_give(h->pool, free_slot, &start[i]);
+        if (stop >= 0)
+            score_pool_cancel(h->pool, slot[stop]);
         const double t0 = rm_seconds();
-        rc = session_score_many(s, sp, next, m, e, done, log);
+        const int hook_stop = score_pool_wait(h->pool);
         *(q->phase == PHASE_WARMUP ? &q->t_warm : &q->t_eval) += rm_seconds() - t0;
-        for (int i = 0; i < m; i++)
-            if (done[i]) {
-                s->pre[s->npre++] = e[i];
-                s->nscored_ahead++;
-            }
-        free(e);
+        if (hook_stop)
+            return 1;
     }
-    if (log)
-        fclose(log);
-    if (rc < 0) {
-        rm_clear_error();
-        rc = 0;
-    }
-    return rc;
 }
 
 int session_search_step(session *s, int n, search_callback cb, void *user)
@@ -668,30 +751,37 @@ int session_search_step(session *s, int n, search_callback cb, void *user)
     if (s->state_path[0] && lock_state(s, s->state_path) < 0)
         return -1;
     search_evaluate_fn ev = s->evaluator == EVAL_RMI ? eval_rmi : eval_benchmark;
-    for (int k = 0; n < 0 || k < n; k++) {
-        if (s->interrupt)
-            return 1;
-        int rc = score_ahead(s, n < 0 ? RANK_MAX_JOBS : n - k);
-        if (rc)
-            return rc;
-        rc = search_step(&s->srch, ev, cost_cb, s);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
-            return 1;
-        if (rc == 2) {
-            if (save_state(s) < 0)
-                return -1;
-            return 2;
+    ahead h = {.s = s};
+    int rc = 0;
+    for (int k = 0; rc == 0 && (n < 0 || k < n); k++) {
+        if (s->interrupt) {
+            rc = 1;
+            break;
         }
-        if (save_state(s) < 0)
-            return rm_error_context("the evaluation is done but the state was not saved");
+        if ((rc = score_ahead(&h, n < 0 ? AHEAD_STEPS : n - k)) != 0)
+            break;
+        rc = search_step(&s->srch, ev, cost_cb, s);
+        if (rc < 0 || rc == 1)
+            break;
+        if (rc == 2) {
+            rc = save_state(s) < 0 ? -1 : 2;
+            break;
+        }
+        if (save_state(s) < 0) {
+            rc = rm_error_context("the evaluation is done but the state was not saved");
+            break;
+        }
         if (cb && cb(s, user))
-            return 1;
-        if (s->srch.phase == PHASE_DONE)
-            return 2;
+            rc = 1;
+        else if (s->srch.phase == PHASE_DONE)
+            rc = 2;
     }
-    return 0;
+    char err[1024];
+    snprintf(err, sizeof err, "%s", rm_last_error());
+    ahead_end(&h);
+    if (rc < 0)
+        rm_error("%s", err);
+    return rc;
 }
 
 int session_search_warmup(session *s, search_callback cb, void *user)

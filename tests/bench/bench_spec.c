@@ -1,24 +1,35 @@
-/* How many rounds of concurrent scoring RMI-NAS's expanded phase takes
- * with `jobs` architectures scored at once under speculation
- * (search_ahead), against the evaluations it makes: the expanded phase's
- * wall time on a device that scores `jobs` architectures in the time of
- * one (a GPU with room to spare) is rounds x one score's time.
+/* The wall time of a whole RMI-NAS search with `jobs` architectures scored
+ * at once, on a device that scores `jobs` architectures in the time of one
+ * each (a GPU with room to spare), under two ways of scoring ahead:
  *
- * The searches are the real ones (src/search), driven as
- * session_search_step drives them with jobs > 1: each round scores
- * search_ahead's picks, then the search takes them for as long as its next
- * pick is among them. The evaluator is a table lookup standing in for the
- * RMI score (scores cost nothing here): -COLUMN of TABLE, plus Gaussian
- * noise of standard deviation SIGMA fixed per architecture (the RMI
- * score ranks NB-201's cells with a Kendall tau of about 0.55 against
- * cifar10_test; the 12-epoch cifar10_valid is far closer), which sets how
- * predictable success is for the forest.
+ *   rounds (sessions 9-17): the warm-up in queues of 4 per job (at most
+ *     32), each waiting for its last score; the expanded phase in rounds of
+ *     `jobs` speculated picks (search_ahead), each waiting for its slowest;
+ *     the search takes a round's scores for as long as its next pick is
+ *     among the scores in;
+ *   pool (session 18, session_search.c): a job that finishes gets the next
+ *     architecture at once (search_plan), the speculation follows the
+ *     scores already in, and the search takes each score as soon as it is
+ *     next.
  *
- * Usage: bench_spec TABLE COLUMN SIGMA SEEDS JOBS...
- *   e.g. bench_spec examples/data/nb201_12epoch.csv cifar10_valid 2 10 2 4 8 16
+ * The searches are the real ones (src/search), with paper defaults. The
+ * evaluator is a table lookup standing in for the RMI score (scores cost
+ * nothing here): -COLUMN of TABLE, plus Gaussian noise of standard
+ * deviation SIGMA fixed per architecture, which sets how predictable
+ * success is for the forest. An architecture's scoring time is
+ * c0 + c3 * (3x3 convolutions) + c1 * (1x1 convolutions), fitted by least
+ * squares to the `seconds` of TIMES (a CSV with arch and seconds columns,
+ * e.g. doc/gpu/h200-run2/bench_rminas.csv: one H200 job at a time); "-":
+ * every score takes 1 s.
+ *
+ * Usage: bench_spec TABLE COLUMN SIGMA SEEDS TIMES JOBS...
+ *   e.g. bench_spec examples/data/nb201_12epoch.csv cifar10_valid 1 10 \
+ *          doc/gpu/h200-run2/bench_rminas.csv 4 8 16
  * One line per (jobs, seed) and a mean per jobs:
- *   jobs seed expanded rounds evals_per_round forest_s
- * Not part of make check. */
+ *   jobs seed evals expanded rounds warm_rounds_s warm_pool_s exp_rounds_s
+ *   exp_pool_s scored_rounds scored_pool forest_s
+ * Both ways make the search's own evaluations (checked). Not part of make
+ * check. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +41,18 @@
 #include "util/err.h"
 #include "util/rng.h"
 
+enum { MAXK = 8192, WINDOW_PER_JOB = 4, WINDOW_MAX = 32 };
+
 typedef struct sim {
     bench_table t;
     int col;
     double sigma;
+    double c[3];          /* the time model: c0, per 3x3, per 1x1 */
+    sarch known[MAXK];    /* scored, maybe not yet taken by the search */
+    int nknown;
+    double now;           /* the simulated clock */
+    double forest;        /* the search's forest time already on it */
+    int alone;            /* the search scores its next one itself: on the clock */
 } sim;
 
 static int eval_table(void *user, const sarch *sa, search_eval *out)
@@ -52,90 +71,366 @@ static int eval_table(void *user, const sarch *sa, search_eval *out)
     return 0;
 }
 
-static int contains(const sarch *set, int n, const sarch *a)
+static void conv_counts(const sarch *sa, double *n3, double *n1)
+{
+    nb201_arch a = sarch_to_nb201(sa);
+    *n3 = *n1 = 0;
+    for (int e = 0; e < NB201_EDGES; e++) {
+        *n3 += a.op[e] == NB201_CONV3;
+        *n1 += a.op[e] == NB201_CONV1;
+    }
+}
+
+static double duration(const sim *m, const sarch *a)
+{
+    double n3, n1;
+    conv_counts(a, &n3, &n1);
+    return m->c[0] + m->c[1] * n3 + m->c[2] * n1;
+}
+
+static int find(const sarch *set, int n, const sarch *a)
 {
     for (int i = 0; i < n; i++)
         if (space_equal(&space_nb201, &set[i], a))
-            return 1;
+            return i;
+    return -1;
+}
+
+static int known_fn(void *user, const sarch *a, search_eval *out)
+{
+    sim *m = user;
+    return find(m->known, m->nknown, a) >= 0 && eval_table(m, a, out) == 0;
+}
+
+static int add_known(sim *m, const sarch *a)
+{
+    if (find(m->known, m->nknown, a) >= 0)
+        return 0;
+    if (m->nknown == MAXK)
+        return rm_error("more than %d architectures scored", MAXK);
+    m->known[m->nknown++] = *a;
     return 0;
 }
 
-/* one search to its end; the expanded phase in rounds of `jobs` */
-static int run(sim *m, int jobs, int seed, int *expanded, int *rounds, double *forest_s)
+static int eval_timed(void *user, const sarch *a, search_eval *out)
+{
+    sim *m = user;
+    if (m->alone) {
+        m->now += duration(m, a);
+        if (add_known(m, a) < 0)
+            return -1;
+    }
+    return eval_table(m, a, out);
+}
+
+/* The host's forest fits (this machine's time) go on the clock: the
+ * jobs' work waits for the picks. */
+static void host(sim *m, const search *s)
+{
+    m->now += s->t_forest - m->forest;
+    m->forest = s->t_forest;
+}
+
+/* the makespan of list scheduling durations d[0..n-1] on `jobs` jobs */
+static double makespan(const double *d, int n, int jobs)
+{
+    double free_at[64] = {0}, end = 0;
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        for (int k = 1; k < jobs; k++)
+            if (free_at[k] < free_at[j])
+                j = k;
+        free_at[j] += d[i];
+        if (free_at[j] > end)
+            end = free_at[j];
+    }
+    return end;
+}
+
+/* the search's next evaluations while their scores are in */
+static int take_known(sim *m, search *s, int *rc)
+{
+    sarch next;
+    int taken = 0;
+    while (*rc == 0 && s->phase != PHASE_DONE && search_ahead(s, 1, 1, &next, NULL, NULL, m) == 1 &&
+           find(m->known, m->nknown, &next) >= 0) {
+        *rc = search_step(s, eval_table, NULL, m) < 0 ? -1 : 0;
+        taken++;
+    }
+    return taken;
+}
+
+typedef struct result {
+    int evals, expanded, rounds, scored;
+    double warm_s, exp_s, forest_s;
+    search_record *rec; /* the evaluations, to compare */
+} result;
+
+static int finish(search *s, result *r, int n0, sim *m)
+{
+    r->evals = s->n;
+    r->expanded = s->n - n0;
+    r->forest_s = s->t_forest;
+    r->scored = m->nknown;
+    r->rec = malloc((size_t)s->n * sizeof *r->rec);
+    if (!r->rec)
+        return rm_error("out of memory");
+    memcpy(r->rec, s->rec, (size_t)s->n * sizeof *r->rec);
+    return 0;
+}
+
+/* the way of sessions 9-17 */
+static int run_rounds(sim *m, int jobs, int seed, result *r)
 {
     search_opts o;
     search_opts_default(&o);
-    o.algo = SEARCH_RMINAS;
     o.seed = (uint64_t)seed;
     search s;
     if (search_init(&s, &space_nb201, &o) < 0)
         return -1;
+    m->nknown = 0;
+    m->now = m->forest = 0;
+    m->alone = 1;
     int rc = 0;
-    while (rc == 0 && s.phase == PHASE_WARMUP)
-        rc = search_step(&s, eval_table, NULL, m);
+    sarch set[64];
+    double d[64];
+    const int window = WINDOW_PER_JOB * jobs < WINDOW_MAX ? WINDOW_PER_JOB * jobs : WINDOW_MAX;
+    while (rc == 0 && s.phase == PHASE_WARMUP) {
+        int k = search_ahead(&s, window > jobs ? window : jobs, o.n_warm - s.n, set, NULL, NULL,
+                             m);
+        if (k < 2) { /* the search scores it alone */
+            rc = search_step(&s, eval_timed, NULL, m) < 0 ? -1 : 0;
+            continue;
+        }
+        for (int i = 0; i < k && rc == 0; i++) {
+            d[i] = duration(m, &set[i]);
+            rc = add_known(m, &set[i]);
+        }
+        m->now += makespan(d, k, jobs);
+        take_known(m, &s, &rc);
+    }
+    r->warm_s = m->now;
     const int n0 = s.n;
-    *rounds = 0;
-    sarch *set = malloc((size_t)jobs * sizeof *set);
-    if (!set)
-        rc = rm_error("out of memory");
-    while (rc == 0) {
-        int k = search_ahead(&s, jobs, 64, set, NULL, NULL);
-        if (k <= 0) {
-            rc = k < 0 ? -1 : search_step(&s, eval_table, NULL, m);
+    r->rounds = 0;
+    while (rc == 0 && s.phase != PHASE_DONE) {
+        if (take_known(m, &s, &rc))
+            continue;
+        int k = search_ahead(&s, jobs, 64, set, NULL, NULL, m), n = 0;
+        host(m, &s);
+        if (k < 0) {
+            rc = -1;
             break;
         }
-        ++*rounds;
-        sarch next;
-        int taken = 0;
-        while (rc == 0 && search_ahead(&s, 1, 1, &next, NULL, NULL) == 1 &&
-               contains(set, k, &next)) {
-            rc = search_step(&s, eval_table, NULL, m);
-            taken++;
+        double t = 0;
+        for (int i = 0; i < k; i++)
+            if (find(m->known, m->nknown, &set[i]) < 0)
+                set[n++] = set[i];
+        ++r->rounds;
+        if (n < 2) { /* the search scores it alone */
+            rc = search_step(&s, eval_timed, NULL, m) < 0 ? -1 : 0;
+            continue;
         }
-        if (rc == 0 && !taken)
-            rc = rm_error("the search's next pick was not among the speculated ones");
+        for (int i = 0; i < n && rc == 0; i++) {
+            rc = add_known(m, &set[i]);
+            t = fmax(t, duration(m, &set[i]));
+        }
+        m->now += t;
     }
-    *expanded = s.n - n0;
-    *forest_s = s.t_forest;
-    free(set);
+    host(m, &s);
+    r->exp_s = m->now - r->warm_s;
+    if (rc == 0)
+        rc = finish(&s, r, n0, m);
     search_free(&s);
-    return rc < 0 ? -1 : 0;
+    return rc;
+}
+
+/* the pool's way (session_search.c's score_ahead, simulated) */
+static int run_pool(sim *m, int jobs, int seed, result *r)
+{
+    search_opts o;
+    search_opts_default(&o);
+    o.seed = (uint64_t)seed;
+    search s;
+    if (search_init(&s, &space_nb201, &o) < 0)
+        return -1;
+    m->nknown = 0;
+    m->now = m->forest = 0;
+    sarch busy[64], start[64];
+    double end[64];
+    int nbusy = 0, rc = 0, n0 = -1;
+    const int window = WINDOW_PER_JOB * jobs < WINDOW_MAX ? WINDOW_PER_JOB * jobs : WINDOW_MAX;
+    while (rc == 0 && s.phase != PHASE_DONE) {
+        if (n0 < 0 && s.phase == PHASE_EXPAND) {
+            n0 = s.n;
+            r->warm_s = m->now;
+        }
+        int nstart, stop;
+        const int steps = s.phase == PHASE_WARMUP ? o.n_warm - s.n : 64;
+        const int plan = search_plan(&s, jobs, window > jobs ? window : jobs, steps, busy, nbusy,
+                                     jobs - nbusy, NULL, known_fn, m, start, &nstart, &stop);
+        host(m, &s);
+        if (plan < 0)
+            return -1;
+        if (plan != SEARCH_WAIT) {
+            if (plan == SEARCH_ALONE)
+                nbusy = 0; /* of no use: stopped */
+            m->alone = plan == SEARCH_ALONE;
+            rc = search_step(&s, eval_timed, NULL, m) < 0 ? -1 : 0;
+            continue;
+        }
+        for (int i = 0; i < nstart && nbusy < jobs; i++) {
+            busy[nbusy] = start[i];
+            end[nbusy++] = m->now + duration(m, &start[i]);
+        }
+        if (stop >= 0) { /* freed at once */
+            busy[stop] = busy[--nbusy];
+            end[stop] = end[nbusy];
+            continue;
+        }
+        if (!nbusy)
+            return rm_error("nothing to wait for");
+        double t = end[0];
+        for (int j = 1; j < nbusy; j++)
+            t = fmin(t, end[j]);
+        m->now = fmax(m->now, t);
+        for (int j = 0; j < nbusy && rc == 0;)
+            if (end[j] <= t) {
+                rc = add_known(m, &busy[j]);
+                busy[j] = busy[--nbusy];
+                end[j] = end[nbusy];
+            } else {
+                j++;
+            }
+    }
+    if (n0 < 0) {
+        n0 = s.n;
+        r->warm_s = m->now;
+    }
+    host(m, &s);
+    r->exp_s = m->now - r->warm_s;
+    r->rounds = 0;
+    if (rc == 0)
+        rc = finish(&s, r, n0, m);
+    search_free(&s);
+    return rc;
+}
+
+/* c0, c3, c1 by least squares to TIMES's seconds */
+static int fit_times(sim *m, const char *path)
+{
+    if (!strcmp(path, "-")) {
+        m->c[0] = 1;
+        return 0;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return rm_error("%s: cannot open", path);
+    char line[4096];
+    int col = -1, n = 0;
+    double a[3][3] = {{0}}, b[3] = {0};
+    if (fgets(line, sizeof line, f)) {
+        int i = 0;
+        for (char *t = strtok(line, ",\n"); t; t = strtok(NULL, ",\n"), i++)
+            if (!strcmp(t, "seconds"))
+                col = i;
+    }
+    while (col > 0 && fgets(line, sizeof line, f)) {
+        char *field[64];
+        int nf = 0;
+        for (char *t = strtok(line, ",\n"); t && nf < 64; t = strtok(NULL, ",\n"))
+            field[nf++] = t;
+        sarch sa;
+        if (nf <= col || space_nb201.parse(field[0], &sa) < 0)
+            continue;
+        double x[3] = {1, 0, 0}, y = atof(field[col]);
+        conv_counts(&sa, &x[1], &x[2]);
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < 3; j++)
+                a[i][j] += x[i] * x[j];
+            b[i] += x[i] * y;
+        }
+        n++;
+    }
+    fclose(f);
+    if (n < 3)
+        return rm_error("%s: no arch and seconds rows to fit", path);
+    /* Gaussian elimination on the normal equations */
+    for (int i = 0; i < 3; i++)
+        for (int k = i + 1; k < 3; k++) {
+            const double q = a[k][i] / a[i][i];
+            for (int j = i; j < 3; j++)
+                a[k][j] -= q * a[i][j];
+            b[k] -= q * b[i];
+        }
+    for (int i = 2; i >= 0; i--) {
+        double v = b[i];
+        for (int j = i + 1; j < 3; j++)
+            v -= a[i][j] * m->c[j];
+        m->c[i] = v / a[i][i];
+    }
+    printf("# time model from %d rows of %s: %.3f s + %.3f s per 3x3 + %.3f s per 1x1\n", n, path,
+           m->c[0], m->c[1], m->c[2]);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 6) {
-        fprintf(stderr, "usage: bench_spec TABLE COLUMN SIGMA SEEDS JOBS...\n");
+    if (argc < 7) {
+        fprintf(stderr, "usage: bench_spec TABLE COLUMN SIGMA SEEDS TIMES JOBS...\n");
         return 2;
     }
-    sim m;
-    memset(&m, 0, sizeof m);
-    m.sigma = atof(argv[3]);
+    sim *m = calloc(1, sizeof *m);
+    if (!m)
+        return 1;
+    m->sigma = atof(argv[3]);
     const int seeds = atoi(argv[4]);
-    if (bench_load(argv[1], &m.t) < 0 || (m.col = bench_column(&m.t, argv[2])) < 0) {
+    if (bench_load(argv[1], &m->t) < 0 || (m->col = bench_column(&m->t, argv[2])) < 0 ||
+        fit_times(m, argv[5]) < 0) {
         fprintf(stderr, "bench_spec: %s\n", rm_last_error());
         return 1;
     }
-    printf("jobs seed expanded rounds evals_per_round forest_s\n");
-    for (int a = 5; a < argc; a++) {
+    printf("jobs seed evals expanded rounds warm_rounds_s warm_pool_s exp_rounds_s exp_pool_s "
+           "scored_rounds scored_pool forest_s\n");
+    for (int a = 6; a < argc; a++) {
         const int jobs = atoi(argv[a]);
-        double se = 0, sr = 0, sf = 0;
+        double sum[11] = {0};
+        if (jobs < 1 || jobs > 64) {
+            fprintf(stderr, "bench_spec: jobs must be 1 to 64\n");
+            return 2;
+        }
         for (int seed = 1; seed <= seeds; seed++) {
-            int e, r;
-            double f;
-            if (run(&m, jobs, seed, &e, &r, &f) < 0) {
+            result r0 = {0}, r1 = {0};
+            if (run_rounds(m, jobs, seed, &r0) < 0 || run_pool(m, jobs, seed, &r1) < 0) {
                 fprintf(stderr, "bench_spec: %s\n", rm_last_error());
                 return 1;
             }
-            printf("%d %d %d %d %.2f %.2f\n", jobs, seed, e, r, (double)e / r, f);
+            int same = r0.evals == r1.evals;
+            for (int i = 0; same && i < r0.evals; i++)
+                same = space_equal(&space_nb201, &r0.rec[i].arch, &r1.rec[i].arch) &&
+                       r0.rec[i].r.score == r1.rec[i].r.score &&
+                       r0.rec[i].phase == r1.rec[i].phase && r0.rec[i].good == r1.rec[i].good;
+            if (!same) {
+                fprintf(stderr, "bench_spec: jobs %d seed %d: the two ways made different "
+                                "evaluations\n", jobs, seed);
+                return 1;
+            }
+            const double v[11] = {r0.evals,  r0.expanded, r0.rounds, r0.warm_s,
+                                  r1.warm_s, r0.exp_s,    r1.exp_s,  r0.scored,
+                                  r1.scored, r1.forest_s, 0};
+            printf("%d %d %d %d %d %.1f %.1f %.1f %.1f %d %d %.2f\n", jobs, seed, r0.evals,
+                   r0.expanded, r0.rounds, r0.warm_s, r1.warm_s, r0.exp_s, r1.exp_s, r0.scored,
+                   r1.scored, r1.forest_s);
             fflush(stdout);
-            se += e;
-            sr += r;
-            sf += f;
+            for (int i = 0; i < 10; i++)
+                sum[i] += v[i];
+            free(r0.rec);
+            free(r1.rec);
         }
-        printf("%d mean %.1f %.1f %.2f %.2f\n", jobs, se / seeds, sr / seeds, se / sr,
-               sf / seeds);
+        printf("%d mean %.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f %.1f %.2f\n", jobs,
+               sum[0] / seeds, sum[1] / seeds, sum[2] / seeds, sum[3] / seeds, sum[4] / seeds,
+               sum[5] / seeds, sum[6] / seeds, sum[7] / seeds, sum[8] / seeds, sum[9] / seeds);
     }
-    bench_free(&m.t);
+    bench_free(&m->t);
+    free(m);
     return 0;
 }
