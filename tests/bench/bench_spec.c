@@ -179,25 +179,34 @@ static int finish(search *s, result *r, int n0, sim *m)
     return 0;
 }
 
-/* the way of sessions 9-17 */
-static int run_rounds(sim *m, int jobs, int seed, result *r)
+/* a search with paper defaults and `seed`, on a fresh clock; the
+ * warm-up's window for `jobs` (as session_search.c's ahead_window) */
+static int begin(sim *m, int seed, int jobs, search *s, int *window)
 {
     search_opts o;
     search_opts_default(&o);
     o.seed = (uint64_t)seed;
-    search s;
-    if (search_init(&s, &space_nb201, &o) < 0)
-        return -1;
     m->nknown = 0;
     m->now = m->forest = 0;
     m->alone = 1;
+    const int w = WINDOW_PER_JOB * jobs < WINDOW_MAX ? WINDOW_PER_JOB * jobs : WINDOW_MAX;
+    *window = w > jobs ? w : jobs;
+    return search_init(s, &space_nb201, &o);
+}
+
+/* the way of sessions 9-17 */
+static int run_rounds(sim *m, int jobs, int seed, result *r)
+{
+    search s;
+    int window;
+    if (begin(m, seed, jobs, &s, &window) < 0)
+        return -1;
+    const search_opts o = s.o;
     int rc = 0;
     sarch set[64];
     double d[64];
-    const int window = WINDOW_PER_JOB * jobs < WINDOW_MAX ? WINDOW_PER_JOB * jobs : WINDOW_MAX;
     while (rc == 0 && s.phase == PHASE_WARMUP) {
-        int k = search_ahead(&s, window > jobs ? window : jobs, o.n_warm - s.n, set, NULL, NULL,
-                             m);
+        int k = search_ahead(&s, window, o.n_warm - s.n, set, NULL, NULL, m);
         if (k < 2) { /* the search scores it alone */
             rc = search_step(&s, eval_timed, NULL, m) < 0 ? -1 : 0;
             continue;
@@ -247,18 +256,14 @@ static int run_rounds(sim *m, int jobs, int seed, result *r)
 /* the pool's way (session_search.c's score_ahead, simulated) */
 static int run_pool(sim *m, int jobs, int seed, result *r)
 {
-    search_opts o;
-    search_opts_default(&o);
-    o.seed = (uint64_t)seed;
     search s;
-    if (search_init(&s, &space_nb201, &o) < 0)
+    int window;
+    if (begin(m, seed, jobs, &s, &window) < 0)
         return -1;
-    m->nknown = 0;
-    m->now = m->forest = 0;
+    const search_opts o = s.o;
     sarch busy[64], start[64];
     double end[64];
     int nbusy = 0, rc = 0, n0 = -1;
-    const int window = WINDOW_PER_JOB * jobs < WINDOW_MAX ? WINDOW_PER_JOB * jobs : WINDOW_MAX;
     while (rc == 0 && s.phase != PHASE_DONE) {
         if (n0 < 0 && s.phase == PHASE_EXPAND) {
             n0 = s.n;
@@ -266,8 +271,8 @@ static int run_pool(sim *m, int jobs, int seed, result *r)
         }
         int nstart, stop;
         const int steps = s.phase == PHASE_WARMUP ? o.n_warm - s.n : 64;
-        const int plan = search_plan(&s, jobs, window > jobs ? window : jobs, steps, busy, nbusy,
-                                     jobs - nbusy, NULL, known_fn, m, start, &nstart, &stop);
+        const int plan = search_plan(&s, jobs, window, steps, busy, nbusy, jobs - nbusy, NULL,
+                                     known_fn, m, start, &nstart, &stop);
         host(m, &s);
         if (plan < 0)
             return -1;
