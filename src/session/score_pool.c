@@ -218,7 +218,7 @@ int score_pool_running(score_pool *p, int *slot, sarch *out)
     int n = 0;
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->n; i++)
-        if (p->job[i].state == PJ_RUN) {
+        if (p->job[i].state == PJ_RUN || p->job[i].state == PJ_DONE) {
             if (slot)
                 slot[n] = i;
             out[n++] = p->job[i].arch;

@@ -19,17 +19,19 @@ typedef struct score_pool score_pool;
 int session_score_entry(session *s, const space *sp, const sarch *a, rank_entry *r,
                         rmi_step_fn cb, void *user);
 
-/* Start `jobs` threads (each readied by the backend's thread_begin). With
- * s->jobs_hook, score_pool_wait shows them to it, `total` being the
- * architectures to score (0: those finished and running). NULL with
- * rm_error when none could start. */
+/* Start `jobs` threads, each readied by the backend's thread_begin before
+ * this returns. With s->jobs_hook, score_pool_wait shows them to it,
+ * `total` being the architectures to score (0: those finished and
+ * running). NULL with rm_error when a thread could not start or be readied. */
 score_pool *score_pool_start(session *s, const space *sp, int jobs, int total);
 /* A free job's slot, or -1 when all are running or hold a score not yet taken. */
 int score_pool_idle(score_pool *p);
 /* Hand a to free job `slot`. */
 void score_pool_give(score_pool *p, int slot, const sarch *a);
-/* The running jobs' slots and architectures (out: the pool's jobs many);
- * returns how many. */
+/* The slots and architectures of the jobs that are not free: running, or
+ * finished with a score not yet taken (one that finished since the last
+ * score_pool_take is not to be handed out again). slot may be NULL; out
+ * has room for the pool's jobs. Returns how many. */
 int score_pool_running(score_pool *p, int *slot, sarch *out);
 /* Stop job `slot`'s score at its next step (it finishes with status 1). */
 void score_pool_cancel(score_pool *p, int slot);
