@@ -20,11 +20,13 @@
  * c0 + c3 * (3x3 convolutions) + c1 * (1x1 convolutions), fitted by least
  * squares to the `seconds` of TIMES (a CSV with arch and seconds columns,
  * e.g. doc/gpu/h200-run2/bench_rminas.csv: one H200 job at a time); "-":
- * every score takes 1 s.
+ * every score takes 1 s. SAT is the device's concurrency: up to SAT scores
+ * run at once at their own speed, k > SAT share it (each at SAT/k of it);
+ * 0: no limit (a GPU with room for every job).
  *
- * Usage: bench_spec TABLE COLUMN SIGMA SEEDS TIMES JOBS...
+ * Usage: bench_spec TABLE COLUMN SIGMA SEEDS TIMES SAT JOBS...
  *   e.g. bench_spec examples/data/nb201_12epoch.csv cifar10_valid 1 10 \
- *          doc/gpu/h200-run2/bench_rminas.csv 4 8 16
+ *          doc/gpu/h200-run2/bench_rminas.csv 0 4 8 16
  * One line per (jobs, seed) and a mean per jobs:
  *   jobs seed evals expanded rounds warm_rounds_s warm_pool_s exp_rounds_s
  *   exp_pool_s scored_rounds scored_pool forest_s
@@ -48,6 +50,7 @@ typedef struct sim {
     int col;
     double sigma;
     double c[3];          /* the time model: c0, per 3x3, per 1x1 */
+    double sat;           /* the device's concurrency (0: unlimited) */
     sarch known[MAXK];    /* scored, maybe not yet taken by the search */
     int nknown;
     double now;           /* the simulated clock */
@@ -131,20 +134,48 @@ static void host(sim *m, const search *s)
     m->forest = s->t_forest;
 }
 
-/* the makespan of list scheduling durations d[0..n-1] on `jobs` jobs */
-static double makespan(const double *d, int n, int jobs)
+/* the rate at which each of k running scores progresses */
+static double rate(const sim *m, int k)
 {
-    double free_at[64] = {0}, end = 0;
-    for (int i = 0; i < n; i++) {
-        int j = 0;
-        for (int k = 1; k < jobs; k++)
-            if (free_at[k] < free_at[j])
-                j = k;
-        free_at[j] += d[i];
-        if (free_at[j] > end)
-            end = free_at[j];
+    return m->sat > 0 && k > m->sat ? m->sat / k : 1;
+}
+
+/* w[0..k-1] (work left) advanced by dt at k's rate */
+static void progress(const sim *m, double *w, int k, double dt)
+{
+    const double r = rate(m, k);
+    for (int j = 0; j < k; j++)
+        w[j] = fmax(0, w[j] - dt * r);
+}
+
+/* the time k running scores with work w[] take until the first is done */
+static double until_first(const sim *m, const double *w, int k)
+{
+    double t = w[0];
+    for (int j = 1; j < k; j++)
+        t = fmin(t, w[j]);
+    return t / rate(m, k);
+}
+
+/* the time to score d[0..n-1] on `jobs` jobs, each taking the next as it
+ * finishes, at the device's rates */
+static double makespan(const sim *m, const double *d, int n, int jobs)
+{
+    double w[64], t = 0;
+    int k = 0, next = 0;
+    while (next < n || k) {
+        while (k < jobs && next < n)
+            w[k++] = d[next++];
+        const double dt = until_first(m, w, k);
+        t += dt;
+        progress(m, w, k, dt);
+        for (int j = 0; j < k;)
+            if (w[j] <= 1e-12)
+                w[j] = w[--k];
+            else
+                j++;
     }
-    return end;
+    return t;
 }
 
 /* the search's next evaluations while their scores are in */
@@ -215,7 +246,7 @@ static int run_rounds(sim *m, int jobs, int seed, result *r)
             d[i] = duration(m, &set[i]);
             rc = add_known(m, &set[i]);
         }
-        m->now += makespan(d, k, jobs);
+        m->now += makespan(m, d, k, jobs);
         take_known(m, &s, &rc);
     }
     r->warm_s = m->now;
@@ -230,7 +261,6 @@ static int run_rounds(sim *m, int jobs, int seed, result *r)
             rc = -1;
             break;
         }
-        double t = 0;
         for (int i = 0; i < k; i++)
             if (find(m->known, m->nknown, &set[i]) < 0)
                 set[n++] = set[i];
@@ -241,9 +271,9 @@ static int run_rounds(sim *m, int jobs, int seed, result *r)
         }
         for (int i = 0; i < n && rc == 0; i++) {
             rc = add_known(m, &set[i]);
-            t = fmax(t, duration(m, &set[i]));
+            d[i] = duration(m, &set[i]);
         }
-        m->now += t;
+        m->now += makespan(m, d, n, n);
     }
     host(m, &s);
     r->exp_s = m->now - r->warm_s;
@@ -262,7 +292,7 @@ static int run_pool(sim *m, int jobs, int seed, result *r)
         return -1;
     const search_opts o = s.o;
     sarch busy[64], start[64];
-    double end[64];
+    double work[64]; /* left, in seconds alone */
     int nbusy = 0, rc = 0, n0 = -1;
     while (rc == 0 && s.phase != PHASE_DONE) {
         if (n0 < 0 && s.phase == PHASE_EXPAND) {
@@ -271,9 +301,11 @@ static int run_pool(sim *m, int jobs, int seed, result *r)
         }
         int nstart, stop;
         const int steps = s.phase == PHASE_WARMUP ? o.n_warm - s.n : 64;
+        const double t0 = m->now;
         const int plan = search_plan(&s, jobs, window, steps, busy, nbusy, jobs - nbusy, NULL,
                                      known_fn, m, start, &nstart, &stop);
         host(m, &s);
+        progress(m, work, nbusy, m->now - t0); /* the jobs go on while the host plans */
         if (plan < 0)
             return -1;
         if (plan != SEARCH_WAIT) {
@@ -285,24 +317,23 @@ static int run_pool(sim *m, int jobs, int seed, result *r)
         }
         for (int i = 0; i < nstart && nbusy < jobs; i++) {
             busy[nbusy] = start[i];
-            end[nbusy++] = m->now + duration(m, &start[i]);
+            work[nbusy++] = duration(m, &start[i]);
         }
         if (stop >= 0) { /* freed at once */
             busy[stop] = busy[--nbusy];
-            end[stop] = end[nbusy];
+            work[stop] = work[nbusy];
             continue;
         }
         if (!nbusy)
             return rm_error("nothing to wait for");
-        double t = end[0];
-        for (int j = 1; j < nbusy; j++)
-            t = fmin(t, end[j]);
-        m->now = fmax(m->now, t);
+        const double dt = until_first(m, work, nbusy);
+        m->now += dt;
+        progress(m, work, nbusy, dt);
         for (int j = 0; j < nbusy && rc == 0;)
-            if (end[j] <= t) {
+            if (work[j] <= 1e-12) {
                 rc = add_known(m, &busy[j]);
                 busy[j] = busy[--nbusy];
-                end[j] = end[nbusy];
+                work[j] = work[nbusy];
             } else {
                 j++;
             }
@@ -380,8 +411,8 @@ static int fit_times(sim *m, const char *path)
 
 int main(int argc, char **argv)
 {
-    if (argc < 7) {
-        fprintf(stderr, "usage: bench_spec TABLE COLUMN SIGMA SEEDS TIMES JOBS...\n");
+    if (argc < 8) {
+        fprintf(stderr, "usage: bench_spec TABLE COLUMN SIGMA SEEDS TIMES SAT JOBS...\n");
         return 2;
     }
     sim *m = calloc(1, sizeof *m);
@@ -389,6 +420,7 @@ int main(int argc, char **argv)
         return 1;
     m->sigma = atof(argv[3]);
     const int seeds = atoi(argv[4]);
+    m->sat = atof(argv[6]);
     if (bench_load(argv[1], &m->t) < 0 || (m->col = bench_column(&m->t, argv[2])) < 0 ||
         fit_times(m, argv[5]) < 0) {
         fprintf(stderr, "bench_spec: %s\n", rm_last_error());
@@ -396,7 +428,10 @@ int main(int argc, char **argv)
     }
     printf("jobs seed evals expanded rounds warm_rounds_s warm_pool_s exp_rounds_s exp_pool_s "
            "scored_rounds scored_pool forest_s\n");
-    for (int a = 6; a < argc; a++) {
+    if (m->sat > 0)
+        printf("# the device runs %g scores at full speed; k > %g share it (each at %g/k)\n",
+               m->sat, m->sat, m->sat);
+    for (int a = 7; a < argc; a++) {
         const int jobs = atoi(argv[a]);
         double sum[11] = {0};
         if (jobs < 1 || jobs > 64) {
