@@ -829,8 +829,8 @@ static double pool_run(search *s, int jobs, pool_sim *p)
         int nstart, stop;
         if (t0 < 0 && s->phase == PHASE_EXPAND)
             t0 = now;
-        const int plan = search_plan(s, jobs, 4 * jobs, 64, busy, nbusy, jobs - nbusy,
-                                     synth_cost, pool_known, p, start, &nstart, &stop);
+        const int plan = search_plan(s, jobs, 64, busy, nbusy, jobs - nbusy, synth_cost,
+                                     pool_known, p, start, &nstart, &stop);
         if (plan < 0)
             return -1;
         if (plan != SEARCH_WAIT) {

@@ -763,8 +763,9 @@ static int step_reinforce(search *s, search_evaluate_fn ev, search_cost_fn cost,
     return 0;
 }
 
-/* search_upcoming's draws among the next `steps` evaluations, those whose
- * score `known` reports (when not NULL) left out, up to k of them */
+/* The draws of the next `steps` evaluations that do not depend on scores,
+ * those whose score `known` reports (when not NULL) left out, up to k of
+ * them (search_ahead outside RMI-NAS's expanded phase) */
 static int upcoming(search *s, int k, int steps, sarch *out, search_cost_fn cost,
                     search_known_fn known, void *user)
 {
@@ -793,11 +794,6 @@ static int upcoming(search *s, int k, int steps, sarch *out, search_cost_fn cost
     s->rng = saved;
     keyset_free(&skip);
     return rc < 0 ? -1 : m;
-}
-
-int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user)
-{
-    return upcoming(s, k, k, out, cost, NULL, user);
 }
 
 /* RMI-NAS's expanded phase: the pick of this iteration, then those of the
@@ -916,8 +912,14 @@ int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost,
     return upcoming(s, k, steps, out, cost, known, user);
 }
 
-int search_plan(search *s, int jobs, int window, int steps, const sarch *busy, int nbusy,
-                int nfree, search_cost_fn cost, search_known_fn known, void *user, sarch *start,
+int search_plan_window(int jobs)
+{
+    const int w = 4 * jobs < SEARCH_PLAN_MAX / 2 ? 4 * jobs : SEARCH_PLAN_MAX / 2;
+    return w > jobs ? w : jobs;
+}
+
+int search_plan(search *s, int jobs, int steps, const sarch *busy, int nbusy, int nfree,
+                search_cost_fn cost, search_known_fn known, void *user, sarch *start,
                 int *nstart, int *stop)
 {
     sarch next, cand[SEARCH_PLAN_MAX];
@@ -932,6 +934,7 @@ int search_plan(search *s, int jobs, int window, int steps, const sarch *busy, i
     if (known && known(user, &next, &e))
         return SEARCH_READY;
     const int spec = s->o.algo == SEARCH_RMINAS && s->phase == PHASE_EXPAND;
+    const int window = search_plan_window(jobs);
     const int m = search_ahead(s, jobs, spec || steps < window ? steps : window, cand, cost, known,
                                user);
     if (m < 0)

@@ -123,20 +123,16 @@ void search_free(search *s);
  * cost may be NULL when no constraint is set. */
 int search_step(search *s, search_evaluate_fn ev, search_cost_fn cost, void *user);
 
-/* The next evaluations the search will make whatever the scores it gets
- * (RMI-NAS's warm-up, random search, REA's first population): up to k
- * architectures into out, in the order search_step will evaluate them
- * (its generator is left as it was). 0 where the next choice depends on
- * scores not yet known; -1 on an error. For evaluating them concurrently
- * ahead of search_step. */
-int search_upcoming(search *s, int k, sarch *out, search_cost_fn cost, void *user);
 /* Scores the caller already has for architectures the search has not
  * evaluated yet (scored ahead, or in a score log): 1 and *out when a's is
  * known, else 0. */
 typedef int (*search_known_fn)(void *user, const sarch *a, search_eval *out);
 /* What is worth evaluating ahead of the next `steps` search_steps, up to
- * k architectures whose scores `known` (may be NULL) does not report:
- * search_upcoming's, or in RMI-NAS's expanded phase (where each pick
+ * k architectures whose scores `known` (may be NULL) does not report: the
+ * evaluations the search makes whatever the scores it gets (RMI-NAS's
+ * warm-up, random search, REA's first population), in its order (its
+ * generator is left as it was), none where the next choice depends on
+ * scores not yet known; or in RMI-NAS's expanded phase (where each pick
  * depends on the outcomes before it) a speculation: the pick of this
  * iteration (made now, as search_step would make it first), then the
  * picks of the next iterations under each outcome of the earlier ones
@@ -151,7 +147,8 @@ int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost,
 /* Scoring ahead with `jobs` concurrent jobs (at most SEARCH_PLAN_MAX),
  * busy[0..nbusy-1] being scored now and nfree jobs free, for the next
  * `steps` search_steps: evaluations that do not depend on scores only
- * within `window` of the search's place.
+ * within search_plan_window(jobs) of the search's place (what a process
+ * killed without a score log may lose).
  *   SEARCH_READY: the next evaluation's score is known: search_step takes it.
  *   SEARCH_ALONE: nothing is worth scoring ahead (the next evaluation
  *     depends on scores not in, or nothing runs and there is one to score):
@@ -162,9 +159,11 @@ int search_ahead(search *s, int k, int steps, sarch *out, search_cost_fn cost,
  *     least likely; else *stop is -1); then wait for a score.
  * -1 on an error. */
 enum { SEARCH_READY, SEARCH_ALONE, SEARCH_WAIT, SEARCH_PLAN_MAX = 64 };
-int search_plan(search *s, int jobs, int window, int steps, const sarch *busy, int nbusy,
-                int nfree, search_cost_fn cost, search_known_fn known, void *user, sarch *start,
+int search_plan(search *s, int jobs, int steps, const sarch *busy, int nbusy, int nfree,
+                search_cost_fn cost, search_known_fn known, void *user, sarch *start,
                 int *nstart, int *stop);
+/* 4 per job, at most 32, never under jobs. */
+int search_plan_window(int jobs);
 
 /* RMI-NAS's forest fits so far in this process (the search's and its
  * speculations'; a pick made before in the same state is not fitted again). */

@@ -566,7 +566,7 @@ int session_search_start(session *s, const char *algo_name)
  * While the search waits for its next evaluation, `jobs` threads
  * (score_pool.h) score what its next evaluations may be (search_ahead):
  * those that do not depend on scores (a warm-up, random search, REA's
- * first population) within AHEAD_PER_JOB per job of the search's place,
+ * first population) within search_plan_window(jobs) of the search's place,
  * or RMI-NAS's picks under each outcome of the picks before, following
  * the scores already in. A job that finishes gets the likeliest next one
  * at once; a score goes into s->pre (and the score log) as it arrives,
@@ -577,17 +577,7 @@ int session_search_start(session *s, const char *algo_name)
  * evaluating thread): with one, a jobs_hook must watch the jobs (the
  * panel). A failed score turns scoring ahead off for the rest of the
  * call: the evaluations then run one by one and report their own errors. */
-enum { AHEAD_PER_JOB = 4, AHEAD_STEPS = RANK_MAX_JOBS };
-
-/* how far ahead of the search's place evaluations that do not depend on
- * scores are scored: AHEAD_PER_JOB per job, at most RANK_MAX_JOBS / 2
- * (never under jobs): what a killed process without a score log may lose */
-static int ahead_window(int jobs)
-{
-    const int w = AHEAD_PER_JOB * jobs < RANK_MAX_JOBS / 2 ? AHEAD_PER_JOB * jobs
-                                                            : RANK_MAX_JOBS / 2;
-    return w > jobs ? w : jobs;
-}
+enum { AHEAD_STEPS = RANK_MAX_JOBS };
 
 typedef struct ahead {
     session *s;
@@ -605,12 +595,18 @@ static int ahead_cost(void *user, const sarch *a, double *params, double *flops)
     return cost_cb(h->s, a, params, flops);
 }
 
+static int ahead_prepare(ahead *h);
+
 /* a's score when the search would take it without scoring it: scored ahead
- * (under the settings of pre_sig, checked when the pool starts) or in the
- * score log */
+ * (under the settings of pre_sig) or in the score log, both made ready on
+ * the first question (a failure turns scoring ahead off) */
 static int ahead_known(void *user, const sarch *a, search_eval *out)
 {
-    const ahead *h = user;
+    ahead *h = user;
+    if (!h->have_rows && ahead_prepare(h) < 0) {
+        h->off = 1;
+        return 0;
+    }
     const session *s = h->s;
     const space *sp = s->srch.sp;
     for (int i = 0; i < s->npre; i++)
@@ -669,7 +665,8 @@ static void ahead_end(ahead *h)
     h->nrows = h->have_rows = 0;
 }
 
-/* the score log's rows, and pre under the current settings only (once per pool) */
+/* the score log's rows, and pre under the current settings only (once
+ * until ahead_end) */
 static int ahead_prepare(ahead *h)
 {
     session *s = h->s;
@@ -714,10 +711,11 @@ static int score_ahead(ahead *h, int steps)
         sarch busy[RANK_MAX_JOBS], start[RANK_MAX_JOBS];
         int slot[RANK_MAX_JOBS], nstart, stop, plan = SEARCH_ALONE;
         const int nbusy = h->pool ? score_pool_running(h->pool, slot, busy) : 0;
-        if (!h->off && ahead_prepare(h) == 0)
-            plan = search_plan(q, s->jobs, ahead_window(s->jobs), steps, busy, nbusy,
-                               s->jobs - nbusy, ahead_cost, ahead_known, h, start, &nstart,
-                               &stop);
+        if (!h->off)
+            plan = search_plan(q, s->jobs, steps, busy, nbusy, s->jobs - nbusy, ahead_cost,
+                               ahead_known, h, start, &nstart, &stop);
+        if (h->off) /* a failure on the way (ahead_known) */
+            plan = SEARCH_ALONE;
         if (plan == SEARCH_READY)
             return 0;
         if (plan != SEARCH_WAIT || (!h->pool && !(h->pool = score_pool_start(s, q->sp, s->jobs,

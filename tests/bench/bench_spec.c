@@ -43,7 +43,7 @@
 #include "util/err.h"
 #include "util/rng.h"
 
-enum { MAXK = 8192, WINDOW_PER_JOB = 4, WINDOW_MAX = 32 };
+enum { MAXK = 8192 };
 
 typedef struct sim {
     bench_table t;
@@ -210,9 +210,8 @@ static int finish(search *s, result *r, int n0, sim *m)
     return 0;
 }
 
-/* a search with paper defaults and `seed`, on a fresh clock; the
- * warm-up's window for `jobs` (as session_search.c's ahead_window) */
-static int begin(sim *m, int seed, int jobs, search *s, int *window)
+/* a search with paper defaults and `seed`, on a fresh clock */
+static int begin(sim *m, int seed, search *s)
 {
     search_opts o;
     search_opts_default(&o);
@@ -220,8 +219,6 @@ static int begin(sim *m, int seed, int jobs, search *s, int *window)
     m->nknown = 0;
     m->now = m->forest = 0;
     m->alone = 1;
-    const int w = WINDOW_PER_JOB * jobs < WINDOW_MAX ? WINDOW_PER_JOB * jobs : WINDOW_MAX;
-    *window = w > jobs ? w : jobs;
     return search_init(s, &space_nb201, &o);
 }
 
@@ -229,10 +226,10 @@ static int begin(sim *m, int seed, int jobs, search *s, int *window)
 static int run_rounds(sim *m, int jobs, int seed, result *r)
 {
     search s;
-    int window;
-    if (begin(m, seed, jobs, &s, &window) < 0)
+    if (begin(m, seed, &s) < 0)
         return -1;
     const search_opts o = s.o;
+    const int window = search_plan_window(jobs); /* the warm-up's queue */
     int rc = 0;
     sarch set[64];
     double d[64];
@@ -287,8 +284,7 @@ static int run_rounds(sim *m, int jobs, int seed, result *r)
 static int run_pool(sim *m, int jobs, int seed, result *r)
 {
     search s;
-    int window;
-    if (begin(m, seed, jobs, &s, &window) < 0)
+    if (begin(m, seed, &s) < 0)
         return -1;
     const search_opts o = s.o;
     sarch busy[64], start[64];
@@ -302,8 +298,8 @@ static int run_pool(sim *m, int jobs, int seed, result *r)
         int nstart, stop;
         const int steps = s.phase == PHASE_WARMUP ? o.n_warm - s.n : 64;
         const double t0 = m->now;
-        const int plan = search_plan(&s, jobs, window, steps, busy, nbusy, jobs - nbusy, NULL,
-                                     known_fn, m, start, &nstart, &stop);
+        const int plan = search_plan(&s, jobs, steps, busy, nbusy, jobs - nbusy, NULL, known_fn,
+                                     m, start, &nstart, &stop);
         host(m, &s);
         progress(m, work, nbusy, m->now - t0); /* the jobs go on while the host plans */
         if (plan < 0)
