@@ -493,6 +493,35 @@ static void test_bad_files(void)
     search_ctx c2;
     tap_ok(search_load(&s2, &c2, good) == 0 && same_records(&s2, &s), "the good file still loads");
     search_free(&s2);
+
+    /* scores made ahead and not taken yet travel with the state */
+    ctx.nheld = 2;
+    snprintf(ctx.held_sig, sizeof ctx.held_sig, "steps 3 device cpu\n");
+    for (int i = 0; i < 2; i++) {
+        space_nb201.unindex(100 + 7 * i, &ctx.held[i].arch);
+        ctx.held[i].r = (search_eval){.score = 0.25 + i, .cka = {0.5, 0.6, 0.7}, .ce = 2.0,
+                                      .seconds = 1.5, .diverged = i};
+        ctx.held[i].params = 1000 + i;
+        ctx.held[i].macs = 2e6 + i;
+    }
+    int same = search_save(&s, &ctx, good) == 0 && search_load(&s2, &c2, good) == 0 &&
+               same_records(&s2, &s) && c2.nheld == 2 && !strcmp(c2.held_sig, ctx.held_sig);
+    for (int i = 0; same && i < 2; i++) {
+        const search_held *x = &ctx.held[i], *y = &c2.held[i];
+        same = space_equal(&space_nb201, &x->arch, &y->arch) && x->r.score == y->r.score &&
+               x->r.cka[2] == y->r.cka[2] && x->r.ce == y->r.ce && x->r.seconds == y->r.seconds &&
+               x->r.diverged == y->r.diverged && x->params == y->params && x->macs == y->macs;
+    }
+    tap_ok(same, "scores made ahead are saved with the state and read back");
+    search_free(&s2);
+    text = read_all(good, &n);
+    t = malloc(n + 64);
+    memcpy(t, text, n + 1);
+    replace_once(t, "\"score\": 1.25", "\"score\": \"nan\"");
+    write_file(bad, t, strlen(t));
+    refused(bad, "a score ahead that is NaN", "ahead.evaluations[1].score is NaN");
+    free(t);
+    free(text);
     search_free(&s);
     unlink(good);
     unlink(bad);
@@ -952,7 +981,7 @@ static void test_pool(void)
 
 int main(void)
 {
-    tap_plan(79);
+    tap_plan(81);
     test_helpers();
     test_rminas();
     test_baselines();

@@ -121,6 +121,36 @@ if cmp -s "$tmp/ref.cut" "$tmp/sx.cut" && grep -q '^\[12\] expand' "$tmp/sx0.log
   ok "RMI-NAS with jobs 3 stopped after 2 expanded evaluations, resumed: the reference's evaluations"
 else notok "RMI-NAS with jobs 3 stopped in the expansion, resumed: the reference's evaluations"
   diff "$tmp/ref.cut" "$tmp/sx.cut" | sed 's/^/# /'; fi
+# scores made ahead and not taken yet go with the state: a state holding
+# two (what a process killed while they were in before an earlier one
+# leaves) gives them to the search when it picks them, not scored again
+# (their made-up scores show it), the second kept by the first process's save
+eval "\"$R\" -b $setup -c \"set state $tmp/h.json\" -c \"set score_log $tmp/hs.csv\" -c \"$start\" \
+  -c 'search step 4'" > "$tmp/h0.log" 2>&1
+a5=$(sed -n 6p "$tmp/ref.csv" | cut -d, -f3)
+a6=$(sed -n 7p "$tmp/ref.csv" | cut -d, -f3)
+{ sed '$d' "$tmp/h.json"
+  printf ',\n "ahead": {"settings": "%s\\n", "evaluations": [\n' "$(cat "$tmp/hs.csv.settings")"
+  for a in "$a5 0.5" "$a6 0.25"; do
+    printf '  {"arch": "%s", "score": %s, "cka": [0.1, 0.2, 0.3], "ce": 2.5, "seconds": 1.5, "diverged": false, "params": 1, "macs": 2}' $a
+    [ "${a#"$a6"}" = "$a" ] && printf ',\n'
+  done
+  printf ']}\n}\n'; } > "$tmp/h2.json"
+"$R" -b -c 'set threads 1' -c "search load $tmp/h2.json" -c 'search step 1' -c 'search status' \
+  -c "export csv search $tmp/h5.csv" > "$tmp/h1.log" 2>&1
+"$R" -b -c 'set threads 1' -c "search load $tmp/h2.json" -c 'search step 1' \
+  -c "export csv search $tmp/h6.csv" > "$tmp/h2.log" 2>&1
+if grep -q '^loaded .*h2.json: search rminas, warmup: 4 evaluations' "$tmp/h1.log" &&
+   grep -q '^  2 scored ahead and not taken yet' "$tmp/h1.log" &&
+   grep -q '^  1 scored ahead and not taken yet' "$tmp/h1.log" &&
+   [ "$(sed -n 6p "$tmp/h5.csv" | cut -d, -f1-4)" = "5,warmup,$a5,0.5" ] &&
+   [ "$(sed -n 7p "$tmp/h6.csv" | cut -d, -f1-4)" = "6,warmup,$a6,0.25" ] && ! grep -q '"ahead"' "$tmp/h2.json"; then
+  ok "scores made ahead and kept with the state are taken by the resumed search, one per process"
+else notok "scores made ahead and kept with the state are taken by the resumed search"
+  sed 's/^/# /' "$tmp/h1.log" "$tmp/h2.log"; fi
+sed '$d' "$tmp/h.json" > "$tmp/hb.json"; printf ',\n "ahead": {"settings": "x"}\n}\n' >> "$tmp/hb.json"
+check "a damaged list of scores ahead is refused" 1 'hb.json: damaged search state: ahead is not' -- \
+  -c "search load $tmp/hb.json"
 check "speculate takes 0 or 1" 1 "speculate must be" -- -c "set speculate 2"
 for j in 1 3; do
   eval "\"$R\" -b $setup -c 'set jobs $j' -c 'search start random budget 7' -c 'search run' \

@@ -185,10 +185,24 @@ int search_mark_scored(search *s, const sarch *a);
 /* ---- state files (versioned JSON, written atomically) ---- */
 /* Extra key/value text pairs the caller stores with the state (evaluator,
  * settings, data it depends on). */
+/* An evaluation made ahead of the search (by concurrent jobs) that the
+ * search has not taken yet. */
+typedef struct search_held {
+    sarch arch;
+    search_eval r;
+    double params, macs;
+} search_held;
+enum { SEARCH_MAX_HELD = 64 };
 typedef struct search_ctx {
     int n;
     char key[64][32];
     char val[64][1024];
+    /* evaluations made ahead and not taken yet, all under the settings line
+     * held_sig: saved with the state (its "ahead"), so that a process killed
+     * while later evaluations were done before an earlier one loses none */
+    int nheld;
+    search_held held[SEARCH_MAX_HELD];
+    char held_sig[4096];
 } search_ctx;
 int search_ctx_set(search_ctx *c, const char *key, const char *val);
 const char *search_ctx_get(const search_ctx *c, const char *key);

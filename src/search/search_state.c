@@ -81,6 +81,27 @@ static json_t *jarray(const double *v, int n)
     return a;
 }
 
+/* The evaluations made ahead and not taken yet (ctx->held), with the
+ * settings line they were made under. */
+static json_t *held_to_json(const space *sp, const search_ctx *ctx)
+{
+    json_t *ev = json_array();
+    for (int i = 0; ev && i < ctx->nheld; i++) {
+        const search_held *h = &ctx->held[i];
+        char arch[SPACE_STRLEN];
+        sp->format(&h->arch, arch, sizeof arch);
+        if (json_array_append_new(
+                ev, json_pack("{s:s, s:o, s:o, s:o, s:o, s:b, s:o, s:o}", "arch", arch, "score",
+                              jnum(h->r.score), "cka", jarray(h->r.cka, 3), "ce", jnum(h->r.ce),
+                              "seconds", jnum(h->r.seconds), "diverged", h->r.diverged, "params",
+                              jnum(h->params), "macs", jnum(h->macs))) < 0) {
+            json_decref(ev);
+            return NULL;
+        }
+    }
+    return ev ? json_pack("{s:s, s:o}", "settings", ctx->held_sig, "evaluations", ev) : NULL;
+}
+
 static json_t *state_to_json(const search *s, const search_ctx *ctx)
 {
     const search_opts *o = &s->o;
@@ -127,18 +148,33 @@ static json_t *state_to_json(const search *s, const search_ctx *ctx)
         json_decref(recs);
         return NULL;
     }
+    json_t *held = ctx && ctx->nheld ? held_to_json(s->sp, ctx) : NULL;
+    if (ctx && ctx->nheld && !held) {
+        json_decref(opt);
+        json_decref(rng);
+        json_decref(pol);
+        json_decref(tm);
+        json_decref(cx);
+        json_decref(recs);
+        return NULL;
+    }
     char pend[SPACE_STRLEN];
     if (s->have_pending)
         s->sp->format(&s->pending, pend, sizeof pend);
-    return json_pack("{s:s, s:i, s:s, s:o, s:s, s:o, s:o, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:s, "
-                     "s:o, s:o}",
-                     "format", STATE_FORMAT, "version", STATE_VERSION, "space", s->sp->name,
-                     "options", opt, "phase", search_phase_names[s->phase], "rng", rng, "tau",
-                     jnum(s->tau), "successes", s->successes, "iteration", s->iteration,
-                     "last_prob", jnum(s->last_prob), "pending",
-                     s->have_pending ? json_string(pend) : json_null(), "pending_prob",
-                     jnum(s->pending_prob), "policy", pol, "time", tm, "stop_reason",
-                     s->stop_reason, "context", cx, "records", recs);
+    json_t *root = json_pack(
+        "{s:s, s:i, s:s, s:o, s:s, s:o, s:o, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o}",
+        "format", STATE_FORMAT, "version", STATE_VERSION, "space", s->sp->name, "options", opt,
+        "phase", search_phase_names[s->phase], "rng", rng, "tau", jnum(s->tau), "successes",
+        s->successes, "iteration", s->iteration, "last_prob", jnum(s->last_prob), "pending",
+        s->have_pending ? json_string(pend) : json_null(), "pending_prob", jnum(s->pending_prob),
+        "policy", pol, "time", tm, "stop_reason", s->stop_reason, "context", cx, "records", recs);
+    if (root && held && json_object_set_new(root, "ahead", held) < 0) {
+        json_decref(root);
+        return NULL;
+    }
+    if (!root)
+        json_decref(held);
+    return root;
 }
 
 int search_save(const search *s, const search_ctx *ctx, const char *path)
@@ -249,6 +285,49 @@ static int get_array(const reader *r, json_t *obj, const char *key, double *out,
     for (int i = 0; i < n; i++)
         if (num_value(json_array_get(a, (size_t)i), &out[i]) < 0)
             return bad(r, key, "holds a value that is not a number");
+    return 0;
+}
+
+/* An evaluation's score, cka, ce, seconds and diverged (a record's or one
+ * made ahead); a NaN score is refused. */
+static int get_eval(const reader *r, json_t *q, search_eval *e)
+{
+    if (get_num(r, q, "score", &e->score) < 0 || get_array(r, q, "cka", e->cka, 3) < 0 ||
+        get_num(r, q, "ce", &e->ce) < 0 || get_num(r, q, "seconds", &e->seconds) < 0 ||
+        get_int(r, q, "diverged", 0, 1, &e->diverged) < 0)
+        return -1;
+    return isnan(e->score) ? bad(r, "score", "is NaN") : 0;
+}
+
+/* "ahead" (optional): the evaluations made ahead and not taken yet, into
+ * ctx->held */
+static int held_from_json(reader *r, const space *sp, json_t *ahead, search_ctx *ctx)
+{
+    if (!ahead)
+        return 0;
+    const char *sig = json_string_value(json_object_get(ahead, "settings"));
+    json_t *ev = json_object_get(ahead, "evaluations");
+    if (!json_is_object(ahead) || !sig || !json_is_array(ev))
+        return bad(r, "ahead", "is not {\"settings\": text, \"evaluations\": [...]}");
+    if (json_array_size(ev) > SEARCH_MAX_HELD)
+        return bad(r, "ahead", "holds more evaluations than 64");
+    snprintf(ctx->held_sig, sizeof ctx->held_sig, "%s", sig);
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *q = json_array_get(ev, i);
+        search_held *h = &ctx->held[i];
+        memset(h, 0, sizeof *h);
+        snprintf(r->where, sizeof r->where, "ahead.evaluations[%zu]", i);
+        const char *arch = json_string_value(json_object_get(q, "arch"));
+        if (!json_is_object(q) || !arch)
+            return bad(r, "arch", "is missing");
+        if (sp->parse(arch, &h->arch) < 0)
+            return rm_error_context("%s: damaged search state: %s.arch", r->path, r->where);
+        if (get_eval(r, q, &h->r) < 0 || get_num(r, q, "params", &h->params) < 0 ||
+            get_num(r, q, "macs", &h->macs) < 0)
+            return -1;
+    }
+    ctx->nheld = (int)json_array_size(ev);
+    r->where[0] = 0;
     return 0;
 }
 
@@ -381,20 +460,17 @@ static int from_json(search *s, search_ctx *ctx, json_t *root, const char *path)
             return bad(r, "arch", "is missing");
         if (sp->parse(arch, &e->arch) < 0)
             return rm_error_context("%s: damaged search state: %s.arch", path, rd.where);
-        if (get_num(r, q, "score", &e->r.score) < 0 || get_array(r, q, "cka", e->r.cka, 3) < 0 ||
-            get_num(r, q, "ce", &e->r.ce) < 0 || get_num(r, q, "seconds", &e->r.seconds) < 0 ||
-            get_int(r, q, "diverged", 0, 1, &e->r.diverged) < 0 ||
+        if (get_eval(r, q, &e->r) < 0 ||
             get_name(r, q, "phase", search_phase_names, 3, &e->phase) < 0 ||
             get_num(r, q, "prob", &e->prob) < 0 || get_int(r, q, "good", 0, 1, &e->good) < 0 ||
             (json_object_get(q, "cached") && get_int(r, q, "cached", 0, 1, &e->r.cached) < 0))
             return -1;
-        if (isnan(e->r.score))
-            return bad(r, "score", "is NaN");
         if (search_mark_scored(s, &e->arch) < 0)
             return -1;
     }
     s->n = (int)n;
-    return 0;
+    rd.where[0] = 0;
+    return held_from_json(r, sp, json_object_get(root, "ahead"), ctx);
 }
 
 int search_load(search *s, search_ctx *ctx, const char *path)

@@ -427,6 +427,29 @@ static uint64_t batch_hash(const rmi_data *d)
     return h;
 }
 
+/* What was scored ahead (s->pre) under the current settings for this
+ * search and not taken yet goes with the state, so that a process killed
+ * while a later score was in before an earlier one loses neither. */
+static void held_to_ctx(const session *s, search_ctx *c)
+{
+    _Static_assert((int)RANK_MAX_JOBS <= (int)SEARCH_MAX_HELD, "the state holds every score ahead");
+    if (!s->npre)
+        return;
+    session_score_signature(s, s->srch.sp, c->held_sig, sizeof c->held_sig);
+    if (strcmp(c->held_sig, s->pre_sig))
+        return;
+    for (int i = 0; i < s->npre; i++) {
+        const rank_entry *e = &s->pre[i];
+        if (search_scored(&s->srch, &e->arch))
+            continue;
+        search_held *h = &c->held[c->nheld++];
+        h->arch = e->arch;
+        eval_from_result(&h->r, &e->r);
+        h->params = (double)e->params;
+        h->macs = (double)e->macs;
+    }
+}
+
 static int make_ctx(session *s, search_ctx *c)
 {
     memset(c, 0, sizeof *c);
@@ -451,6 +474,7 @@ static int make_ctx(session *s, search_ctx *c)
         search_ctx_set(c, "batch_hash", v);
         if (s->srch_on[0])
             search_ctx_set(c, "scored_on", s->srch_on);
+        held_to_ctx(s, c);
     }
     return 0;
 }
@@ -587,6 +611,7 @@ typedef struct ahead {
     rank_entry *rows;   /* the score log's rows when the pool started */
     int nrows;
     FILE *log;          /* open while the pool runs; NULL without a score log */
+    int unsaved;        /* scores taken into s->pre since the state was last saved */
 } ahead;
 
 static int ahead_cost(void *user, const sarch *a, double *params, double *flops)
@@ -639,6 +664,7 @@ static void ahead_take(ahead *h)
             memmove(s->pre, s->pre + 1, (size_t)--s->npre * sizeof *s->pre);
         s->pre[s->npre++] = r;
         s->nscored_ahead++;
+        h->unsaved++;
         if (h->log && session_score_log_add(s, h->log, sp, &r) < 0) {
             fclose(h->log); /* eval_rmi writes it when the search takes it */
             h->log = NULL;
@@ -731,6 +757,14 @@ static int score_ahead(ahead *h, int steps)
             score_pool_give(h->pool, free_slot, &start[i]);
         if (stop >= 0)
             score_pool_cancel(h->pool, slot[stop]);
+        /* scores in before an earlier one go with the state (held_to_ctx),
+         * once the jobs are at work again; a failure is the next save's */
+        if (h->unsaved && s->state_path[0]) {
+            if (save_state(s) < 0)
+                rm_clear_error();
+            else
+                h->unsaved = 0;
+        }
         const double t0 = rm_seconds();
         const int hook_stop = score_pool_wait(h->pool);
         *(q->phase == PHASE_WARMUP ? &q->t_warm : &q->t_eval) += rm_seconds() - t0;
@@ -761,6 +795,7 @@ int session_search_step(session *s, int n, search_callback cb, void *user)
         rc = search_step(&s->srch, ev, cost_cb, s);
         if (rc < 0 || rc == 1)
             break;
+        h.unsaved = 0; /* the save below holds them */
         if (rc == 2) {
             rc = save_state(s) < 0 ? -1 : 2;
             break;
@@ -777,6 +812,9 @@ int session_search_step(session *s, int n, search_callback cb, void *user)
     char err[1024];
     snprintf(err, sizeof err, "%s", rm_last_error());
     ahead_end(&h);
+    /* the scores that came in last (the jobs were stopped) */
+    if (h.unsaved && rc >= 0 && save_state(s) < 0)
+        return rm_error_context("the scores made ahead were not saved with the state");
     if (rc < 0)
         rm_error("%s", err);
     return rc;
@@ -797,6 +835,25 @@ int session_search_warmup(session *s, search_callback cb, void *user)
             return rc;
     }
     return 0;
+}
+
+/* The scores ahead a state holds into s->pre, to be taken under the
+ * settings they were made with (pre_find). */
+static void held_from_ctx(session *s, const search_ctx *c)
+{
+    if (!c->nheld || (!s->pre && !(s->pre = malloc(RANK_MAX_JOBS * sizeof *s->pre))))
+        return; /* no memory: they are scored again */
+    for (int i = 0; i < c->nheld && s->npre < RANK_MAX_JOBS; i++) {
+        const search_held *h = &c->held[i];
+        rank_entry *e = &s->pre[s->npre++];
+        memset(e, 0, sizeof *e);
+        e->arch = h->arch;
+        result_from_eval(&e->r, &h->r);
+        e->params = (long long)h->params;
+        e->macs = (long long)h->macs;
+        e->bench = NAN;
+    }
+    snprintf(s->pre_sig, sizeof s->pre_sig, "%s", c->held_sig);
 }
 
 int session_search_load(session *s, const char *path)
@@ -878,6 +935,7 @@ int session_search_load(session *s, const char *path)
     search_free(&s->srch);
     s->srch = t;
     s->npre = s->nahead = s->nscored_ahead = 0;
+    held_from_ctx(s, c);
     s->search_o = t.o;
     s->sp = t.sp;
     snprintf(s->state_path, sizeof s->state_path, "%s", path);

@@ -107,6 +107,12 @@ static void print_status(const session *s)
             printf("; %d more scored for outcomes that did not come (yet)", spent);
         printf("\n");
     }
+    int held = 0;
+    for (int i = 0; i < s->npre; i++)
+        held += !search_scored(q, &s->pre[i].arch);
+    if (held && q->phase != PHASE_DONE)
+        printf("  %d scored ahead and not taken yet (kept with the state): the search takes "
+               "them if it picks them\n", held);
     if (q->stop_reason[0])
         printf("  finished: %s\n", q->stop_reason);
 }

@@ -390,10 +390,13 @@ EOF
         RMINAS_CUDA_POOL=$pool "$rk/rminas" -e --device "$dev" -f "$work/jobs$run.rmi" > "$work/jobs$run.log" 2>&1
         echo "jobs $k, pool $pool: $(grep -E '^(wall time|error)' "$work/jobs$run.log" | tr '\n' ' ')"
         [ "$run" = 1 ] && continue
-        if [ "$(cut -d, -f1-6 "$work/jobs1.csv" | sort)" = "$(cut -d, -f1-6 "$work/jobs$run.csv" | sort)" ]; then
+        # (n scores on both sides: two missing logs are no agreement)
+        if [ "$(sed 1d "$work/jobs1.csv" 2>/dev/null | wc -l)" -eq "$n" ] &&
+           [ "$(sed 1d "$work/jobs$run.csv" 2>/dev/null | wc -l)" -eq "$n" ] &&
+           [ "$(cut -d, -f1-6 "$work/jobs1.csv" | sort)" = "$(cut -d, -f1-6 "$work/jobs$run.csv" | sort)" ]; then
             echo "jobs: $k jobs (pool $pool) gave the same $n scores as 1 job, to the last digit"
         else
-            echo "jobs: $k jobs (pool $pool) gave OTHER scores than 1 job"
+            echo "jobs: $k jobs (pool $pool) gave OTHER scores than 1 job (or not all $n)"
             diff <(sort "$work/jobs1.csv") <(sort "$work/jobs$run.csv") | head -n 20
             bad=1
         fi
