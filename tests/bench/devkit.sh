@@ -22,7 +22,7 @@
 # run unpacks the kit to /tmp/rk, finds cuDNN, cuBLAS and the CUDA runtime,
 # logs the machine and the library resolution to $OUT/env.txt, converts
 # CIFAR-10 to /tmp/c10 (in the background), then runs the steps of
-# DEVKIT_STEPS (default "test sanity profile jobs bench search train"; empty: none), each under its own
+# DEVKIT_STEPS (default "test sanity profile ktrace jobs bench search train"; empty: none), each under its own
 # timeout, none stopping the next:
 #   test      tests/test_cuda (TAP)                         DEVKIT_T_TEST (60 s)
 #   alltests  every tests/test_* program of the kit          DEVKIT_T_ALLTESTS (120 s)
@@ -39,6 +39,11 @@
 #             (every operation waited for and timed; the table by operation and
 #             by convolution shape), and with cuDNN's timed algorithm choice
 #             (RMINAS_CUDA_FIND=1)                           DEVKIT_T_PROFILE (50 s)
+#   ktrace    the GPU's own account (tests/bench/ktrace.c, CUPTI): the cell scored
+#             twice, then 8 architectures ranked with 8 jobs, DEVKIT_TRACE_STEPS (50)
+#             steps each; every kernel and memset, CUDA graph nodes included: time
+#             by kernel, per graph launch, and the gaps between launches
+#                                                            DEVKIT_T_KTRACE (60 s)
 #   jobs      rank 12 architectures with 1 job, with DEVKIT_JOBS_N (4) and 8, and with 4
 #             without the memory pool (RMINAS_CUDA_POOL=0): the same scores, and the
 #             wall times                                      DEVKIT_T_JOBS (90 s)
@@ -140,6 +145,20 @@ pack() {
             esac
             cp -L "$path" "$lib/$name"
         done
+    # ktrace.so (the step ktrace: LD_PRELOADed, opens libcupti itself) and the
+    # toolkit's libcupti in lib/cupti/, off the library path: the machine's own
+    # comes first where it has one
+    local cuda=${DEVKIT_CUDA:-/usr/local/cuda} cupti
+    gcc -O2 -Wall -Wextra -shared -fPIC -I"$cuda/include" "$top/tests/bench/ktrace.c" \
+        -o "$pkg/ktrace.so" -ldl -lpthread
+    for cupti in "$cuda"/lib64/libcupti.so.13 "$cuda"/lib/libcupti.so.13 \
+        "$cuda"/extras/CUPTI/lib64/libcupti.so.13; do
+        if [ -f "$cupti" ]; then
+            mkdir -p "$pkg/lib/cupti"
+            cp -L "$cupti" "$pkg/lib/cupti/libcupti.so.13"
+            break
+        fi
+    done
     # What the binaries were built from: run checks the tree it finds against this.
     grep -E '^(src/|kernels/|m4/|tests/[^/]*\.[ch]$|Makefile\.am$|configure\.ac$)' "$kit/files" \
         | (cd "$src" && xargs md5sum) > "$pkg/SOURCES.md5"
@@ -366,6 +385,32 @@ EOF
     return $rc
 }
 
+# The GPU's own account of its time (tests/bench/ktrace.c, CUPTI's activity
+# API; Nsight Systems makes no report on these machines): the ResNet-like
+# cell scored twice (the second warm), then DEVKIT_JOBS_N * 2 (8)
+# architectures ranked at once, DEVKIT_TRACE_STEPS (50) steps each, every
+# kernel and memory operation recorded, CUDA graph nodes included: what the
+# ~5 ms of a step are, which `profile on` (each operation waited for) can
+# only estimate, and how much concurrent jobs overlap on the GPU.
+step_ktrace() {
+    [ -f "$rk/ktrace.so" ] || { echo "devkit: no ktrace.so in the kit"; return 1; }
+    local n=${DEVKIT_TRACE_STEPS:-50} j=$(( ${DEVKIT_JOBS_N:-4} * 2 )) rc=0
+    head -n "$j" "$top/tests/bench/archs50.txt" > "$work/ktrace-archs.txt"
+    echo "== the ResNet-like cell, $n steps, scored twice"
+    KTRACE_CUPTI=$rk/lib/cupti/libcupti.so.13 KTRACE_OUT=$work/ktrace1.txt LD_PRELOAD=$rk/ktrace.so \
+        "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" -c "load teacher resnet20 $teacher" \
+        -c "batch select" -c "set steps $n" -c "score $resnet_cell" -c "score $resnet_cell" 2>&1 |
+        grep -E 'score|error' || rc=1
+    cat "$work/ktrace1.txt" 2>/dev/null || rc=1
+    echo "== $j architectures of archs50.txt ranked with $j jobs, $n steps each"
+    KTRACE_CUPTI=$rk/lib/cupti/libcupti.so.13 KTRACE_OUT=$work/ktrace2.txt LD_PRELOAD=$rk/ktrace.so \
+        "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" -c "load teacher resnet20 $teacher" \
+        -c "set steps $n" -c "set jobs $j" -c "rank $work/ktrace-archs.txt" 2>&1 |
+        grep -E '^(wall time|error)' || rc=1
+    cat "$work/ktrace2.txt" 2>/dev/null || rc=1
+    return $rc
+}
+
 # Concurrent scoring on the GPU: the first DEVKIT_JOBS_ARCHS (12) of archs50.txt
 # ranked with one job, then with DEVKIT_JOBS_N (4) and twice that, then with DEVKIT_JOBS_N and
 # RMINAS_CUDA_POOL=0 (cudaMalloc/cudaFree, which wait for the whole device,
@@ -503,7 +548,7 @@ run_main() {
     export PYTHONUNBUFFERED=1
     rm -rf "$work"
     mkdir -p "$work"
-    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile jobs bench search train}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
+    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile ktrace jobs bench search train}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
     env | grep -E '^(DEVKIT|BENCH)_' | sort
 
     rm -rf "$rk"
@@ -552,7 +597,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
 
     export rk c10 dev work shared teacher nb201 resnet_cell OUT DEVKIT_ORIG_LLP
     local s
-    for s in ${DEVKIT_STEPS-test sanity profile jobs bench search train}; do
+    for s in ${DEVKIT_STEPS-test sanity profile ktrace jobs bench search train}; do
         [ "$s" = test ] || wait_c10
         case $s in
         test)
@@ -569,6 +614,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         memcheck) step memcheck "${DEVKIT_T_MEMCHECK:-150}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
         profile) step profile "${DEVKIT_T_PROFILE:-50}" ;;
+        ktrace) step ktrace "${DEVKIT_T_KTRACE:-60}" ;;
         jobs) step jobs "${DEVKIT_T_JOBS:-90}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
         search)
@@ -591,6 +637,8 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
         echo "## sanity"; grep -v -E '^[a-z_0-9]+ {3,}' "$work/sanity.log" 2>/dev/null | tail -n 14
         echo "## profile"; grep -E '^(\|.*score|  [a-z_0-9]+ +[0-9]|profile \(|==)' "$work/profile.log" 2>/dev/null | head -n 60
+        echo "## ktrace"; grep -v -E '^(dataset|teacher|batch)|^  (classes|training images|teacher CE)' \
+            "$work/ktrace.log" 2>/dev/null | head -n 150
         echo "## jobs"; cat "$work/jobs.log" 2>/dev/null | tail -n 8
         echo "## bench"; cat "$work/bench/summary.md" 2>/dev/null
         echo "## search"
