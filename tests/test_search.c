@@ -435,6 +435,18 @@ static void replace_once(char *buf, const char *from, const char *to)
     memcpy(p, to, lt);
 }
 
+/* text (n bytes) with from replaced by to, written to bad: refused */
+static void refused_edit(const char *text, size_t n, const char *bad, const char *from,
+                         const char *to, const char *what, const char *expect)
+{
+    char *t = malloc(n + strlen(to) + 1);
+    memcpy(t, text, n + 1);
+    replace_once(t, from, to);
+    write_file(bad, t, strlen(t));
+    refused(bad, what, expect);
+    free(t);
+}
+
 static void test_bad_files(void)
 {
     char good[] = "/tmp/rminas-test-good-XXXXXX", bad[] = "/tmp/rminas-test-bad-XXXXXX";
@@ -460,32 +472,16 @@ static void test_bad_files(void)
     write_file(bad, "", 0);
     refused(bad, "empty file", "not an rminas search state");
 
-    char *t = malloc(n + 64);
-    memcpy(t, text, n + 1);
-    replace_once(t, "\"version\": 1", "\"version\": 99");
-    write_file(bad, t, strlen(t));
-    refused(bad, "a newer version", "newer rminas");
-
-    memcpy(t, text, n + 1);
-    replace_once(t, "\"arch\": \"|", "\"arch\": \"|bogus_op");
-    write_file(bad, t, strlen(t));
-    refused(bad, "a bad architecture in a record", "records[0].arch");
-
-    memcpy(t, text, n + 1);
-    replace_once(t, "\"algo\": \"rminas\"", "\"algo\": \"gradient\"");
-    write_file(bad, t, strlen(t));
-    refused(bad, "an unknown algorithm", "options.algo");
-
-    memcpy(t, text, n + 1);
-    replace_once(t, "\"successes\":", "\"successez\":");
-    write_file(bad, t, strlen(t));
-    refused(bad, "a missing field", "successes is missing");
-
-    memcpy(t, text, n + 1);
-    replace_once(t, "\"score\": ", "\"score\": \"many\", \"x\": ");
-    write_file(bad, t, strlen(t));
-    refused(bad, "a score that is not a number", "records[0].score");
-    free(t);
+    refused_edit(text, n, bad, "\"version\": 1", "\"version\": 99",
+                 "a newer version", "newer rminas");
+    refused_edit(text, n, bad, "\"arch\": \"|", "\"arch\": \"|bogus_op",
+                 "a bad architecture in a record", "records[0].arch");
+    refused_edit(text, n, bad, "\"algo\": \"rminas\"", "\"algo\": \"gradient\"",
+                 "an unknown algorithm", "options.algo");
+    refused_edit(text, n, bad, "\"successes\":", "\"successez\":",
+                 "a missing field", "successes is missing");
+    refused_edit(text, n, bad, "\"score\": ", "\"score\": \"many\", \"x\": ",
+                 "a score that is not a number", "records[0].score");
     free(text);
 
     tap_ok(search_probe("/tmp/rminas-test-no-such-file") == 0, "a missing file probes as 0");
@@ -515,12 +511,8 @@ static void test_bad_files(void)
     tap_ok(same, "scores made ahead are saved with the state and read back");
     search_free(&s2);
     text = read_all(good, &n);
-    t = malloc(n + 64);
-    memcpy(t, text, n + 1);
-    replace_once(t, "\"score\": 1.25", "\"score\": \"nan\"");
-    write_file(bad, t, strlen(t));
-    refused(bad, "a score ahead that is NaN", "ahead.evaluations[1].score is NaN");
-    free(t);
+    refused_edit(text, n, bad, "\"score\": 1.25", "\"score\": \"nan\"",
+                 "a score ahead that is NaN", "ahead.evaluations[1].score is NaN");
     free(text);
     search_free(&s);
     unlink(good);

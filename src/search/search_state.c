@@ -139,23 +139,15 @@ static json_t *state_to_json(const search *s, const search_ctx *ctx)
             json_object_set_new(q, "cached", json_true());
         json_array_append_new(recs, q);
     }
-    if (!opt || !rng || !pol || !tm || !cx || !recs) {
-        json_decref(opt);
-        json_decref(rng);
-        json_decref(pol);
-        json_decref(tm);
-        json_decref(cx);
-        json_decref(recs);
-        return NULL;
-    }
     json_t *held = ctx && ctx->nheld ? held_to_json(s->sp, ctx) : NULL;
-    if (ctx && ctx->nheld && !held) {
+    if (!opt || !rng || !pol || !tm || !cx || !recs || (ctx && ctx->nheld && !held)) {
         json_decref(opt);
         json_decref(rng);
         json_decref(pol);
         json_decref(tm);
         json_decref(cx);
         json_decref(recs);
+        json_decref(held);
         return NULL;
     }
     char pend[SPACE_STRLEN];
