@@ -10,6 +10,8 @@
  *    nodes' times, and the gap before the next launch on the stream (the
  *    host's time between them);
  *  - the kernels by total time, with their count and mean.
+ * The kernels' own times are exact; tracing adds a little host time per
+ * launch, so the gaps are upper bounds.
  * Nsight Systems does this, but is not usable on the GPU machines this
  * project is lent (doc/gpu.md); CUPTI ships with the CUDA toolkit.
  *
