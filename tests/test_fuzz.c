@@ -317,6 +317,20 @@ static int same_search(const search *a, const search *b)
 
 static search_ctx ctx1, ctx2;
 
+/* the scores made ahead that two states hold */
+static int same_held(const search_ctx *a, const search_ctx *b, const space *sp)
+{
+    if (a->nheld != b->nheld || strcmp(a->held_sig, b->held_sig))
+        return 0;
+    for (int i = 0; i < a->nheld; i++) {
+        const search_held *x = &a->held[i], *y = &b->held[i];
+        if (!space_equal(sp, &x->arch, &y->arch) || x->r.score != y->r.score ||
+            x->r.diverged != y->r.diverged)
+            return 0;
+    }
+    return 1;
+}
+
 static int run_state(const target *t, const unsigned char *in, size_t n)
 {
     (void)t, (void)in, (void)n;
@@ -342,6 +356,8 @@ static int run_state(const target *t, const unsigned char *in, size_t n)
     else {
         if (!same_search(&s, &u))
             rc = rm_error("a loaded state, saved and loaded again, is another search");
+        else if (!same_held(&ctx1, &ctx2, s.sp))
+            rc = rm_error("a loaded state's scores ahead, saved and loaded again, differ");
         search_free(&u);
     }
     search_free(&s);
@@ -352,7 +368,8 @@ static const char *const state_tokens[] = {
     "{", "}", "[", "]", ",", ":", "\"", "\"version\"", "\"space\"", "\"nb201\"", "\"darts\"",
     "\"algo\"", "\"rminas\"", "\"rea\"", "\"phase\"", "\"records\"", "\"arch\"", "\"score\"",
     "\"nan\"", "\"inf\"", "\"-inf\"", "0", "1", "-1", "2147483648", "1e308", "null", "true",
-    "false", "\"0x\"", "\"0xffffffffffffffff\"", " ", NULL};
+    "false", "\"0x\"", "\"0xffffffffffffffff\"", " ", "\"ahead\"", "\"evaluations\"",
+    "\"settings\"", NULL};
 
 static int state_seeds(target *t)
 {
@@ -381,6 +398,16 @@ static int state_seeds(target *t)
         memset(&ctx1, 0, sizeof ctx1);
         search_ctx_set(&ctx1, "evaluator", "rmi");
         search_ctx_set(&ctx1, "steps", "150");
+        if (k == 0) { /* two scores made ahead, not taken yet */
+            snprintf(ctx1.held_sig, sizeof ctx1.held_sig, "steps 150 device cpu\n");
+            for (int i = 0; i < 2; i++) {
+                ctx1.nheld++;
+                space_nb201.unindex(4000 + 31 * i, &ctx1.held[i].arch);
+                toy_eval(NULL, &ctx1.held[i].arch, &ctx1.held[i].r);
+                ctx1.held[i].params = 1e5 + i;
+                ctx1.held[i].macs = 2e7;
+            }
+        }
         const int rc = search_save(&s, &ctx1, path);
         search_free(&s);
         if (rc < 0 || add_seed_file(t, path) < 0)
