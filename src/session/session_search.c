@@ -432,7 +432,8 @@ static uint64_t batch_hash(const rmi_data *d)
  * while a later score was in before an earlier one loses neither. */
 static void held_to_ctx(const session *s, search_ctx *c)
 {
-    _Static_assert((int)RANK_MAX_JOBS <= (int)SEARCH_MAX_HELD, "the state holds every score ahead");
+    _Static_assert((int)RANK_MAX_JOBS <= (int)SEARCH_MAX_HELD,
+                   "the state holds every score made ahead");
     if (!s->npre)
         return;
     session_score_signature(s, s->srch.sp, c->held_sig, sizeof c->held_sig);
