@@ -146,8 +146,9 @@ pack() {
             cp -L "$path" "$lib/$name"
         done
     # ktrace.so (the step ktrace: LD_PRELOADed, opens libcupti itself) and the
-    # toolkit's libcupti in lib/cupti/, off the library path: the machine's own
-    # comes first where it has one
+    # toolkit's libcupti in lib/cupti/, off the library path: the step has
+    # ktrace try it first (the version of the headers ktrace.c is built with),
+    # then the machine's own
     local cuda=${DEVKIT_CUDA:-/usr/local/cuda} cupti
     gcc -O2 -Wall -Wextra -shared -fPIC -I"$cuda/include" "$top/tests/bench/ktrace.c" \
         -o "$pkg/ktrace.so" -ldl -lpthread
