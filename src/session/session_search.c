@@ -225,20 +225,23 @@ static void result_from_eval(rmi_result *r, const search_eval *q)
     r->diverged = q->diverged;
 }
 
-/* The entry of a among the scores computed ahead under the current
- * settings (s->pre), or -1. */
+/* The entry of a among the scores computed ahead (s->pre), or -1. */
+static int pre_index(const session *s, const space *sp, const sarch *a)
+{
+    for (int i = 0; i < s->npre; i++)
+        if (space_equal(sp, &s->pre[i].arch, a))
+            return i;
+    return -1;
+}
+
+/* The same, under the current settings only. */
 static int pre_find(session *s, const space *sp, const sarch *a)
 {
     if (!s->npre)
         return -1;
     char sig[sizeof s->pre_sig];
     session_score_signature(s, sp, sig, sizeof sig);
-    if (strcmp(sig, s->pre_sig))
-        return -1;
-    for (int i = 0; i < s->npre; i++)
-        if (space_equal(sp, &s->pre[i].arch, a))
-            return i;
-    return -1;
+    return strcmp(sig, s->pre_sig) ? -1 : pre_index(s, sp, a);
 }
 
 static int eval_rmi(void *user, const sarch *sa, search_eval *out)
@@ -264,16 +267,9 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     } else if (hit >= 0) {
         e = rows[hit];
     } else {
-        model m;
         memset(&e, 0, sizeof e);
-        e.arch = *sa;
         e.bench = NAN;
-        if ((rc = sp->build(&m, s->be, sa, s->data.nclass, s->data.hw)) == 0) {
-            e.params = (long long)graph_count_trainable(m.g);
-            e.macs = (long long)graph_count_macs(m.g);
-            rc = rmi_score_model(s->be, &m, &s->data, &s->rmi, &e.r, &s->interrupt,
-                                 s->step_hook, s->hook_user);
-        }
+        rc = session_score_entry(s, sp, sa, &e, s->step_hook, s->hook_user);
         if (rc == 0 && log)
             rc = session_score_log_add(s, log, sp, &e);
     }
@@ -635,11 +631,11 @@ static int ahead_known(void *user, const sarch *a, search_eval *out)
     }
     const session *s = h->s;
     const space *sp = s->srch.sp;
-    for (int i = 0; i < s->npre; i++)
-        if (space_equal(sp, &s->pre[i].arch, a)) {
-            eval_from_result(out, &s->pre[i].r);
-            return 1;
-        }
+    const int i = pre_index(s, sp, a); /* pre holds this settings' scores only */
+    if (i >= 0) {
+        eval_from_result(out, &s->pre[i].r);
+        return 1;
+    }
     const int j = session_score_log_find(sp, h->rows, h->nrows, a);
     if (j >= 0)
         eval_from_result(out, &h->rows[j].r);
