@@ -1211,6 +1211,7 @@ static void cu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr
 /* ---- the table ---- */
 
 static backend cu_table;
+int cu_tf32;
 static int cu_state; /* 0 not tried, 1 ready, -1 failed */
 static char cu_init_err[512];
 
@@ -1339,8 +1340,11 @@ static int cu_init(void)
         cu_err_set = 0;
         return -1;
     }
+    const char *tf32 = getenv("RMINAS_CUDA_TF32");
+    cu_tf32 = tf32 && *tf32 && strcmp(tf32, "0") != 0;
     backend *t = &cu_table;
     t->name = "cuda";
+    t->math = cu_tf32 ? "tf32" : NULL;
     t->alloc = cu_alloc;
     t->free = cu_free;
     t->upload = cu_upload;

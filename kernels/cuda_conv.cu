@@ -6,6 +6,11 @@
  * by timing them) for the forward, backward-data and backward-filter passes
  * (deterministic ones first), in full float32
  * (CUDNN_FMA_MATH: no TF32, so results match the CPU backend to rounding).
+ * With RMINAS_CUDA_TF32=1 (cu_tf32) they may use TF32 tensor cores
+ * (CUDNN_DEFAULT_MATH, PyTorch's default for convolutions): faster where the
+ * convolutions are compute-bound, but each product's inputs are rounded to
+ * 10 mantissa bits, so scores differ from the CPU backend's by more than
+ * rounding. The Gram/CKA and linear GEMMs (cuBLAS) stay in full float32.
  * conv_work_size, called when a network is planned, fills the entry; the
  * passes then only look it up. An entry first met in a pass (a smaller last
  * batch) is limited to the smallest workspace planned for a larger batch of
@@ -78,17 +83,21 @@ static int conv_find(void)
     return find;
 }
 
-/* The first successful result, deterministic if one is, within limit bytes
- * (fma_only, for timed results: only those in full float32 math). */
+/* The first successful result, deterministic if one is, within limit bytes.
+ * Timed results (find) can be in any math cuDNN tried: in full float32 only
+ * those in FMA math are taken, with TF32 none that converts to half. */
 template <typename P>
-static int pick(const P *res, int count, size_t limit, size_t *mem, int fma_only)
+static int pick(const P *res, int count, size_t limit, size_t *mem, int find)
 {
+    const int tf32 = cu_tf32;
     int best = -1;
     for (int pass = 0; pass < 2 && best < 0; pass++)
         for (int i = 0; i < count; i++) {
             if (res[i].status != CUDNN_STATUS_SUCCESS || res[i].memory > limit)
                 continue;
-            if (fma_only && res[i].mathType != CUDNN_FMA_MATH)
+            if (find && !tf32 && res[i].mathType != CUDNN_FMA_MATH)
+                continue;
+            if (tf32 && res[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
                 continue;
             if (pass == 0 && res[i].determinism != CUDNN_DETERMINISTIC)
                 continue;
@@ -121,7 +130,8 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
                                             d->dil, d->dil, CUDNN_CROSS_CORRELATION,
                                             CUDNN_DATA_FLOAT)) ||
         !CU(cudnnSetConvolutionGroupCount(e->conv, g)) ||
-        !CU(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH)))
+        !CU(cudnnSetConvolutionMathType(e->conv,
+                                        cu_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH)))
         return -1;
     int on, oc, oh, ow;
     if (!CU(cudnnGetConvolution2dForwardOutputDim(e->conv, e->x, e->w, &on, &oc, &oh, &ow)))

@@ -43,6 +43,9 @@ struct cuda_state {
 };
 enum { CU_BLAS_WS = 32 << 20, CU_BN_PART = 1 << 16, CU_BN_COEF = 1 << 14 };
 extern thread_local cuda_state cu;
+/* RMINAS_CUDA_TF32=1: convolutions on TF32 tensor cores (cuda_conv.cu); set
+ * once by cu_init, before any thread scores. */
+extern int cu_tf32;
 
 /* Record a failure (the first one since the calling thread's last sync
  * wins; each thread has its own record). */

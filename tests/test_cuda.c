@@ -1479,6 +1479,9 @@ static void test_rmi(int steps)
 int main(void)
 {
     const char *env = getenv("RMINAS_TEST_CUDA_PEER");
+    /* the tolerances are full float32's: TF32 convolutions would miss them */
+    const int tf32 = getenv("RMINAS_CUDA_TF32") != NULL;
+    unsetenv("RMINAS_CUDA_TF32");
     cpu = backend_cpu();
     harness = env && strcmp(env, "cpu") == 0;
     if (harness) {
@@ -1494,6 +1497,8 @@ int main(void)
     tap_diag("peer %s against the CPU backend (%d threads, %s convolutions)%s", peer_label,
              backend_cpu_threads(), ref_conv,
              harness ? ": RMINAS_TEST_CUDA_PEER=cpu checks the harness only" : "");
+    if (tf32)
+        tap_diag("RMINAS_CUDA_TF32 ignored: the CUDA ops are checked in full float32");
     rng_seed(&R, 20241128);
     double t0 = rm_seconds();
 

@@ -199,6 +199,12 @@ if [ "$(nproc)" -ge 2 ]; then
   check "a score log of 2 threads is refused at 1" 1 "threads 1 here, 2 in the log\)" -- \
     -f "$tmp/base.rmi" -c "set score_log $tmp/t2.csv" -c "rank $tmp/archs.txt"
 fi
+# a log scored with TF32 convolutions (RMINAS_CUDA_TF32=1 on a GPU: "math tf32"
+# ends its settings line) is not one of full float32
+cp "$tmp/rl.csv" "$tmp/tf.csv" && sed 's/$/ math tf32/' "$tmp/rl.csv.settings" > "$tmp/tf.csv.settings"
+check "a score log of TF32 convolutions is refused in float32" 1 \
+  "tf.csv was scored with other settings \(.*tf.csv.settings: math float32 here, tf32 in the log\)" -- \
+  -f "$tmp/base.rmi" -c "set score_log $tmp/tf.csv" -c "rank $tmp/archs.txt"
 # profile: every backend operation timed, the score unchanged to the last digit
 check "profile before anything ran" 0 "nothing counted yet" -- -c profile
 check "profile with a bad word" 1 "usage: profile \[on \| off \| reset \| show\]" -- -c "profile often"

@@ -272,15 +272,18 @@ void session_scored_on(const session *s, char *buf, size_t size)
     if (!strcmp(s->be->name, "cpu"))
         snprintf(buf, size, "device cpu threads %d", s->threads);
     else
-        snprintf(buf, size, "device %s", s->be->name);
+        snprintf(buf, size, "device %s%s%s", s->be->name, s->be->math ? " math " : "",
+                 s->be->math ? s->be->math : "");
 }
 
 void session_score_signature(const session *s, const space *sp, char *buf, size_t size)
 {
     const rmi_settings *r = &s->rmi;
-    char thr[32] = "";
+    char thr[64] = "";
     if (!strcmp(s->be->name, "cpu") && s->threads != 1)
         snprintf(thr, sizeof thr, " threads %d", s->threads);
+    else if (s->be->math) /* written only when set, as threads */
+        snprintf(thr, sizeof thr, " math %s", s->be->math);
     snprintf(buf, size,
              "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
              "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s "
@@ -320,7 +323,9 @@ static void sig_diff(const char *want, const char *have, char *out, size_t size)
             char key[64], a[1100], b[1100];
             const size_t kl = strcspn(p, " \n");
             snprintf(key, sizeof key, "%.*s", (int)kl, p);
-            const char *dflt = !strcmp(key, "threads") ? "1" : "(none)";
+            const char *dflt = !strcmp(key, "threads") ? "1"
+                               : !strcmp(key, "math") ? "float32"
+                                                      : "(none)";
             sig_value(want, key, dflt, a, sizeof a);
             sig_value(have, key, dflt, b, sizeof b);
             char here[8];

@@ -690,7 +690,8 @@ static void print_profile(const session *s)
     if (!strcmp(s->be->name, "cpu"))
         snprintf(dev, sizeof dev, "cpu, %d thread%s", s->threads, s->threads == 1 ? "" : "s");
     else
-        snprintf(dev, sizeof dev, "%s", s->be->name);
+        snprintf(dev, sizeof dev, "%s%s%s", s->be->name, s->be->math ? ", math " : "",
+                 s->be->math ? s->be->math : "");
     printf("profile (%s, %s%s): %.3f s in backend operations of %.3f s profiled\n",
            backend_profile_enabled() ? "on" : "off", dev,
            s->jobs > 1 ? "; several jobs: thread-seconds" : "", total, backend_profile_wall());

@@ -49,6 +49,11 @@ int pool_desc_init(pool_desc *d);
 
 typedef struct backend {
     const char *name;
+    /* NULL: full float32 throughout (the results match the CPU backend to
+     * rounding); otherwise what is not, e.g. "tf32": the CUDA backend's
+     * convolutions on TF32 tensor cores (RMINAS_CUDA_TF32=1). Part of a
+     * score's settings line, so scores made with it are kept apart. */
+    const char *math;
 
     /* memory */
     void *(*alloc)(size_t bytes);                /* zeroed; NULL on failure */

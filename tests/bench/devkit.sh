@@ -22,7 +22,7 @@
 # run unpacks the kit to /tmp/rk, finds cuDNN, cuBLAS and the CUDA runtime,
 # logs the machine and the library resolution to $OUT/env.txt, converts
 # CIFAR-10 to /tmp/c10 (in the background), then runs the steps of
-# DEVKIT_STEPS (default "test sanity profile ktrace jobs bench search train"; empty: none), each under its own
+# DEVKIT_STEPS (default "test sanity profile ktrace jobs bench search tf32 train"; empty: none), each under its own
 # timeout, none stopping the next:
 #   test      tests/test_cuda (TAP)                         DEVKIT_T_TEST (60 s)
 #   alltests  every tests/test_* program of the kit          DEVKIT_T_ALLTESTS (120 s)
@@ -55,6 +55,10 @@
 #             the real CIFAR-10 and the reference teacher, set jobs DEVKIT_SEARCH_JOBS, by
 #             default the faster of 4 and 8 in the jobs step)
 #                                                            DEVKIT_T_SEARCH (170 s)
+#   tf32      TF32 on both sides (RMINAS_CUDA_TF32=1: rminas's convolutions on tensor
+#             cores; PyTorch --tf32): bench_cuda.sh on the ResNet-like cell and the
+#             first DEVKIT_TF32_N (4) of archs50.txt, each side's scores and seconds
+#             beside its float32 ones from the bench step       DEVKIT_T_TF32 (75 s)
 #   train     whole networks on the device: the reference teacher fine-tuned for
 #             DEVKIT_TRAIN_EPOCHS (1) epochs, then the ResNet-like cell trained
 #             as a network, test accuracy before and after   DEVKIT_T_TRAIN (60 s)
@@ -450,6 +454,46 @@ EOF
     return $bad
 }
 
+# TF32 on both sides: rminas with RMINAS_CUDA_TF32=1 (cuDNN's convolutions on
+# tensor cores; cuBLAS stays float32), PyTorch with --tf32 (cuDNN and cuBLAS;
+# convolutions in TF32 are its default). bench_cuda.sh on the ResNet-like cell
+# and the first DEVKIT_TF32_N (4) architectures of archs50.txt, then each
+# side's TF32 scores and seconds beside its float32 ones from the bench step
+# (when it ran): what tensor cores give, and what they do to the scores.
+step_tf32() {
+    local avail=$(( ${DEVKIT_STEP_T:-100000} - 10 ))
+    [ "$avail" -lt 10 ] && avail=10
+    RMINAS_CUDA_TF32=1 TORCH_LD_LIBRARY_PATH=$DEVKIT_ORIG_LLP BENCH_DEVICE=$dev RMINAS=$rk/rminas \
+        C10=$c10 SHARED_DIR=$shared BENCH_N=${DEVKIT_TF32_N:-4} BENCH_JOBS=0 BENCH_TORCH_ARGS=--tf32 \
+        BENCH_T_RMINAS=$(( avail * 2 / 5 )) BENCH_T_TORCH=$(( avail * 3 / 5 )) \
+        bash "$top/tests/bench/bench_cuda.sh" "$work/tf32"
+    echo "(this table: rminas with RMINAS_CUDA_TF32=1, PyTorch with --tf32)"
+    python3 - "$work/bench" "$work/tf32" <<'PY'
+import csv, os, sys
+
+def rows(d, name):
+    try:
+        with open(os.path.join(d, name)) as f:
+            return {r['arch']: r for r in csv.DictReader(f) if r.get('arch')}
+    except OSError:
+        return {}
+
+fp32, tf32 = sys.argv[1:3]
+for side, files in (('rminas', ('rminas_resnet.csv', 'rminas.csv')), ('PyTorch', ('torch.csv',))):
+    a, b = {}, {}
+    for f in files:
+        a.update(rows(fp32, f))
+        b.update(rows(tf32, f))
+    common = [k for k in b if k in a]
+    print('%s, float32 -> TF32 (%d architectures in both):' % (side, len(common)))
+    for k in common:
+        sa, sb = float(a[k]['score']), float(b[k]['score'])
+        print('  score %.6f -> %.6f (rel %.1e), %.3f s -> %.3f s  %s'
+              % (sa, sb, abs(sb - sa) / max(abs(sa), 1e-12), float(a[k]['seconds']),
+                 float(b[k]['seconds']), k))
+PY
+}
+
 step_bench() {
     # The two sides' timeouts, shrunk in proportion when the step has less time.
     local tr=${BENCH_T_RMINAS:-100} tt=${BENCH_T_TORCH:-130} avail=$(( ${DEVKIT_STEP_T:-100000} - 15 ))
@@ -549,7 +593,7 @@ run_main() {
     export PYTHONUNBUFFERED=1
     rm -rf "$work"
     mkdir -p "$work"
-    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile ktrace jobs bench search train}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
+    echo "devkit run: start $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $top, steps: ${DEVKIT_STEPS-test sanity profile ktrace jobs bench search tf32 train}, deadline ${DEVKIT_DEADLINE:-480} s, device $dev"
     env | grep -E '^(DEVKIT|BENCH)_' | sort
 
     rm -rf "$rk"
@@ -598,7 +642,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
 
     export rk c10 dev work shared teacher nb201 resnet_cell OUT DEVKIT_ORIG_LLP
     local s
-    for s in ${DEVKIT_STEPS-test sanity profile ktrace jobs bench search train}; do
+    for s in ${DEVKIT_STEPS-test sanity profile ktrace jobs bench search tf32 train}; do
         [ "$s" = test ] || wait_c10
         case $s in
         test)
@@ -618,6 +662,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         ktrace) step ktrace "${DEVKIT_T_KTRACE:-60}" ;;
         jobs) step jobs "${DEVKIT_T_JOBS:-90}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
+        tf32) step tf32 "${DEVKIT_T_TF32:-75}" ;;
         search)
             step search "${DEVKIT_T_SEARCH:-170}" 20
             grep -q '^search rc=0 ' "$work/steps.txt" || step searchstate 20
@@ -647,6 +692,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
             2>/dev/null | tail -n 16
         grep -E '^\[[0-9]+\]' "$work/search.log" 2>/dev/null | tail -n 3
         grep -v -E '^rminas> |^(dataset|teacher|benchmark) ' "$work/searchstate.log" 2>/dev/null | tail -n 8
+        echo "## tf32"; grep -E '^(\||- rminas|- exit|\(this|rminas, |PyTorch, |  score)' "$work/tf32.log" 2>/dev/null | head -n 30
         echo "## train"; grep -v -E '^rminas> (load|arch)' "$work/train.log" 2>/dev/null | tail -n 24
     } > "$OUT/report.txt" 2>&1
     tar -C "$work" -czf "$OUT/results.tar.gz" .
