@@ -1182,8 +1182,11 @@ static void cu_record_free(void *rec)
 /* ---- optimizer ---- */
 
 __global__ void k_sgd(float *p, const float *g, float *buf, size_t n, float lr, float momentum,
-                      float wd, int mode)
+                      float wd, int mode, const double *unless, int nunless)
 {
+    for (int k = 0; k < nunless; k++)
+        if (!isfinite(unless[k]))
+            return;
     GRID_STRIDE(i, n)
     {
         const float d = g[i] + wd * p[i];
@@ -1201,11 +1204,11 @@ __global__ void k_sgd(float *p, const float *g, float *buf, size_t n, float lr, 
 }
 
 static void cu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr,
-                        float momentum, float wd, int first)
+                        float momentum, float wd, int first, const double *unless, int nunless)
 {
     if (n)
         CU_LAUNCH(k_sgd, cu_blocks(n), CU_THREADS, p, g, buf, n, lr, momentum, wd,
-                  momentum == 0.f ? 0 : first ? 1 : 2);
+                  momentum == 0.f ? 0 : first ? 1 : 2, unless, unless ? nunless : 0);
 }
 
 /* ---- the table ---- */

@@ -1041,8 +1041,8 @@ static void test_sgd(void)
     for (int step = 0; step < 4; step++) {
         char what[64];
         t_rand(&g, -1., 1.);
-        cpu->sgd_step(p.h, g.h, buf.h, n, lr, mom, wd, step == 0);
-        peer->sgd_step(p.d, g.d, buf.d, n, lr, mom, wd, step == 0);
+        cpu->sgd_step(p.h, g.h, buf.h, n, lr, mom, wd, step == 0, NULL, 0);
+        peer->sgd_step(p.d, g.d, buf.d, n, lr, mom, wd, step == 0, NULL, 0);
         synced(tag, "step");
         snprintf(what, sizeof what, "step %d (first=%d): p", step + 1, step == 0);
         check_tens(tag, what, &p, TOL_EW);
@@ -1051,11 +1051,33 @@ static void test_sgd(void)
     }
     t_fill(&buf, 7.f);
     t_rand(&g, -1., 1.);
-    cpu->sgd_step(p.h, g.h, buf.h, n, lr, 0.f, wd, 0);
-    peer->sgd_step(p.d, g.d, buf.d, n, lr, 0.f, wd, 0);
+    cpu->sgd_step(p.h, g.h, buf.h, n, lr, 0.f, wd, 0, NULL, 0);
+    peer->sgd_step(p.d, g.d, buf.d, n, lr, 0.f, wd, 0, NULL, 0);
     synced(tag, "momentum 0");
     check_tens(tag, "momentum 0: p", &p, TOL_EW);
     check_tens(tag, "momentum 0: buf untouched", &buf, 0.);
+    /* unless (peer memory, read when the step runs): finite values change
+     * nothing, one NaN or inf skips the step (the CPU's skip: test_ops) */
+    double terms[4] = {0.5, 1, 0.25, 0.75};
+    double *td = peer_alloc(sizeof terms);
+    const double bad[2] = {NAN, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+        const char *what[3] = {"unless all finite", "unless one NaN: skipped",
+                               "unless one -inf: skipped"};
+        terms[2] = k == 1 ? bad[0] : 0.25;
+        terms[3] = k == 2 ? bad[1] : 0.75;
+        peer->upload(td, terms, sizeof terms);
+        t_rand(&g, -1., 1.);
+        cpu->sgd_step(p.h, g.h, buf.h, n, lr, mom, wd, 0, terms, 4);
+        peer->sgd_step(p.d, g.d, buf.d, n, lr, mom, wd, 0, td, 4);
+        synced(tag, what[k]);
+        char w2[64];
+        snprintf(w2, sizeof w2, "%s: p", what[k]);
+        check_tens(tag, w2, &p, k ? 0. : TOL_EW);
+        snprintf(w2, sizeof w2, "%s: momentum buffer", what[k]);
+        check_tens(tag, w2, &buf, k ? 0. : TOL_EW);
+    }
+    peer->free(td);
     t_free(&p), t_free(&g), t_free(&buf);
 }
 
@@ -1385,6 +1407,51 @@ static void rmi_anchored(const rmi_data *data, const char *name, const nb201_arc
     free(gb.v);
 }
 
+/* The losses a whole score's callback saw, step by step. */
+typedef struct whole_seen {
+    int n, calls;
+    double *loss;
+} whole_seen;
+
+static int whole_step(const rmi_eval *e, void *user)
+{
+    whole_seen *w = user;
+    if (e->step >= 1 && e->step <= w->n)
+        w->loss[e->step - 1] = e->loss;
+    w->calls++;
+    return 0;
+}
+
+/* The peer's whole score (rmi_score_cb: with the device step, the steps
+ * after the first are queued RMI_AHEAD at a time, no step waiting for its
+ * loss) against its own run a step at a time (got): the same kernels in
+ * the same order, so the same values to the bit. */
+static void rmi_whole(const rmi_data *data, const char *name, const nb201_arch *a,
+                      const rmi_track *got)
+{
+    const int n = got->steps < 40 ? got->steps : 40;
+    rmi_settings s = data->settings;
+    s.steps = n;
+    s.init_seed = 3; /* as rmi_run */
+    whole_seen w = {n, 0, xmalloc((size_t)n * sizeof(double))};
+    rmi_result r;
+    peer_side(1);
+    int rc = rmi_score_cb(peer, a, data, &s, &r, NULL, whole_step, &w);
+    peer_side(0);
+    const double *last = got->v + (size_t)(n - 1) * RMI_VALUES;
+    int same = rc == 0 && r.steps == n && w.calls == n && !memcmp(&r.loss, &last[0], sizeof r.loss) &&
+               !memcmp(&r.ce, &last[1], sizeof r.ce) && !memcmp(r.cka, &last[2], sizeof r.cka);
+    for (int i = 0; same && i < n; i++)
+        same = !memcmp(&w.loss[i], &got->v[(size_t)i * RMI_VALUES], sizeof(double));
+    char how[64] = "no device step here";
+    if (got->device_step)
+        snprintf(how, sizeof how, "queued %d at a time", RMI_AHEAD);
+    ok(same, "rmi %s: a whole score of %d steps (%s) equals the steps run one at a time, to the "
+       "bit: loss %.9g / %.9g, %d callbacks%s%s",
+       name, n, how, r.loss, last[0], w.calls, rc ? ": " : "", rc ? rm_last_error() : "");
+    free(w.loss);
+}
+
 static void rmi_compare(const rmi_data *data, const char *name, const char *arch_str,
                         int steps)
 {
@@ -1412,6 +1479,7 @@ static void rmi_compare(const rmi_data *data, const char *name, const char *arch
         ok(0, "rmi %s: diverged after %d steps on the CPU, %d on %s", name, ref.steps,
            got.steps, peer_label);
     rmi_check(name, "", 1, &ref, &got, 1, 1);
+    rmi_whole(data, name, &a, &got);
     for (int c = 0; c < RMI_CHECKPOINTS; c++) {
         int k = rmi_checkpoint[c];
         if (k > steps) {

@@ -170,7 +170,7 @@ static void train_step(st_file *f, model *m, const int32_t *labels, int n, int s
     }
     graph_zero_param_grads(g);
     graph_backward(g);
-    graph_sgd_step(g, 0.1f, 0.9f, 5e-4f);
+    graph_sgd_step(g, 0.1f, 0.9f, 5e-4f, NULL, 0);
     if (step == 2) {
         /* After two steps some networks are ill-conditioned: PyTorch's own
          * float32 result moves by more than RTOL under rounding (float64, or

@@ -1259,7 +1259,7 @@ static void test_sgd(void)
             ref[i] = rp[i];
             refb[i] = rb[i];
         }
-        be->sgd_step(p, g, buf, n, lr, mom, wd, step == 0);
+        be->sgd_step(p, g, buf, n, lr, mom, wd, step == 0, NULL, 0);
         e = fmax(e, fmax(max_err(p, ref, n), max_err(buf, refb, n)));
     }
     ok(e <= TOL_SGD, "sgd_step: momentum 0.9, wd 5e-4, three steps (max err %.1e, tol %.0e)",
@@ -1269,12 +1269,27 @@ static void test_sgd(void)
     for (size_t i = 0; i < n; i++)
         ref[i] = rp[i] - lr * (g[i] + wd * rp[i]);
     memcpy(p, rp, n * sizeof *p);
-    be->sgd_step(p, g, buf, n, lr, 0.f, wd, 0);
+    be->sgd_step(p, g, buf, n, lr, 0.f, wd, 0, NULL, 0);
     int untouched = 1;
     for (size_t i = 0; i < n; i++)
         untouched &= buf[i] == 7.f;
     e = max_err(p, ref, n);
     ok(e <= TOL_SGD && untouched, "sgd_step: momentum 0 leaves buf alone (max err %.1e)", e);
+    /* unless: finite values change nothing; one NaN or inf skips the step */
+    double terms[4] = {0.5, 1, 0.25, 0.75};
+    memcpy(rp, p, n * sizeof *p);
+    memcpy(rb, buf, n * sizeof *buf);
+    be->sgd_step(rp, g, rb, n, lr, mom, wd, 0, NULL, 0);
+    be->sgd_step(p, g, buf, n, lr, mom, wd, 0, terms, 4);
+    ok(!memcmp(p, rp, n * sizeof *p) && !memcmp(buf, rb, n * sizeof *buf),
+       "sgd_step unless 4 finite values: the same step as without");
+    const double bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+        terms[3] = bad[k];
+        be->sgd_step(p, g, buf, n, lr, mom, wd, k == 0, terms, 4);
+        ok(!memcmp(p, rp, n * sizeof *p) && !memcmp(buf, rb, n * sizeof *buf),
+           "sgd_step unless one of 4 values is %g: p and buf unchanged", bad[k]);
+    }
     free(p), free(g), free(buf), free(rp), free(rb), free(ref), free(refb);
 }
 

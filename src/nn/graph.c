@@ -1042,11 +1042,12 @@ int graph_backward(graph *g)
 
 void graph_reset_optimizer(graph *g) { g->sgd_first = 1; }
 
-void graph_sgd_step(graph *g, float lr, float momentum, float wd)
+void graph_sgd_step(graph *g, float lr, float momentum, float wd, const double *unless,
+                    int nunless)
 {
     if (!g->params_ready)
         return;
     g->be->sgd_step(g->p_data, g->p_grad, g->p_mom, g->n_train, lr, momentum, wd,
-                    g->sgd_first);
+                    g->sgd_first, unless, nunless);
     g->sgd_first = 0;
 }

@@ -140,8 +140,11 @@ int graph_backward(graph *g);
 void graph_zero_param_grads(graph *g);
 /* One torch.optim.SGD step over all trainable parameters. The first call
  * after graph_init_params / graph_reset_optimizer initializes the momentum
- * buffers as PyTorch does. */
-void graph_sgd_step(graph *g, float lr, float momentum, float wd);
+ * buffers as PyTorch does. unless (NULL, or nunless doubles in the
+ * backend's memory): the step changes nothing if any of them is not finite
+ * when it runs (backend.h sgd_step); it still counts as the first. */
+void graph_sgd_step(graph *g, float lr, float momentum, float wd, const double *unless,
+                    int nunless);
 void graph_reset_optimizer(graph *g);
 
 /* Bytes held by the current plan (activations, gradients, scratch) and by

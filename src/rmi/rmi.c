@@ -247,6 +247,7 @@ void rmi_eval_free(rmi_eval *e)
         be->free(e->kdev);
         be->free(e->dkdev);
         be->free(e->res);
+        be->free(e->hist);
         for (int i = 0; i < RMI_LAYERS; i++)
             be->free(e->ldev[i]);
         if (e->rec_fwd)
@@ -323,7 +324,8 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
         size_t nn = (size_t)n * n * sizeof(float);
         e->dkdev = be->alloc(nn);
         e->res = be->alloc((1 + RMI_LAYERS) * sizeof(double));
-        int ok = e->dkdev && e->res;
+        e->hist = be->alloc((size_t)s->steps * (1 + RMI_LAYERS) * sizeof(double));
+        int ok = e->dkdev && e->res && e->hist;
         for (int i = 0; i < RMI_LAYERS && ok; i++) {
             e->ldev[i] = be->alloc(nn);
             if ((ok = e->ldev[i] != NULL))
@@ -379,21 +381,26 @@ static void device_forward(rmi_eval *e)
     }
 }
 
+/* The device step's SGD is skipped on the device when the forward's loss
+ * terms (ce, cka) are not finite: a diverged student is never updated, even
+ * when its steps were queued before the host saw the loss. */
 static void step_backward(rmi_eval *e)
 {
     graph *g = e->student.g;
     graph_zero_param_grads(g);
     graph_backward(g);
-    graph_sgd_step(g, (float)e->s.lr, (float)e->s.momentum, (float)e->s.wd);
+    graph_sgd_step(g, (float)e->s.lr, (float)e->s.momentum, (float)e->s.wd,
+                   e->device_step ? e->res : NULL, 1 + RMI_LAYERS);
 }
 
-/* Run half (device_forward or step_backward) from its recording, recording
- * it first when the backend can. The first step runs op by op: its SGD step
- * initializes the momentum (a different operation from the later ones). */
-static void run_half(rmi_eval *e, void (*half)(rmi_eval *), void **rec)
+/* Run half (device_forward or step_backward) of step k from its recording,
+ * recording it first when the backend can. The first step (k = 0) runs op
+ * by op: its SGD step initializes the momentum (a different operation from
+ * the later ones). */
+static void run_half(rmi_eval *e, void (*half)(rmi_eval *), void **rec, int k)
 {
     const backend *be = graph_backend(e->student.g);
-    if (!*rec && e->step >= 1 && be->record_begin && !e->rec_failed) {
+    if (!*rec && k >= 1 && be->record_begin && !e->rec_failed) {
         if (be->record_begin() == 0) {
             half(e);
             *rec = be->record_end();
@@ -411,25 +418,62 @@ static void run_half(rmi_eval *e, void (*half)(rmi_eval *), void **rec)
         half(e);
 }
 
-static int rmi_eval_step_device(rmi_eval *e)
+/* record_values for one device step's (ce, cka1..3) as the device wrote them */
+static int record_res(rmi_eval *e, const double *res)
 {
-    const backend *be = graph_backend(e->student.g);
-    double beta = e->s.beta, res[1 + RMI_LAYERS];
-    run_half(e, device_forward, &e->rec_fwd);
-    be->download(res, e->res, sizeof res);
-    if (be->sync() < 0)
-        return -1;
-    double ce = res[0], loss = (1 - beta) * ce;
+    const double beta = e->s.beta, ce = res[0];
+    double loss = (1 - beta) * ce;
     for (int i = 0; i < RMI_LAYERS; i++) {
         e->cka[i] = res[1 + i];
         loss += beta * (1 - res[1 + i]);
     }
-    if (record_values(e, loss, ce))
+    return record_values(e, loss, ce);
+}
+
+static int rmi_eval_step_device(rmi_eval *e)
+{
+    const backend *be = graph_backend(e->student.g);
+    const int k = e->step;
+    double res[1 + RMI_LAYERS];
+    run_half(e, device_forward, &e->rec_fwd, k);
+    be->download(res, e->res, sizeof res);
+    if (be->sync() < 0)
+        return -1;
+    if (record_res(e, res))
         return 0;
-    /* step k's backward is recorded from the second step (k >= 1) on */
-    int k = --e->step;
-    run_half(e, step_backward, &e->rec_bwd);
-    e->step = k + 1;
+    run_half(e, step_backward, &e->rec_bwd, k);
+    return 0;
+}
+
+/* n (at most RMI_AHEAD) device steps queued at once, for a whole score: no
+ * step waits for the host. Each forward's (ce, cka) is copied into the
+ * device history e->hist and each SGD step is skipped on the device when
+ * they are not finite (step_backward); then one download of the n steps'
+ * values, recorded in order with cb after each (as rmi_eval_step's caller
+ * does), up to the first non-finite loss (diverged: the steps queued after
+ * it changed nothing but the batch norm running statistics, which a score
+ * does not use). Once cb asks to stop, the steps that ran are still
+ * recorded but cb is not called again; *stop is set. */
+static int device_steps_ahead(rmi_eval *e, int n, rmi_step_fn cb, void *user, int *stop)
+{
+    enum { W = 1 + RMI_LAYERS };
+    const backend *be = graph_backend(e->student.g);
+    const int k0 = e->step;
+    double v[RMI_AHEAD * W];
+    for (int i = 0; i < n; i++) {
+        run_half(e, device_forward, &e->rec_fwd, k0 + i);
+        /* W doubles as 2 W floats: copy moves bytes */
+        be->copy((float *)(e->hist + (size_t)(k0 + i) * W), (const float *)e->res, 2 * W);
+        run_half(e, step_backward, &e->rec_bwd, k0 + i);
+    }
+    be->download(v, e->hist + (size_t)k0 * W, (size_t)n * W * sizeof(double));
+    if (be->sync() < 0)
+        return -1;
+    for (int i = 0; i < n && !e->diverged; i++) {
+        record_res(e, v + (size_t)i * W);
+        if (cb && !*stop && cb(e, user))
+            *stop = 1;
+    }
     return 0;
 }
 
@@ -514,11 +558,23 @@ int rmi_score_model(const backend *be, model *student, const rmi_data *data,
             rc = 1;
             break;
         }
-        if (rmi_eval_step(&e) < 0) {
-            rc = -1;
-            break;
+        /* after the first step (op by op, synchronous), device steps go
+         * RMI_AHEAD at a time: cb and interrupt are seen between them */
+        int stop = 0;
+        if (e.device_step && e.step >= 1) {
+            const int left = s->steps - e.step;
+            if (device_steps_ahead(&e, left < RMI_AHEAD ? left : RMI_AHEAD, cb, user, &stop) < 0) {
+                rc = -1;
+                break;
+            }
+        } else {
+            if (rmi_eval_step(&e) < 0) {
+                rc = -1;
+                break;
+            }
+            stop = cb && cb(&e, user);
         }
-        if (cb && cb(&e, user)) {
+        if (stop) {
             rc = e.step < s->steps && !e.diverged;
             break;
         }

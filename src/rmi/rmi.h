@@ -75,13 +75,15 @@ typedef struct rmi_eval {
     float *kdev;                 /* (n,n) scratch, device */
     int32_t *labels;             /* (n) device copy of the batch labels */
     /* the device step (backends with softmax_ce_dev and cka: CUDA): the
-     * whole loss on the device, one download of (ce, cka1..3) per step, and
+     * whole loss on the device, one download of (ce, cka1..3) per step
+     * (rmi_eval_step) or per RMI_AHEAD steps (a whole score), and
      * from the second step on the forward and backward halves replayed as
      * recordings (CUDA graphs) when the backend records */
     int device_step;
     float *ldev[RMI_LAYERS];     /* (n,n) teacher Gram matrices, device */
     float *dkdev;                /* (n,n) dLoss/dK, device */
     double *res;                 /* (1 + RMI_LAYERS) device: ce, cka */
+    double *hist;                /* (steps, 1 + RMI_LAYERS) device: res of every step */
     void *rec_fwd, *rec_bwd;     /* the recorded halves, or NULL */
     int rec_failed;              /* recording failed once: op by op from then on */
 } rmi_eval;
@@ -94,7 +96,8 @@ int rmi_eval_start(rmi_eval *e, const backend *be, const nb201_arch *arch,
 int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const rmi_data *data,
                          const rmi_settings *s);
 /* One training step (forward, loss, backward, SGD). Returns 0, or -1 on an
- * error. A non-finite loss sets diverged and stops further steps. */
+ * error. A non-finite loss sets diverged and stops further steps. It waits
+ * for the step's loss (a whole score, below, does not). */
 int rmi_eval_step(rmi_eval *e);
 /* The score: the loss of the last forward (+inf when diverged). */
 double rmi_eval_score(const rmi_eval *e);
@@ -111,7 +114,11 @@ typedef struct rmi_result {
 int rmi_score(const backend *be, const nb201_arch *arch, const rmi_data *data,
               const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt);
 /* The same, calling cb (may be NULL) after every step; a nonzero return
- * stops the evaluation as an interrupt does. */
+ * stops the evaluation as an interrupt does. With the device step, steps
+ * after the first are queued RMI_AHEAD at a time without waiting for the
+ * host: cb then sees them in bursts, and a stop (or interrupt) takes effect
+ * at the end of the burst (the score's steps say how many ran). */
+enum { RMI_AHEAD = 16 };
 typedef int (*rmi_step_fn)(const rmi_eval *e, void *user);
 int rmi_score_cb(const backend *be, const nb201_arch *arch, const rmi_data *data,
                  const rmi_settings *s, rmi_result *r, volatile sig_atomic_t *interrupt,

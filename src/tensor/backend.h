@@ -161,9 +161,14 @@ typedef struct backend {
     /* SGD with momentum and weight decay, exactly torch.optim.SGD
      * (dampening 0, no nesterov) over n parameters:
      *   d = g + wd*p; buf = first ? d : momentum*buf + d; p -= lr*buf.
-     * With momentum == 0, buf is not touched: p -= lr*d. */
+     * With momentum == 0, buf is not touched: p -= lr*d.
+     * unless: NULL, or nunless doubles in the backend's memory, read when
+     * the step runs: if any is not finite (NaN, +-inf) the step changes
+     * nothing (the RMI step's loss terms: a diverged student is not
+     * updated, decided where the loss is, without waiting for the host). */
     void (*sgd_step)(float *p, const float *g, float *buf, size_t n, float lr,
-                     float momentum, float wd, int first);
+                     float momentum, float wd, int first, const double *unless,
+                     int nunless);
 
     /* Wait until every queued operation has finished and report failures:
      * returns 0, or -1 with rm_error naming the first call that failed since

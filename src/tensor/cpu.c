@@ -561,8 +561,12 @@ static int cpu_sync(void)
 /* ---- optimizer ---- */
 
 static void cpu_sgd_step(float *p, const float *g, float *buf, size_t n, float lr,
-                         float momentum, float wd, int first)
+                         float momentum, float wd, int first, const double *unless,
+                         int nunless)
 {
+    for (int i = 0; unless && i < nunless; i++)
+        if (!isfinite(unless[i]))
+            return;
     if (momentum == 0.f) {
 #pragma omp parallel for simd schedule(static) num_threads(cpu_threads()) \
     if (n > CPU_PAR_MIN)

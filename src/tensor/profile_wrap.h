@@ -162,9 +162,10 @@ static double W(softmax_ce)(int n, int k, const float *logits, const int32_t *la
     return r;
 }
 static void W(sgd_step)(float *p, const float *g, float *buf, size_t n, float lr,
-                        float momentum, float wd, int first)
+                        float momentum, float wd, int first, const double *unless,
+                        int nunless)
 {
-    TIMED(P_SGD, NULL, IN->sgd_step(p, g, buf, n, lr, momentum, wd, first));
+    TIMED(P_SGD, NULL, IN->sgd_step(p, g, buf, n, lr, momentum, wd, first, unless, nunless));
 }
 static int W(sync)(void) { return sync_with(IN); }
 static void W(softmax_ce_dev)(int n, int k, const float *logits, const int32_t *labels,

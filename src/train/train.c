@@ -150,7 +150,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
             }
             graph_zero_param_grads(g);
             graph_backward(g);
-            graph_sgd_step(g, (float)lr, (float)o->momentum, (float)o->wd);
+            graph_sgd_step(g, (float)lr, (float)o->momentum, (float)o->wd, NULL, 0);
             gstep++;
             seen += b;
             sum_loss += loss * b;

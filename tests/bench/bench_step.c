@@ -53,7 +53,7 @@ static int bench(const char *name, model *m, int steps, int warmup)
                        graph_grad(g, m->logits), 1.0f);
         graph_zero_param_grads(g);
         graph_backward(g);
-        graph_sgd_step(g, 0.01f, 0.9f, 5e-4f);
+        graph_sgd_step(g, 0.01f, 0.9f, 5e-4f, NULL, 0);
         if (s >= warmup)
             t[s - warmup] = rm_seconds() - t0;
     }
