@@ -89,15 +89,14 @@ static int conv_find(void)
 template <typename P>
 static int pick(const P *res, int count, size_t limit, size_t *mem, int find)
 {
-    const int tf32 = cu_tf32;
     int best = -1;
     for (int pass = 0; pass < 2 && best < 0; pass++)
         for (int i = 0; i < count; i++) {
             if (res[i].status != CUDNN_STATUS_SUCCESS || res[i].memory > limit)
                 continue;
-            if (find && !tf32 && res[i].mathType != CUDNN_FMA_MATH)
+            if (find && !cu_tf32 && res[i].mathType != CUDNN_FMA_MATH)
                 continue;
-            if (tf32 && res[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+            if (cu_tf32 && res[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
                 continue;
             if (pass == 0 && res[i].determinism != CUDNN_DETERMINISTIC)
                 continue;

@@ -149,6 +149,13 @@ typedef struct seen {
     size_t nw;
 } seen;
 
+static void seen_init(seen *w, int stop_at)
+{
+    memset(w, 0, sizeof *w);
+    w->in_order = 1;
+    w->stop_at = stop_at;
+}
+
 static int seen_step(const rmi_eval *e, void *user)
 {
     seen *w = user;
@@ -166,9 +173,7 @@ static void score_both(const backend *dev, const rmi_data *d, const nb201_arch *
 {
     const backend *be[2] = {backend_cpu(), dev};
     for (int i = 0; i < 2; i++) {
-        memset(&w[i], 0, sizeof w[i]);
-        w[i].in_order = 1;
-        w[i].stop_at = stop_at;
+        seen_init(&w[i], stop_at);
         rc[i] = rmi_score_cb(be[i], a, d, s, &r[i], NULL, seen_step, &w[i]);
     }
 }
@@ -218,8 +223,7 @@ static void check_device_step(const rmi_data *d)
     if (ok)
         rmi_eval_free(&e);
     nan_from = 3 * 6, cka_calls = 0;
-    memset(&w[1], 0, sizeof w[1]);
-    w[1].in_order = 1;
+    seen_init(&w[1], 0);
     rc[1] = rmi_score_cb(&dev, &a, d, &s, &r[1], NULL, seen_step, &w[1]);
     nan_from = -1;
     tap_ok(ok && sync_div && sync_steps == 7 && rc[1] == 0 && r[1].diverged && r[1].steps == 7 &&

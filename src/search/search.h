@@ -183,8 +183,6 @@ int search_scored(const search *s, const sarch *a);
 int search_mark_scored(search *s, const sarch *a);
 
 /* ---- state files (versioned JSON, written atomically) ---- */
-/* Extra key/value text pairs the caller stores with the state (evaluator,
- * settings, data it depends on). */
 /* An evaluation made ahead of the search (by concurrent jobs) that the
  * search has not taken yet. */
 typedef struct search_held {
@@ -193,6 +191,8 @@ typedef struct search_held {
     double params, macs;
 } search_held;
 enum { SEARCH_MAX_HELD = 64 };
+/* Extra key/value text pairs the caller stores with the state (evaluator,
+ * settings, data it depends on). */
 typedef struct search_ctx {
     int n;
     char key[64][32];

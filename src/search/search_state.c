@@ -301,8 +301,11 @@ static int held_from_json(reader *r, const space *sp, json_t *ahead, search_ctx 
     json_t *ev = json_object_get(ahead, "evaluations");
     if (!json_is_object(ahead) || !sig || !json_is_array(ev))
         return bad(r, "ahead", "is not {\"settings\": text, \"evaluations\": [...]}");
-    if (json_array_size(ev) > SEARCH_MAX_HELD)
-        return bad(r, "ahead", "holds more evaluations than 64");
+    if (json_array_size(ev) > SEARCH_MAX_HELD) {
+        char what[64];
+        snprintf(what, sizeof what, "holds more evaluations than %d", SEARCH_MAX_HELD);
+        return bad(r, "ahead", what);
+    }
     snprintf(ctx->held_sig, sizeof ctx->held_sig, "%s", sig);
     for (size_t i = 0; i < json_array_size(ev); i++) {
         json_t *q = json_array_get(ev, i);
