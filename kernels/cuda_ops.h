@@ -41,7 +41,7 @@ struct cuda_state {
     void *host; /* pinned staging for values read back, host_n bytes */
     size_t host_n;
 };
-enum { CU_BLAS_WS = 32 << 20, CU_BN_PART = 1 << 16, CU_BN_COEF = 1 << 14 };
+enum { CU_BLAS_WS = 32 << 20 }; /* CU_BN_PART, CU_BN_COEF: cuda_kernels.cuh */
 extern thread_local cuda_state cu;
 /* RMINAS_CUDA_TF32=1: convolutions on TF32 tensor cores (cuda_conv.cu); set
  * once by cu_init, before any thread scores. */
@@ -85,22 +85,17 @@ static inline bool cu_check(cudnnStatus_t e, const char *call, const char *f, in
 }
 #define CU(call) cu_check((call), #call, __FILE__, __LINE__)
 
-/* Launch on the backend's stream and check the launch itself. */
-#define CU_LAUNCH(kernel, blocks, threads, ...)                                  \
+/* Launch on the backend's stream and check the launch itself (with shmem
+ * bytes of dynamic shared memory, declared in the kernel by
+ * CU_SHARED_DYNAMIC). tests/cuda_emu.h defines the same three for the CPU. */
+#define CU_LAUNCH_SHMEM(kernel, blocks, threads, shmem, ...)                     \
     do {                                                                         \
-        kernel<<<(blocks), (threads), 0, cu.stream>>>(__VA_ARGS__);              \
+        kernel<<<(blocks), (threads), (shmem), cu.stream>>>(__VA_ARGS__);        \
         cu_check(cudaGetLastError(), #kernel "<<<>>>", __FILE__, __LINE__);      \
     } while (0)
-
-/* Blocks of CU_THREADS threads for a grid-stride loop over n elements. */
-enum { CU_THREADS = 256 };
-static inline unsigned cu_blocks(size_t n)
-{
-    size_t b = (n + CU_THREADS - 1) / CU_THREADS;
-    if (b < 1)
-        b = 1;
-    return b > 65535 * 8 ? 65535 * 8 : (unsigned)b;
-}
+#define CU_LAUNCH(kernel, blocks, threads, ...)                                  \
+    CU_LAUNCH_SHMEM(kernel, blocks, threads, 0, __VA_ARGS__)
+#define CU_SHARED_DYNAMIC(type, name) extern __shared__ type name[]
 
 /* Device scratch owned by the backend (per thread), grown (never shrunk) on demand; the
  * returned memory stays valid until the next call with a larger size. For

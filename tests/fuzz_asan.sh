@@ -26,7 +26,8 @@ mkdir -p "$work/src"
 cd "$work/src"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 if [ ! -x tests/test_fuzz ]; then
-  { ./autogen.sh && ./configure --without-cuda CFLAGS="-O1 -g $san" LDFLAGS="$san" &&
+  { ./autogen.sh && ./configure --without-cuda CFLAGS="-O1 -g $san" CXXFLAGS="-O1 -g $san" \
+      LDFLAGS="$san" &&
     make -j"$(nproc)" tests/test_fuzz; } > "$work/build.log" 2>&1 ||
     { echo "build failed: $work/build.log"; tail -n 20 "$work/build.log"; exit 1; }
 fi
