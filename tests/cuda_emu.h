@@ -2,7 +2,7 @@
  * execution model for kernels/cuda_kernels.cuh, compiled by g++.
  *
  * A launch runs its blocks one after another. A block's threads are fibers
- * (ucontext) on the calling thread: each runs until it reaches
+ * on the calling thread: each runs until it reaches
  * __syncthreads or returns, then the next one runs; when every thread still
  * running waits at the barrier they all go on. So a kernel that reads what
  * other threads wrote before a barrier sees it, and one that reads it
@@ -14,7 +14,11 @@
  * (NaN as doubles and floats), so a read before any write shows. A thread
  * that returns while others wait at a barrier it never reached, or threads
  * waiting at different barriers, are a divergent __syncthreads (undefined
- * on a GPU): the launch is marked failed (emu_failures()). No warps, no
+ * on a GPU): the launch is marked failed (emu_failures()). A launch whose
+ * first block reaches no barrier runs its other blocks' threads as plain
+ * calls, one after another (a fiber costs about a microsecond; the step of
+ * a network launches kernels over half a million threads); a barrier
+ * reached there after all is a failed launch too. No warps, no
  * atomics, no preemption: a race that needs
  * two threads to interleave between barriers is not found here (the GPU
  * run's tests/test_cuda and compute-sanitizer are for that).
@@ -50,32 +54,107 @@ static dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 enum { EMU_MAX_THREADS = 1024, EMU_STACK = 256 << 10, EMU_MAX_SHMEM = 48 << 10 };
 
+/* Switching between fibers: a few instructions on x86-64 (the callee-saved
+ * registers and the stack pointer; ucontext's swapcontext also makes a
+ * system call for the signal mask, which made the batch-norm reductions of
+ * one training step take half a minute), ucontext elsewhere and under
+ * AddressSanitizer (which knows swapcontext). */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define EMU_ASM_SWITCH 1
+extern "C" void emu_switch(void **save_sp, void *load_sp);
+__asm__(".text\n"
+        ".globl emu_switch\n"
+        ".type emu_switch, @function\n"
+        "emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size emu_switch, .-emu_switch\n");
+struct emu_ctx {
+    void *sp;
+};
+#else
+struct emu_ctx {
+    ucontext_t uc;
+};
+#endif
+
 struct emu_fiber {
-    ucontext_t ctx;
+    emu_ctx ctx;
     char *stack;
     int done, barriers;
 };
 
-static ucontext_t emu_main;
+static emu_ctx emu_main;
 static emu_fiber emu_fibers[EMU_MAX_THREADS];
-static int emu_cur, emu_failed;
+static int emu_cur, emu_failed, emu_plain;
 static const std::function<void()> *emu_body;
 static double emu_shmem[EMU_MAX_SHMEM / sizeof(double)];
 
 static void *emu_dynamic_shared(void) { return emu_shmem; }
 #define CU_SHARED_DYNAMIC(type, name) type *name = (type *)emu_dynamic_shared()
 
-static inline void __syncthreads(void)
+static void emu_fail(const char *what);
+
+static inline void emu_to_main(emu_fiber *f)
 {
-    emu_fiber *f = &emu_fibers[emu_cur];
-    f->barriers++;
-    swapcontext(&f->ctx, &emu_main);
+#ifdef EMU_ASM_SWITCH
+    emu_switch(&f->ctx.sp, emu_main.sp);
+#else
+    swapcontext(&f->ctx.uc, &emu_main.uc);
+#endif
 }
 
+static inline void emu_to_fiber(emu_fiber *f)
+{
+#ifdef EMU_ASM_SWITCH
+    emu_switch(&emu_main.sp, f->ctx.sp);
+#else
+    swapcontext(&emu_main.uc, &f->ctx.uc);
+#endif
+}
+
+static inline void __syncthreads(void)
+{
+    if (emu_plain) {
+        emu_fail("__syncthreads in a block run without fibers (its launch's first block had none)");
+        return;
+    }
+    emu_fiber *f = &emu_fibers[emu_cur];
+    f->barriers++;
+    emu_to_main(f);
+}
+
+/* a fiber's start: the kernel's body for this thread, then back for good */
 static void emu_entry(void)
 {
     (*emu_body)();
-    emu_fibers[emu_cur].done = 1; /* then uc_link: back to emu_main */
+    emu_fiber *f = &emu_fibers[emu_cur];
+    f->done = 1;
+    emu_to_main(f);
+    abort(); /* a finished fiber is never resumed */
+}
+
+static void emu_ctx_make(emu_fiber *f, size_t stack_bytes)
+{
+#ifdef EMU_ASM_SWITCH
+    /* what emu_switch pops: six registers, then the return address, at a
+     * 16-byte boundary so that emu_entry starts as if called */
+    void **top = (void **)(f->stack + stack_bytes - 64);
+    top[0] = (void *)emu_entry;
+    top[1] = NULL; /* above the return address: emu_entry never returns */
+    for (int r = 1; r <= 6; r++)
+        top[-r] = NULL;
+    f->ctx.sp = (void *)(top - 6);
+#else
+    getcontext(&f->ctx.uc);
+    f->ctx.uc.uc_stack.ss_sp = f->stack;
+    f->ctx.uc.uc_stack.ss_size = stack_bytes;
+    f->ctx.uc.uc_link = NULL;
+    makecontext(&f->ctx.uc, emu_entry, 0);
+#endif
 }
 
 /* Launches that went wrong so far: a divergent barrier, too many threads or
@@ -88,8 +167,9 @@ static void emu_fail(const char *what)
     emu_failed++;
 }
 
-/* One block: every thread as a fiber, in rounds between barriers. */
-static void emu_block(unsigned nt)
+/* One block: every thread as a fiber, in rounds between barriers. Returns
+ * whether any thread reached a barrier. */
+static bool emu_block(unsigned nt)
 {
     for (unsigned t = 0; t < nt; t++) {
         emu_fiber *f = &emu_fibers[t];
@@ -98,19 +178,16 @@ static void emu_block(unsigned nt)
                            -1, 0);
             if (s == MAP_FAILED) {
                 emu_fail("no memory for a fiber's stack");
-                return;
+                return false;
             }
             f->stack = (char *)s;
         }
-        getcontext(&f->ctx);
-        f->ctx.uc_stack.ss_sp = f->stack;
-        f->ctx.uc_stack.ss_size = EMU_STACK;
-        f->ctx.uc_link = &emu_main;
-        makecontext(&f->ctx, emu_entry, 0);
+        emu_ctx_make(f, EMU_STACK);
         f->done = 0;
         f->barriers = 0;
     }
     unsigned live = nt;
+    bool synced = false;
     while (live) {
         for (unsigned t = 0; t < nt; t++) {
             emu_fiber *f = &emu_fibers[t];
@@ -119,7 +196,7 @@ static void emu_block(unsigned nt)
             emu_cur = (int)t;
             threadIdx = dim3(t % blockDim.x, t / blockDim.x % blockDim.y,
                              t / (blockDim.x * blockDim.y));
-            swapcontext(&emu_main, &f->ctx);
+            emu_to_fiber(f);
             if (f->done)
                 live--;
         }
@@ -132,9 +209,23 @@ static void emu_block(unsigned nt)
         for (unsigned t = 0; t < nt; t++)
             if (emu_fibers[t].barriers != at) {
                 emu_fail("divergent __syncthreads");
-                return; /* the block's fibers are abandoned (their stacks are reused) */
+                return true; /* the block's fibers are abandoned (their stacks are reused) */
             }
+        if (at)
+            synced = true;
     }
+    return synced;
+}
+
+/* One block's threads as plain calls, one after another. */
+static void emu_block_plain(unsigned nt)
+{
+    emu_plain = 1;
+    for (unsigned t = 0; t < nt; t++) {
+        threadIdx = dim3(t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y));
+        (*emu_body)();
+    }
+    emu_plain = 0;
 }
 
 static void emu_launch(dim3 grid, dim3 block, size_t shmem, const std::function<void()> &body)
@@ -148,6 +239,7 @@ static void emu_launch(dim3 grid, dim3 block, size_t shmem, const std::function<
     gridDim = grid;
     blockDim = block;
     emu_body = &body;
+    bool fibers = true;
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
@@ -155,7 +247,10 @@ static void emu_launch(dim3 grid, dim3 block, size_t shmem, const std::function<
                 memset(emu_shmem, 0xff, shmem);
                 memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
                 blockIdx = dim3(x, y, z);
-                emu_block((unsigned)nt);
+                if (fibers)
+                    fibers = emu_block((unsigned)nt);
+                else
+                    emu_block_plain((unsigned)nt);
             }
     emu_body = NULL;
 }

@@ -7,11 +7,16 @@
  * several blocks and not, pools with and without padding, CKA centered and
  * not, SGD's three modes and its guard). The emulator's own tests come
  * first: a reduction without its barrier must come out wrong, a divergent
- * barrier must be caught. */
+ * barrier must be caught. Last, a whole RMI score of two NAS-Bench-201 cells
+ * (the reference's batch and teacher, as tests/test_rmi) with these kernels
+ * in the CPU table, through rmi.c's device path: the loss on the device,
+ * CKA, the guarded SGD, steps queued (skipped without the teacher). */
 #include "cuda_emu.h"
 
 extern "C" {
+#include "io/safetensors.h"
 #include "rmi/cka.h"
+#include "rmi/rmi.h"
 #include "tensor/backend.h"
 #include "util/err.h"
 }
@@ -468,6 +473,117 @@ static void test_sgd(void)
     tap_ok(same_bits(pb, pa) && same_bits(mb, ma), "SGD guard: finite terms, the plain step");
 }
 
+/* ---- a whole RMI score ----
+ * The CPU table with every entry that has a kernel here replaced by it
+ * (convolutions, products, memory stay the CPU's, as cuDNN and cuBLAS stand
+ * in on a GPU): rmi.c then takes the device path with these kernels doing
+ * the batch norms, pools, the loss on the device, CKA and the guarded SGD,
+ * and the score must be the CPU's to rounding. */
+static backend emu_table(void)
+{
+    backend t = *backend_cpu();
+    t.name = "cpu+cuda-kernels";
+    t.axpy = cu_axpy;
+    t.scale = cu_scale;
+    t.relu_forward = cu_relu_forward;
+    t.relu_backward = cu_relu_backward;
+    t.bn_forward_train = cu_bn_forward_train;
+    t.bn_forward_eval = cu_bn_forward_eval;
+    t.bn_backward = cu_bn_backward;
+    t.avgpool_forward = cu_avgpool_forward;
+    t.avgpool_backward = cu_avgpool_backward;
+    t.maxpool_forward = cu_maxpool_forward;
+    t.maxpool_backward = cu_maxpool_backward;
+    t.gap_forward = cu_gap_forward;
+    t.gap_backward = cu_gap_backward;
+    t.shortcut_a_forward = cu_shortcut_a_forward;
+    t.shortcut_a_backward = cu_shortcut_a_backward;
+    t.slice_forward = cu_slice_forward;
+    t.slice_backward = cu_slice_backward;
+    t.softmax_ce_dev = cu_softmax_ce_dev;
+    t.cka = cu_cka;
+    t.sgd_step = cu_sgd_step;
+    return t;
+}
+
+struct losses {
+    int n;
+    double v[16];
+};
+
+static int record_loss(const rmi_eval *e, void *user)
+{
+    losses *l = (losses *)user;
+    if (l->n < 16)
+        l->v[l->n++] = e->loss;
+    return 0;
+}
+
+static void test_score(void)
+{
+    const char *shared = getenv("SHARED_DIR");
+    char path[4608];
+    snprintf(path, sizeof path, "%s/rmi.safetensors", tap_golden_dir());
+    st_file f;
+    if (st_load(path, &f) < 0) {
+        tap_ok(0, "%s", rm_last_error());
+        return;
+    }
+    snprintf(path, sizeof path, "%s/data/teachers/resnet20-c10q75.safetensors",
+             shared ? shared : "../shared");
+    model teacher;
+    if (resnet_cifar_build(&teacher, backend_cpu(), 20, 10, 32) < 0 ||
+        model_load_file(&teacher, path) < 0) {
+        tap_skip("a whole score: no teacher (%s)", rm_last_error());
+        st_free(&f);
+        return;
+    }
+    const st_tensor *xt = st_find(&f, "x"), *yt = st_find(&f, "labels");
+    const int n = (int)xt->shape[0];
+    std::vector<int32_t> y(n);
+    for (int i = 0; i < n; i++)
+        y[i] = (int32_t)((const int64_t *)yt->data)[i];
+    rmi_settings s;
+    rmi_settings_default(&s);
+    s.steps = 3; /* one step alone, then two queued (the device path) */
+    rmi_data d;
+    if (rmi_data_from_batch(&d, &teacher, (const float *)xt->data, y.data(), n, &s) < 0) {
+        tap_ok(0, "teacher features: %s", rm_last_error());
+    } else {
+        const backend dev = emu_table();
+        const char *archs[2] = {
+            "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
+            "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|"
+            "avg_pool_3x3~2|"};
+        for (const char *as : archs) {
+            nb201_arch a;
+            nb201_parse(as, &a);
+            rmi_result r[2];
+            losses l[2] = {};
+            const backend *be[2] = {backend_cpu(), &dev};
+            int rc[2];
+            for (int i = 0; i < 2; i++)
+                rc[i] = rmi_score_cb(be[i], &a, &d, &s, &r[i], NULL, record_loss, &l[i]);
+            /* how far apart after each step: the first two must agree to
+             * rounding; beyond them the ResNet-like cell's trajectory
+             * amplifies rounding a hundredfold a step (the CPU's own
+             * Winograd and im2col convolutions: 2e-5 at step 2, 3e-4 at 3,
+             * 3e-2 at 4), so step 3 only has to stay near */
+            double dif[3] = {INFINITY, INFINITY, INFINITY};
+            for (int i = 0; i < 3 && i < l[0].n && i < l[1].n; i++)
+                dif[i] = fabs(l[1].v[i] - l[0].v[i]) / fabs(l[0].v[i]);
+            tap_ok(rc[0] == 0 && rc[1] == 0 && l[0].n == 3 && l[1].n == 3 && !r[1].diverged &&
+                       dif[0] <= 1e-7 && dif[1] <= 1e-5 && dif[2] <= 1e-2,
+                   "a whole score (%s, 3 steps, the device path) with these kernels: %.9f, "
+                   "CPU %.9f (losses apart by %.2g, %.2g, %.2g)",
+                   as, r[1].score, r[0].score, dif[0], dif[1], dif[2]);
+        }
+        rmi_data_free(&d);
+    }
+    model_free(&teacher);
+    st_free(&f);
+}
+
 int main(void)
 {
     C = backend_cpu();
@@ -484,6 +600,7 @@ int main(void)
     test_loss();
     test_cka();
     test_sgd();
+    test_score();
     tap_ok(emu_failures() == 0, "no launch failed in the emulator (%d)", emu_failures());
     tap_plan(tap_n);
     return tap_done();
