@@ -543,6 +543,8 @@ static int cu_init(void)
     }
     const char *tf32 = getenv("RMINAS_CUDA_TF32");
     cu_tf32 = tf32 && *tf32 && strcmp(tf32, "0") != 0;
+    const char *fused = getenv("RMINAS_CUDA_BN_FUSED");
+    cu_bn_fused = !(fused && !strcmp(fused, "0"));
     backend *t = &cu_table;
     t->name = "cuda";
     t->math = cu_tf32 ? "tf32" : NULL;

@@ -132,7 +132,8 @@ __device__ void block_sum2(double &a, double &b, double *sh)
 /* Batch norm in three kernels: each channel's (n, hw) values are summed by
  * `split` blocks into partial double sums (cu.bn_part), one thread per
  * channel finishes them into the per-channel coefficients (cu.bn_coef), and
- * an elementwise kernel applies them. (One block per channel, the first
+ * an elementwise kernel applies them; by default the last two are one
+ * kernel (k_bn_train_apply, k_bn_bwd_apply_fused below). (One block per channel, the first
  * version, left the GPU nearly idle: 16 blocks walking 32768 values each for
  * the ResNet-like cell; the first H200 run measured 9.5 ms per RMI step with
  * it, 5.1 ms with this.) Both buffers are fixed at start-up, so nothing is
@@ -184,37 +185,46 @@ __global__ void k_bn_partial(int n, int c, int hw, int split, const float *x, co
     }
 }
 
+/* Channel ch's coefficients from its partial sums (coef[0], coef[1]: y =
+ * x*coef[0] + coef[1]), and its saved and running statistics where those
+ * pointers are not NULL. */
+__device__ void bn_train_coef(int ch, int split, double m, const double *part, const float *gamma,
+                              const float *beta, float *save_mean, float *save_invstd,
+                              float *running_mean, float *running_var, float momentum, float eps,
+                              float *coef)
+{
+    double s = 0., ss = 0.;
+    for (int b = 0; b < split; b++) {
+        s += part[((size_t)ch * split + b) * 2];
+        ss += part[((size_t)ch * split + b) * 2 + 1];
+    }
+    double mean = s / m, var = ss / m - mean * mean;
+    if (var < 0.)
+        var = 0.;
+    double invstd = 1. / sqrt(var + eps);
+    if (save_mean)
+        save_mean[ch] = (float)mean;
+    if (save_invstd)
+        save_invstd[ch] = (float)invstd;
+    if (running_mean) {
+        double unbiased = m > 1. ? var * m / (m - 1.) : var;
+        running_mean[ch] = (float)((1. - momentum) * running_mean[ch] + momentum * mean);
+        running_var[ch] = (float)((1. - momentum) * running_var[ch] + momentum * unbiased);
+    }
+    double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
+    double scale = g * invstd;
+    coef[0] = (float)scale;
+    coef[1] = (float)(bt - mean * scale);
+}
+
 __global__ void k_bn_train_finish(int c, int split, double m, const double *part,
                                   const float *gamma, const float *beta, float *save_mean,
                                   float *save_invstd, float *running_mean, float *running_var,
                                   float momentum, float eps, float *coef)
 {
-    GRID_STRIDE(chs, (size_t)c)
-    {
-        const int ch = (int)chs;
-        double s = 0., ss = 0.;
-        for (int b = 0; b < split; b++) {
-            s += part[((size_t)ch * split + b) * 2];
-            ss += part[((size_t)ch * split + b) * 2 + 1];
-        }
-        double mean = s / m, var = ss / m - mean * mean;
-        if (var < 0.)
-            var = 0.;
-        double invstd = 1. / sqrt(var + eps);
-        if (save_mean)
-            save_mean[ch] = (float)mean;
-        if (save_invstd)
-            save_invstd[ch] = (float)invstd;
-        if (running_mean) {
-            double unbiased = m > 1. ? var * m / (m - 1.) : var;
-            running_mean[ch] = (float)((1. - momentum) * running_mean[ch] + momentum * mean);
-            running_var[ch] = (float)((1. - momentum) * running_var[ch] + momentum * unbiased);
-        }
-        double g = gamma ? gamma[ch] : 1., bt = beta ? beta[ch] : 0.;
-        double scale = g * invstd;
-        coef[2 * ch] = (float)scale;
-        coef[2 * ch + 1] = (float)(bt - mean * scale);
-    }
+    GRID_STRIDE(ch, (size_t)c)
+    bn_train_coef((int)ch, split, m, part, gamma, beta, save_mean, save_invstd, running_mean,
+                  running_var, momentum, eps, coef + 2 * ch);
 }
 
 __global__ void k_bn_eval_coef(int c, const float *gamma, const float *beta,
@@ -243,28 +253,33 @@ __global__ void k_bn_apply(size_t total, int c, int hw, const float *x, const fl
     }
 }
 
+/* Channel ch's backward coefficients (dx += coef[0]*dy + coef[1]*(x - mean)
+ * + coef[2]) from its partial sums; dgamma and dbeta added where not NULL. */
+__device__ void bn_bwd_coef(int ch, int split, double m, const double *part, const float *gamma,
+                            const float *save_invstd, float *dgamma, float *dbeta, float *coef)
+{
+    double sdy = 0., sdyx = 0.;
+    for (int b = 0; b < split; b++) {
+        sdy += part[((size_t)ch * split + b) * 2];
+        sdyx += part[((size_t)ch * split + b) * 2 + 1];
+    }
+    const double invstd = save_invstd[ch];
+    if (dgamma)
+        dgamma[ch] += (float)(sdyx * invstd);
+    if (dbeta)
+        dbeta[ch] += (float)sdy;
+    const double g = gamma ? gamma[ch] : 1.;
+    coef[0] = (float)(g * invstd);
+    coef[1] = (float)(-g * invstd * invstd * invstd * sdyx / m);
+    coef[2] = (float)(-g * invstd * sdy / m);
+}
+
 __global__ void k_bn_bwd_finish(int c, int split, double m, const double *part,
                                 const float *gamma, const float *save_invstd, float *dgamma,
                                 float *dbeta, float *coef)
 {
-    GRID_STRIDE(chs, (size_t)c)
-    {
-        const int ch = (int)chs;
-        double sdy = 0., sdyx = 0.;
-        for (int b = 0; b < split; b++) {
-            sdy += part[((size_t)ch * split + b) * 2];
-            sdyx += part[((size_t)ch * split + b) * 2 + 1];
-        }
-        const double invstd = save_invstd[ch];
-        if (dgamma)
-            dgamma[ch] += (float)(sdyx * invstd);
-        if (dbeta)
-            dbeta[ch] += (float)sdy;
-        const double g = gamma ? gamma[ch] : 1.;
-        coef[3 * ch] = (float)(g * invstd);
-        coef[3 * ch + 1] = (float)(-g * invstd * invstd * invstd * sdyx / m);
-        coef[3 * ch + 2] = (float)(-g * invstd * sdy / m);
-    }
+    GRID_STRIDE(ch, (size_t)c)
+    bn_bwd_coef((int)ch, split, m, part, gamma, save_invstd, dgamma, dbeta, coef + 3 * ch);
 }
 
 __global__ void k_bn_bwd_apply(size_t total, int c, int hw, const float *x, const float *dy,
@@ -277,6 +292,85 @@ __global__ void k_bn_bwd_apply(size_t total, int c, int hw, const float *x, cons
                  coef[3 * ch + 2];
     }
 }
+
+/* The finish and apply kernels in one (cu_bn_fused): each block takes
+ * CU_THREADS consecutive elements at a time, computes the coefficients of
+ * the (n, c) planes they fall in (at most CU_THREADS/hw + 2) from the
+ * partial sums, as the finish kernel does, then applies them. A channel's
+ * saved and running statistics (forward) or dgamma and dbeta (backward) are
+ * written once, by the block that holds the channel's first element of
+ * sample 0. The same arithmetic as the three kernels, bit for bit, with one
+ * launch fewer per batch norm (two per training step's batch norm: 72 of
+ * the ResNet-like cell's ~580 kernels a step). */
+enum { BN_CHUNK_PLANES = CU_THREADS + 2 };
+
+/* the chunk [base, base + CU_THREADS) of total: its first plane, its plane count */
+__device__ int bn_chunk(size_t base, size_t total, int hw, size_t &p0)
+{
+    const size_t last = (base + CU_THREADS < total ? base + CU_THREADS : total) - 1;
+    p0 = base / hw;
+    return (int)(last / hw - p0 + 1);
+}
+
+__global__ void k_bn_train_apply(size_t total, int c, int hw, int split, double m,
+                                 const double *part, const float *gamma, const float *beta,
+                                 float *save_mean, float *save_invstd, float *running_mean,
+                                 float *running_var, float momentum, float eps, const float *x,
+                                 float *y, int acc)
+{
+    __shared__ float sc[2 * BN_CHUNK_PLANES];
+    for (size_t base = (size_t)blockIdx.x * CU_THREADS; base < total;
+         base += (size_t)gridDim.x * CU_THREADS) {
+        size_t p0;
+        const int np = bn_chunk(base, total, hw, p0);
+        for (int q = threadIdx.x; q < np; q += CU_THREADS) {
+            const size_t p = p0 + q;
+            const bool first = p < (size_t)c && p * hw >= base;
+            bn_train_coef((int)(p % c), split, m, part, gamma, beta, first ? save_mean : NULL,
+                          first ? save_invstd : NULL, first ? running_mean : NULL,
+                          first ? running_var : NULL, momentum, eps, sc + 2 * q);
+        }
+        __syncthreads();
+        const size_t i = base + threadIdx.x;
+        if (i < total) {
+            const int q = (int)(i / hw - p0);
+            float v = x[i] * sc[2 * q] + sc[2 * q + 1];
+            y[i] = acc ? y[i] + v : v;
+        }
+        __syncthreads();
+    }
+}
+
+__global__ void k_bn_bwd_apply_fused(size_t total, int c, int hw, int split, double m,
+                                     const double *part, const float *gamma,
+                                     const float *save_mean, const float *save_invstd,
+                                     float *dgamma, float *dbeta, const float *x,
+                                     const float *dy, float *dx)
+{
+    __shared__ float sc[3 * BN_CHUNK_PLANES];
+    for (size_t base = (size_t)blockIdx.x * CU_THREADS; base < total;
+         base += (size_t)gridDim.x * CU_THREADS) {
+        size_t p0;
+        const int np = bn_chunk(base, total, hw, p0);
+        for (int q = threadIdx.x; q < np; q += CU_THREADS) {
+            const size_t p = p0 + q;
+            const bool first = p < (size_t)c && p * hw >= base;
+            bn_bwd_coef((int)(p % c), split, m, part, gamma, save_invstd,
+                        first ? dgamma : NULL, first ? dbeta : NULL, sc + 3 * q);
+        }
+        __syncthreads();
+        const size_t i = base + threadIdx.x;
+        if (i < total) {
+            const int q = (int)(i / hw - p0), ch = (int)((i / hw) % c);
+            dx[i] += sc[3 * q] * dy[i] + sc[3 * q + 1] * (x[i] - save_mean[ch]) + sc[3 * q + 2];
+        }
+        __syncthreads();
+    }
+}
+
+/* RMINAS_CUDA_BN_FUSED=0: the three kernels (set by cu_init; the tests
+ * compare both) */
+static int cu_bn_fused = 1;
 
 static void cu_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
                                 const float *beta, float *y, int acc, float *save_mean,
@@ -291,6 +385,12 @@ static void cu_bn_forward_train(int n, int c, int hw, const float *x, const floa
     const size_t total = (size_t)n * c * hw;
     CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x, (const float *)NULL,
               (const float *)NULL, cu.bn_part);
+    if (cu_bn_fused) {
+        CU_LAUNCH(k_bn_train_apply, cu_blocks(total), CU_THREADS, total, c, hw, split,
+                  (double)n * hw, cu.bn_part, gamma, beta, save_mean, save_invstd, running_mean,
+                  running_var, momentum, eps, x, y, acc);
+        return;
+    }
     CU_LAUNCH(k_bn_train_finish, cu_blocks(c), CU_THREADS, c, split, (double)n * hw, cu.bn_part,
               gamma, beta, save_mean, save_invstd, running_mean, running_var, momentum, eps,
               cu.bn_coef);
@@ -323,6 +423,12 @@ static void cu_bn_backward(int n, int c, int hw, const float *x, const float *ga
     const size_t total = (size_t)n * c * hw;
     CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x, dy, save_mean,
               cu.bn_part);
+    if (cu_bn_fused && dx) {
+        CU_LAUNCH(k_bn_bwd_apply_fused, cu_blocks(total), CU_THREADS, total, c, hw, split,
+                  (double)n * hw, cu.bn_part, gamma, save_mean, save_invstd, dgamma, dbeta, x,
+                  dy, dx);
+        return;
+    }
     CU_LAUNCH(k_bn_bwd_finish, cu_blocks(c), CU_THREADS, c, split, (double)n * hw, cu.bn_part,
               gamma, save_invstd, dgamma, dbeta, cu.bn_coef);
     if (dx)

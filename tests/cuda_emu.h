@@ -52,7 +52,13 @@ extern "C" char __start_emu_shared[], __stop_emu_shared[];
 /* the running thread's indices (set before each fiber is resumed) */
 static dim3 threadIdx, blockIdx, blockDim, gridDim;
 
-enum { EMU_MAX_THREADS = 1024, EMU_STACK = 256 << 10, EMU_MAX_SHMEM = 48 << 10 };
+/* a fiber's stack: the kernels' frames are small; AddressSanitizer's are not */
+#ifdef __SANITIZE_ADDRESS__
+enum { EMU_STACK = 256 << 10 };
+#else
+enum { EMU_STACK = 16 << 10 };
+#endif
+enum { EMU_MAX_THREADS = 1024, EMU_MAX_SHMEM = 48 << 10 };
 
 /* Switching between fibers: a few instructions on x86-64 (the callee-saved
  * registers and the stack pointer; ucontext's swapcontext also makes a
@@ -174,13 +180,15 @@ static bool emu_block(unsigned nt)
     for (unsigned t = 0; t < nt; t++) {
         emu_fiber *f = &emu_fibers[t];
         if (!f->stack) {
-            void *s = mmap(NULL, EMU_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                           -1, 0);
-            if (s == MAP_FAILED) {
+            /* below the stack a page that faults: an overflow stops at once */
+            const size_t guard = 4096;
+            char *s = (char *)mmap(NULL, EMU_STACK + guard, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (s == (char *)MAP_FAILED || mprotect(s, guard, PROT_NONE) != 0) {
                 emu_fail("no memory for a fiber's stack");
                 return false;
             }
-            f->stack = (char *)s;
+            f->stack = s + guard;
         }
         emu_ctx_make(f, EMU_STACK);
         f->done = 0;

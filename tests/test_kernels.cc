@@ -242,12 +242,74 @@ static void test_bn_shape(int n, int c, int hw)
     }
 }
 
+/* The fused kernels (the default) against the three-kernel path, bit for
+ * bit, and with a grid of 3 blocks striding over the chunks. */
+struct bn_out {
+    vec y, mean, invstd, rm, rv, dx, dg, db;
+    bool operator==(const bn_out &o) const
+    {
+        return same_bits(y, o.y) && same_bits(mean, o.mean) && same_bits(invstd, o.invstd) &&
+               same_bits(rm, o.rm) && same_bits(rv, o.rv) && same_bits(dx, o.dx) &&
+               same_bits(dg, o.dg) && same_bits(db, o.db);
+    }
+};
+
+static bn_out bn_run(int n, int c, int hw, int fused, unsigned grid)
+{
+    rng_state = 1234567; /* the same inputs each time */
+    const size_t total = (size_t)n * c * hw;
+    vec x = randv(total, 2.f, 0.5f), g = randv(c, 0.5f, 1.f), bt = randv(c, 0.3f);
+    bn_out o;
+    o.y = randv(total), o.rm = randv(c, 0.1f), o.rv = randv(c, 0.1f, 1.f);
+    o.mean = o.invstd = vec(c);
+    o.dx = randv(total), o.dg = randv(c), o.db = randv(c);
+    const vec dy = randv(total);
+    cu_bn_fused = fused;
+    const int split = bn_split(n, c, hw);
+    const double m = (double)n * hw;
+    if (!grid) {
+        cu_bn_forward_train(n, c, hw, x.data(), g.data(), bt.data(), o.y.data(), 1,
+                            o.mean.data(), o.invstd.data(), o.rm.data(), o.rv.data(), 0.1f, 1e-5f);
+        cu_bn_backward(n, c, hw, x.data(), g.data(), o.mean.data(), o.invstd.data(), dy.data(),
+                       o.dx.data(), o.dg.data(), o.db.data());
+    } else { /* the fused kernels launched on a grid that must stride */
+        CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x.data(),
+                  (const float *)NULL, (const float *)NULL, cu.bn_part);
+        CU_LAUNCH(k_bn_train_apply, grid, CU_THREADS, total, c, hw, split, m, cu.bn_part,
+                  g.data(), bt.data(), o.mean.data(), o.invstd.data(), o.rm.data(), o.rv.data(),
+                  0.1f, 1e-5f, x.data(), o.y.data(), 1);
+        CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x.data(), dy.data(),
+                  o.mean.data(), cu.bn_part);
+        CU_LAUNCH(k_bn_bwd_apply_fused, grid, CU_THREADS, total, c, hw, split, m, cu.bn_part,
+                  g.data(), o.mean.data(), o.invstd.data(), o.dg.data(), o.db.data(), x.data(),
+                  dy.data(), o.dx.data());
+    }
+    cu_bn_fused = 1;
+    return o;
+}
+
+static void test_bn_fused(void)
+{
+    const int shapes[][3] = {{8, 16, 1024}, {2, 5, 9}, {300, 7, 1}, {5, 6, 3}, {3, 2, 11025},
+                             {7, 3, 100}};
+    for (auto &sh : shapes) {
+        const bn_out three = bn_run(sh[0], sh[1], sh[2], 0, 0);
+        tap_ok(bn_run(sh[0], sh[1], sh[2], 1, 0) == three &&
+                   bn_run(sh[0], sh[1], sh[2], 1, 3) == three,
+               "bn %dx%dx%d fused (and on a grid of 3 blocks): the three kernels' y, "
+               "statistics, dx, dgamma and dbeta, every bit",
+               sh[0], sh[1], sh[2]);
+    }
+}
+
 static void test_bn(void)
 {
     test_bn_shape(2, 5, 9);     /* split 1 */
     test_bn_shape(4, 3, 1024);  /* split 2 */
     test_bn_shape(8, 4, 1024);  /* split 4 */
     test_bn_shape(3, 2, 11025); /* split 17, a last block shorter than the others */
+    test_bn_shape(300, 7, 1);   /* a chunk of 256 elements over 256 planes */
+    test_bn_fused();
     fail_calls = 0;
     tap_ok(bn_split(1, CU_BN_COEF + 1, 1) == 0 && fail_calls == 1 &&
                strstr(fail_msg, "16384"),

@@ -38,8 +38,9 @@
 #             CUDA graphs, op by op (RMINAS_CUDA_GRAPHS=0), and under `profile on`
 #             (every operation waited for and timed; the table by operation and
 #             by convolution shape), with cuDNN's timed algorithm choice
-#             (RMINAS_CUDA_FIND=1), and with TF32 convolutions (RMINAS_CUDA_TF32=1)
-#                                                            DEVKIT_T_PROFILE (60 s)
+#             (RMINAS_CUDA_FIND=1), with batch norm unfused (RMINAS_CUDA_BN_FUSED=0)
+#             and with TF32 convolutions (RMINAS_CUDA_TF32=1)
+#                                                            DEVKIT_T_PROFILE (70 s)
 #   ktrace    the GPU's own account (tests/bench/ktrace.c, CUPTI): the cell scored
 #             twice, then 8 architectures ranked with 8 jobs, DEVKIT_TRACE_STEPS (50)
 #             steps each; every kernel and memset, CUDA graph nodes included: time
@@ -388,6 +389,10 @@ EOF
     RMINAS_CUDA_FIND=1 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
         -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
         -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    echo "== batch norm in three kernels a pass (RMINAS_CUDA_BN_FUSED=0; the default fuses two), with CUDA graphs, no profile"
+    RMINAS_CUDA_BN_FUSED=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
+        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
+        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
     echo "== convolutions in TF32 (RMINAS_CUDA_TF32=1), with CUDA graphs, no profile"
     RMINAS_CUDA_TF32=1 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
         -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
@@ -663,7 +668,7 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         alltests) step alltests "${DEVKIT_T_ALLTESTS:-120}" ;;
         memcheck) step memcheck "${DEVKIT_T_MEMCHECK:-150}" ;;
         sanity) step sanity "${DEVKIT_T_SANITY:-60}" ;;
-        profile) step profile "${DEVKIT_T_PROFILE:-60}" ;;
+        profile) step profile "${DEVKIT_T_PROFILE:-70}" ;;
         ktrace) step ktrace "${DEVKIT_T_KTRACE:-60}" ;;
         jobs) step jobs "${DEVKIT_T_JOBS:-90}" ;;
         bench) step bench "${DEVKIT_T_BENCH:-250}" ;;
