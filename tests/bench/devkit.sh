@@ -31,7 +31,8 @@
 #             sees each buffer's bounds)                     DEVKIT_T_MEMCHECK (150 s)
 #             (not in the default steps: add it, e.g. DEVKIT_STEPS="test memcheck"; it
 #             also runs right after a failed test step, one not timed out, unless
-#             DEVKIT_MEMCHECK_ON_FAIL=0)
+#             DEVKIT_MEMCHECK_ON_FAIL=0, after test_cuda once more with batch norm in
+#             three kernels, RMINAS_CUDA_BN_FUSED=0: step test_unfused)
 #   sanity    rminas --device cuda: load, teacher eval, batch, score the ResNet-like cell
 #                                                            DEVKIT_T_SANITY (60 s)
 #   profile   where a score's time goes: the ResNet-like cell scored (150 steps) with
@@ -319,6 +320,19 @@ step_test() {
     local t=$rk/tests/test_cuda
     [ -x "$t" ] || { echo "no tests/test_cuda in the kit"; return 1; }
     "$t"
+}
+
+# After a failed test_cuda: the same with batch norm in three kernels a pass
+# (as in run 2), so a failure of the fused kernels shows as such.
+step_test_unfused() {
+    local t=$rk/tests/test_cuda
+    [ -x "$t" ] || { echo "no tests/test_cuda in the kit"; return 1; }
+    RMINAS_CUDA_BN_FUSED=0 "$t" > "$work/test_unfused.tap" 2>&1
+    local rc=$?
+    echo "test_cuda with RMINAS_CUDA_BN_FUSED=0: rc $rc, $(grep -c '^ok' "$work/test_unfused.tap") ok," \
+        "$(grep -c '^not ok' "$work/test_unfused.tap") not ok"
+    grep '^not ok' "$work/test_unfused.tap" | head -n 20
+    return $rc
 }
 
 # tests/test_cuda under compute-sanitizer (memcheck: out-of-bounds and
@@ -661,7 +675,8 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
             # memcheck at once, unless asked for later anyway
             if [ "${DEVKIT_MEMCHECK_ON_FAIL:-1}" = 1 ] && [[ " ${DEVKIT_STEPS-} " != *" memcheck "* ]] &&
                 ! grep -qE '^test rc=(0|124|137) ' "$work/steps.txt"; then
-                echo "devkit: test_cuda failed: running it under memcheck"
+                echo "devkit: test_cuda failed: again with batch norm unfused, then under memcheck"
+                step test_unfused "${DEVKIT_T_TEST:-60}"
                 step memcheck "${DEVKIT_T_MEMCHECK:-150}"
             fi
             ;;
@@ -688,6 +703,8 @@ t.extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "data_filter"
         grep -m1 -E 'NVIDIA|H100|H200' "$OUT/env.txt" | head -n 1
         echo "## steps"; cat "$work/steps.txt"
         echo "## test"; grep -E '^(not ok|# |1\.\.)' "$work/test.log" 2>/dev/null | head -n 40
+        [ -f "$work/test_unfused.log" ] && { echo "## test_unfused"
+            grep -E '^test_cuda with|^not ok' "$work/test_unfused.log" | head -n 20; }
         [ -f "$work/memcheck.log" ] && { echo "## memcheck"
             grep -E '^(not ok|=========|# )' "$work/memcheck.log" | head -n 30; }
         grep -c '^ok' "$work/test.log" 2>/dev/null | sed 's/^/ok lines: /'
