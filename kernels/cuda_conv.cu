@@ -328,7 +328,7 @@ void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const
 }
 
 void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, const float *dy,
-                        float *dx, float *dw, float *db, float *work)
+                        float *dx, float *dw, float *db, float *work, int dx_acc)
 {
     conv_entry *e = entry_get(d, 0);
     if (!e)
@@ -354,9 +354,9 @@ void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, cons
         float *t = work + x_slot(d);
         CU(cudnnConvolutionBackwardData(cu.dnn, &one, e->w, w, e->y, dy, e->conv, e->bwd_data, ws,
                                         e->ws, &zero, e->x, t));
-        cu_relu_mask_add(x, t, dx, x_floats(d));
+        cu_relu_mask(x, t, dx, x_floats(d), dx_acc);
     } else {
         CU(cudnnConvolutionBackwardData(cu.dnn, &one, e->w, w, e->y, dy, e->conv, e->bwd_data, ws,
-                                        e->ws, &one, e->x, dx));
+                                        e->ws, dx_acc ? &one : &zero, e->x, dx));
     }
 }

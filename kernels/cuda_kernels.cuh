@@ -99,11 +99,21 @@ static void cu_relu_backward(const float *y, const float *dy, float *dx, size_t 
         CU_LAUNCH(k_relu_bwd_acc, cu_blocks(n), CU_THREADS, y, dy, dx, n);
 }
 
-/* dx += t where x > 0 (the input side of a fused ReLU -> Conv) */
-void cu_relu_mask_add(const float *x, const float *t, float *dx, size_t n)
+__global__ void k_relu_bwd_set(const float *y, const float *dy, float *dx, size_t n)
 {
-    if (n)
+    GRID_STRIDE(i, n) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+}
+
+/* dx += t where x > 0, or dx = that (acc == 0): the input side of a fused
+ * ReLU -> Conv */
+void cu_relu_mask(const float *x, const float *t, float *dx, size_t n, int acc)
+{
+    if (!n)
+        return;
+    if (acc)
         CU_LAUNCH(k_relu_bwd_acc, cu_blocks(n), CU_THREADS, x, t, dx, n);
+    else
+        CU_LAUNCH(k_relu_bwd_set, cu_blocks(n), CU_THREADS, x, t, dx, n);
 }
 
 /* ---- block reductions in double ---- */
@@ -283,13 +293,14 @@ __global__ void k_bn_bwd_finish(int c, int split, double m, const double *part,
 }
 
 __global__ void k_bn_bwd_apply(size_t total, int c, int hw, const float *x, const float *dy,
-                               const float *save_mean, const float *coef, float *dx)
+                               const float *save_mean, const float *coef, float *dx, int acc)
 {
     GRID_STRIDE(i, total)
     {
         const int ch = (int)((i / hw) % c);
-        dx[i] += coef[3 * ch] * dy[i] + coef[3 * ch + 1] * (x[i] - save_mean[ch]) +
-                 coef[3 * ch + 2];
+        const float v = coef[3 * ch] * dy[i] + coef[3 * ch + 1] * (x[i] - save_mean[ch]) +
+                        coef[3 * ch + 2];
+        dx[i] = acc ? dx[i] + v : v;
     }
 }
 
@@ -345,7 +356,7 @@ __global__ void k_bn_bwd_apply_fused(size_t total, int c, int hw, int split, dou
                                      const double *part, const float *gamma,
                                      const float *save_mean, const float *save_invstd,
                                      float *dgamma, float *dbeta, const float *x,
-                                     const float *dy, float *dx)
+                                     const float *dy, float *dx, int acc)
 {
     __shared__ float sc[3 * BN_CHUNK_PLANES];
     for (size_t base = (size_t)blockIdx.x * CU_THREADS; base < total;
@@ -362,7 +373,9 @@ __global__ void k_bn_bwd_apply_fused(size_t total, int c, int hw, int split, dou
         const size_t i = base + threadIdx.x;
         if (i < total) {
             const int q = (int)(i / hw - p0), ch = (int)((i / hw) % c);
-            dx[i] += sc[3 * q] * dy[i] + sc[3 * q + 1] * (x[i] - save_mean[ch]) + sc[3 * q + 2];
+            const float v =
+                sc[3 * q] * dy[i] + sc[3 * q + 1] * (x[i] - save_mean[ch]) + sc[3 * q + 2];
+            dx[i] = acc ? dx[i] + v : v;
         }
         __syncthreads();
     }
@@ -413,7 +426,7 @@ static void cu_bn_forward_eval(int n, int c, int hw, const float *x, const float
 
 static void cu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
                            const float *save_mean, const float *save_invstd, const float *dy,
-                           float *dx, float *dgamma, float *dbeta)
+                           float *dx, float *dgamma, float *dbeta, int dx_acc)
 {
     if (n <= 0 || c <= 0 || hw <= 0)
         return;
@@ -426,14 +439,14 @@ static void cu_bn_backward(int n, int c, int hw, const float *x, const float *ga
     if (cu_bn_fused && dx) {
         CU_LAUNCH(k_bn_bwd_apply_fused, cu_blocks(total), CU_THREADS, total, c, hw, split,
                   (double)n * hw, cu.bn_part, gamma, save_mean, save_invstd, dgamma, dbeta, x,
-                  dy, dx);
+                  dy, dx, dx_acc);
         return;
     }
     CU_LAUNCH(k_bn_bwd_finish, cu_blocks(c), CU_THREADS, c, split, (double)n * hw, cu.bn_part,
               gamma, save_invstd, dgamma, dbeta, cu.bn_coef);
     if (dx)
         CU_LAUNCH(k_bn_bwd_apply, cu_blocks(total), CU_THREADS, total, c, hw, x, dy, save_mean,
-                  cu.bn_coef, dx);
+                  cu.bn_coef, dx, dx_acc);
 }
 
 /* ---- pooling: one thread per output (forward) or input (backward) ---- */

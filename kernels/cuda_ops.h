@@ -108,9 +108,9 @@ size_t cu_conv_work_size(const conv_desc *d);
 void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const float *b,
                        float *y, int acc, float *work);
 void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, const float *dy,
-                        float *dx, float *dw, float *db, float *work);
-/* y = max(x, 0) into work and dx += t * (x > 0): the fused-ReLU halves. */
+                        float *dx, float *dw, float *db, float *work, int dx_acc);
+/* y = max(x, 0) into work and dx (+)= t * (x > 0): the fused-ReLU halves. */
 void cu_relu_copy(const float *x, float *y, size_t n);
-void cu_relu_mask_add(const float *x, const float *t, float *dx, size_t n);
+void cu_relu_mask(const float *x, const float *t, float *dx, size_t n, int acc);
 
 #endif

@@ -525,9 +525,9 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
     t_rand(&dx, -1., 1.);
     t_rand(&dw, -1., 1.);
     t_rand(&db, -1., 1.);
-    cpu->conv2d_backward(&d, x.h, wt.h, dy.h, dx.h, dw.h, bias ? db.h : NULL, cwork);
+    cpu->conv2d_backward(&d, x.h, wt.h, dy.h, dx.h, dw.h, bias ? db.h : NULL, cwork, 1);
     peer_side(1);
-    peer->conv2d_backward(&d, x.d, wt.d, dy.d, dx.d, dw.d, bias ? db.d : NULL, pwork);
+    peer->conv2d_backward(&d, x.d, wt.d, dy.d, dx.d, dw.d, bias ? db.d : NULL, pwork, 1);
     peer_side(0);
     synced(tag, "backward");
     check_tens(tag, "backward dx", &dx, TOL_SUM);
@@ -537,9 +537,9 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
 
     t_rand(&dw, -1., 1.);
     t_rand(&db, -1., 1.);
-    cpu->conv2d_backward(&d, x.h, wt.h, dy.h, NULL, dw.h, bias ? db.h : NULL, cwork);
+    cpu->conv2d_backward(&d, x.h, wt.h, dy.h, NULL, dw.h, bias ? db.h : NULL, cwork, 1);
     peer_side(1);
-    peer->conv2d_backward(&d, x.d, wt.d, dy.d, NULL, dw.d, bias ? db.d : NULL, pwork);
+    peer->conv2d_backward(&d, x.d, wt.d, dy.d, NULL, dw.d, bias ? db.d : NULL, pwork, 1);
     peer_side(0);
     synced(tag, "backward dx=NULL");
     check_tens(tag, bias ? "backward dx=NULL: dw" : "backward dx=NULL db=NULL: dw", &dw,
@@ -547,13 +547,20 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
     if (bias)
         check_tens(tag, "backward dx=NULL: db", &db, TOL_SUM);
 
-    t_rand(&dx, -1., 1.);
-    cpu->conv2d_backward(&d, x.h, wt.h, dy.h, dx.h, NULL, NULL, cwork);
-    peer_side(1);
-    peer->conv2d_backward(&d, x.d, wt.d, dy.d, dx.d, NULL, NULL, pwork);
-    peer_side(0);
-    synced(tag, "backward dw=db=NULL");
-    check_tens(tag, "backward dw=db=NULL: dx", &dx, TOL_SUM);
+    /* dx alone, added to random values, then written over NaN (dx_acc=0) */
+    for (int acc = 1; acc >= 0; acc--) {
+        if (acc)
+            t_rand(&dx, -1., 1.);
+        else
+            t_fill(&dx, NAN);
+        cpu->conv2d_backward(&d, x.h, wt.h, dy.h, dx.h, NULL, NULL, cwork, acc);
+        peer_side(1);
+        peer->conv2d_backward(&d, x.d, wt.d, dy.d, dx.d, NULL, NULL, pwork, acc);
+        peer_side(0);
+        synced(tag, acc ? "backward dw=db=NULL" : "backward dw=db=NULL dx_acc=0");
+        check_tens(tag, acc ? "backward dw=db=NULL: dx" : "backward dw=db=NULL, dx_acc=0: dx",
+                   &dx, TOL_SUM);
+    }
 
     t_free(&x), t_free(&wt), t_free(&b), t_free(&y), t_free(&dy);
     t_free(&dx), t_free(&dw), t_free(&db);
@@ -700,30 +707,36 @@ static void test_bn(int n, int c, int hw)
     t_rand(&dx, -1., 1.);
     t_rand(&dg, -1., 1.);
     t_rand(&dbt, -1., 1.);
-    cpu->bn_backward(n, c, hw, x.h, gamma.h, sm.h, si.h, dy.h, dx.h, dg.h, dbt.h);
-    peer->bn_backward(n, c, hw, x.d, gamma.d, sm.d, si.d, dy.d, dx.d, dg.d, dbt.d);
+    cpu->bn_backward(n, c, hw, x.h, gamma.h, sm.h, si.h, dy.h, dx.h, dg.h, dbt.h, 1);
+    peer->bn_backward(n, c, hw, x.d, gamma.d, sm.d, si.d, dy.d, dx.d, dg.d, dbt.d, 1);
     synced(tag, "backward");
     check_tens(tag, "backward dx", &dx, TOL_SUM);
     check_tens(tag, "backward dgamma", &dg, TOL_SUM);
     check_tens(tag, "backward dbeta", &dbt, TOL_SUM);
 
-    t_rand(&dx, -1., 1.);
-    cpu->bn_backward(n, c, hw, x.h, gamma.h, sm.h, si.h, dy.h, dx.h, NULL, NULL);
-    peer->bn_backward(n, c, hw, x.d, gamma.d, sm.d, si.d, dy.d, dx.d, NULL, NULL);
-    synced(tag, "backward dgamma=dbeta=NULL");
-    check_tens(tag, "backward dgamma=dbeta=NULL: dx", &dx, TOL_SUM);
+    for (int acc = 1; acc >= 0; acc--) { /* over random values, then over NaN (dx_acc=0) */
+        if (acc)
+            t_rand(&dx, -1., 1.);
+        else
+            t_fill(&dx, NAN);
+        cpu->bn_backward(n, c, hw, x.h, gamma.h, sm.h, si.h, dy.h, dx.h, NULL, NULL, acc);
+        peer->bn_backward(n, c, hw, x.d, gamma.d, sm.d, si.d, dy.d, dx.d, NULL, NULL, acc);
+        synced(tag, acc ? "backward dgamma=dbeta=NULL" : "backward dgamma=dbeta=NULL dx_acc=0");
+        check_tens(tag, acc ? "backward dgamma=dbeta=NULL: dx" : "backward dx_acc=0: dx", &dx,
+                   TOL_SUM);
+    }
 
     t_rand(&dg, -1., 1.);
     t_rand(&dbt, -1., 1.);
-    cpu->bn_backward(n, c, hw, x.h, gamma.h, sm.h, si.h, dy.h, NULL, dg.h, dbt.h);
-    peer->bn_backward(n, c, hw, x.d, gamma.d, sm.d, si.d, dy.d, NULL, dg.d, dbt.d);
+    cpu->bn_backward(n, c, hw, x.h, gamma.h, sm.h, si.h, dy.h, NULL, dg.h, dbt.h, 1);
+    peer->bn_backward(n, c, hw, x.d, gamma.d, sm.d, si.d, dy.d, NULL, dg.d, dbt.d, 1);
     synced(tag, "backward dx=NULL");
     check_tens(tag, "backward dx=NULL: dgamma", &dg, TOL_SUM);
     check_tens(tag, "backward dx=NULL: dbeta", &dbt, TOL_SUM);
 
     t_rand(&dx, -1., 1.);
-    cpu->bn_backward(n, c, hw, x.h, NULL, sm.h, si.h, dy.h, dx.h, NULL, NULL);
-    peer->bn_backward(n, c, hw, x.d, NULL, sm.d, si.d, dy.d, dx.d, NULL, NULL);
+    cpu->bn_backward(n, c, hw, x.h, NULL, sm.h, si.h, dy.h, dx.h, NULL, NULL, 1);
+    peer->bn_backward(n, c, hw, x.d, NULL, sm.d, si.d, dy.d, dx.d, NULL, NULL, 1);
     synced(tag, "backward gamma=NULL");
     check_tens(tag, "backward gamma=NULL: dx", &dx, TOL_SUM);
 

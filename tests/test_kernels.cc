@@ -184,12 +184,14 @@ static void test_elementwise(void)
     C->relu_backward(r1.data(), dy.data(), d1.data(), n);
     cu_relu_backward(r1.data(), dy.data(), d2.data(), n);
     tap_ok(same_bits(d2, d1), "relu backward accumulated");
-    /* the fused ReLU -> Conv's input side: dx += t where x > 0 */
-    vec m = y0, want = y0;
-    for (size_t i = 0; i < n; i++)
-        want[i] += x[i] > 0.f ? dy[i] : 0.f;
-    cu_relu_mask_add(x.data(), dy.data(), m.data(), n);
-    tap_ok(same_bits(m, want), "relu mask add");
+    /* the fused ReLU -> Conv's input side: dx += t where x > 0, or dx = that */
+    for (int acc = 0; acc < 2; acc++) {
+        vec m = y0, want = y0;
+        for (size_t i = 0; i < n; i++)
+            want[i] = (acc ? want[i] : 0.f) + (x[i] > 0.f ? dy[i] : 0.f);
+        cu_relu_mask(x.data(), dy.data(), m.data(), n, acc);
+        tap_ok(same_bits(m, want), "relu mask acc=%d", acc);
+    }
 }
 
 /* ---- batch norm ---- */
@@ -230,13 +232,17 @@ static void test_bn_shape(int n, int c, int hw)
     C->bn_forward_train(n, c, hw, x.data(), g.data(), bt.data(), y.data(), 0, mean.data(),
                         invstd.data(), NULL, NULL, 0.1f, 1e-5f);
     vec dy = randv(total), dx0 = randv(total), dg0 = randv(c), db0 = randv(c);
-    for (int with_dx = 0; with_dx < 2; with_dx++) {
+    for (int mode = 0; mode < 3; mode++) { /* no dx, dx accumulated, dx overwritten */
         vec dxa = dx0, dxb = dx0, dga = dg0, dgb = dg0, dba = db0, dbb = db0;
+        const int acc = mode < 2;
+        if (!acc)
+            dxb = vec(total, NAN);
         C->bn_backward(n, c, hw, x.data(), g.data(), mean.data(), invstd.data(), dy.data(),
-                       with_dx ? dxa.data() : NULL, dga.data(), dba.data());
+                       mode ? dxa.data() : NULL, dga.data(), dba.data(), acc);
         cu_bn_backward(n, c, hw, x.data(), g.data(), mean.data(), invstd.data(), dy.data(),
-                       with_dx ? dxb.data() : NULL, dgb.data(), dbb.data());
-        CHECK(dxb, dxa, 1e-5, "bn backward %dx%dx%d%s: dx", n, c, hw, with_dx ? "" : " (no dx)");
+                       mode ? dxb.data() : NULL, dgb.data(), dbb.data(), acc);
+        CHECK(dxb, dxa, 1e-5, "bn backward %dx%dx%d%s: dx", n, c, hw,
+              mode == 0 ? " (no dx)" : acc ? "" : " (dx_acc=0 over NaN)");
         CHECK(dgb, dga, 1e-5, "  dgamma (accumulated)");
         CHECK(dbb, dba, 1e-5, "  dbeta (accumulated)");
     }
@@ -254,7 +260,7 @@ struct bn_out {
     }
 };
 
-static bn_out bn_run(int n, int c, int hw, int fused, unsigned grid)
+static bn_out bn_run(int n, int c, int hw, int fused, unsigned grid, int dx_acc)
 {
     rng_state = 1234567; /* the same inputs each time */
     const size_t total = (size_t)n * c * hw;
@@ -271,7 +277,7 @@ static bn_out bn_run(int n, int c, int hw, int fused, unsigned grid)
         cu_bn_forward_train(n, c, hw, x.data(), g.data(), bt.data(), o.y.data(), 1,
                             o.mean.data(), o.invstd.data(), o.rm.data(), o.rv.data(), 0.1f, 1e-5f);
         cu_bn_backward(n, c, hw, x.data(), g.data(), o.mean.data(), o.invstd.data(), dy.data(),
-                       o.dx.data(), o.dg.data(), o.db.data());
+                       o.dx.data(), o.dg.data(), o.db.data(), dx_acc);
     } else { /* the fused kernels launched on a grid that must stride */
         CU_LAUNCH(k_bn_partial, dim3(split, c), CU_THREADS, n, c, hw, split, x.data(),
                   (const float *)NULL, (const float *)NULL, cu.bn_part);
@@ -282,7 +288,7 @@ static bn_out bn_run(int n, int c, int hw, int fused, unsigned grid)
                   o.mean.data(), cu.bn_part);
         CU_LAUNCH(k_bn_bwd_apply_fused, grid, CU_THREADS, total, c, hw, split, m, cu.bn_part,
                   g.data(), o.mean.data(), o.invstd.data(), o.dg.data(), o.db.data(), x.data(),
-                  dy.data(), o.dx.data());
+                  dy.data(), o.dx.data(), dx_acc);
     }
     cu_bn_fused = 1;
     return o;
@@ -292,14 +298,15 @@ static void test_bn_fused(void)
 {
     const int shapes[][3] = {{8, 16, 1024}, {2, 5, 9}, {300, 7, 1}, {5, 6, 3}, {3, 2, 11025},
                              {7, 3, 100}};
-    for (auto &sh : shapes) {
-        const bn_out three = bn_run(sh[0], sh[1], sh[2], 0, 0);
-        tap_ok(bn_run(sh[0], sh[1], sh[2], 1, 0) == three &&
-                   bn_run(sh[0], sh[1], sh[2], 1, 3) == three,
-               "bn %dx%dx%d fused (and on a grid of 3 blocks): the three kernels' y, "
-               "statistics, dx, dgamma and dbeta, every bit",
-               sh[0], sh[1], sh[2]);
-    }
+    for (auto &sh : shapes)
+        for (int acc = 1; acc >= 0; acc--) {
+            const bn_out three = bn_run(sh[0], sh[1], sh[2], 0, 0, acc);
+            tap_ok(bn_run(sh[0], sh[1], sh[2], 1, 0, acc) == three &&
+                       bn_run(sh[0], sh[1], sh[2], 1, 3, acc) == three,
+                   "bn %dx%dx%d%s fused (and on a grid of 3 blocks): the three kernels' y, "
+                   "statistics, dx, dgamma and dbeta, every bit",
+                   sh[0], sh[1], sh[2], acc ? "" : " dx_acc=0");
+        }
 }
 
 static void test_bn(void)

@@ -211,7 +211,7 @@ static void table_fwd(const conv_desc *d, const float *x, const float *w, const 
 static void table_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db, float *work)
 {
-    be->conv2d_backward(d, x, w, dy, dx, dw, db, work);
+    be->conv2d_backward(d, x, w, dy, dx, dw, db, work, 1);
 }
 
 static const conv_impl conv_table = {"table", table_work_size, table_fwd, table_bwd};
@@ -322,6 +322,19 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
     for (size_t i = 0; i < nw; i++)
         e = fmax(e, fabs(dw[i] - dw1[i]));
     ok(e <= TOL_FWD, "%s: dx alone, dw alone (max diff %.1e)", tag, e);
+
+    if (ci == &conv_table) {
+        /* dx_acc = 0 overwrites: what accumulating into zeros gives */
+        fill_const(dx1, nx, 0.f);
+        be->conv2d_backward(&d, x, wt, r, dx1, NULL, NULL, work, 1);
+        fill_const(dx, nx, NAN);
+        be->conv2d_backward(&d, x, wt, r, dx, NULL, NULL, work, 0);
+        size_t bad = 0;
+        for (size_t i = 0; i < nx; i++)
+            bad += dx[i] != dx1[i];
+        ok(bad == 0, "%s: dx_acc=0 overwrites dx (NaN before): accumulated into zeros, every "
+                     "value (%zu differ)", tag, bad);
+    }
 
 #ifdef HAVE_DNNL
     if (ci == &conv_dnnl && !*conv_variant && cpu_dnnl_conv_refused(&d)) {
@@ -755,7 +768,7 @@ static void test_bn(int n, int c, int hw, int affine)
     fill_const(dg, c, bg);
     fill_const(dbt, c, bb);
     be->bn_backward(n, c, hw, x, gamma, mean, invstd, r, dx, affine ? dg : NULL,
-                    affine ? dbt : NULL);
+                    affine ? dbt : NULL, 1);
     float *mean2 = fnew(c), *invstd2 = fnew(c);
     bn_ctx b = {n, c, hw, x, gamma, beta, y, r, mean2, invstd2};
     snprintf(name, sizeof name, "%s: dx by FD", tag);
@@ -766,6 +779,18 @@ static void test_bn(int n, int c, int hw, int affine)
         snprintf(name, sizeof name, "%s: dbeta by FD", tag);
         check_fd(name, bn_loss, &b, beta, c, dbt, bb, 1e-2, TOL_GRAD);
     }
+    /* dx_acc = 0 overwrites: what accumulating into zeros gives */
+    float *dxz = fnew(nx);
+    fill_const(dxz, nx, 0.f);
+    be->bn_backward(n, c, hw, x, gamma, mean, invstd, r, dxz, NULL, NULL, 1);
+    fill_const(dx, nx, NAN);
+    be->bn_backward(n, c, hw, x, gamma, mean, invstd, r, dx, NULL, NULL, 0);
+    size_t bad = 0;
+    for (size_t i = 0; i < nx; i++)
+        bad += dx[i] != dxz[i];
+    ok(bad == 0, "%s: dx_acc=0 overwrites dx (NaN before): accumulated into zeros (%zu differ)",
+       tag, bad);
+    free(dxz);
     free(mean2), free(invstd2);
     free(x), free(y), free(y0), free(r), free(dx), free(gamma), free(beta);
     free(mean), free(invstd), free(rm), free(rv), free(rm0), free(rv0), free(dg);

@@ -986,19 +986,23 @@ int graph_backward(graph *g)
         if (y->last == i && !y->output && y->grad)
             be->zero(y->grad, (size_t)n * graph_value_numel(g, d->out));
         value *x = d->in >= 0 ? &g->v[d->in] : NULL;
-        if (x && x->last == i && !x->output && x->grad && d->in != d->out)
+        /* x's gradient starts here: the ops that can overwrite it do (a
+         * convolution, batch norm, an add's copy), the others add into zeros */
+        const int fresh = x && x->last == i && !x->output && x->grad && d->in != d->out;
+        const int overwrites = d->op == OP_CONV || d->op == OP_BN || d->op == OP_ADD;
+        if (fresh && !overwrites)
             be->zero(x->grad, (size_t)n * graph_value_numel(g, d->in));
         float *dx = x ? x->grad : NULL;
         size_t ny = (size_t)n * y->c * y->h * y->w;
         switch (d->op) {
         case OP_CONV:
             be->conv2d_backward(&d->cd, x->data, param_ptr(g, d->w), y->grad, dx,
-                                param_grad_ptr(g, d->w), param_grad_ptr(g, d->b), g->work);
+                                param_grad_ptr(g, d->w), param_grad_ptr(g, d->b), g->work, !fresh);
             break;
         case OP_BN:
             be->bn_backward(n, x->c, x->h * x->w, x->data, param_ptr(g, d->w), d->save,
                             d->save + x->c, y->grad, dx, param_grad_ptr(g, d->w),
-                            param_grad_ptr(g, d->b));
+                            param_grad_ptr(g, d->b), !fresh);
             break;
         case OP_RELU:
             be->relu_backward(y->data, y->grad, y->grad, ny);
@@ -1026,7 +1030,7 @@ int graph_backward(graph *g)
             break;
         case OP_ADD:
             if (dx)
-                be->axpy(dx, y->grad, 1.0f, ny, 1);
+                be->axpy(dx, y->grad, 1.0f, ny, !fresh);
             break;
         case OP_ZEROS:
             break;

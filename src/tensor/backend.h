@@ -7,8 +7,12 @@
  *  - Forward ops write their output with `acc`: acc == 0 overwrites y,
  *    acc == 1 adds into y (y += op(x)). Networks use it to sum the edges of a
  *    cell into the node buffer without a separate add.
- *  - Backward ops ALWAYS ACCUMULATE: dx += ..., dw += ..., db += ...; the
- *    caller zeroes gradient buffers. A NULL dx (or dw/db) means "not needed".
+ *  - Backward ops ACCUMULATE: dx += ..., dw += ..., db += ...; the caller
+ *    zeroes gradient buffers. A NULL dx (or dw/db) means "not needed". The
+ *    two a network's gradient flows through most, conv2d_backward and
+ *    bn_backward, take dx_acc: 1 accumulates into dx, 0 overwrites it
+ *    (dx = ..., as accumulating into zeros; the graph passes 0 where dx's
+ *    first contribution is theirs, instead of zeroing it first).
  *  - `work` is scratch memory of at least the size the matching *_work_size
  *    function returns (in floats); the caller plans it once per network.
  *  - Reductions that decide a score accumulate in double.
@@ -74,7 +78,7 @@ typedef struct backend {
                            const float *b, float *y, int acc, float *work);
     void (*conv2d_backward)(const conv_desc *d, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *db,
-                            float *work);
+                            float *work, int dx_acc);
 
     /* Batch normalization over (n, c, hw), eps as given.
      * Training: uses batch statistics; saves mean and invstd = 1/sqrt(var+eps)
@@ -99,7 +103,7 @@ typedef struct backend {
     void (*bn_backward)(int n, int c, int hw, const float *x,
                         const float *gamma, const float *save_mean,
                         const float *save_invstd, const float *dy, float *dx,
-                        float *dgamma, float *dbeta);
+                        float *dgamma, float *dbeta, int dx_acc);
 
     /* ReLU: y = max(x, 0) (x == y allowed: in place). Backward from the
      * OUTPUT y: dx += dy * (y > 0) (dx == dy allowed: in place, then it

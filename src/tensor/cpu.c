@@ -205,10 +205,16 @@ static void cpu_conv_forward(const conv_desc *d, const float *x, const float *w,
     cpu_conv2d_forward(d, x, w, b, y, acc, work);
 }
 
+static void cpu_zero(float *x, size_t n);
+
+/* dx_acc == 0: dx zeroed here, then accumulated into as always (every CPU
+ * path accumulates; only the GPU gains from overwriting) */
 static void cpu_conv_backward(const conv_desc *d, const float *x, const float *w,
                               const float *dy, float *dx, float *dw, float *db,
-                              float *work)
+                              float *work, int dx_acc)
 {
+    if (dx && !dx_acc)
+        cpu_zero(dx, (size_t)d->n * d->cin * d->h * d->w);
 #ifdef HAVE_DNNL
     if (cpu_conv_uses_wino(d)) {
         cpu_wino_conv2d_backward(d, x, w, dy, dx, dw, db, work);

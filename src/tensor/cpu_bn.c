@@ -111,15 +111,21 @@ CPU_HOT static void bn_dsums(int n, int c, int hw, const float *x, const float *
 
 /* dx += k*dy + kx*(x - mean) + k0 over one channel */
 CPU_HOT static void bn_dx(int n, int c, int hw, const float *x, const float *dy, float *dx,
-                          int ch, float mean, float k, float kx, float k0)
+                          int ch, float mean, float k, float kx, float k0, int acc)
 {
     for (int i = 0; i < n; i++) {
         const size_t o = ((size_t)i * c + ch) * hw;
         const float *xp = x + o, *dyp = dy + o;
         float *dxp = dx + o;
+        if (acc) {
 #pragma omp simd
-        for (int j = 0; j < hw; j++)
-            dxp[j] += k * dyp[j] + kx * (xp[j] - mean) + k0;
+            for (int j = 0; j < hw; j++)
+                dxp[j] += k * dyp[j] + kx * (xp[j] - mean) + k0;
+        } else {
+#pragma omp simd
+            for (int j = 0; j < hw; j++)
+                dxp[j] = k * dyp[j] + kx * (xp[j] - mean) + k0;
+        }
     }
 }
 
@@ -128,7 +134,7 @@ CPU_HOT static void bn_dx(int n, int c, int hw, const float *x, const float *dy,
  *   dx = gamma*invstd*(dy - dbeta/m - xhat*dgamma/m). */
 void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
                      const float *save_mean, const float *save_invstd,
-                     const float *dy, float *dx, float *dgamma, float *dbeta)
+                     const float *dy, float *dx, float *dgamma, float *dbeta, int dx_acc)
 {
     const double m = (double)n * hw;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads()) \
@@ -149,6 +155,6 @@ void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
         const float k = (float)(g * invstd);
         const float kx = (float)(-g * invstd * invstd * invstd * sdyx / m);
         const float k0 = (float)(-g * invstd * sdy / m);
-        bn_dx(n, c, hw, x, dy, dx, ch, mean, k, kx, k0);
+        bn_dx(n, c, hw, x, dy, dx, ch, mean, k, kx, k0, dx_acc);
     }
 }

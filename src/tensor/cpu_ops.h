@@ -109,7 +109,7 @@ void cpu_bn_forward_eval(int n, int c, int hw, const float *x,
                          const float *running_var, float eps);
 void cpu_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
                      const float *save_mean, const float *save_invstd,
-                     const float *dy, float *dx, float *dgamma, float *dbeta);
+                     const float *dy, float *dx, float *dgamma, float *dbeta, int dx_acc);
 
 void cpu_avgpool_forward(const pool_desc *d, const float *x, float *y, int acc);
 void cpu_avgpool_backward(const pool_desc *d, const float *dy, float *dx);

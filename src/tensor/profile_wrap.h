@@ -51,9 +51,10 @@ static void W(conv2d_forward)(const conv_desc *d, const float *x, const float *w
     TIMED(P_CONV_F, d, IN->conv2d_forward(d, x, w, b, y, acc, work));
 }
 static void W(conv2d_backward)(const conv_desc *d, const float *x, const float *w,
-                               const float *dy, float *dx, float *dw, float *db, float *work)
+                               const float *dy, float *dx, float *dw, float *db, float *work,
+                               int dx_acc)
 {
-    TIMED(P_CONV_B, d, IN->conv2d_backward(d, x, w, dy, dx, dw, db, work));
+    TIMED(P_CONV_B, d, IN->conv2d_backward(d, x, w, dy, dx, dw, db, work, dx_acc));
 }
 static void W(bn_forward_train)(int n, int c, int hw, const float *x, const float *gamma,
                                 const float *beta, float *y, int acc, float *save_mean,
@@ -74,10 +75,10 @@ static void W(bn_forward_eval)(int n, int c, int hw, const float *x, const float
 }
 static void W(bn_backward)(int n, int c, int hw, const float *x, const float *gamma,
                            const float *save_mean, const float *save_invstd, const float *dy,
-                           float *dx, float *dgamma, float *dbeta)
+                           float *dx, float *dgamma, float *dbeta, int dx_acc)
 {
-    TIMED(P_BN_B, NULL,
-          IN->bn_backward(n, c, hw, x, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta));
+    TIMED(P_BN_B, NULL, IN->bn_backward(n, c, hw, x, gamma, save_mean, save_invstd, dy, dx,
+                                        dgamma, dbeta, dx_acc));
 }
 static void W(relu_forward)(const float *x, float *y, size_t n)
 {
