@@ -543,7 +543,7 @@ static int cu_init(void)
     }
     const char *tf32 = getenv("RMINAS_CUDA_TF32");
     cu_tf32 = tf32 && *tf32 && strcmp(tf32, "0") != 0;
-    const char *fused = getenv("RMINAS_CUDA_BN_FUSED");
+    const char *fused = getenv("RMINAS_CUDA_BN_FUSED"), *keep = getenv("RMINAS_CUDA_KEEP_RELU");
     cu_bn_fused = !(fused && !strcmp(fused, "0"));
     backend *t = &cu_table;
     t->name = "cuda";
@@ -557,6 +557,7 @@ static int cu_init(void)
     t->axpy = cu_axpy;
     t->scale = cu_scale;
     t->conv_work_size = cu_conv_work_size;
+    t->conv_keeps_relu = !(keep && !strcmp(keep, "0"));
     t->conv2d_forward = cu_conv2d_forward;
     t->conv2d_backward = cu_conv2d_backward;
     t->bn_forward_train = cu_bn_forward_train;

@@ -17,7 +17,8 @@
  * the same shape, so it always fits the caller's scratch.
  *
  * Scratch layout (floats): [relu(x) | masked-dx temporary | cuDNN workspace],
- * the first two only when relu_in is set. */
+ * the first two only when relu_in is set; relu(x) goes to d->keep instead
+ * where the graph gave one, and the backward then reads it from there. */
 #include "cuda_ops.h"
 
 #include <cstdlib>
@@ -316,8 +317,9 @@ void cu_conv2d_forward(const conv_desc *d, const float *x, const float *w, const
         return;
     float *ws = work;
     if (d->relu_in) {
-        cu_relu_copy(x, work, x_floats(d));
-        x = work;
+        float *xr = d->keep ? d->keep : work;
+        cu_relu_copy(x, xr, x_floats(d));
+        x = xr;
         ws = work + 2 * x_slot(d);
     }
     const float one = 1.f, beta = acc ? 1.f : 0.f;
@@ -338,7 +340,9 @@ void cu_conv2d_backward(const conv_desc *d, const float *x, const float *w, cons
     float *ws = work;
     if (d->relu_in) {
         ws = work + 2 * x_slot(d);
-        if (dw) {
+        if (dw && d->keep) { /* the forward's */
+            xin = d->keep;
+        } else if (dw) {
             cu_relu_copy(x, work, x_floats(d));
             xin = work;
         }

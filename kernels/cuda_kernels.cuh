@@ -312,7 +312,7 @@ __global__ void k_bn_bwd_apply(size_t total, int c, int hw, const float *x, cons
  * written once, by the block that holds the channel's first element of
  * sample 0. The same arithmetic as the three kernels, bit for bit, with one
  * launch fewer per batch norm (two per training step's batch norm: 72 of
- * the ResNet-like cell's ~580 kernels a step). */
+ * the ResNet-like cell's ~610 kernels a step). */
 enum { BN_CHUNK_PLANES = CU_THREADS + 2 };
 
 /* the chunk [base, base + CU_THREADS) of total: its first plane, its plane count */

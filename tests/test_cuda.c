@@ -562,6 +562,30 @@ static void test_conv(const char *what, int n, int cin, int h, int w, int cout, 
                    &dx, TOL_SUM);
     }
 
+    /* with a keep buffer (the graph's, for a training plan): the forward
+     * leaves relu(x) there and the backward's dw reads it */
+    if (relu_in && peer->conv_keeps_relu) {
+        conv_desc dk = d;
+        dk.keep = peer_alloc(nx * sizeof(float));
+        t_fill(&y, NAN);
+        cpu->conv2d_forward(&d, x.h, wt.h, bh, y.h, 0, cwork);
+        peer_side(1);
+        peer->conv2d_forward(&dk, x.d, wt.d, bd, y.d, 0, pwork);
+        peer_side(0);
+        synced(tag, "forward with keep");
+        check_tens(tag, "forward with keep", &y, TOL_SUM);
+        t_rand(&dx, -1., 1.);
+        t_rand(&dw, -1., 1.);
+        cpu->conv2d_backward(&d, x.h, wt.h, dy.h, dx.h, dw.h, NULL, cwork, 1);
+        peer_side(1);
+        peer->conv2d_backward(&dk, x.d, wt.d, dy.d, dx.d, dw.d, NULL, pwork, 1);
+        peer_side(0);
+        synced(tag, "backward with keep");
+        check_tens(tag, "backward with keep: dx", &dx, TOL_SUM);
+        check_tens(tag, "backward with keep: dw", &dw, TOL_SUM);
+        peer->free(dk.keep);
+    }
+
     t_free(&x), t_free(&wt), t_free(&b), t_free(&y), t_free(&dy);
     t_free(&dx), t_free(&dw), t_free(&db);
     free(cwork);

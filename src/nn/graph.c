@@ -635,6 +635,7 @@ static void plan_release(graph *g)
     for (int i = 0; i < g->nn; i++) {
         g->nd[i].save = NULL;
         g->nd[i].argmax = NULL;
+        g->nd[i].cd.keep = NULL;
     }
 }
 
@@ -820,6 +821,14 @@ int graph_plan(graph *g, int n, enum plan_mode mode)
             size_t ws = g->be->conv_work_size(&d->cd);
             if (ws > work)
                 work = ws;
+            if (d->cd.relu_in && mode == PLAN_TRAIN && g->be->conv_keeps_relu) {
+                const value *x = &g->v[d->in];
+                d->cd.keep = plan_alloc(g, (size_t)n * x->c * x->h * x->w * sizeof(float));
+                if (!d->cd.keep) {
+                    rc = rm_error("out of memory");
+                    goto done;
+                }
+            }
         } else if (d->op == OP_BN) {
             d->save = plan_alloc(g, 2 * (size_t)g->v[d->in].c * sizeof(float));
             if (!d->save) {

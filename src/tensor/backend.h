@@ -34,6 +34,11 @@ typedef struct conv_desc {
     /* relu_in != 0: the convolution reads max(x, 0) instead of x (a fused
      * ReLU -> Conv); the backward then masks dx by x > 0. */
     int relu_in;
+    /* NULL, or (relu_in, backends with conv_keeps_relu) n*cin*h*w floats
+     * of this convolution's own where the forward leaves max(x, 0) for the
+     * backward of the same x, which then reads it instead of recomputing it.
+     * Not part of the shape: caches and the profile ignore it. */
+    float *keep;
 } conv_desc;
 
 /* Fill oh/ow from the other fields; returns -1 (with rm_error) on an invalid
@@ -72,7 +77,11 @@ typedef struct backend {
     void (*scale)(float *x, float a, size_t n);
 
     /* convolution; work holds conv_work_size(d) floats (on the CPU it grows
-     * with backend_cpu_threads(): plan work after setting the threads) */
+     * with backend_cpu_threads(): plan work after setting the threads).
+     * conv_keeps_relu != 0: the backend uses conv_desc.keep (CUDA: a ReLU
+     * pass fewer in the backward of a fused ReLU -> Conv), and the graph
+     * gives each such convolution of a training plan one. */
+    int conv_keeps_relu;
     size_t (*conv_work_size)(const conv_desc *d);
     void (*conv2d_forward)(const conv_desc *d, const float *x, const float *w,
                            const float *b, float *y, int acc, float *work);

@@ -52,10 +52,12 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void conv_add(const conv_desc *d, int bwd, double dt)
+static void conv_add(const conv_desc *dp, int bwd, double dt)
 {
+    conv_desc d = *dp;
+    d.keep = NULL; /* by shape */
     int i = 0;
-    while (i < nconv && memcmp(&convs[i].d, d, sizeof *d))
+    while (i < nconv && memcmp(&convs[i].d, &d, sizeof d))
         i++;
     if (i == nconv) {
         if (nconv == MAX_CONVS) {
@@ -63,7 +65,7 @@ static void conv_add(const conv_desc *d, int bwd, double dt)
             return;
         }
         memset(&convs[nconv], 0, sizeof convs[nconv]);
-        convs[nconv++].d = *d;
+        convs[nconv++].d = d;
     }
     convs[i].calls[bwd]++;
     convs[i].seconds[bwd] += dt;

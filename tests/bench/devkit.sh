@@ -39,8 +39,8 @@
 #             CUDA graphs, op by op (RMINAS_CUDA_GRAPHS=0), and under `profile on`
 #             (every operation waited for and timed; the table by operation and
 #             by convolution shape), with cuDNN's timed algorithm choice
-#             (RMINAS_CUDA_FIND=1), with batch norm unfused (RMINAS_CUDA_BN_FUSED=0)
-#             and with TF32 convolutions (RMINAS_CUDA_TF32=1)
+#             (RMINAS_CUDA_FIND=1), with run 2's kernels (RMINAS_CUDA_BN_FUSED=0
+#             RMINAS_CUDA_KEEP_RELU=0) and with TF32 convolutions (RMINAS_CUDA_TF32=1)
 #                                                            DEVKIT_T_PROFILE (70 s)
 #   ktrace    the GPU's own account (tests/bench/ktrace.c, CUPTI): the cell scored
 #             twice, then 8 architectures ranked with 8 jobs, DEVKIT_TRACE_STEPS (50)
@@ -403,8 +403,8 @@ EOF
     RMINAS_CUDA_FIND=1 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
         -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
         -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
-    echo "== batch norm in three kernels a pass (RMINAS_CUDA_BN_FUSED=0; the default fuses two), with CUDA graphs, no profile"
-    RMINAS_CUDA_BN_FUSED=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
+    echo "== run 2's kernels: batch norm in three a pass (RMINAS_CUDA_BN_FUSED=0), the ReLU recomputed in the backward (RMINAS_CUDA_KEEP_RELU=0), with CUDA graphs, no profile"
+    RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
         -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
         -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
     echo "== convolutions in TF32 (RMINAS_CUDA_TF32=1), with CUDA graphs, no profile"
