@@ -16,7 +16,7 @@
  * waiting at different barriers, are a divergent __syncthreads (undefined
  * on a GPU): the launch is marked failed (emu_failures()). A launch whose
  * first block reaches no barrier runs its other blocks' threads as plain
- * calls, one after another (a fiber costs about a microsecond; the step of
+ * calls, one after another (a fiber costs a few hundred nanoseconds; the step of
  * a network launches kernels over half a million threads); a barrier
  * reached there after all is a failed launch too. No warps, no
  * atomics, no preemption: a race that needs
@@ -63,9 +63,25 @@ enum { EMU_MAX_THREADS = 1024, EMU_MAX_SHMEM = 48 << 10 };
 /* Switching between fibers: a few instructions on x86-64 (the callee-saved
  * registers and the stack pointer; ucontext's swapcontext also makes a
  * system call for the signal mask, which made the batch-norm reductions of
- * one training step take half a minute), ucontext elsewhere and under
- * AddressSanitizer (which knows swapcontext). */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+ * one training step take half a minute), ucontext elsewhere. Under
+ * AddressSanitizer every switch is announced to it (its fiber interface),
+ * so that it knows which stack is running. */
+#ifdef __SANITIZE_ADDRESS__
+extern "C" void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                               size_t size);
+extern "C" void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                                size_t *size_old);
+extern "C" void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+static const void *emu_main_bottom; /* the launching thread's stack, as ASan told it */
+static size_t emu_main_size;
+#define EMU_ASAN_START(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
+#define EMU_ASAN_FINISH(fake, bottom_old, size_old)                                          \
+    __sanitizer_finish_switch_fiber(fake, bottom_old, size_old)
+#else
+#define EMU_ASAN_START(save, bottom, size) ((void)0)
+#define EMU_ASAN_FINISH(fake, bottom_old, size_old) ((void)0)
+#endif
+#if defined(__x86_64__)
 #define EMU_ASM_SWITCH 1
 extern "C" void emu_switch(void **save_sp, void *load_sp);
 __asm__(".text\n"
@@ -104,22 +120,31 @@ static void *emu_dynamic_shared(void) { return emu_shmem; }
 
 static void emu_fail(const char *what);
 
+/* from fiber f back to the launch (for good when f is done) */
 static inline void emu_to_main(emu_fiber *f)
 {
+    void *fake = NULL;
+    (void)fake;
+    EMU_ASAN_START(f->done ? NULL : &fake, emu_main_bottom, emu_main_size);
 #ifdef EMU_ASM_SWITCH
     emu_switch(&f->ctx.sp, emu_main.sp);
 #else
     swapcontext(&f->ctx.uc, &emu_main.uc);
 #endif
+    EMU_ASAN_FINISH(fake, NULL, NULL);
 }
 
 static inline void emu_to_fiber(emu_fiber *f)
 {
+    void *fake = NULL;
+    (void)fake;
+    EMU_ASAN_START(&fake, f->stack, EMU_STACK);
 #ifdef EMU_ASM_SWITCH
     emu_switch(&emu_main.sp, f->ctx.sp);
 #else
     swapcontext(&emu_main.uc, &f->ctx.uc);
 #endif
+    EMU_ASAN_FINISH(fake, NULL, NULL);
 }
 
 static inline void __syncthreads(void)
@@ -136,6 +161,7 @@ static inline void __syncthreads(void)
 /* a fiber's start: the kernel's body for this thread, then back for good */
 static void emu_entry(void)
 {
+    EMU_ASAN_FINISH(NULL, &emu_main_bottom, &emu_main_size);
     (*emu_body)();
     emu_fiber *f = &emu_fibers[emu_cur];
     f->done = 1;
@@ -145,6 +171,10 @@ static void emu_entry(void)
 
 static void emu_ctx_make(emu_fiber *f, size_t stack_bytes)
 {
+#ifdef __SANITIZE_ADDRESS__
+    /* the frames of the stack's last fiber never returned: their redzones */
+    __asan_unpoison_memory_region(f->stack, stack_bytes);
+#endif
 #ifdef EMU_ASM_SWITCH
     /* what emu_switch pops: six registers, then the return address, at a
      * 16-byte boundary so that emu_entry starts as if called */
