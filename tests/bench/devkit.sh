@@ -378,6 +378,14 @@ EOF
     "$rk/rminas" -e --device "$dev" -f "$work/sanity.rmi"
 }
 
+# The ResNet-like cell scored twice (the second warm) with the environment
+# variables given (NAME=VALUE ...): the score lines.
+cell_twice() {
+    env "$@" "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
+        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
+        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+}
+
 # Where the time of one score goes on this device.
 step_profile() {
     cat > "$work/profile.rmi" <<EOF
@@ -396,21 +404,13 @@ EOF
     "$rk/rminas" -e --device "$dev" -f "$work/profile.rmi"
     local rc=$?
     echo "== op by op (RMINAS_CUDA_GRAPHS=0), no profile"
-    RMINAS_CUDA_GRAPHS=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
-        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
-        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    cell_twice RMINAS_CUDA_GRAPHS=0
     echo "== algorithms timed by cuDNN's Find (RMINAS_CUDA_FIND=1), with CUDA graphs, no profile"
-    RMINAS_CUDA_FIND=1 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
-        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
-        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    cell_twice RMINAS_CUDA_FIND=1
     echo "== run 2's kernels: batch norm in three a pass (RMINAS_CUDA_BN_FUSED=0), the ReLU recomputed in the backward (RMINAS_CUDA_KEEP_RELU=0), with CUDA graphs, no profile"
-    RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
-        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
-        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    cell_twice RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0
     echo "== convolutions in TF32 (RMINAS_CUDA_TF32=1), with CUDA graphs, no profile"
-    RMINAS_CUDA_TF32=1 "$rk/rminas" --device "$dev" -c "load dataset cifar10 $c10" \
-        -c "load teacher resnet20 $teacher" -c "batch select" -c "set steps ${DEVKIT_SANITY_STEPS:-150}" \
-        -c "score $resnet_cell" -c "score $resnet_cell" | grep -E 'score|error'
+    cell_twice RMINAS_CUDA_TF32=1
     return $rc
 }
 
