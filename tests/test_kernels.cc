@@ -42,6 +42,7 @@ static void cu_fail(const char *file, int line, const char *call, const char *ms
 
 #include "../kernels/cuda_kernels.cuh"
 #include "tap.h"
+#include "ref_batch.h"
 
 typedef std::vector<float> vec;
 
@@ -591,47 +592,23 @@ static int record_loss(const rmi_eval *e, void *user)
 
 static void test_score(void)
 {
-    const char *shared = getenv("SHARED_DIR");
-    char path[4608];
-    snprintf(path, sizeof path, "%s/rmi.safetensors", tap_golden_dir());
-    st_file f;
-    if (st_load(path, &f) < 0) {
-        tap_ok(0, "%s", rm_last_error());
-        return;
-    }
-    snprintf(path, sizeof path, "%s/data/teachers/resnet20-c10q75.safetensors",
-             shared ? shared : "../shared");
-    model teacher;
-    if (resnet_cifar_build(&teacher, backend_cpu(), 20, 10, 32) < 0 ||
-        model_load_file(&teacher, path) < 0) {
-        tap_skip("a whole score: no teacher (%s)", rm_last_error());
-        st_free(&f);
-        return;
-    }
-    const st_tensor *xt = st_find(&f, "x"), *yt = st_find(&f, "labels");
-    const int n = (int)xt->shape[0];
-    std::vector<int32_t> y(n);
-    for (int i = 0; i < n; i++)
-        y[i] = (int32_t)((const int64_t *)yt->data)[i];
     rmi_settings s;
     rmi_settings_default(&s);
     s.steps = 3; /* one step alone, then two queued (the device path) */
-    /* the batch perturbed by 1e-7 relative, as tests/test_rmi.c: how far
-     * the CPU's own trajectory moves under rounding bounds how far these
-     * kernels may take it */
-    const size_t nx = (size_t)n * 3 * 32 * 32;
-    std::vector<float> xp(nx);
-    rng pr;
-    rng_seed(&pr, 2);
-    for (size_t i = 0; i < nx; i++)
-        xp[i] = ((const float *)xt->data)[i] * (float)(1 + 1e-7 * (2 * rng_uniform(&pr) - 1));
-    rmi_data d, dp;
-    if (rmi_data_from_batch(&d, &teacher, (const float *)xt->data, y.data(), n, &s) < 0) {
-        tap_ok(0, "teacher features: %s", rm_last_error());
-    } else if (rmi_data_from_batch(&dp, &teacher, xp.data(), y.data(), n, &s) < 0) {
-        tap_ok(0, "teacher features of the perturbed batch: %s", rm_last_error());
-        rmi_data_free(&d);
+    /* the CPU's score from the perturbed batch too: how far the CPU's own
+     * trajectory moves under rounding bounds how far these kernels may
+     * take it */
+    ref_batch rb;
+    const int rc = ref_batch_load(&rb, &s);
+    if (rc == REF_NO_TEACHER) {
+        tap_skip("a whole score: no teacher (%s)", rm_last_error());
+    } else if (rc < 0) {
+        tap_ok(0, "%s%s", rc == REF_NO_FEATURES ? "teacher features: "
+                          : rc == REF_NO_PERTURBED ? "teacher features of the perturbed batch: "
+                                                   : "",
+               rm_last_error());
     } else {
+        const rmi_data &d = rb.d, &dp = rb.dp;
         const backend dev = emu_table();
         const char *archs[2] = {
             "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
@@ -671,11 +648,8 @@ static void test_score(void)
                    as, r[1].score, r[0].score, dif[0], dif[1], dif[2], bound[0], bound[1],
                    bound[2]);
         }
-        rmi_data_free(&dp);
-        rmi_data_free(&d);
+        ref_batch_free(&rb);
     }
-    model_free(&teacher);
-    st_free(&f);
 }
 
 int main(void)

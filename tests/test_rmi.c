@@ -18,12 +18,7 @@
 #include "tap.h"
 #include "util/err.h"
 #include "util/rng.h"
-
-static const char *env_or(const char *name, const char *def)
-{
-    const char *v = getenv(name);
-    return v ? v : def;
-}
+#include "ref_batch.h"
 
 static const float *golden(st_file *f, const char *arch, const char *what)
 {
@@ -242,47 +237,18 @@ static void check_device_step(const rmi_data *d)
 
 int main(void)
 {
-    char path[4608];
-    snprintf(path, sizeof path, "%s/rmi.safetensors", tap_golden_dir());
-    st_file f;
-    if (st_load(path, &f) < 0) {
-        tap_ok(0, "%s", rm_last_error());
-        printf("1..%d\n", tap_n);
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/data/teachers/resnet20-c10q75.safetensors",
-             env_or("SHARED_DIR", "../shared"));
-    model teacher;
-    if (resnet_cifar_build(&teacher, backend_cpu(), 20, 10, 32) < 0 ||
-        model_load_file(&teacher, path) < 0) {
-        tap_ok(0, "teacher: %s", rm_last_error());
-        printf("1..%d\n", tap_n);
-        return 1;
-    }
-    const st_tensor *xt = st_find(&f, "x"), *yt = st_find(&f, "labels");
-    int n = (int)xt->shape[0];
-    int32_t *y = malloc((size_t)n * sizeof *y);
-    for (int i = 0; i < n; i++)
-        y[i] = (int32_t)((const int64_t *)yt->data)[i];
     rmi_settings s;
     rmi_settings_default(&s);
-    rmi_data d, dp;
-    int rc = rmi_data_from_batch(&d, &teacher, (const float *)xt->data, y, n, &s);
-    tap_ok(rc == 0, "teacher features of the reference's batch (%d images)", n);
-    /* the batch perturbed by 1e-7 relative, as make_rmi_golden.py perturbs
-     * the reference's */
-    size_t nx = (size_t)n * 3 * 32 * 32;
-    float *xp = malloc(nx * sizeof *xp);
-    rng pr;
-    rng_seed(&pr, 2);
-    for (size_t i = 0; i < nx; i++)
-        xp[i] = ((const float *)xt->data)[i] * (float)(1 + 1e-7 * (2 * rng_uniform(&pr) - 1));
-    if (rc == 0 && rmi_data_from_batch(&dp, &teacher, xp, y, n, &s) < 0) {
-        tap_ok(0, "teacher features of the perturbed batch: %s", rm_last_error());
-        rmi_data_free(&d);
-        rc = -1;
+    ref_batch rb;
+    int rc = ref_batch_load(&rb, &s);
+    if (rc == REF_NO_GOLDEN || rc == REF_NO_TEACHER) {
+        tap_ok(0, "%s%s", rc == REF_NO_TEACHER ? "teacher: " : "", rm_last_error());
+        printf("1..%d\n", tap_n);
+        return 1;
     }
-    free(xp);
+    tap_ok(rc != REF_NO_FEATURES, "teacher features of the reference's batch (%d images)", rb.n);
+    if (rc == REF_NO_PERTURBED)
+        tap_ok(0, "teacher features of the perturbed batch: %s", rm_last_error());
     if (rc == 0) {
         /* Both cells are asserted at steps 1, 10 and 150. Beyond step 1 the
          * reference's own float32 trajectory is not stable to 1e-3: the golden
@@ -299,10 +265,10 @@ int main(void)
          * oneDNN kernels sum in another order than the AVX-512 machine's:
          * the avg-pool cell's step-150 CKA1 is 1.3e-2 from the reference's
          * there, above the reference's own 3 x 3.7e-3). */
-        check_arch(&f, &d, &dp, "resnet",
+        check_arch(&rb.f, &rb.d, &rb.dp, "resnet",
                    "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
                    150, 150);
-        check_arch(&f, &d, &dp, "pool",
+        check_arch(&rb.f, &rb.d, &rb.dp, "pool",
                    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|"
                    "skip_connect~1|avg_pool_3x3~2|",
                    150, 150);
@@ -310,16 +276,12 @@ int main(void)
         nb201_arch a;
         rmi_result r;
         nb201_parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", &a);
-        rc = rmi_score(backend_cpu(), &a, &d, &s, &r, NULL);
+        rc = rmi_score(backend_cpu(), &a, &rb.d, &s, &r, NULL);
         tap_ok(rc == 0 && isinf(r.score) && r.score > 0 && r.diverged && r.steps == 1,
                "all-none cell scores +inf after %d step(s) without crashing", r.steps);
-        check_device_step(&d);
-        rmi_data_free(&dp);
-        rmi_data_free(&d);
+        check_device_step(&rb.d);
+        ref_batch_free(&rb);
     }
-    free(y);
-    model_free(&teacher);
-    st_free(&f);
     printf("1..%d\n", tap_n);
     return tap_done();
 }

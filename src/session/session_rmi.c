@@ -279,11 +279,11 @@ void session_scored_on(const session *s, char *buf, size_t size)
 void session_score_signature(const session *s, const space *sp, char *buf, size_t size)
 {
     const rmi_settings *r = &s->rmi;
-    char thr[64] = "";
+    char dev_extra[64] = ""; /* the device's own settings: CPU threads or math */
     if (!strcmp(s->be->name, "cpu") && s->threads != 1)
-        snprintf(thr, sizeof thr, " threads %d", s->threads);
+        snprintf(dev_extra, sizeof dev_extra, " threads %d", s->threads);
     else if (s->be->math) /* written only when set, as threads */
-        snprintf(thr, sizeof thr, " math %s", s->be->math);
+        snprintf(dev_extra, sizeof dev_extra, " math %s", s->be->math);
     snprintf(buf, size,
              "batch %d gamma %d beta %.17g steps %d lr %.17g momentum %.17g wd %.17g centered %d "
              "teacher_bn %d data_seed %llu init_seed %llu teacher %s dataset %s/%d space %s "
@@ -291,7 +291,7 @@ void session_score_signature(const session *s, const space *sp, char *buf, size_
              r->batch, r->gamma, r->beta, r->steps, r->lr, r->momentum, r->wd, r->centered,
              r->teacher_bn, (unsigned long long)r->data_seed, (unsigned long long)r->init_seed,
              s->teacher_file, s->data_dir, s->train.n, sp->name, s->be->name,
-             backend_cpu_conv(), RMI_NUMERICS, thr);
+             backend_cpu_conv(), RMI_NUMERICS, dev_extra);
 }
 
 /* The value of KEY in a signature line (the word after it), or dflt. */
