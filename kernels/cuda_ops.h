@@ -88,6 +88,7 @@ static inline bool cu_check(cudnnStatus_t e, const char *call, const char *f, in
 /* Launch on the backend's stream and check the launch itself (with shmem
  * bytes of dynamic shared memory, declared in the kernel by
  * CU_SHARED_DYNAMIC). tests/cuda_emu.h defines the same three for the CPU. */
+#ifndef CU_LAUNCH_SHMEM /* tests/fakecuda/fake_launch.h has its own */
 #define CU_LAUNCH_SHMEM(kernel, blocks, threads, shmem, ...)                     \
     do {                                                                         \
         kernel<<<(blocks), (threads), (shmem), cu.stream>>>(__VA_ARGS__);        \
@@ -96,6 +97,7 @@ static inline bool cu_check(cudnnStatus_t e, const char *call, const char *f, in
 #define CU_LAUNCH(kernel, blocks, threads, ...)                                  \
     CU_LAUNCH_SHMEM(kernel, blocks, threads, 0, __VA_ARGS__)
 #define CU_SHARED_DYNAMIC(type, name) extern __shared__ type name[]
+#endif
 
 /* Device scratch owned by the backend (per thread), grown (never shrunk) on demand; the
  * returned memory stays valid until the next call with a larger size. For

@@ -1,0 +1,176 @@
+#!/bin/sh
+# The CUDA backend's host code (kernels/cuda.cu, kernels/cuda_conv.cu) on the
+# fake GPU of tests/fakecuda: the module rminas-fakecuda.so is those two
+# files compiled by g++ against a CPU implementation of the CUDA runtime,
+# cuBLAS and cuDNN (tests/fakecuda/fakecuda.cc, strict about streams,
+# captures, workspaces and pointers; our kernels run in tests/cuda_emu.h).
+# So every make check runs what a GPU run would, minus the real libraries:
+# tests/test_cuda against the CPU backend, then the shell with --device cuda
+# (rank with 1 and 3 jobs, every RMINAS_CUDA_* variant, TF32, out of memory,
+# no device, a search with jobs). Any "fakecuda:" line (a fault or a broken
+# CUDA-graph capture) fails the test it appears in. TAP output.
+set -u
+. "${top_srcdir:-.}/tests/tap.sh"
+M="$top_builddir/tests/fakecuda/rminas-fakecuda.so"
+if [ ! -f "$M" ]; then
+  echo "1..0 # SKIP no tests/fakecuda/rminas-fakecuda.so (a build without CUDA)"
+  exit 0
+fi
+RMINAS_CUDA_MODULE=$M
+export RMINAS_CUDA_MODULE
+unset RMINAS_CUDA_GRAPHS RMINAS_CUDA_BN_FUSED RMINAS_CUDA_KEEP_RELU RMINAS_CUDA_POOL \
+  RMINAS_CUDA_FIND RMINAS_CUDA_TF32 RMINAS_CUDA_DEVICE FAKECUDA_DEVICES FAKECUDA_MEM_MB 2>/dev/null
+
+# no "fakecuda:" line in $1 (the output of a run)
+clean() {
+  if printf '%s\n' "$1" | grep -q 'fakecuda:'; then
+    printf '%s\n' "$1" | grep 'fakecuda:' | head -n 5 | sed 's/^/# /'
+    return 1
+  fi
+  return 0
+}
+
+# 1. tests/test_cuda: every op and three RMI scores against the CPU backend
+# (two steps each, the second replayed from CUDA graphs; a step of batch 32
+# takes seconds through the emulator)
+out=$(RMINAS_TEST_CUDA_STEPS=2 "$top_builddir/tests/test_cuda" 2>&1)
+st=$?
+pts=$(printf '%s\n' "$out" | grep -c '^ok ')
+bad=$(printf '%s\n' "$out" | grep -c '^not ok ')
+if [ "$st" -eq 0 ] && [ "$bad" -eq 0 ] && [ "$pts" -gt 500 ] && clean "$out" &&
+   printf '%s\n' "$out" | grep -q 'recorded halves yes'; then
+  ok "tests/test_cuda on the fake GPU: $pts points pass, the steps recorded as CUDA graphs"
+else
+  notok "tests/test_cuda on the fake GPU: status $st, $pts ok, $bad not ok"
+  printf '%s\n' "$out" | grep -E '^(not ok|Bail|#)|fakecuda' | head -n 40 | sed 's/^/# /'
+fi
+
+# 2. the shell on the fake GPU: a small batch (8 of a pool of 16), 2 steps
+cat > "$tmp/base.rmi" <<EOF
+load dataset cifar10
+load teacher resnet20
+set batch 8
+set gamma 2
+set steps 2
+batch select
+EOF
+A1='|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
+A2='|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|avg_pool_3x3~2|'
+A3='|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|'
+printf '%s\n' "$A1" "$A2" "$A3" > "$tmp/archs.txt"
+
+# rank NAME DEVICE JOBS [VAR=VALUE ...]: the three ranked into $tmp/NAME.csv;
+# the run's output in $out, its status in $st
+rank() {
+  name=$1 dev=$2 jobs=$3
+  shift 3
+  out=$(env "$@" "$R" --device "$dev" -f "$tmp/base.rmi" -c "set jobs $jobs" \
+    -c "set score_log $tmp/$name.csv" -c "rank $tmp/archs.txt" 2>&1)
+  st=$?
+}
+# the scores of a score log, by architecture (score, cka1-3, ce: every digit)
+scores() { tail -n +2 "$tmp/$1.csv" 2>/dev/null | cut -d, -f1-6 | sort; }
+# same NAME1 NAME2: both logs hold the three with the same scores
+same() {
+  [ "$(scores "$1" | wc -l)" -eq 3 ] && [ "$(scores "$1")" = "$(scores "$2")" ]
+}
+
+rank cpu cpu 1
+rank one cuda 1
+if [ "$st" -eq 0 ] && clean "$out" && [ "$(scores one | wc -l)" -eq 3 ]; then
+  ok "rank on the fake GPU: three architectures scored"
+else
+  notok "rank on the fake GPU (status $st)"; printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
+fi
+# against the CPU: the same convolutions, the rest in another order of rounding
+scores cpu > "$tmp/c.txt"
+scores one > "$tmp/g.txt"
+worst=$(join -t, "$tmp/c.txt" "$tmp/g.txt" | awk -F, '
+  { for (i = 2; i <= 6; i++) { d = $i - $(i + 5); if (d < 0) d = -d; if (d > m) m = d } }
+  END { printf "%.2g", m + 0 }')
+if awk "BEGIN { exit !($worst < 1e-3) }" && [ "$(scores cpu | wc -l)" -eq 3 ]; then
+  ok "the fake GPU's scores are the CPU's within 1e-3 after 2 steps (worst $worst)"
+else
+  notok "the fake GPU's scores against the CPU's: worst difference $worst"
+fi
+
+rank three cuda 3
+if [ "$st" -eq 0 ] && clean "$out" && same one three; then
+  ok "rank with 3 jobs (threads, streams, slots) gives one job's scores to the last digit"
+else
+  notok "rank with 3 jobs against 1 (status $st)"; printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
+fi
+
+# every variant of the backend computes the same numbers on the fake GPU
+for v in RMINAS_CUDA_GRAPHS=0 RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0 \
+         RMINAS_CUDA_POOL=0 RMINAS_CUDA_FIND=1; do
+  rank var cuda 2 "$v"
+  if [ "$st" -eq 0 ] && clean "$out" && same one var; then
+    ok "$v (2 jobs): the default's scores to the last digit"
+  else
+    notok "$v (2 jobs) against the default (status $st)"
+    printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
+    scores one > "$tmp/a.txt"; scores var > "$tmp/b.txt"
+    diff "$tmp/a.txt" "$tmp/b.txt" | head -n 6 | sed 's/^/# /'
+  fi
+  rm -f "$tmp/var.csv"
+done
+
+# TF32: the convolutions' inputs rounded to 10 mantissa bits on the fake's
+# tensor cores; the settings line says so, the scores move a little
+out=$(RMINAS_CUDA_TF32=1 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" 2>&1)
+st=$?
+s32=$(scores one | grep -F "$A1" | cut -d, -f2)
+s19=$(printf '%s\n' "$out" | sed -n 's/.* score \([0-9.]*\) .*/\1/p' | tail -n 1)
+if [ "$st" -eq 0 ] && clean "$out" && [ -n "$s19" ] &&
+   awk "BEGIN { d = $s19 - $s32; if (d < 0) d = -d; exit !(d > 1e-7 && d < 2e-2) }"; then
+  ok "RMINAS_CUDA_TF32=1: the score moves from $s32 to $s19 (TF32 rounding), not more than 2e-2"
+else
+  notok "RMINAS_CUDA_TF32=1 (status $st, float32 $s32, tf32 '$s19')"
+  printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
+fi
+echo "$A2" > "$tmp/a2.txt"
+RMINAS_CUDA_TF32=1 "$R" --device cuda -f "$tmp/base.rmi" -c "set score_log $tmp/tf.csv" \
+  -c "rank $tmp/a2.txt" > /dev/null 2>&1
+check "a TF32 score log is refused in float32" 1 "math float32 here, tf32 in the log" -- \
+  --device cuda -f "$tmp/base.rmi" -c "set score_log $tmp/tf.csv" -c "rank $tmp/archs.txt"
+
+# out of memory (60 MiB: the teacher and the batch fit, a student does not):
+# a clear error, nothing crashes, the shell goes on
+out=$(FAKECUDA_MEM_MB=60 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" -c version 2>&1)
+st=$?
+if [ "$st" -eq 1 ] && printf '%s\n' "$out" | grep -q '^error: score: out of memory' && clean "$out" &&
+   printf '%s\n' "$out" | grep -q '^rminas [0-9]'; then
+  ok "out of GPU memory is a clear error and the shell goes on"
+else
+  notok "out of GPU memory (status $st)"; printf '%s\n' "$out" | tail -n 6 | sed 's/^/# /'
+fi
+# no device
+out=$(FAKECUDA_DEVICES=0 "$R" --device cuda -c version 2>&1)
+st=$?
+if [ "$st" -eq 2 ] && printf '%s\n' "$out" | grep -q 'no CUDA device'; then
+  ok "no GPU: --device cuda ends with status 2 and says why"
+else
+  notok "no GPU (status $st)"; printf '%s\n' "$out" | tail -n 3 | sed 's/^/# /'
+fi
+out=$(FAKECUDA_DEVICES=2 RMINAS_CUDA_DEVICE=5 "$R" --device cuda -c version 2>&1)
+st=$?
+if [ "$st" -eq 2 ] && printf '%s\n' "$out" | grep -q 'RMINAS_CUDA_DEVICE=5: there are 2 CUDA devices'; then
+  ok "a device number that does not exist is a clear error"
+else
+  notok "RMINAS_CUDA_DEVICE=5 of 2 (status $st)"; printf '%s\n' "$out" | tail -n 3 | sed 's/^/# /'
+fi
+
+# RMI-NAS with 3 jobs scoring ahead, the benchmark for the result
+out=$("$R" --device cuda -f "$tmp/base.rmi" -c "load benchmark nb201" -c "set jobs 3" \
+  -c "set seed 3" -c "set state $tmp/s.json" \
+  -c "search start rminas n_warm 6 n_collect 2 n_fitting 50 trees 5" -c "search run" 2>&1)
+st=$?
+if [ "$st" -eq 0 ] && clean "$out" && printf '%s\n' "$out" | grep -q '^arch |'; then
+  ok "an RMI-NAS search with 3 jobs on the fake GPU runs to its end"
+else
+  notok "RMI-NAS search with 3 jobs on the fake GPU (status $st)"
+  printf '%s\n' "$out" | tail -n 8 | sed 's/^/# /'
+fi
+
+finish
