@@ -136,10 +136,11 @@ check "a TF32 score log is refused in float32" 1 "math float32 here, tf32 in the
   --device cuda -f "$tmp/base.rmi" -c "set score_log $tmp/tf.csv" -c "rank $tmp/archs.txt"
 
 # out of memory (60 MiB: the teacher and the batch fit, a student does not):
-# a clear error, nothing crashes, the shell goes on
+# a clear error that says what the GPU had, nothing crashes, the shell goes on
 out=$(FAKECUDA_MEM_MB=60 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" -c version 2>&1)
 st=$?
-if [ "$st" -eq 1 ] && printf '%s\n' "$out" | grep -q '^error: score: out of memory' && clean "$out" &&
+if [ "$st" -eq 1 ] && clean "$out" && printf '%s\n' "$out" |
+     grep -Eq '^error: score: out of memory for .* bytes\): CUDA out of memory: [0-9]+ bytes asked, [0-9]+ of 62914560 free on the GPU' &&
    printf '%s\n' "$out" | grep -q '^rminas [0-9]'; then
   ok "out of GPU memory is a clear error and the shell goes on"
 else

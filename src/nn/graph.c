@@ -467,13 +467,16 @@ static int params_alloc(graph *g)
         }
     }
     const backend *be = g->be;
+    rm_clear_error(); /* the backend's reason, if it gives one, follows ours */
     g->p_data = be->alloc((nt ? nt : 1) * sizeof(float));
     g->p_grad = be->alloc((nt ? nt : 1) * sizeof(float));
     g->p_mom = be->alloc((nt ? nt : 1) * sizeof(float));
     g->b_data = be->alloc((nb ? nb : 1) * sizeof(float));
     g->counts = calloc(nc ? (size_t)nc : 1, sizeof(int64_t));
     if (!g->p_data || !g->p_grad || !g->p_mom || !g->b_data || !g->counts)
-        return rm_error("out of memory allocating %zu parameters", nt + nb);
+        return *rm_last_error()
+                   ? rm_error_context("out of memory allocating %zu parameters", nt + nb)
+                   : rm_error("out of memory allocating %zu parameters", nt + nb);
     g->n_train = nt;
     g->n_buf = nb;
     g->params_ready = 1;
@@ -666,8 +669,11 @@ void graph_free(graph *g)
 #endif
 }
 
+/* A buffer of the plan from the backend; NULL with rm_error cleared or set
+ * by the backend (CUDA: what it asked and what the GPU has free). */
 static void *plan_alloc(graph *g, size_t bytes)
 {
+    rm_clear_error();
     void **nb = realloc(g->bufs, (size_t)(g->nbufs + 1) * sizeof *nb);
     if (!nb)
         return NULL;
@@ -678,6 +684,15 @@ static void *plan_alloc(graph *g, size_t bytes)
     g->bufs[g->nbufs++] = p;
     g->plan_bytes += bytes;
     return p;
+}
+
+/* A failed plan_alloc of bytes for what: -1 with the error, the backend's
+ * own reason after it where it gave one. */
+static int plan_oom(const char *what, size_t bytes)
+{
+    if (*rm_last_error())
+        return rm_error_context("out of memory for %s (%zu bytes)", what, bytes);
+    return rm_error("out of memory for %s (%zu bytes)", what, bytes);
 }
 
 /* Interval allocation: value i needs size[i] floats over [start[i], end[i]]
@@ -726,8 +741,7 @@ static int assign_buffers(graph *g, int count, const int *start, const int *end,
         if (best < 0) {
             float *p = plan_alloc(g, size[i] * sizeof(float));
             if (!p) {
-                rc = rm_error("out of memory planning activations (%zu bytes)",
-                              size[i] * sizeof(float));
+                rc = plan_oom("activations", size[i] * sizeof(float));
                 goto done;
             }
             best = nslots++;
@@ -782,7 +796,7 @@ int graph_plan(graph *g, int n, enum plan_mode mode)
                 continue;
             ptr[i] = plan_alloc(g, size[i] * sizeof(float));
             if (!ptr[i]) {
-                rc = rm_error("out of memory planning activations");
+                rc = plan_oom("activations", size[i] * sizeof(float));
                 goto done;
             }
         }
@@ -823,24 +837,26 @@ int graph_plan(graph *g, int n, enum plan_mode mode)
                 work = ws;
             if (d->cd.relu_in && mode == PLAN_TRAIN && g->be->conv_keeps_relu) {
                 const value *x = &g->v[d->in];
-                d->cd.keep = plan_alloc(g, (size_t)n * x->c * x->h * x->w * sizeof(float));
+                const size_t kb = (size_t)n * x->c * x->h * x->w * sizeof(float);
+                d->cd.keep = plan_alloc(g, kb);
                 if (!d->cd.keep) {
-                    rc = rm_error("out of memory");
+                    rc = plan_oom("a convolution's kept ReLU", kb);
                     goto done;
                 }
             }
         } else if (d->op == OP_BN) {
             d->save = plan_alloc(g, 2 * (size_t)g->v[d->in].c * sizeof(float));
             if (!d->save) {
-                rc = rm_error("out of memory");
+                rc = plan_oom("batch-norm statistics", 2 * (size_t)g->v[d->in].c * sizeof(float));
                 goto done;
             }
         } else if (d->op == OP_MAXPOOL || d->op == OP_AVGPOOL) {
             d->pd.n = n;
             if (d->op == OP_MAXPOOL) {
-                d->argmax = plan_alloc(g, graph_value_numel(g, d->out) * n * sizeof(int32_t));
+                const size_t ab = graph_value_numel(g, d->out) * n * sizeof(int32_t);
+                d->argmax = plan_alloc(g, ab);
                 if (!d->argmax) {
-                    rc = rm_error("out of memory");
+                    rc = plan_oom("max-pool indices", ab);
                     goto done;
                 }
             }
@@ -849,8 +865,7 @@ int graph_plan(graph *g, int n, enum plan_mode mode)
     if (work) {
         g->work = plan_alloc(g, work * sizeof(float));
         if (!g->work) {
-            rc = rm_error("out of memory for %zu bytes of convolution scratch",
-                          work * sizeof(float));
+            rc = plan_oom("convolution scratch", work * sizeof(float));
             goto done;
         }
     }

@@ -28,7 +28,8 @@ template <typename T> static bool fake_pointer_ok(const T &v, const char *kernel
 template <typename T> static void fake_use(const T &v, fakecuda_uses &uses)
 {
     if constexpr (std::is_pointer<T>::value)
-        uses.push_back({(const void *)v, !std::is_const<typename std::remove_pointer<T>::type>::value});
+        uses.push_back(
+            {(const void *)v, !std::is_const<typename std::remove_pointer<T>::type>::value});
     (void)v;
     (void)uses;
 }
@@ -45,14 +46,16 @@ static cudaError_t fake_launch(cudaStream_t s, const char *name, void (*kernel)(
         [=]() {
             bool ok = true;
             int arg = 0;
-            std::apply([&](const auto &...p) { ((ok = fake_pointer_ok(p, name, arg++) && ok), ...); },
-                       params);
+            std::apply(
+                [&](const auto &...p) { ((ok = fake_pointer_ok(p, name, arg++) && ok), ...); },
+                params);
             if (!ok)
                 return;
             emu_poison_blocks = 3;
             const int before = emu_failures();
-            std::apply([&](const auto &...p) { emu_launch(grid, block, shmem, [&] { kernel(p...); }); },
-                       params);
+            std::apply(
+                [&](const auto &...p) { emu_launch(grid, block, shmem, [&] { kernel(p...); }); },
+                params);
             if (emu_failures() != before)
                 fakecuda_kernel_failed(name);
         },

@@ -414,10 +414,13 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered (fakecuda)";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
-    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
-    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
     }
     return "unknown error";
 }
@@ -1370,7 +1373,8 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha,
     const char *what = "cudnnConvolutionBackwardBias";
     const cudaError_t e = enqueue(h->stream, what, [=] {
         const size_t hw = (size_t)t.h * t.w;
-        if (!need(dy, (size_t)t.n * t.c * hw * 4, what, "dy") || !need(db, (size_t)t.c * 4, what, "db"))
+        if (!need(dy, (size_t)t.n * t.c * hw * 4, what, "dy") ||
+            !need(db, (size_t)t.c * 4, what, "db"))
             return;
         const float *g = (const float *)dy;
         float *o = (float *)db;
@@ -1401,7 +1405,8 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDesc
     const cudaError_t e = enqueue(h->stream, what, [=] {
         const size_t hw = (size_t)ct.h * ct.w, total = (size_t)ct.n * ct.c * hw;
         const bool bcast = at.n == 1 && at.h == 1 && at.w == 1 && total != (size_t)at.c;
-        if (!need(a, (bcast ? (size_t)at.c : total) * 4, what, "A") || !need(c, total * 4, what, "C"))
+        if (!need(a, (bcast ? (size_t)at.c : total) * 4, what, "A") ||
+            !need(c, total * 4, what, "C"))
             return;
         const float *x = (const float *)a;
         float *y = (float *)c;
