@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rmi/cka.h"
 #include "rmi/rmi.h"
@@ -1240,6 +1241,64 @@ static void test_record(void)
     t_free(&x), t_free(&y), t_free(&y0);
 }
 
+/* A thread that readies its own stream, handles and buffers without a slot
+ * and releases them (cudaFree and handle destruction: calls that wait for
+ * the whole device) while the main thread records: on a GPU such a call
+ * breaks a capture under way, so the backend holds it back until the
+ * recording ends (cu_dev_lock), and the recording must succeed. */
+static volatile int dw_done;
+static int dw_rc;
+static void *dw_worker(void *arg)
+{
+    (void)arg;
+    dw_rc = peer->thread_begin(-1);
+    if (peer->thread_end)
+        peer->thread_end();
+    __atomic_store_n(&dw_done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_record_wait(void)
+{
+    const char *tag = "record while another thread makes and frees its stream";
+    if (!peer->record_begin || !peer->thread_begin) {
+        tap_skip("%s: %s has no recordings or threads", tag, peer_label);
+        return;
+    }
+    const size_t n = 1000;
+    tens y = t_new(n);
+    t_rand(&y, -1., 1.);
+    dw_done = 0;
+    int rc = peer->record_begin();
+    pthread_t th;
+    const int started = rc == 0 && pthread_create(&th, NULL, dw_worker, NULL) == 0;
+    void *rec = NULL;
+    int waited = 0;
+    if (rc == 0) {
+        peer->scale(y.d, 2.f, n);
+        /* the other thread's device-wide calls must wait for this recording */
+        usleep(300000);
+        waited = !__atomic_load_n(&dw_done, __ATOMIC_SEQ_CST);
+        rec = peer->record_end();
+    }
+    if (started)
+        pthread_join(th, NULL);
+    ok(rc == 0 && rec != NULL, "%s: recorded: %s", tag,
+       rc == 0 && rec ? "yes" : rm_last_error());
+    ok(started && waited && dw_rc == 0,
+       "%s: the other thread waited for the recording to end and then succeeded (%s, rc %d)", tag,
+       waited ? "waited" : "did not wait", dw_rc);
+    synced(tag, "record");
+    if (rec) {
+        cpu->scale(y.h, 2.f, n);
+        peer->record_run(rec);
+        synced(tag, "record_run");
+        check_tens(tag, "the recording replayed", &y, TOL_EW);
+        peer->record_free(rec);
+    }
+    t_free(&y);
+}
+
 /* ---- out of memory ---- */
 
 static void test_oom(void)
@@ -1637,6 +1696,7 @@ int main(void)
     test_softmax_ce_dev();
     test_cka();
     test_record();
+    test_record_wait();
     test_oom();
     ok(sync_failed == 0, "every peer->sync() after an op returned 0 (%d of %d failed)",
        sync_failed, nsync);
