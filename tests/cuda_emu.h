@@ -276,8 +276,8 @@ static void emu_block_plain(unsigned nt)
 /* How many blocks of a launch start with their shared memory refilled with
  * 0xff bytes (all by default; the fake GPU of tests/fakecuda, which runs
  * whole training steps, takes the first few: a read before a write shows
- * there already, and refilling ~20 KiB for each of thousands of blocks was
- * most of its time). */
+ * there already, and refilling ~20 KiB for each of the thousands of blocks
+ * of a training step's batch norms costs seconds). */
 static unsigned long emu_poison_blocks = ~0ul;
 
 static void emu_launch(dim3 grid, dim3 block, size_t shmem, const std::function<void()> &body)

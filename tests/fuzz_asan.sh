@@ -1,8 +1,10 @@
 #!/bin/sh
 # tests/test_fuzz under AddressSanitizer and UndefinedBehaviorSanitizer: a
 # copy of the working tree's sources built in a scratch folder with
-# -fsanitize=address,undefined (CPU only), then the fuzzer run for each
-# seed given. Not part of make check (the build takes a few minutes).
+# -fsanitize=address,undefined (the CUDA backend, where configure finds the
+# toolkit, is built but not sanitized: nvcc; the fake GPU's module of
+# tests/test_fakecuda.sh is), then the fuzzer run for each seed given. Not
+# part of make check (the build takes a few minutes).
 #
 #   sh tests/fuzz_asan.sh [ITERATIONS [SEED ...]]     (defaults: 60000, seeds 1 2 3)
 #   sh tests/fuzz_asan.sh check                        the whole make check in that build
@@ -26,7 +28,7 @@ mkdir -p "$work/src"
 cd "$work/src"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 if [ ! -x tests/test_fuzz ]; then
-  { ./autogen.sh && ./configure --without-cuda CFLAGS="-O1 -g $san" CXXFLAGS="-O1 -g $san" \
+  { ./autogen.sh && ./configure CFLAGS="-O1 -g $san" CXXFLAGS="-O1 -g $san" \
       LDFLAGS="$san" &&
     make -j"$(nproc)" tests/test_fuzz; } > "$work/build.log" 2>&1 ||
     { echo "build failed: $work/build.log"; tail -n 20 "$work/build.log"; exit 1; }

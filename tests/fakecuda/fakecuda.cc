@@ -361,11 +361,13 @@ cudaError_t alloc(void **p, size_t bytes, bool pinned)
         return ret(cudaErrorInvalidValue);
     if (!pinned && dev_used + bytes > dev_limit)
         return ret(cudaErrorMemoryAllocation);
-    const size_t round = ((bytes ? bytes : 1) + 255) & ~(size_t)255;
-    void *m = aligned_alloc(256, round);
-    if (!m)
+    /* 256-byte aligned as cudaMalloc's, but exactly the size asked, so that
+     * AddressSanitizer (sh tests/fuzz_asan.sh check) sees a kernel's
+     * overrun at the first byte past it */
+    void *m = NULL;
+    if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0)
         return ret(cudaErrorMemoryAllocation);
-    memset(m, 0xff, round); /* undefined until written: NaN */
+    memset(m, 0xff, bytes); /* undefined until written: NaN */
     allocs[(uintptr_t)m] = alloc_info{bytes, pinned, false};
     if (!pinned)
         dev_used += bytes;
