@@ -791,6 +791,33 @@ void fakecuda_kernel_failed(const char *kernel)
 
 long fakecuda_faults(void) { return faults; }
 
+/* ---- library handles (cuBLAS's and cuDNN's alike) ---- */
+
+namespace {
+
+/* made by a thread that is not capturing */
+template <typename H, typename S> S handle_create(H **h, const char *call, S ok, S refused)
+{
+    std::lock_guard<std::recursive_mutex> l(mu);
+    if (unsafe_in_capture(call))
+        return refused;
+    *h = new H;
+    return ok;
+}
+
+/* destroyed by a thread that is not capturing: a wait for the whole device */
+template <typename H, typename S> S handle_destroy(H *h, const char *call, S ok, S refused)
+{
+    std::lock_guard<std::recursive_mutex> l(mu);
+    if (unsafe_in_capture(call))
+        return refused;
+    device_wait(call);
+    delete h;
+    return ok;
+}
+
+} // namespace
+
 /* ---- cuBLAS ---- */
 
 const char *cublasGetStatusString(cublasStatus_t s)
@@ -808,21 +835,13 @@ const char *cublasGetStatusString(cublasStatus_t s)
 
 cublasStatus_t cublasCreate(cublasHandle_t *h)
 {
-    std::lock_guard<std::recursive_mutex> l(mu);
-    if (unsafe_in_capture("cublasCreate"))
-        return CUBLAS_STATUS_NOT_INITIALIZED;
-    *h = new fake_blas;
-    return CUBLAS_STATUS_SUCCESS;
+    return handle_create(h, "cublasCreate", CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_NOT_INITIALIZED);
 }
 
 cublasStatus_t cublasDestroy(cublasHandle_t h)
 {
-    std::lock_guard<std::recursive_mutex> l(mu);
-    if (unsafe_in_capture("cublasDestroy"))
-        return CUBLAS_STATUS_NOT_INITIALIZED;
-    device_wait("cublasDestroy");
-    delete h;
-    return CUBLAS_STATUS_SUCCESS;
+    return handle_destroy(h, "cublasDestroy", CUBLAS_STATUS_SUCCESS,
+                          CUBLAS_STATUS_NOT_INITIALIZED);
 }
 
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s)
@@ -1105,21 +1124,12 @@ const char *cudnnGetErrorString(cudnnStatus_t s)
 
 cudnnStatus_t cudnnCreate(cudnnHandle_t *h)
 {
-    std::lock_guard<std::recursive_mutex> l(mu);
-    if (unsafe_in_capture("cudnnCreate"))
-        return CUDNN_STATUS_NOT_INITIALIZED;
-    *h = new fake_dnn;
-    return CUDNN_STATUS_SUCCESS;
+    return handle_create(h, "cudnnCreate", CUDNN_STATUS_SUCCESS, CUDNN_STATUS_NOT_INITIALIZED);
 }
 
 cudnnStatus_t cudnnDestroy(cudnnHandle_t h)
 {
-    std::lock_guard<std::recursive_mutex> l(mu);
-    if (unsafe_in_capture("cudnnDestroy"))
-        return CUDNN_STATUS_INTERNAL_ERROR;
-    device_wait("cudnnDestroy");
-    delete h;
-    return CUDNN_STATUS_SUCCESS;
+    return handle_destroy(h, "cudnnDestroy", CUDNN_STATUS_SUCCESS, CUDNN_STATUS_INTERNAL_ERROR);
 }
 
 cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s)
