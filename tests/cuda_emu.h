@@ -278,7 +278,9 @@ static void emu_block_plain(unsigned nt)
  * whole training steps, takes the first few: a read before a write shows
  * there already, and refilling ~20 KiB for each of the thousands of blocks
  * of a training step's batch norms costs seconds). */
-static unsigned long emu_poison_blocks = ~0ul;
+#ifndef EMU_POISON_BLOCKS
+#define EMU_POISON_BLOCKS (~0ul)
+#endif
 
 static void emu_launch(dim3 grid, dim3 block, size_t shmem, const std::function<void()> &body)
 {
@@ -297,7 +299,7 @@ static void emu_launch(dim3 grid, dim3 block, size_t shmem, const std::function<
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
                 /* shared memory starts undefined: NaN patterns */
-                if (count++ < emu_poison_blocks) {
+                if (count++ < EMU_POISON_BLOCKS) {
                     memset(emu_shmem, 0xff, shmem);
                     memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
                 }

@@ -35,6 +35,16 @@ int rm_error_context(const char *fmt, ...)
     return -1;
 }
 
+int rm_error_over(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return err_buf[0] ? rm_error_context("%s", msg) : rm_error("%s", msg);
+}
+
 const char *rm_last_error(void) { return err_buf; }
 
 void rm_clear_error(void) { err_buf[0] = '\0'; }

@@ -11,6 +11,10 @@
 int rm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prefix the stored message with "CONTEXT: " (e.g. a file name). Returns -1. */
 int rm_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The message, with the stored one after it ("MESSAGE: STORED") if there is
+ * one: for a failure whose cause a callee may have stored (clear the
+ * message before calling it). Returns -1. */
+int rm_error_over(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last message ("" if none). */
 const char *rm_last_error(void);
 void rm_clear_error(void);

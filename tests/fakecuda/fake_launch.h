@@ -8,6 +8,7 @@
 #define FAKECUDA_LAUNCH_H
 
 #define EMU_NO_LAUNCH_MACROS 1
+#define EMU_POISON_BLOCKS 3ul /* whole training steps: see cuda_emu.h */
 #include "../cuda_emu.h"
 #include "fakecuda.h"
 
@@ -51,7 +52,6 @@ static cudaError_t fake_launch(cudaStream_t s, const char *name, void (*kernel)(
                 params);
             if (!ok)
                 return;
-            emu_poison_blocks = 3;
             const int before = emu_failures();
             std::apply(
                 [&](const auto &...p) { emu_launch(grid, block, shmem, [&] { kernel(p...); }); },

@@ -988,9 +988,11 @@ cudnnStatus_t list(const conv_desc *d, const fake_conv_desc *c, bool find, int a
     return CUDNN_STATUS_SUCCESS;
 }
 
-/* v rounded to TF32 (10 mantissa bits, nearest even), as tensor cores read it */
-void round_tf32(std::vector<float> &v)
+/* [p, p + bytes) rounded to TF32 (10 mantissa bits, nearest even), as
+ * tensor cores read it, into v */
+const float *tf32_copy(const float *p, size_t bytes, std::vector<float> &v)
 {
+    v.assign(p, p + bytes / 4);
     for (float &f : v) {
         uint32_t u;
         memcpy(&u, &f, 4);
@@ -998,18 +1000,13 @@ void round_tf32(std::vector<float> &v)
             u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
         memcpy(&f, &u, 4);
     }
+    return v.data();
 }
 
 bool on_tensor_cores(const fake_conv_desc *c, int algo)
 {
     const algo_info *a = algo_of(algo);
     return a && a->tensor && c->math != CUDNN_FMA_MATH;
-}
-
-std::vector<float> read(const void *p, size_t bytes)
-{
-    const float *f = (const float *)p;
-    return std::vector<float>(f, f + bytes / 4);
 }
 
 /* out = alpha * t + beta * out (beta 0: out is not read, as cuDNN) */
@@ -1019,19 +1016,17 @@ void blend(float *out, const std::vector<float> &t, float alpha, float beta)
         out[i] = beta == 0.f ? alpha * t[i] : alpha * t[i] + beta * out[i];
 }
 
-std::vector<float> cpu_work(const conv_desc *d)
-{
-    return std::vector<float>(backend_cpu()->conv_work_size(d) + 1);
-}
-
+/* What a pass reads and writes: the forward x and w into y, the backward
+ * data w and dy into dx, the backward filter x and dy into dw. */
 enum pass { FWD, BWD_DATA, BWD_FILTER };
 
-/* One pass, checked at the call and run in the handle's stream. */
+/* One pass, checked at the call and run in the handle's stream: a and b
+ * its inputs in the order above, out its output. */
 cudnnStatus_t conv_pass(pass kind, const char *what, cudnnHandle_t h, const void *alpha,
                         const fake_tensor_desc *xd, const fake_filter_desc *wd,
                         const fake_conv_desc *cd, const fake_tensor_desc *yd, int algo,
-                        const float *x, const float *w, const float *y, float *out, void *ws,
-                        size_t ws_given, const void *beta)
+                        const float *a, const float *b, float *out, void *ws, size_t ws_given,
+                        const void *beta)
 {
     std::lock_guard<std::recursive_mutex> l(mu);
     conv_desc d;
@@ -1048,62 +1043,40 @@ cudnnStatus_t conv_pass(pass kind, const char *what, cudnnHandle_t h, const void
     }
     const float al = *(const float *)alpha, be = *(const float *)beta;
     const bool tf32 = on_tensor_cores(cd, algo);
+    const size_t xb = x_bytes(&d), wb = w_bytes(&d), yb = y_bytes(&d);
+    const size_t ab = kind == BWD_DATA ? wb : xb, bb = kind == FWD ? wb : yb;
+    const size_t outb = kind == FWD ? yb : kind == BWD_DATA ? xb : wb;
+    const char *aname = kind == BWD_DATA ? "w" : "x", *bname = kind == FWD ? "w" : "dy";
     const cudaError_t e = enqueue(h->stream, what, [=] {
-        /* the inputs, the output, the workspace: in place, then all NaN */
-        const size_t xb = x_bytes(&d), wb = w_bytes(&d), yb = y_bytes(&d);
-        bool ok = true;
-        if (kind == FWD)
-            ok = need(x, xb, what, "x") && need(w, wb, what, "w") && need(out, yb, what, "y");
-        else if (kind == BWD_DATA)
-            ok = need(w, wb, what, "w") && need(y, yb, what, "dy") && need(out, xb, what, "dx");
-        else
-            ok = need(x, xb, what, "x") && need(y, yb, what, "dy") && need(out, wb, what, "dw");
-        if (!ok || !need(ws, need_ws, what, "workspace"))
-            return;
-        /* the output and the workspace apart from each other and the inputs */
-        const void *in1 = kind == BWD_DATA ? (const void *)w : x;
-        const void *in2 = kind == FWD ? (const void *)w : y;
-        const size_t in1b = kind == BWD_DATA ? wb : xb, in2b = kind == FWD ? wb : yb;
-        const size_t outb = kind == FWD ? yb : kind == BWD_DATA ? xb : wb;
-        if (overlap(out, outb, in1, in1b, what, "the output", "an input") ||
-            overlap(out, outb, in2, in2b, what, "the output", "an input") ||
+        /* the inputs, the output, the workspace: in place and apart (the
+         * workspace is then all NaN, as an algorithm leaves it) */
+        if (!need(a, ab, what, aname) || !need(b, bb, what, bname) ||
+            !need(out, outb, what, "the output") || !need(ws, need_ws, what, "workspace") ||
+            overlap(out, outb, a, ab, what, "the output", "an input") ||
+            overlap(out, outb, b, bb, what, "the output", "an input") ||
             overlap(ws, need_ws, out, outb, what, "the workspace", "the output") ||
-            overlap(ws, need_ws, in1, in1b, what, "the workspace", "an input") ||
-            overlap(ws, need_ws, in2, in2b, what, "the workspace", "an input"))
+            overlap(ws, need_ws, a, ab, what, "the workspace", "an input") ||
+            overlap(ws, need_ws, b, bb, what, "the workspace", "an input"))
             return;
         if (need_ws)
             memset(ws, 0xff, need_ws);
+        /* one operation runs at a time (mu): the buffers are reused */
+        static std::vector<float> work, t, ra, rb, zeros;
+        const float *ia = tf32 ? tf32_copy(a, ab, ra) : a;
+        const float *ib = tf32 ? tf32_copy(b, bb, rb) : b;
         const backend *cpu = backend_cpu();
-        std::vector<float> work = cpu_work(&d);
-        /* the backward filter has no weights; the CPU's depthwise code wants some */
-        std::vector<float> xv, wv = kind == BWD_FILTER ? std::vector<float>(wb / 4) : read(w, wb);
-        if (kind != BWD_DATA)
-            xv = read(x, xb);
-        if (tf32) {
-            round_tf32(xv);
-            round_tf32(wv);
-        }
-        std::vector<float> t;
+        work.resize(cpu->conv_work_size(&d) + 1);
+        t.assign(outb / 4, 0.f);
         if (kind == FWD) {
-            t.assign(yb / 4, 0.f);
-            cpu->conv2d_forward(&d, xv.data(), wv.data(), NULL, t.data(), 0, work.data());
-        } else if (kind == BWD_DATA) {
-            std::vector<float> dy = read(y, yb);
-            if (tf32)
-                round_tf32(dy);
-            t.assign(xb / 4, 0.f);
-            cpu->conv2d_backward(&d, t.data(), wv.data(), dy.data(), t.data(), NULL, NULL,
-                                 work.data(), 0);
-        } else {
-            std::vector<float> dy = read(y, yb);
-            if (tf32)
-                round_tf32(dy);
-            t.assign(wb / 4, 0.f);
-            cpu->conv2d_backward(&d, xv.data(), wv.data(), dy.data(), NULL, t.data(), NULL,
-                                 work.data(), 1);
+            cpu->conv2d_forward(&d, ia, ib, NULL, t.data(), 0, work.data());
+        } else if (kind == BWD_DATA) { /* x is not read for dx alone: t stands in */
+            cpu->conv2d_backward(&d, t.data(), ia, ib, t.data(), NULL, NULL, work.data(), 0);
+        } else { /* the backward filter has no weights; the CPU's depthwise code wants some */
+            zeros.assign(wb / 4, 0.f);
+            cpu->conv2d_backward(&d, ia, zeros.data(), ib, NULL, t.data(), NULL, work.data(), 1);
         }
         blend(out, t, al, be);
-    }, {{x, false}, {w, false}, {y, false}, {out, true}, {ws, true}});
+    }, {{a, false}, {b, false}, {out, true}, {ws, true}});
     return e == cudaSuccess ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_EXECUTION_FAILED;
 }
 
@@ -1138,44 +1111,47 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s)
     return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d)
+namespace {
+
+template <typename D> cudnnStatus_t make_desc(D **d)
 {
-    *d = new fake_tensor_desc;
+    *d = new D;
     return CUDNN_STATUS_SUCCESS;
 }
+
+/* a tensor (n, c, h, w) or filter (k, c, h, w) descriptor: NCHW float only */
+template <typename D>
+cudnnStatus_t set_4d(D *d, cudnnTensorFormat_t f, cudnnDataType_t t, int a, int b, int c, int e)
+{
+    if (f != CUDNN_TENSOR_NCHW || t != CUDNN_DATA_FLOAT)
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    if (a <= 0 || b <= 0 || c <= 0 || e <= 0)
+        return CUDNN_STATUS_BAD_PARAM;
+    *d = D{1, a, b, c, e};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+} // namespace
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { return make_desc(d); }
 
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f,
                                          cudnnDataType_t t, int n, int c, int h, int w)
 {
-    if (f != CUDNN_TENSOR_NCHW || t != CUDNN_DATA_FLOAT)
-        return CUDNN_STATUS_NOT_SUPPORTED;
-    if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
-        return CUDNN_STATUS_BAD_PARAM;
-    *d = fake_tensor_desc{1, n, c, h, w};
-    return CUDNN_STATUS_SUCCESS;
+    return set_4d(d, f, t, n, c, h, w);
 }
 
-cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d)
-{
-    *d = new fake_filter_desc;
-    return CUDNN_STATUS_SUCCESS;
-}
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) { return make_desc(d); }
 
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t t,
                                          cudnnTensorFormat_t f, int k, int c, int h, int w)
 {
-    if (f != CUDNN_TENSOR_NCHW || t != CUDNN_DATA_FLOAT)
-        return CUDNN_STATUS_NOT_SUPPORTED;
-    if (k <= 0 || c <= 0 || h <= 0 || w <= 0)
-        return CUDNN_STATUS_BAD_PARAM;
-    *d = fake_filter_desc{1, k, c, h, w};
-    return CUDNN_STATUS_SUCCESS;
+    return set_4d(d, f, t, k, c, h, w);
 }
 
 cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d)
 {
-    *d = new fake_conv_desc;
-    return CUDNN_STATUS_SUCCESS;
+    return make_desc(d);
 }
 
 cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h,
@@ -1342,7 +1318,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha,
                                       const void *beta, cudnnTensorDescriptor_t yd, void *y)
 {
     return conv_pass(FWD, "cudnnConvolutionForward", h, alpha, xd, wd, c, yd, algo,
-                     (const float *)x, (const float *)w, nullptr, (float *)y, ws, ws_bytes, beta);
+                     (const float *)x, (const float *)w, (float *)y, ws, ws_bytes, beta);
 }
 
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha,
@@ -1354,8 +1330,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha,
                                            cudnnTensorDescriptor_t dxd, void *dx)
 {
     return conv_pass(BWD_DATA, "cudnnConvolutionBackwardData", h, alpha, dxd, wd, c, dyd, algo,
-                     nullptr, (const float *)w, (const float *)dy, (float *)dx, ws, ws_bytes,
-                     beta);
+                     (const float *)w, (const float *)dy, (float *)dx, ws, ws_bytes, beta);
 }
 
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
@@ -1367,8 +1342,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
                                              cudnnFilterDescriptor_t dwd, void *dw)
 {
     return conv_pass(BWD_FILTER, "cudnnConvolutionBackwardFilter", h, alpha, xd, dwd, c, dyd,
-                     algo, (const float *)x, nullptr, (const float *)dy, (float *)dw, ws,
-                     ws_bytes, beta);
+                     algo, (const float *)x, (const float *)dy, (float *)dw, ws, ws_bytes, beta);
 }
 
 /* db (1,c,1,1) = alpha * sum of dy (n,c,h,w) over n, h, w + beta * db */
