@@ -13,6 +13,12 @@ check "help of one command" 0 'score \[STRING\]' -- -c "help score"
 check "unknown command" 1 "error: unknown command 'frobnicate'" -- -c frobnicate
 check "ambiguous prefix" 1 "ambiguous command 'e': could be echo eval exit export" -- -c e
 check "unique prefix works" 0 'node1 = nor_conv_3x3' -- -c "ar show $ARCH"
+check "arch STRING sets it (set is optional)" 0 'node3 = skip_connect\(node0\) \+ none\(node1\) \+ skip_connect\(node2\)' -- \
+  -c "arch $ARCH" -c "arch"
+check "arch alone without one" 1 "error: arch: no architecture \(arch set STRING or arch sample\)" -- -c "arch"
+check "arch with a misspelt subcommand" 1 "neither a subcommand \(set, sample, show, dot\) nor an architecture" -- -c "arch smaple"
+check "a cut architecture string says where it ends" 1 "ends early at offset 18 \(node 2, input 0\): expected an operation" -- \
+  -c "arch |nor_conv_3x3~0|+|"
 check "bad architecture names the part" 1 "unknown operation 'conv_3x3'" -- \
   -c 'arch set |conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|'
 check "missing dataset directory" 1 "error: load: .*/nonexistent/data_batch_1.bin: cannot open" -- \
@@ -124,6 +130,7 @@ if [ "$(printf '%s\n' "$out" | grep -c '^step    1  loss 0.905')" -eq 2 ]; then
 printf 'load dataset cifar10\nload teacher resnet20\nload benchmark nb201\nset steps 3\nset threads 1\n' > "$tmp/base.rmi"
 check "batch select shows the classes and the teacher's CE" 0 "teacher CE of the chosen images: max" -- -f "$tmp/base.rmi" -c "batch select"
 check "batch show before select" 1 "no batch selected" -- -c "batch show"
+check "batch alone shows it" 0 "^batch: 32 images chosen from a pool of" -- -f "$tmp/base.rmi" -c "batch select" -c "batch"
 check "init without an architecture" 1 "no architecture" -- -c "init"
 check "init and step print loss, CE and CKA per step" 0 "^step +3 +loss [0-9.]+ +ce [0-9.]+ +cka [0-9.]+ [0-9.]+ [0-9.]+" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 3"
 check "step past the planned steps" 1 "has done all 3 steps" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 4"
@@ -349,6 +356,8 @@ CH='k3e3-skip-k5e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip'
 check "arch show in the chain space" 0 "chain space; [0-9]+ parameters" -- -c "space chain" -c "arch set $CH" -c "arch show"
 check "a bad chain string names the layer" 1 "layer 2 \(offset 10\): unknown block 'k9e6'" -- -c "space chain" \
   -c "arch set k3e3-skip-k9e6-k7e3|k3e6-k3e6-skip-skip|k7e6-k5e3-k3e3-skip"
+check "a short chain string says how many layers it has" 1 "chain architecture ends early at offset 9: 2 of 12 layers" -- \
+  -c "space chain" -c "arch k3e3-skip"
 check "init and step a chain student" 0 "^step +2 +loss [0-9.]+" -- -f "$tmp/base.rmi" -c "space chain" \
   -c "arch set $CH" -c init -c "step 2"
 check "score and rank in the chain space" 0 "2 architectures in" -- -f "$tmp/base.rmi" -c "set steps 2" \

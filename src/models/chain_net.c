@@ -92,9 +92,14 @@ int chain_parse(const char *s, uint8_t *layers)
     for (int i = 0; i < CHAIN_LAYERS; i++) {
         if (i > 0) {
             char want = i % CHAIN_PER_STAGE == 0 ? '|' : '-';
+            if (!*p)
+                return rm_error("chain architecture ends early at offset %ld: %d of %d layers "
+                                "(%d stages of %d, layers by '-', stages by '|')",
+                                (long)(p - s), i, CHAIN_LAYERS, CHAIN_LAYERS / CHAIN_PER_STAGE,
+                                CHAIN_PER_STAGE);
             if (*p != want)
                 return rm_error("chain architecture: at offset %ld (layer %d) expected '%c', "
-                                "found '%c'", (long)(p - s), i, want, *p ? *p : ' ');
+                                "found '%c'", (long)(p - s), i, want, *p);
             p++;
         }
         size_t len = strcspn(p, "-| \t\r\n");

@@ -447,7 +447,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         free(a);
         return SH_OK;
     }
-    if (argc == 2 && !strcmp(argv[1], "show")) {
+    if (argc == 1 || (argc == 2 && !strcmp(argv[1], "show"))) {
         if (!s->have_arch) {
             rm_error("no architecture (arch set STRING or arch sample)");
             return SH_ERROR;
@@ -476,7 +476,22 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         printf("wrote %s (dot -Tpng %s -o cell.png draws it)\n", argv[2], argv[2]);
         return SH_OK;
     }
-    return usage_error("arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]");
+    /* arch STRING: the same as arch set STRING (a string never begins with a
+     * subcommand's name) */
+    int sub = 0;
+    for (int i = 0; arch_subs[i]; i++)
+        sub |= !strcmp(argv[1], arch_subs[i]);
+    if (!sub) {
+        char str[SPACE_STRLEN];
+        rm_clear_error();
+        if (join_words(argc - 1, argv + 1, str, sizeof str) < 0 || session_arch_set(s, str) < 0) {
+            if (!strpbrk(argv[1], "|-(~"))
+                rm_error_over("neither a subcommand (set, sample, show, dot) nor an architecture");
+            return SH_ERROR;
+        }
+        return show_arch(sh, s->arch_sp, &s->arch);
+    }
+    return usage_error("arch", "[set] STRING | sample [N] | show [STRING] | dot FILE [STRING]");
 }
 
 /* ---- RMI: batch, init, step, score, rank ---- */
@@ -489,8 +504,8 @@ static int cmd_batch(shell *sh, int argc, char **argv)
     if (argc == 2 && !strcmp(argv[1], "select")) {
         if (session_select_batch(s) < 0)
             return SH_ERROR;
-    } else if (!(argc == 2 && !strcmp(argv[1], "show"))) {
-        return usage_error("batch", "select | show");
+    } else if (!(argc == 1 || (argc == 2 && !strcmp(argv[1], "show")))) {
+        return usage_error("batch", "select | [show]");
     } else if (!s->data.n) {
         rm_error("no batch selected (batch select)");
         return SH_ERROR;
@@ -841,12 +856,14 @@ static int cmd_show(shell *sh, int argc, char **argv)
 }
 
 const command shell_commands[] = {
-    {"arch", "set STRING | sample [N] | show [STRING] | dot FILE [STRING]",
+    {"arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING]",
      "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell, "
-     "its benchmark accuracies and rank in the table), or draw its cell or chain (Graphviz)",
+     "its benchmark accuracies and rank in the table), or draw its cell or chain (Graphviz); "
+     "'arch' alone shows the current one",
      cmd_arch, arch_subs},
-    {"batch", "select | show",
-     "select the RMI batch (the teacher's most confident images of a random pool)", cmd_batch,
+    {"batch", "select | [show]",
+     "select the RMI batch (the teacher's most confident images of a random pool), or show it",
+     cmd_batch,
      batch_subs},
     {"echo", "[TEXT ...]", "print the text (for scripts)", cmd_echo, NULL},
     {"eval", "", "test accuracy of the current architecture trained with 'train'", cmd_eval,

@@ -67,6 +67,9 @@ int nb201_parse(const char *str, nb201_arch *a)
             while (s[pos] && s[pos] != '~' && s[pos] != '|' && s[pos] != '+')
                 pos++;
             int op = nb201_op_lookup(s + start, pos - start);
+            if (op < 0 && !s[start])
+                return rm_error("architecture string ends early at offset %zu (node %d, input "
+                                "%d): expected an operation", start, node, in);
             if (op < 0)
                 return rm_error("architecture string: node %d, input %d (offset %zu): unknown "
                                 "operation '%.*s'; expected none, skip_connect, nor_conv_1x1, "
