@@ -130,6 +130,9 @@ if [ "$(printf '%s\n' "$out" | grep -c '^step    1  loss 0.905')" -eq 2 ]; then
 printf 'load dataset cifar10\nload teacher resnet20\nload benchmark nb201\nset steps 3\nset threads 1\n' > "$tmp/base.rmi"
 check "batch select shows the classes and the teacher's CE" 0 "teacher CE of the chosen images: max" -- -f "$tmp/base.rmi" -c "batch select"
 check "batch show before select" 1 "no batch selected" -- -c "batch show"
+check "a training option without its value" 1 "error: teacher: 'epochs' needs a value \(options: \[epochs N\]" -- \
+  -c "load teacher resnet20" -c "teacher train epochs"
+check "a search option without its value" 1 "error: search: start: 'n_warm' needs a value" -- -c "search start rminas n_warm"
 check "batch alone shows it" 0 "^batch: 32 images chosen from a pool of" -- -f "$tmp/base.rmi" -c "batch select" -c "batch"
 check "init without an architecture" 1 "no architecture" -- -c "init"
 check "init and step print loss, CE and CKA per step" 0 "^step +3 +loss [0-9.]+ +ce [0-9.]+ +cka [0-9.]+ [0-9.]+ [0-9.]+" -- -f "$tmp/base.rmi" -c "arch set $ARCH" -c init -c "step 3"

@@ -177,8 +177,12 @@ int cmd_search(shell *sh, int argc, char **argv)
     session *s = &sh->s;
     const char *sub = argc >= 2 ? argv[1] : "";
     if (!strcmp(sub, "start")) {
-        if (argc < 3 || argc % 2 == 0)
+        if (argc < 3)
             return usage_error("search", SEARCH_USAGE);
+        if (argc % 2 == 0) {
+            rm_error("start: '%s' needs a value (options are KEY VALUE pairs)", argv[argc - 1]);
+            return SH_ERROR;
+        }
         /* the options are settings; a start that fails leaves them as they were */
         int nopt = (argc - 3) / 2, done = 0, bad = 0;
         char (*was)[1100] = calloc((size_t)nopt + 1, sizeof *was);

@@ -175,12 +175,13 @@ static const char TRAIN_OPTS[] = "[epochs N] [batch N] [lr X] [wd X] [momentum X
                                  "[augment 0|1] [seed N] [every N]";
 
 /* KEY VALUE pairs from argv[first] on into o and *every. */
-static int parse_train_opts(int argc, char **argv, int first, const char *cmd, train_opts *o,
-                            long *every)
+static int parse_train_opts(int argc, char **argv, int first, train_opts *o, long *every)
 {
     for (int i = first; i < argc; i += 2) {
-        if (i + 1 >= argc)
-            return usage_error(cmd, TRAIN_OPTS);
+        if (i + 1 >= argc) {
+            rm_error("'%s' needs a value (options: %s)", argv[i], TRAIN_OPTS);
+            return SH_ERROR;
+        }
         const char *k = argv[i], *v = argv[i + 1];
         long l = 0;
         double d = 0;
@@ -219,7 +220,7 @@ static int run_training(shell *sh, int argc, char **argv, int first, int which)
     train_opts_default(&o);
     o.seed = sh->s.seed;
     long every = 50;
-    if (parse_train_opts(argc, argv, first, which ? "train" : "teacher", &o, &every) != SH_OK)
+    if (parse_train_opts(argc, argv, first, &o, &every) != SH_OK)
         return SH_ERROR;
     char what[SPACE_STRLEN];
     if (which && sh->s.have_arch)
