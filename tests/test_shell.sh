@@ -23,6 +23,11 @@ check "bad architecture names the part" 1 "unknown operation 'conv_3x3'" -- \
   -c 'arch set |conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|'
 check "missing dataset directory" 1 "error: load: .*/nonexistent/data_batch_1.bin: cannot open" -- \
   -c "load dataset cifar10 $tmp/nonexistent"
+check "a CIFAR-10 directory as cifar100 says what it is" 1 "train.bin: cannot open: .*: train.bin and test.bin; it holds data_batch_1.bin: a cifar10 directory\?" -- \
+  -c "load dataset cifar100 $top_srcdir/examples/data/cifar10-mini"
+mkdir "$tmp/py"; : > "$tmp/py/data_batch_1"
+check "CIFAR-10's python version is named" 1 "it holds data_batch_1: CIFAR-10's python version\? rminas reads the binary version" -- \
+  -c "load dataset cifar10 $tmp/py"
 check "score before a teacher is loaded" 1 "no teacher loaded" -- -c "score $ARCH"
 check "teacher eval before loading" 1 "no teacher loaded" -- -c "teacher eval"
 check "unknown teacher" 1 "unknown teacher 'vgg'" -- -c "load teacher vgg"

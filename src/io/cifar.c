@@ -33,6 +33,7 @@ typedef struct format {
     int ntrain;             /* training files (tests: one) */
     int subset;             /* training files may stop after k of them */
     const float *mean, *std;
+    const char *layout;     /* what a directory of this format holds, for errors */
 } format;
 
 static const char *const c10_train[] = {"data_batch_1.bin", "data_batch_2.bin",
@@ -42,12 +43,44 @@ static const char *const c10_test[] = {"test_batch.bin"};
 static const char *const one_train[] = {"train.bin"};
 static const char *const one_test[] = {"test.bin"};
 
-static const format fmt_cifar10 = {1, 0, 10, 32, 4, c10_train, c10_test, 5, 1,
-                                   imagenet_mean, imagenet_std};
-static const format fmt_cifar100 = {2, 1, 100, 32, 4, one_train, one_test, 1, 0,
-                                    imagenet_mean, imagenet_std};
-static const format fmt_im16 = {1, 0, 120, 16, 2, one_train, one_test, 1, 0, im16_mean,
-                                im16_std};
+static const format fmt_cifar10 = {
+    1, 0, 10, 32, 4, c10_train, c10_test, 5, 1, imagenet_mean, imagenet_std,
+    "a cifar10 directory holds CIFAR-10's binary version: data_batch_1.bin .. data_batch_5.bin "
+    "and test_batch.bin"};
+static const format fmt_cifar100 = {
+    2, 1, 100, 32, 4, one_train, one_test, 1, 0, imagenet_mean, imagenet_std,
+    "a cifar100 directory holds CIFAR-100's binary version: train.bin and test.bin"};
+static const format fmt_im16 = {
+    1, 0, 120, 16, 2, one_train, one_test, 1, 0, im16_mean, im16_std,
+    "an imagenet16-120 directory holds train.bin and test.bin written by "
+    "examples/imagenet16-to-bin"};
+
+/* After a missing first file: what the directory should hold, and what it
+ * seems to be instead when it holds another format's first file. */
+static int missing_file(const char *path, const char *dir, const format *f)
+{
+    static const struct {
+        const format *only, *never; /* for this format only / for any but this (NULL: any) */
+        const char *name, *seems;
+    } other[] = {
+        {&fmt_cifar10, NULL, "train.bin",
+         "; it holds train.bin: a cifar100 or imagenet16-120 directory?"},
+        {NULL, &fmt_cifar10, "data_batch_1.bin", "; it holds data_batch_1.bin: a cifar10 directory?"},
+        {NULL, NULL, "data_batch_1", "; it holds data_batch_1: CIFAR-10's python version? rminas "
+                                     "reads the binary version (cifar-10-binary.tar.gz)"},
+        {&fmt_cifar100, NULL, "train", "; it holds train: CIFAR-100's python version? rminas reads "
+                                       "the binary version (cifar-100-binary.tar.gz)"},
+    };
+    const char *seems = "";
+    for (size_t i = 0; i < sizeof other / sizeof other[0] && !*seems; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, other[i].name);
+        if ((!other[i].only || other[i].only == f) && other[i].never != f &&
+            access(p, F_OK) == 0)
+            seems = other[i].seems;
+    }
+    return rm_error("%s: cannot open: %s (%s%s)", path, strerror(ENOENT), f->layout, seems);
+}
 
 void dataset_free(dataset *d)
 {
@@ -149,6 +182,10 @@ static int load(const char *dir, const format *f, int train, dataset *out)
             paths[i] = NULL;
             nfiles = i;
             break;
+        }
+        if (i == 0 && access(paths[i], F_OK) != 0 && errno == ENOENT) {
+            missing_file(paths[i], dir, f);
+            goto fail;
         }
         if (batch_records(paths[i], rec, &nrec[i]) != 0)
             goto fail;
