@@ -819,7 +819,13 @@ static int cmd_set(shell *sh, int argc, char **argv)
 {
     if (argc != 3)
         return usage_error("set", "KEY VALUE ('show settings' lists the keys)");
-    return session_set(&sh->s, argv[1], argv[2]) < 0 ? SH_ERROR : SH_OK;
+    if (session_set(&sh->s, argv[1], argv[2]) < 0)
+        return SH_ERROR;
+    /* a thread count past the cores is taken as all of them: say so */
+    long asked = strtol(argv[2], NULL, 10);
+    if (!strcmp(argv[1], "threads") && asked > sh->s.threads)
+        printf("threads %d: this machine has %d cores\n", sh->s.threads, sh->s.threads);
+    return SH_OK;
 }
 
 static const char *const show_subs[] = {"settings", NULL};
