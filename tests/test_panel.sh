@@ -45,6 +45,12 @@ if wait_for "node1 = nor_conv_3x3\(node0\)" && wait_for "node3 = avg_pool_3x3\(n
   notok "tab completes operation names inside an architecture string"; fi
 if wait_for "rminas\[3\|-s\|p--\]> *\$"; then ok "the prompt shows the current architecture"; else
   notok "the prompt shows the current architecture"; fi
+# a chain's blocks complete after '-' and '|'
+T send-keys -t p "space chain" Enter "arch k3e3-sk" Tab "-k5e6-k7e3|k3e6-k3e6-sk" Tab "-sk" Tab \
+  "|k7e6-k5e3-k3e3-sk" Tab Enter
+if wait_for "^arch k3e3-skip-k5e6-k7e3\|k3e6-k3e6-skip-skip\|k7e6-k5e3-k3e3-skip\$"; then
+  ok "tab completes a chain's blocks"; else notok "tab completes a chain's blocks"; fi
+T send-keys -t p "space nb201" Enter
 
 T send-keys -t p "set threads 1" Enter "load benchmark nb201" Enter "set evaluator benchmark" Enter \
   "set benchmark_column cifar10_valid" Enter "search start rminas n_collect 20" Enter

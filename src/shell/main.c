@@ -13,6 +13,7 @@
 #include <readline/readline.h>
 
 #include "config.h"
+#include "models/model.h"
 #include "shell/shell.h"
 #include "util/err.h"
 
@@ -134,17 +135,23 @@ static char *command_generator(const char *text, int state)
     return NULL;
 }
 
+static size_t compl_keep; /* leading characters of the text kept as they are */
+
 static char *word_generator(const char *text, int state)
 {
     if (!state)
         compl_index = 0;
-    size_t len = strlen(text);
+    size_t len = strlen(text + compl_keep);
     if (!compl_words)
         return NULL;
     while (compl_words[compl_index]) {
         const char *w = compl_words[compl_index++];
-        if (!strncmp(w, text, len))
-            return strdup(w);
+        if (!strncmp(w, text + compl_keep, len)) {
+            char *m = malloc(compl_keep + strlen(w) + 1);
+            if (m)
+                sprintf(m, "%.*s%s", (int)compl_keep, text, w);
+            return m;
+        }
     }
     return NULL;
 }
@@ -155,7 +162,7 @@ static const char *const algo_words[] = {"rminas", "random", "rea", "reinforce",
 static const char *const dataset_words[] = {"cifar10", "cifar100", "imagenet16-120", NULL};
 static const char *const teacher_words[] = {"resnet20", "resnet32", "resnet44", "resnet56", NULL};
 static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
-static const char *const csv_words[] = {"steps", "rank", "search", NULL};
+static const char *const csv_words[] = {"steps", "rank", "search", "profile", NULL};
 static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
 static const char *const bn_words[] = {"train", "eval", NULL};
 static const char *const conv_words[] = {"dnnl", "winograd", "winograd2", "im2col", NULL};
@@ -200,9 +207,18 @@ static const char *const *next_words(char words[][64], int nwords)
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
-    if (start > 0 && (rl_line_buffer[start - 1] == '|' || rl_line_buffer[start - 1] == '+')) {
-        /* inside an architecture string: operation names */
-        compl_words = op_words;
+    compl_keep = 0;
+    const int chain = g_shell && g_shell->s.sp == &space_chain;
+    const char *dash = chain ? strrchr(text, '-') : NULL;
+    if ((start > 0 && (rl_line_buffer[start - 1] == '|' || rl_line_buffer[start - 1] == '+')) ||
+        dash) {
+        /* inside an architecture string ('|' ends readline's words; a chain's
+         * '-' does not, so the text up to it stays): operation names */
+        static const char *chain_words[CHAIN_NOPS + 1];
+        for (int i = 0; i < CHAIN_NOPS; i++)
+            chain_words[i] = chain_op_names[i];
+        compl_words = chain ? chain_words : op_words;
+        compl_keep = dash ? (size_t)(dash + 1 - text) : 0;
         rl_attempted_completion_over = 1;
         rl_completion_append_character = '\0';
         return rl_completion_matches(text, word_generator);
