@@ -303,7 +303,7 @@ if [ $st -eq 0 ] && grep -q '^interrupted: 0 of 6 scored (kept)' "$tmp/ji.out" &
   ok "2 jobs stopped by Ctrl-C (SIGINT): the finished row logged, the shell goes on"; else
   notok "2 jobs stopped by Ctrl-C (SIGINT): the finished row logged, the shell goes on (status $st)"
   sed 's/^/# /' "$tmp/ji.out" "$tmp/ji.csv"; fi
-check "threads past the cores are all of them, and it says so" 0 "^threads [0-9]+: this machine has [0-9]+ cores" -- -c "set threads 1024"
+check "threads past the cores are all of them, and it says so" 0 "^threads [0-9]+: the most here \(the cores, or OMP_NUM_THREADS\)" -- -c "set threads 1024"
 check "jobs out of range" 1 "jobs must be an integer from 1 to 64, got '0'" -- -c "set jobs 0"
 out=$("$R" -c "set jobs 3" -c "show jobs" 2>&1)
 if printf '%s\n' "$out" | grep -Eq '^jobs +3 ' && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]; then

@@ -19,24 +19,15 @@ int usage_error(const char *cmd, const char *usage)
     return SH_ERROR;
 }
 
+/* The same checks and messages as the settings' */
 int parse_int(const char *s, long lo, long hi, const char *what, long *out)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return rm_error("%s must be an integer in [%ld, %ld], got '%s'", what, lo, hi, s);
-    *out = v;
-    return 0;
+    return session_parse_long(what, s, lo, hi, out);
 }
 
 static int parse_double(const char *s, double lo, double hi, const char *what, double *out)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return rm_error("%s must be a number in [%g, %g], got '%s'", what, lo, hi, s);
-    *out = v;
-    return 0;
+    return session_parse_double(what, s, lo, hi, out);
 }
 
 /* ---- help / quit / version / echo ---- */
@@ -821,10 +812,11 @@ static int cmd_set(shell *sh, int argc, char **argv)
         return usage_error("set", "KEY VALUE ('show settings' lists the keys)");
     if (session_set(&sh->s, argv[1], argv[2]) < 0)
         return SH_ERROR;
-    /* a thread count past the cores is taken as all of them: say so */
+    /* a thread count past OpenMP's (the cores, or OMP_NUM_THREADS) is taken
+     * as all of them: say so */
     long asked = strtol(argv[2], NULL, 10);
     if (!strcmp(argv[1], "threads") && asked > sh->s.threads)
-        printf("threads %d: this machine has %d cores\n", sh->s.threads, sh->s.threads);
+        printf("threads %d: the most here (the cores, or OMP_NUM_THREADS)\n", sh->s.threads);
     return SH_OK;
 }
 
