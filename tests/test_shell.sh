@@ -15,6 +15,11 @@ check "ambiguous prefix" 1 "ambiguous command 'e': could be echo eval exit expor
 check "unique prefix works" 0 'node1 = nor_conv_3x3' -- -c "ar show $ARCH"
 check "arch STRING sets it (set is optional)" 0 'node3 = skip_connect\(node0\) \+ none\(node1\) \+ skip_connect\(node2\)' -- \
   -c "arch $ARCH" -c "arch"
+check "an NB-201 index names an architecture (the table's index column)" 0 "index 6111 cifar10_valid 91.61 cifar10_test 94.37 .*" -- \
+  -c "load benchmark nb201" -c "arch 6111" -c "arch show"
+check "an index needs the table" 1 "architecture 6111: a number is NAS-Bench-201's index of an architecture, read from the benchmark table \(load benchmark nb201 first\)" -- \
+  -c "arch show 6111"
+check "an index the table lacks" 1 "architecture 15625: no architecture has that index in" -- -c "load benchmark nb201" -c "score 15625"
 check "arch alone without one" 1 "error: arch: no architecture \(arch set STRING or arch sample\)" -- -c "arch"
 check "arch with a misspelt subcommand" 1 "neither a subcommand \(set, sample, show, dot\) nor an architecture" -- -c "arch smaple"
 check "a cut architecture string says where it ends" 1 "ends early at offset 18 \(node 2, input 0\): expected an operation" -- \
@@ -146,6 +151,9 @@ check "score of an architecture with its benchmark accuracy" 0 "score [0-9.]+ .*
 check "the all-none cell scores +inf with a warning" 0 "warning: the loss became NaN at step 1: score \+inf" -- -f "$tmp/base.rmi" -c "score |none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 printf '%s\n# a comment\n\n|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|\n' "$ARCH" > "$tmp/archs.txt"
 check "rank FILE scores the listed architectures and correlates" 0 "2 architectures in [0-9.]+ s" -- -f "$tmp/base.rmi" -c "rank $tmp/archs.txt" -c "export csv rank $tmp/rank.csv"
+printf '6111\n 0 \n' > "$tmp/idx.txt"
+check "rank FILE of NB-201 indices" 0 "^\[2/2\] \|avg_pool_3x3~0\|\+\|nor_conv_1x1~0\|skip_connect~1\|\+\|nor_conv_1x1~0\|skip_connect~1\|skip_connect~2\| score .*\(cifar10_test 85.86\)" -- \
+  -f "$tmp/base.rmi" -c "rank $tmp/idx.txt"
 if head -1 "$tmp/rank.csv" | grep -q '^arch,score,cka1,cka2,cka3,ce,seconds,params,flops,cifar10_test$' &&
    [ "$(wc -l < "$tmp/rank.csv")" -eq 3 ]; then ok "export csv rank: header and one row per architecture"; else
   notok "export csv rank: header and one row per architecture"; fi

@@ -186,6 +186,10 @@ void session_fit_bench_column(session *s);
 int session_select_batch(session *s);
 /* Select the batch unless one matching the settings is there already. */
 int session_need_batch(session *s);
+/* An architecture from a string of the current space; in NAS-Bench-201 a
+ * number is the benchmark's own index of an architecture (the loaded
+ * table's index column, as its API's query_by_index). */
+int session_parse_arch(const session *s, const char *str, sarch *a);
 /* The current architecture from a string of the current space (space CMD). */
 int session_arch_set(session *s, const char *str);
 /* n distinct architectures drawn uniformly from the sampling generator
@@ -219,8 +223,9 @@ void session_score_signature(const session *s, const space *sp, char *buf, size_
 /* The part of it that describes the machine: "device cpu threads N" or
  * "device cuda". */
 void session_scored_on(const session *s, char *buf, size_t size);
-/* Read one architecture string per line (blank lines and # comments skipped). */
-int session_read_archs(const char *path, const space *sp, sarch **out, int *n);
+/* Read one architecture string (or NB-201 index) of the current space per
+ * line (blank lines and # comments skipped). */
+int session_read_archs(const session *s, const char *path, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:
  * tau[0]/rho[0] for -score, [1] for #params, [2] for MACs. */
 int session_rank_correlations(const session *s, double tau[3], double rho[3], int *n);

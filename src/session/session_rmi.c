@@ -1,6 +1,7 @@
 /* Session commands around the RMI score: the benchmark table, the selected
  * batch, the current architecture and its student, ranking, CSV export. */
 #include <csv.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -90,10 +91,45 @@ int session_need_batch(session *s)
     return session_select_batch(s);
 }
 
+int session_parse_arch(const session *s, const char *str, sarch *a)
+{
+    const char *p = str;
+    while (isspace((unsigned char)*p))
+        p++;
+    char *end;
+    errno = 0;
+    long k = strtol(p, &end, 10);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (s->sp != &space_nb201 || !isdigit((unsigned char)*p) || *end)
+        return s->sp->parse(str, a);
+    /* a number: NAS-Bench-201's index, from the table's index column */
+    const bench_table *t = &s->bench;
+    if (!t->nrows)
+        return rm_error("architecture %s: a number is NAS-Bench-201's index of an architecture, "
+                        "read from the benchmark table (load benchmark nb201 first)", p);
+    const int col = bench_column(t, "index");
+    if (col < 0)
+        return rm_error("architecture %s: the benchmark table %s has no index column", p,
+                        t->path);
+    int row = -1;
+    for (int r = 0; r < t->nrows && row < 0 && errno != ERANGE; r++)
+        if (bench_value(t, r, col) == (double)k)
+            row = r;
+    for (int i = 0; i < NB201_COUNT && row >= 0; i++)
+        if (t->row_of[i] == row) {
+            nb201_arch na;
+            nb201_from_index(i, &na);
+            *a = nb201_to_sarch(&na);
+            return 0;
+        }
+    return rm_error("architecture %s: no architecture has that index in %s", p, t->path);
+}
+
 int session_arch_set(session *s, const char *str)
 {
     sarch a;
-    if (s->sp->parse(str, &a) < 0)
+    if (session_parse_arch(s, str, &a) < 0)
         return -1;
     s->arch = a;
     s->arch_sp = s->sp;
@@ -713,7 +749,7 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
     return rc;
 }
 
-int session_read_archs(const char *path, const space *sp, sarch **out, int *n)
+int session_read_archs(const session *s, const char *path, sarch **out, int *n)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -738,7 +774,7 @@ int session_read_archs(const char *path, const space *sp, sarch **out, int *n)
             }
             a = na;
         }
-        if (sp->parse(p, &a[cnt]) < 0) {
+        if (session_parse_arch(s, p, &a[cnt]) < 0) {
             rc = rm_error_context("%s line %ld", path, lineno);
             break;
         }

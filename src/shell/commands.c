@@ -1,5 +1,6 @@
 /* The command table and the handlers. Handlers print results to stdout and
  * return SH_OK / SH_ERROR (message in rm_error) / SH_EXIT. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -399,11 +400,11 @@ static int join_words(int n, char **w, char *buf, size_t size)
     return 0;
 }
 
-/* An architecture of space sp from the words w[0..n). */
-static int parse_words(const space *sp, int n, char **w, sarch *a)
+/* An architecture of the current space from the words w[0..n). */
+static int parse_words(const session *s, int n, char **w, sarch *a)
 {
     char str[SPACE_STRLEN];
-    return join_words(n, w, str, sizeof str) < 0 ? -1 : sp->parse(str, a);
+    return join_words(n, w, str, sizeof str) < 0 ? -1 : session_parse_arch(s, str, a);
 }
 
 static int cmd_arch(shell *sh, int argc, char **argv)
@@ -448,7 +449,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
     }
     if (argc >= 3 && !strcmp(argv[1], "show")) {
         sarch a;
-        if (parse_words(s->sp, argc - 2, argv + 2, &a) < 0)
+        if (parse_words(s, argc - 2, argv + 2, &a) < 0)
             return SH_ERROR;
         return show_arch(sh, s->sp, &a);
     }
@@ -457,7 +458,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         sarch a = s->arch;
         if (argc >= 4) {
             sp = s->sp;
-            if (parse_words(sp, argc - 3, argv + 3, &a) < 0)
+            if (parse_words(s, argc - 3, argv + 3, &a) < 0)
                 return SH_ERROR;
         } else if (!s->have_arch) {
             rm_error("no architecture (arch set STRING, or arch dot FILE STRING)");
@@ -477,7 +478,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         char str[SPACE_STRLEN];
         rm_clear_error();
         if (join_words(argc - 1, argv + 1, str, sizeof str) < 0 || session_arch_set(s, str) < 0) {
-            if (!strpbrk(argv[1], "|-(~"))
+            if (isalpha((unsigned char)argv[1][0]) && !strpbrk(argv[1], "|-(~"))
                 rm_error_over("neither a subcommand (set, sample, show, dot) nor an architecture");
             return SH_ERROR;
         }
@@ -588,7 +589,7 @@ static int cmd_score(shell *sh, int argc, char **argv)
     session *s = &sh->s;
     sarch a;
     if (argc >= 2) {
-        if (parse_words(s->sp, argc - 1, argv + 1, &a) < 0)
+        if (parse_words(s, argc - 1, argv + 1, &a) < 0)
             return SH_ERROR;
     } else if (s->have_arch && s->arch_sp == s->sp) {
         a = s->arch;
@@ -638,7 +639,7 @@ static int cmd_rank(shell *sh, int argc, char **argv)
             free(a);
             return SH_ERROR;
         }
-    } else if (session_read_archs(argv[1], s->sp, &a, &n) < 0) {
+    } else if (session_read_archs(s, argv[1], &a, &n) < 0) {
         return SH_ERROR;
     }
     const double t0 = rm_seconds();
@@ -858,7 +859,7 @@ const command shell_commands[] = {
     {"arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING]",
      "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell, "
      "its benchmark accuracies and rank in the table), or draw its cell or chain (Graphviz); "
-     "'arch' alone shows the current one",
+     "'arch' alone shows the current one; in NB-201 a number is the benchmark's index",
      cmd_arch, arch_subs},
     {"batch", "select | [show]",
      "select the RMI batch (the teacher's most confident images of a random pool), or show it",
