@@ -363,6 +363,32 @@ check "a fresh ResNet-56 teacher (init) for teacher train" 0 "^teacher resnet56:
   -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet56 init" -c "teacher eval"
 check "a fresh ResNet-20 teacher trains" 0 "epoch 1/1: loss [0-9.]+, .*test accuracy [0-9.]+ %" -- \
   -c "set threads 1" -c "load dataset cifar10" -c "load teacher resnet20 init" -c "teacher train epochs 1 batch 512"
+# the CIFAR-100 family (the paper's ResNet-101 teacher): fresh, saved, scored
+# with, reloaded by its key names; the wrong depth names the missing key
+out=$("$R" -c "load dataset cifar10" -c "load teacher resnet18 init" -c "teacher save $tmp/r18.safetensors" \
+  -c "set steps 2" -c "score $ARCH" -c "load teacher resnet18 $tmp/r18.safetensors" -c "score $ARCH" \
+  -c "load teacher resnet34 $tmp/r18.safetensors" 2>&1)
+s1=$(printf '%s\n' "$out" | sed -n 's/^|.* score \([0-9.]*\) .*/\1/p' | sed -n 1p)
+s2=$(printf '%s\n' "$out" | sed -n 's/^|.* score \([0-9.]*\) .*/\1/p' | sed -n 2p)
+if printf '%s\n' "$out" | grep -q "^teacher resnet18: 11173962 parameters" && [ -n "$s1" ] && [ "$s1" = "$s2" ] &&
+   printf '%s\n' "$out" | grep -q "error: load: .*r18.safetensors: missing key 'conv2_x.2.residual_function.0.weight' (the resnet34 expects it)"; then
+  ok "a ResNet-18 of the CIFAR-100 family as teacher: saved, reloaded, the same score ($s1)"; else
+  notok "a ResNet-18 of the CIFAR-100 family as teacher"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+check "the CIFAR-100 family has no bundled weights" 1 "no bundled weights for resnet101; give a FILE" -- \
+  -c "load teacher resnet101"
+# a PyTorch checkpoint through examples/pth-to-safetensors (where PyTorch is)
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  /usr/bin/python3 -c "
+import torch
+sd = {'module.conv1.weight': torch.randn(16, 3, 3, 3)}
+torch.save({'state_dict': sd, 'epoch': 1}, '$tmp/t.th')" 2>/dev/null
+  if "$top_srcdir/examples/pth-to-safetensors" "$tmp/t.th" "$tmp/t.safetensors" > /dev/null &&
+     "$R" -c "load teacher resnet20 $tmp/t.safetensors" 2>&1 | grep -q "missing key 'bn1.weight'"; then
+    ok "pth-to-safetensors: a checkpoint's state dict, module. removed, read by key"; else
+    notok "pth-to-safetensors: a checkpoint's state dict, module. removed, read by key"; fi
+else
+  skip "pth-to-safetensors: no PyTorch on /usr/bin/python3"
+fi
 check "a fresh teacher of an architecture string (init)" 0 "^teacher \|nor_conv_3x3~0\|.*weights init" -- \
   -c "load teacher $ARCH init"
 check "an NB-201 teacher needs a file" 1 "needs its weights" -- -c "load teacher nb201"

@@ -22,6 +22,13 @@ typedef struct model {
 /* ResNet-20/32/44/56 for CIFAR (He et al., option-A shortcuts; akamaster's
  * layout and key names); depth = 6n+2. Features: layer1, layer2, layer3. */
 int resnet_cifar_build(model *m, const backend *be, int depth, int nclass, int hw);
+/* ResNet-18/34/50/101/152 for 32x32 inputs as in the released RMI-NAS code's
+ * CIFAR-100 teacher (ResNet-101; weiaicunzai/pytorch-cifar100's layout and
+ * key names: conv1.0, conv2_x.0.residual_function.3, ...shortcut.0, fc):
+ * a 3x3 stem of 64 channels without pooling, four stages of basic (18, 34)
+ * or bottleneck (50, 101, 152) blocks with 1x1 projection shortcuts.
+ * Features: conv2_x, conv4_x, conv5_x (that code's feature_extractor). */
+int resnet_c100_build(model *m, const backend *be, int depth, int nclass, int hw);
 
 /* NAS-Bench-201 network (C = 16, N = 5). Features: output of cell 4,
  * output of cell 10, and the final BN+ReLU. Key names as D-X-Y's

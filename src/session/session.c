@@ -359,7 +359,8 @@ static int teacher_depth(const char *arch)
         return -1;
     char *end;
     long d = strtol(arch + 6, &end, 10);
-    if (*end || (d != 20 && d != 32 && d != 44 && d != 56))
+    if (*end || (d != 20 && d != 32 && d != 44 && d != 56 && d != 18 && d != 34 && d != 50 &&
+                 d != 101 && d != 152))
         return -1;
     return (int)d;
 }
@@ -401,8 +402,9 @@ int session_load_teacher(session *s, const char *arch, const char *file)
             return rm_error_context("teacher '%s'", arch);
         else
             return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, "
-                            "resnet56; nb201, darts or chain with a FILE saved by train save; "
-                            "or an architecture string of the current space)", arch);
+                            "resnet56; the CIFAR-100 family resnet18, resnet34, resnet50, "
+                            "resnet101, resnet152; nb201, darts or chain with a FILE saved by "
+                            "train save; or an architecture string of the current space)", arch);
     }
     char path[1024];
     if (named && (!file || fresh))
@@ -430,7 +432,11 @@ int session_load_teacher(session *s, const char *arch, const char *file)
         if (rc == 0)
             rc = sp->build(&m, s->be, &a, nclass, hw);
     } else {
-        rc = resnet_cifar_build(&m, s->be, depth, nclass, hw);
+        /* 20..56: akamaster's CIFAR ResNets; 18, 34, 50, 101, 152: the CIFAR-100
+         * family (50 and 152 are 6n+2 too: the depth alone decides) */
+        rc = depth >= 20 && depth <= 56 && depth != 34 && depth != 50
+                 ? resnet_cifar_build(&m, s->be, depth, nclass, hw)
+                 : resnet_c100_build(&m, s->be, depth, nclass, hw);
     }
     if (rc < 0) {
         if (!fresh)

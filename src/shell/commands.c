@@ -101,8 +101,9 @@ static int cmd_load(shell *sh, int argc, char **argv)
     }
     if (argc >= 2 && !strcmp(argv[1], "teacher")) {
         if (argc != 3 && argc != 4)
-            return usage_error("load", "teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] | "
-                                       "teacher nb201|darts|chain FILE | teacher STRING FILE|init");
+            return usage_error("load", "teacher resnet20|32|44|56 [FILE|init] | teacher "
+                                       "resnet18|34|50|101|152 FILE|init | teacher "
+                                       "nb201|darts|chain FILE | teacher STRING FILE|init");
         if (session_load_teacher(s, argv[2], argc == 4 ? argv[3] : NULL) < 0)
             return SH_ERROR;
         printf("teacher %s: %zu parameters, %.1f M MACs, weights %s\n", s->teacher.name,
@@ -875,7 +876,7 @@ const command shell_commands[] = {
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},
     {"load", "dataset cifar10|cifar100|imagenet16-120 [DIR] "
-             "| teacher resnet20|resnet32|resnet44|resnet56 [FILE|init] "
+             "| teacher resnet20|32|44|56 [FILE|init] | teacher resnet18|34|50|101|152 FILE|init "
              "| teacher nb201|darts|chain FILE | teacher STRING FILE|init "
              "| benchmark nb201|nb201-12 [FILE]",
      "load a dataset, a teacher (safetensors), the benchmark table (nb201) or the 12-epoch table "

@@ -160,7 +160,10 @@ static const char *const op_words[] = {"none~", "skip_connect~", "nor_conv_1x1~"
                                        "avg_pool_3x3~", NULL};
 static const char *const algo_words[] = {"rminas", "random", "rea", "reinforce", NULL};
 static const char *const dataset_words[] = {"cifar10", "cifar100", "imagenet16-120", NULL};
-static const char *const teacher_words[] = {"resnet20", "resnet32", "resnet44", "resnet56", NULL};
+static const char *const teacher_words[] = {"resnet20",  "resnet32",  "resnet44",  "resnet56",
+                                            "resnet18",  "resnet34",  "resnet50",  "resnet101",
+                                            "resnet152", "nb201",     "darts",     "chain",
+                                            NULL};
 static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
 static const char *const csv_words[] = {"steps", "rank", "search", "profile", NULL};
 static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
