@@ -65,11 +65,16 @@ run search_nb201 "$(short "$ex/search_nb201.rmi")" '^search done' -c "load datas
 has search_nb201 search-s1.json search-scores.csv search-s1.csv
 run search_darts "$(short "$ex/search_darts.rmi")" '^search done' -c "load dataset cifar10"
 has search_darts search-darts-s1.json search-darts-s1.csv
+# no CIFAR-100 or ResNet-101 weights here: the subset and a fresh ResNet-18
+# of the teacher's family
+run search_nb201_c100 "$(short "$ex/search_nb201_c100.rmi")" 'cifar100_test [0-9.]+' \
+  -c "load dataset cifar10" -c "load teacher resnet18 init"
+has search_nb201_c100 search-c100-s1.json search-c100-scores.csv search-c100-s1.csv
 
 # every example is covered above
 for f in "$ex"/*.rmi; do
   case $(basename "$f") in
-  tour.rmi | main.rmi | rank_nb201.rmi | search_nb201.rmi | search_darts.rmi) ;;
+  tour.rmi | main.rmi | rank_nb201.rmi | search_nb201.rmi | search_darts.rmi | search_nb201_c100.rmi) ;;
   *) notok "examples/$(basename "$f") has no test in tests/test_examples.sh" ;;
   esac
 done

@@ -538,6 +538,19 @@ static int test_cifar100_fake(void)
     CHECK(ok);
     /* the CIFAR-10 names are not there */
     CHECK(expect_error(cifar_load(dir, 0, 0, &d), "test_batch.bin", "cannot open") == 0);
+    /* the released code's CIFAR-100 loader: its mean and std (pixel 128 of
+     * channel 0: (128/255 - 0.50707516) / 0.26733429, as torch in float32),
+     * and a rotation of up to 15 degrees in the augmentation */
+    CHECK(cifar_load(dir, 1, 1, &d) == 0);
+    static uint8_t px[REC_PIX];
+    static float v[REC_PIX];
+    memset(px, 128, sizeof px);
+    dataset_normalize(&d, px, 1, v);
+    const int rot = d.rotate, pad = d.pad;
+    dataset_free(&d);
+    CHECK(fabsf(v[0] - ((float)(128 / 255.0) - 0.50707516f) / 0.26733429f) < 1e-6f);
+    CHECK(fabsf(v[2 * 1024] - ((float)(128 / 255.0) - 0.44091785f) / 0.27615047f) < 1e-6f);
+    CHECK(rot == 15 && pad == 4);
     return 0;
 }
 
@@ -753,6 +766,44 @@ static int test_augment_identity(void)
     return 0;
 }
 
+/* data_rotate: 0 degrees is the identity; 90 degrees a permutation of the
+ * pixels (pixel centres map onto pixel centres); at most 15 degrees keeps
+ * the centre and a disc of radius 16; one draw per image */
+static int test_rotate(void)
+{
+    uint8_t x[2 * REC_PIX], out[2 * REC_PIX];
+    fill_image(x, 2 * REC_PIX);
+    rng r, r2;
+    rng_seed(&r, 5);
+    data_rotate(x, 2, 3, 32, 32, 0, &r, out);
+    CHECK(memcmp(x, out, sizeof x) == 0);
+    /* 90 degrees counter-clockwise: output (y, x) is input (x, 31 - y) */
+    data_rotate_by(x, 3, 32, 32, 90, out);
+    int perm = 1;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 32; y++)
+            for (int xx = 0; xx < 32; xx++)
+                perm &= out[(c * 32 + y) * 32 + xx] == x[(c * 32 + xx) * 32 + 31 - y];
+    CHECK(perm);
+    rng_seed(&r, 9);
+    data_rotate(x, 2, 3, 32, 32, 15, &r, out);
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < 3; c++) {
+            const uint8_t *o = out + (n * 3 + c) * 1024, *i = x + (n * 3 + c) * 1024;
+            CHECK(o[16 * 32 + 16] == i[16 * 32 + 16] || o[16 * 32 + 16] == i[15 * 32 + 15] ||
+                  o[16 * 32 + 16] == i[15 * 32 + 16] || o[16 * 32 + 16] == i[16 * 32 + 15]);
+            /* a rotation of at most 15 degrees leaves a disc of radius 16 inside */
+            CHECK(o[16 * 32 + 2] != 0 && o[2 * 32 + 16] != 0);
+        }
+    rng_seed(&r, 9);
+    rng_seed(&r2, 9);
+    rng_uniform(&r2);
+    rng_uniform(&r2);
+    data_rotate(x, 2, 3, 32, 32, 15, &r, out);
+    CHECK(rng_u64(&r) == rng_u64(&r2));
+    return 0;
+}
+
 static int test_augment_padding(void)
 {
     uint8_t x[REC_PIX], out[REC_PIX];
@@ -889,7 +940,8 @@ static const struct {
     {"safetensors error: overlapping tensors", test_st_overlap},
     {"safetensors error: missing file", test_st_missing_file},
     {"CIFAR-10 fake batches read back (train 5 files, test) and gather", test_cifar10_fake},
-    {"CIFAR-100 fake train/test read back with fine labels", test_cifar100_fake},
+    {"CIFAR-100 fake train/test read back with fine labels; the released code's mean, std and "
+     "rotation", test_cifar100_fake},
     {"CIFAR error: truncated record names the byte offset", test_cifar_truncated},
     {"CIFAR error: label out of range names record and byte", test_cifar_label_range},
     {"CIFAR error: missing directory", test_cifar_missing_dir},
@@ -900,6 +952,8 @@ static const struct {
     {"normalization matches hand-computed values", test_normalize},
     {"augmentation: no flip + offset 4 is the identity; flip mirrors", test_augment_identity},
     {"augmentation: zero padding appears at the crop edges", test_augment_padding},
+    {"rotation: 0 degrees the identity, 90 a permutation, 15 keeps the centre, one draw each",
+     test_rotate},
     {"augmentation: deterministic for a seed, 3 draws per image", test_augment_deterministic},
     {"real CIFAR-10 binaries (CIFAR10_DIR)", test_cifar10_real},
 };

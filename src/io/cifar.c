@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,12 @@
 /* torch builds normalization constants from Python floats: decimal -> double -> float32 */
 static const float imagenet_mean[3] = {(float)0.485, (float)0.456, (float)0.406};
 static const float imagenet_std[3] = {(float)0.229, (float)0.224, (float)0.225};
+/* The released RMI-NAS code's CIFAR-100 loader (pytorch-cifar100's training
+ * constants, which its ResNet-101 teacher was trained with) */
+static const float c100_mean[3] = {(float)0.5070751592371323, (float)0.48654887331495095,
+                                   (float)0.4409178433670343};
+static const float c100_std[3] = {(float)0.2673342858792401, (float)0.2564384629170883,
+                                  (float)0.27615047132568404};
 /* NAS-Bench-201's ImageNet16 constants: [x / 255 for x in [122.68, 116.66, 104.01]] etc. */
 static const float im16_mean[3] = {(float)(122.68 / 255), (float)(116.66 / 255),
                                    (float)(104.01 / 255)};
@@ -32,6 +39,7 @@ typedef struct format {
     const char *const *train, *const *test;
     int ntrain;             /* training files (tests: one) */
     int subset;             /* training files may stop after k of them */
+    int rotate;             /* largest random rotation of the augmentation, degrees */
     const float *mean, *std;
     const char *layout;     /* what a directory of this format holds, for errors */
 } format;
@@ -44,14 +52,14 @@ static const char *const one_train[] = {"train.bin"};
 static const char *const one_test[] = {"test.bin"};
 
 static const format fmt_cifar10 = {
-    1, 0, 10, 32, 4, c10_train, c10_test, 5, 1, imagenet_mean, imagenet_std,
+    1, 0, 10, 32, 4, c10_train, c10_test, 5, 1, 0, imagenet_mean, imagenet_std,
     "a cifar10 directory holds CIFAR-10's binary version: data_batch_1.bin .. data_batch_5.bin "
     "and test_batch.bin"};
 static const format fmt_cifar100 = {
-    2, 1, 100, 32, 4, one_train, one_test, 1, 0, imagenet_mean, imagenet_std,
+    2, 1, 100, 32, 4, one_train, one_test, 1, 0, 15, c100_mean, c100_std,
     "a cifar100 directory holds CIFAR-100's binary version: train.bin and test.bin"};
 static const format fmt_im16 = {
-    1, 0, 120, 16, 2, one_train, one_test, 1, 0, im16_mean, im16_std,
+    1, 0, 120, 16, 2, one_train, one_test, 1, 0, 0, im16_mean, im16_std,
     "an imagenet16-120 directory holds train.bin and test.bin written by "
     "examples/imagenet16-to-bin"};
 
@@ -202,6 +210,7 @@ static int load(const char *dir, const format *f, int train, dataset *out)
     d.rec = rec;
     d.skip = (size_t)f->label_bytes;
     d.pad = f->pad;
+    d.rotate = f->rotate;
     d.mean = f->mean;
     d.std = f->std;
     d.y = malloc(total * sizeof *d.y);
@@ -311,5 +320,39 @@ void data_augment(const uint8_t *x, int k, int c, int h, int w, int pad, rng *r,
                 }
             }
         }
+    }
+}
+
+void data_rotate_by(const uint8_t *x, int c, int h, int w, double degrees, uint8_t *out)
+{
+    const double a = degrees * 3.14159265358979323846 / 180, ca = cos(a), sa = sin(a);
+    const size_t plane = (size_t)h * w;
+    for (int y = 0; y < h; y++)
+        for (int xx = 0; xx < w; xx++) {
+            /* the source of this pixel's centre, rotated about the image's
+             * (rows downwards: counter-clockwise on the screen, as PIL) */
+            const double dx = xx + 0.5 - w / 2.0, dy = y + 0.5 - h / 2.0;
+            const double fx = floor(ca * dx - sa * dy + w / 2.0);
+            const double fy = floor(sa * dx + ca * dy + h / 2.0);
+            const int in = fx >= 0 && fx < w && fy >= 0 && fy < h;
+            const size_t o = (size_t)y * w + xx, src = in ? (size_t)fy * w + (size_t)fx : 0;
+            for (int ch = 0; ch < c; ch++)
+                out[ch * plane + o] = in ? x[ch * plane + src] : 0;
+        }
+}
+
+void data_rotate(const uint8_t *x, int k, int c, int h, int w, int deg, rng *r, uint8_t *out)
+{
+    const size_t img = (size_t)c * h * w;
+    for (int n = 0; n < k; n++)
+        data_rotate_by(x + n * img, c, h, w, (2 * rng_uniform(r) - 1) * deg, out + n * img);
+}
+
+void dataset_augment(const dataset *d, uint8_t *x, int k, rng *r, uint8_t *out)
+{
+    data_augment(x, k, d->c, d->h, d->w, d->pad, r, out);
+    if (d->rotate) {
+        data_rotate(out, k, d->c, d->h, d->w, d->rotate, r, x);
+        memcpy(out, x, (size_t)k * d->c * d->h * d->w);
     }
 }

@@ -24,6 +24,7 @@ typedef struct dataset {
     int first[DATASET_MAX_FILES + 1];          /* index of each file's first image */
     size_t rec, skip;                          /* record bytes, label bytes before the pixels */
     int pad;                                   /* crop padding of the augmentation */
+    int rotate;                                /* its largest rotation in degrees (0: none) */
     const float *mean, *std;                   /* per-channel normalization */
 } dataset;
 
@@ -34,7 +35,11 @@ const uint8_t *dataset_image(const dataset *d, int i);
  * data_batch_k, without gaps) or DIR/test_batch.bin; records of
  * 1 label byte + 3072 pixel bytes. CIFAR-100: DIR/train.bin or DIR/test.bin;
  * records of coarse byte, fine byte, 3072 pixel bytes; labels = fine (100
- * classes). Errors name the file and the byte offset. On failure *out is empty. */
+ * classes), normalized with CIFAR-100's training mean and std and augmented
+ * with a random rotation of up to 15 degrees too, as the released RMI-NAS
+ * code's CIFAR-100 loader (CIFAR-10: ImageNet's mean and std, crop and flip,
+ * as its CIFAR-10 loader). Errors name the file and the byte offset. On
+ * failure *out is empty. */
 int cifar_load(const char *dir, int cifar100, int train, dataset *out);
 /* ImageNet16-120 (NAS-Bench-201's 16x16 ImageNet, its first 120 classes):
  * DIR/train.bin or DIR/test.bin (the official validation images), records of
@@ -53,12 +58,21 @@ void dataset_range_u8(const dataset *d, int first, int k, uint8_t *out);
  * mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), in float32 exactly
  * as torch computes ToTensor + Normalize. c <= 3. */
 void data_normalize(const uint8_t *x, int k, int c, int hw, float *out);
-/* The same with the dataset's own mean and std (CIFAR: ImageNet's). */
+/* The same with the dataset's own mean and std (CIFAR-10: ImageNet's). */
 void dataset_normalize(const dataset *d, const uint8_t *x, int k, float *out);
 /* u8 (k,c,h,w) -> u8 (k,c,h,w): per image draw flip = uniform < 0.5, then top i
  * and left j uniform in [0, 2*pad], all from r in that order; pad with zeros,
  * flip horizontally if drawn, crop h x w at (i, j). RandomHorizontalFlip then
  * RandomCrop(h, padding=pad, fill=0), as augment_u8 in the PyTorch reference. */
 void data_augment(const uint8_t *x, int k, int c, int h, int w, int pad, rng *r, uint8_t *out);
+/* u8 (k,c,h,w) -> u8 (k,c,h,w): per image an angle uniform in [-deg, deg]
+ * from r, the image rotated by it about its centre, nearest neighbour, zeros
+ * outside (torchvision's RandomRotation(deg) on the uint8 image). */
+void data_rotate(const uint8_t *x, int k, int c, int h, int w, int deg, rng *r, uint8_t *out);
+/* One image (c,h,w) rotated by the angle (degrees, counter-clockwise). */
+void data_rotate_by(const uint8_t *x, int c, int h, int w, double degrees, uint8_t *out);
+/* The dataset's augmentation: data_augment with its padding, then
+ * data_rotate by its rotation where it has one (x is then overwritten). */
+void dataset_augment(const dataset *d, uint8_t *x, int k, rng *r, uint8_t *out);
 
 #endif

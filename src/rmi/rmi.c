@@ -181,7 +181,7 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
         idx[j] = t;
     }
     dataset_gather_u8(train, idx, P, u8, py);
-    data_augment(u8, P, 3, hw, hw, train->pad, &r, aug);
+    dataset_augment(train, u8, P, &r, aug);
     dataset_normalize(train, aug, P, px);
 
     /* the teacher scores the whole pool at once: in train mode its BN uses

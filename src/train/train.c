@@ -130,7 +130,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
             graph_set_batch(g, b);
             dataset_gather_u8(train, order + s * bs, b, u8, labels);
             if (o->augment)
-                data_augment(u8, b, train->c, train->h, train->w, train->pad, &r, aug);
+                dataset_augment(train, u8, b, &r, aug);
             dataset_normalize(train, o->augment ? aug : u8, b, x);
             be->upload(graph_data(g, m->input), x, (size_t)b * img * sizeof(float));
             be->upload(dlabels, labels, (size_t)b * sizeof *labels);
