@@ -353,14 +353,25 @@ int session_find_data(const char *name, char *out, size_t size)
                     RMINAS_SRCDATA, RMINAS_PKGDATA);
 }
 
+/* akamaster's CIFAR ResNets (option A) */
+static int akamaster_depth(long d)
+{
+    return d == 20 || d == 32 || d == 44 || d == 56;
+}
+
+/* The CIFAR-100 family of the released code's ResNet-101 teacher */
+static int c100_depth(long d)
+{
+    return d == 18 || d == 34 || d == 50 || d == 101 || d == 152;
+}
+
 static int teacher_depth(const char *arch)
 {
     if (strncmp(arch, "resnet", 6))
         return -1;
     char *end;
     long d = strtol(arch + 6, &end, 10);
-    if (*end || (d != 20 && d != 32 && d != 44 && d != 56 && d != 18 && d != 34 && d != 50 &&
-                 d != 101 && d != 152))
+    if (*end || !(akamaster_depth(d) || c100_depth(d)))
         return -1;
     return (int)d;
 }
@@ -432,11 +443,8 @@ int session_load_teacher(session *s, const char *arch, const char *file)
         if (rc == 0)
             rc = sp->build(&m, s->be, &a, nclass, hw);
     } else {
-        /* 20..56: akamaster's CIFAR ResNets; 18, 34, 50, 101, 152: the CIFAR-100
-         * family (50 and 152 are 6n+2 too: the depth alone decides) */
-        rc = depth >= 20 && depth <= 56 && depth != 34 && depth != 50
-                 ? resnet_cifar_build(&m, s->be, depth, nclass, hw)
-                 : resnet_c100_build(&m, s->be, depth, nclass, hw);
+        rc = akamaster_depth(depth) ? resnet_cifar_build(&m, s->be, depth, nclass, hw)
+                                    : resnet_c100_build(&m, s->be, depth, nclass, hw);
     }
     if (rc < 0) {
         if (!fresh)
