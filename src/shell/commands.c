@@ -485,7 +485,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         }
         return show_arch(sh, s->arch_sp, &s->arch);
     }
-    return usage_error("arch", "[set] STRING | sample [N] | show [STRING] | dot FILE [STRING]");
+    return usage_error("arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING]");
 }
 
 /* ---- RMI: batch, init, step, score, rank ---- */
