@@ -2,12 +2,15 @@
 """Generate PyTorch golden values for the rminas C tests.
 
 Run:  /usr/bin/python3 tests/golden/make_golden.py      (Debian python3-torch 1.13)
+      /usr/bin/python3 tests/golden/make_golden.py resnet_c100   (only the CIFAR-100 family's)
 
 Writes into tests/golden/ (next to this script):
   resnet20.safetensors      ResNet-20 teacher (shared/data/teachers/resnet20-akamaster.safetensors)
   nb201_resnet.safetensors  NB201 TinyNetwork (C=16, N=5), our deterministic init (seed 7)
   nb201_pool.safetensors
   nb201_none.safetensors
+  darts_v2, darts_mix, chain_mix.safetensors
+  resnet18_c100, resnet101_c100.safetensors   the CIFAR-100 family, large tensors sampled
 See README.md in this directory for the key layout.
 
 The shared directory (holding reference/rmi_ref.py and data/) is ../shared relative to the
@@ -525,6 +528,8 @@ def check_float(t):
 
 def main(only=None):
     """every golden file, or only those of the group named (resnet_c100)"""
+    if only not in (None, 'resnet_c100'):
+        sys.exit('make_golden.py: unknown group %r (resnet_c100, or none for every file)' % only)
     torch.set_num_threads(1)
     torch.manual_seed(1234)
     x = torch.randn(4, 3, 32, 32)
