@@ -191,12 +191,11 @@ static int load(const char *dir, const format *f, int train, dataset *out)
             nfiles = i;
             break;
         }
-        if (i == 0 && access(paths[i], F_OK) != 0 && errno == ENOENT) {
-            missing_file(paths[i], dir, f);
+        if (batch_records(paths[i], rec, &nrec[i]) != 0) {
+            if (i == 0 && access(paths[i], F_OK) != 0 && errno == ENOENT)
+                missing_file(paths[i], dir, f);
             goto fail;
         }
-        if (batch_records(paths[i], rec, &nrec[i]) != 0)
-            goto fail;
         total += nrec[i];
     }
     if (total > (size_t)INT32_MAX) {

@@ -96,34 +96,32 @@ int session_parse_arch(const session *s, const char *str, sarch *a)
     const char *p = str;
     while (isspace((unsigned char)*p))
         p++;
-    char *end;
-    errno = 0;
-    long k = strtol(p, &end, 10);
-    while (isspace((unsigned char)*end))
-        end++;
-    if (s->sp != &space_nb201 || !isdigit((unsigned char)*p) || *end)
+    const int nd = (int)strspn(p, "0123456789");
+    const char *q = p + nd;
+    while (isspace((unsigned char)*q))
+        q++;
+    if (s->sp != &space_nb201 || !nd || *q)
         return s->sp->parse(str, a);
-    /* a number: NAS-Bench-201's index, from the table's index column */
+    /* a number: NAS-Bench-201's index, from the table's index column (a
+     * number too large for any index matches none) */
     const bench_table *t = &s->bench;
     if (!t->nrows)
-        return rm_error("architecture %s: a number is NAS-Bench-201's index of an architecture, "
-                        "read from the benchmark table (load benchmark nb201 first)", p);
+        return rm_error("architecture %.*s: a number is NAS-Bench-201's index of an "
+                        "architecture, read from the benchmark table (load benchmark nb201 "
+                        "first)", nd, p);
     const int col = bench_column(t, "index");
     if (col < 0)
-        return rm_error("architecture %s: the benchmark table %s has no index column", p,
+        return rm_error("architecture %.*s: the benchmark table %s has no index column", nd, p,
                         t->path);
-    int row = -1;
-    for (int r = 0; r < t->nrows && row < 0 && errno != ERANGE; r++)
-        if (bench_value(t, r, col) == (double)k)
-            row = r;
-    for (int i = 0; i < NB201_COUNT && row >= 0; i++)
-        if (t->row_of[i] == row) {
+    const double k = strtod(p, NULL);
+    for (int i = 0; i < NB201_COUNT; i++)
+        if (t->row_of[i] >= 0 && bench_value(t, t->row_of[i], col) == k) {
             nb201_arch na;
             nb201_from_index(i, &na);
             *a = nb201_to_sarch(&na);
             return 0;
         }
-    return rm_error("architecture %s: no architecture has that index in %s", p, t->path);
+    return rm_error("architecture %.*s: no architecture has that index in %s", nd, p, t->path);
 }
 
 int session_arch_set(session *s, const char *str)

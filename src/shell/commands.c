@@ -411,10 +411,20 @@ static int parse_words(const session *s, int n, char **w, sarch *a)
 static int cmd_arch(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
-    if (argc >= 3 && !strcmp(argv[1], "set")) {
+    /* arch [set] STRING (a string never begins with a subcommand's name) */
+    int sub = 0;
+    for (int i = 0; argc >= 2 && arch_subs[i]; i++)
+        sub |= !strcmp(argv[1], arch_subs[i]);
+    const int set = argc >= 3 && !strcmp(argv[1], "set");
+    if (set || (argc >= 2 && !sub)) {
         char str[SPACE_STRLEN];
-        if (join_words(argc - 2, argv + 2, str, sizeof str) < 0 || session_arch_set(s, str) < 0)
+        rm_clear_error();
+        if (join_words(argc - 1 - set, argv + 1 + set, str, sizeof str) < 0 ||
+            session_arch_set(s, str) < 0) {
+            if (!set && isalpha((unsigned char)argv[1][0]) && !strpbrk(argv[1], "|-(~"))
+                rm_error_over("neither a subcommand (set, sample, show, dot) nor an architecture");
             return SH_ERROR;
+        }
         return show_arch(sh, s->arch_sp, &s->arch);
     }
     if (argc >= 2 && !strcmp(argv[1], "sample")) {
@@ -469,21 +479,6 @@ static int cmd_arch(shell *sh, int argc, char **argv)
             return SH_ERROR;
         printf("wrote %s (dot -Tpng %s -o cell.png draws it)\n", argv[2], argv[2]);
         return SH_OK;
-    }
-    /* arch STRING: the same as arch set STRING (a string never begins with a
-     * subcommand's name) */
-    int sub = 0;
-    for (int i = 0; arch_subs[i]; i++)
-        sub |= !strcmp(argv[1], arch_subs[i]);
-    if (!sub) {
-        char str[SPACE_STRLEN];
-        rm_clear_error();
-        if (join_words(argc - 1, argv + 1, str, sizeof str) < 0 || session_arch_set(s, str) < 0) {
-            if (isalpha((unsigned char)argv[1][0]) && !strpbrk(argv[1], "|-(~"))
-                rm_error_over("neither a subcommand (set, sample, show, dot) nor an architecture");
-            return SH_ERROR;
-        }
-        return show_arch(sh, s->arch_sp, &s->arch);
     }
     return usage_error("arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING]");
 }
