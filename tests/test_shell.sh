@@ -52,6 +52,7 @@ check "unknown setting" 1 "unknown setting 'foo'" -- -c "set foo 1"
 check "set conv winograd" 0 "^conv +winograd " -- -c "set conv winograd" -c "show settings"
 check "unknown convolution" 1 "unknown convolution 'fft' \(dnnl, winograd, winograd2 or im2col\)" -- -c "set conv fft"
 check "export before anything ran" 1 "no ranking run yet" -- -c "export csv rank $tmp/x.csv"
+check "export csv curves before a ranking" 1 "no ranking run yet" -- -c "export csv curves $tmp/x.csv"
 check "the shell continues after an error" 1 "beta +0.5" -- -c "set beta 7" -c "set beta 0.5" -c "show settings"
 check "bail stops at the first error" 1 "^error" -- -b -c "set beta 7" -c "version"
 out=$("$R" -b -c "set beta 7" -c version 2>&1)
@@ -261,9 +262,20 @@ printf '%s\n' "$ARCH" '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' \
   '|nor_conv_1x1~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|' > "$tmp/six.txt"
 scores() { cut -d, -f1-6 "$1" | sort; }
 "$R" -f "$tmp/base.rmi" -c "set score_log $tmp/l1.csv" -c "rank $tmp/six.txt" \
-  -c "export csv rank $tmp/j1.csv" > /dev/null 2>&1
+  -c "export csv rank $tmp/j1.csv" -c "export csv curves $tmp/c1.csv" > /dev/null 2>&1
 check "rank with 3 jobs" 0 "wall time [0-9.]+ s with 3 jobs" -- -f "$tmp/base.rmi" -c "set jobs 3" \
-  -c "set score_log $tmp/l3.csv" -c "rank $tmp/six.txt" -c "export csv rank $tmp/j3.csv"
+  -c "set score_log $tmp/l3.csv" -c "rank $tmp/six.txt" -c "export csv rank $tmp/j3.csv" \
+  -c "export csv curves $tmp/c3.csv"
+# the learning curves: 3 steps of each architecture (1 for the all-none
+# cell, NaN at once), the last step's loss its score, the same with 3 jobs
+last_losses() { awk -F, 'NR > 1 { last[$1] = $3 } END { for (a in last) print a "," last[a] }' "$1" | sort; }
+if head -1 "$tmp/c1.csv" | grep -q '^arch,step,loss,ce,cka1,cka2,cka3,cifar10_test$' &&
+   [ "$(wc -l < "$tmp/c1.csv")" -eq 17 ] && grep -q '|none~2|,1,nan,' "$tmp/c1.csv" &&
+   [ "$(last_losses "$tmp/c1.csv" | grep -v ',nan$')" = "$(cut -d, -f1-2 "$tmp/j1.csv" | sed 1d | grep -v ',inf$' | sort)" ] &&
+   cmp -s "$tmp/c1.csv" "$tmp/c3.csv"; then
+  ok "export csv curves: every step of the 6, the last loss the score, the same with 3 jobs"; else
+  notok "export csv curves: every step of the 6, the last loss the score, the same with 3 jobs"
+  sed 's/^/# /' "$tmp/c1.csv"; fi
 if [ "$(wc -l < "$tmp/l1.csv")" -eq 7 ] && [ "$(scores "$tmp/l1.csv")" = "$(scores "$tmp/l3.csv")" ] &&
    [ "$(cut -d, -f1-6 "$tmp/j1.csv")" = "$(cut -d, -f1-6 "$tmp/j3.csv")" ]; then
   ok "3 jobs: the same 6 scores to the last digit, listed in the file's order"; else
@@ -276,6 +288,9 @@ if [ "$(printf '%s\n' "$out" | grep -c 'from the score log')" -eq 3 ] &&
    [ "$(scores "$tmp/l1.csv")" = "$(scores "$tmp/jl.csv")" ]; then
   ok "2 jobs with a score log: 3 rows from it, 3 scored, the same scores"; else
   notok "2 jobs with a score log: 3 rows from it, 3 scored, the same scores"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+check "curves of a ranking whose scores all came from the log" 1 \
+  "the last ranking scored nothing itself \(its 6 scores came from the score log" -- \
+  -f "$tmp/base.rmi" -c "set score_log $tmp/jl.csv" -c "rank $tmp/six.txt" -c "export csv curves $tmp/cx.csv"
 # wait (at most 60 s) until FILE has LINES lines
 wait_lines() {
   i=0

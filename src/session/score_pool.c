@@ -23,6 +23,7 @@ typedef struct pool_job {
     int state;          /* PJ_* */
     int cancel;         /* stop the running score at its next step */
     sarch arch;
+    double *curve;      /* its learning curve, or NULL */
     rank_entry e;
     int rc;
     char err[1024];     /* rc < 0: why */
@@ -43,8 +44,30 @@ struct score_pool {
     pthread_cond_t done; /* a job finished, or its thread began */
 };
 
+/* A score's step callback that also keeps the steps' values in a curve. */
+typedef struct curve_rec {
+    double *curve;
+    int done, steps;
+    rmi_step_fn cb;
+    void *user;
+} curve_rec;
+
+static int record_curve(const rmi_eval *e, void *user)
+{
+    curve_rec *c = user;
+    const int n = e->step < c->steps ? e->step : c->steps;
+    for (; c->done < n; c->done++) {
+        double *v = c->curve + (size_t)c->done * RANK_CURVE_W;
+        v[0] = e->h_loss[c->done];
+        v[1] = e->h_ce[c->done];
+        for (int l = 0; l < RMI_LAYERS; l++)
+            v[2 + l] = e->h_cka[l][c->done];
+    }
+    return c->cb ? c->cb(e, c->user) : 0;
+}
+
 int session_score_entry(session *s, const space *sp, const sarch *a, rank_entry *r,
-                        rmi_step_fn cb, void *user)
+                        double *curve, rmi_step_fn cb, void *user)
 {
     r->arch = *a;
     model m;
@@ -52,6 +75,11 @@ int session_score_entry(session *s, const space *sp, const sarch *a, rank_entry 
         return -1;
     r->params = (long long)graph_count_trainable(m.g);
     r->macs = (long long)graph_count_macs(m.g);
+    curve_rec c = {curve, 0, s->rmi.steps, cb, user};
+    if (curve) {
+        cb = record_curve;
+        user = &c;
+    }
     return rmi_score_model(s->be, &m, &s->data, &s->rmi, &r->r, &s->interrupt, cb, user);
 }
 
@@ -119,7 +147,7 @@ static void *worker(void *arg)
             view_begin(p, j);
         pthread_mutex_unlock(&p->mu);
         rm_clear_error();
-        const int rc = session_score_entry(p->s, p->sp, &j->arch, &j->e, poll_step, j);
+        const int rc = session_score_entry(p->s, p->sp, &j->arch, &j->e, j->curve, poll_step, j);
         pthread_mutex_lock(&p->mu);
         j->rc = rc < 0 ? -1 : rc;
         if (rc < 0)
@@ -202,11 +230,12 @@ int score_pool_idle(score_pool *p)
     return slot;
 }
 
-void score_pool_give(score_pool *p, int slot, const sarch *a)
+void score_pool_give(score_pool *p, int slot, const sarch *a, double *curve)
 {
     pthread_mutex_lock(&p->mu);
     pool_job *j = &p->job[slot];
     j->arch = *a;
+    j->curve = curve;
     j->cancel = 0;
     j->state = PJ_RUN;
     pthread_cond_broadcast(&p->work);

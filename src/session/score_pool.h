@@ -15,9 +15,11 @@
 typedef struct score_pool score_pool;
 
 /* Build a (in space sp) and score it into r under the session's settings
- * (its benchmark value and log row come later); cb/user as rmi_score_model's. */
+ * (its benchmark value and log row come later); cb/user as rmi_score_model's.
+ * curve (may be NULL): RANK_CURVE_W values per step for s->rmi.steps steps,
+ * filled with the steps' values as they come (the rest left as they are). */
 int session_score_entry(session *s, const space *sp, const sarch *a, rank_entry *r,
-                        rmi_step_fn cb, void *user);
+                        double *curve, rmi_step_fn cb, void *user);
 
 /* Start `jobs` threads, each readied by the backend's thread_begin before
  * this returns. With s->jobs_hook, score_pool_wait shows them to it,
@@ -26,8 +28,8 @@ int session_score_entry(session *s, const space *sp, const sarch *a, rank_entry 
 score_pool *score_pool_start(session *s, const space *sp, int jobs, int total);
 /* A free job's slot, or -1 when all are running or hold a score not yet taken. */
 int score_pool_idle(score_pool *p);
-/* Hand a to free job `slot`. */
-void score_pool_give(score_pool *p, int slot, const sarch *a);
+/* Hand a to free job `slot`; curve as session_score_entry's. */
+void score_pool_give(score_pool *p, int slot, const sarch *a, double *curve);
 /* The slots and architectures of the jobs that are not free: running, or
  * finished with a score not yet taken (one that finished since the last
  * score_pool_take is not to be handed out again). slot may be NULL; out

@@ -45,6 +45,7 @@ void session_free(session *s)
     rmi_data_free(&s->data);
     rmi_eval_free(&s->eval);
     free(s->rank);
+    free(s->rank_curve);
     free(s->pre);
     if (s->state_lock > 0)
         close(s->state_lock);

@@ -18,6 +18,8 @@
 
 /* The most architectures scored at once (set jobs). */
 enum { RANK_MAX_JOBS = 64 };
+/* Values per step of a ranking's learning curves: loss, ce, cka1..3. */
+enum { RANK_CURVE_W = 2 + RMI_LAYERS };
 
 /* One scored architecture of a ranking run. */
 typedef struct rank_entry {
@@ -81,6 +83,11 @@ typedef struct session {
     rank_entry *rank;             /* the last ranking run, in space rank_sp */
     const space *rank_sp;
     int nrank;
+    /* its learning curves: RANK_CURVE_W values (loss, ce, cka1..3) for each
+     * of rank_steps steps of every entry (NaN where not run, or taken from
+     * the score log); NULL when there was no memory for them */
+    double *rank_curve;
+    int rank_steps;
 
     /* search (session_search.c) */
     const space *sp;              /* the space of the next search (space CMD) */
@@ -229,7 +236,8 @@ int session_read_archs(const session *s, const char *path, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:
  * tau[0]/rho[0] for -score, [1] for #params, [2] for MACs. */
 int session_rank_correlations(const session *s, double tau[3], double rho[3], int *n);
-/* CSV exports (libcsv quoting, header row). what: steps | rank */
+/* CSV exports (libcsv quoting, header row). what: steps | rank | curves |
+ * search | profile */
 int session_export_csv(session *s, const char *what, const char *path);
 /* ---- search (session_search.c) ---- */
 enum { EVAL_RMI, EVAL_BENCHMARK };

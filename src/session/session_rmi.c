@@ -600,6 +600,12 @@ int session_score_log_add(session *s, FILE *log, const space *sp, const rank_ent
 
 /* ---- ranking ---- */
 
+/* Entry k's learning curve in the last ranking, or NULL when none is kept. */
+static double *rank_curve(const session *s, int k)
+{
+    return s->rank_curve ? s->rank_curve + (size_t)k * s->rank_steps * RANK_CURVE_W : NULL;
+}
+
 static void rank_bench(const session *s, const space *sp, int col, rank_entry *r)
 {
     nb201_arch na = sarch_to_nb201(&r->arch);
@@ -660,7 +666,7 @@ static int rank_parallel(session *s, const space *sp, const sarch *archs, int n,
             break;
         while (next < n && (slot = score_pool_idle(p)) >= 0) {
             if (st[next] == RK_TODO) {
-                score_pool_give(p, slot, &archs[next]);
+                score_pool_give(p, slot, &archs[next], rank_curve(s, next));
                 which[slot] = next;
                 st[next] = RK_RUN;
                 run++;
@@ -708,6 +714,13 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
     s->rank = e;
     s->rank_sp = sp;
     s->nrank = 0;
+    /* the learning curves, NaN until scored (without memory: no curves) */
+    free(s->rank_curve);
+    s->rank_steps = s->rmi.steps;
+    const size_t nc = (size_t)n * s->rank_steps * RANK_CURVE_W;
+    s->rank_curve = nc ? malloc(nc * sizeof(double)) : NULL;
+    for (size_t i = 0; s->rank_curve && i < nc; i++)
+        s->rank_curve[i] = NAN;
     int col = s->bench.nrows ? bench_column(&s->bench, s->bench_column) : -1;
     rm_clear_error();
     for (int k = 0; k < n; k++) {
@@ -726,7 +739,8 @@ int session_rank(session *s, const sarch *archs, int n, rank_callback cb, void *
         for (int k = 0; k < n; k++) {
             rank_entry *r = &e[k];
             if (st[k] != RK_KEPT) {
-                rc = session_score_entry(s, sp, &archs[k], r, s->step_hook, s->hook_user);
+                rc = session_score_entry(s, sp, &archs[k], r, rank_curve(s, k), s->step_hook,
+                                         s->hook_user);
                 if (rc)
                     break; /* error, or interrupted: the finished ones stay */
                 rank_bench(s, sp, col, r);
@@ -924,12 +938,41 @@ static int write_profile_rows(FILE *f, const prof_op *ops, int nops)
     return bad;
 }
 
+/* The last ranking's learning curves: one row per step of each
+ * architecture it scored (those from the score log have none). */
+static int write_curve_rows(const session *s, FILE *f)
+{
+    const char *hdr[] = {"arch", "step", "loss", "ce", "cka1", "cka2", "cka3", s->bench_column};
+    int bad = write_row(f, hdr, 8);
+    char b[8][64], arch[SPACE_STRLEN];
+    const char *row[8] = {arch};
+    for (int i = 1; i < 8; i++)
+        row[i] = b[i];
+    for (int k = 0; k < s->nrank && !bad; k++) {
+        const rank_entry *e = &s->rank[k];
+        const double *c = rank_curve(s, k);
+        if (e->logged)
+            continue;
+        s->rank_sp->format(&e->arch, arch, sizeof arch);
+        fmt_double(b[7], 64, e->bench);
+        for (int j = 0; j < e->r.steps && j < s->rank_steps && !bad; j++) {
+            snprintf(b[1], 64, "%d", j + 1);
+            for (int i = 0; i < RANK_CURVE_W; i++)
+                fmt_double(b[2 + i], 64, c[(size_t)j * RANK_CURVE_W + i]);
+            bad |= write_row(f, row, 8);
+        }
+    }
+    return bad;
+}
+
 int session_export_csv(session *s, const char *what, const char *path)
 {
     int steps = !strcmp(what, "steps"), rank = !strcmp(what, "rank");
     int srch = !strcmp(what, "search"), prof = !strcmp(what, "profile");
-    if (!steps && !rank && !srch && !prof)
-        return rm_error("can export 'steps', 'rank', 'search' or 'profile', not '%s'", what);
+    int curves = !strcmp(what, "curves");
+    if (!steps && !rank && !srch && !prof && !curves)
+        return rm_error("can export 'steps', 'rank', 'curves', 'search' or 'profile', not '%s'",
+                        what);
     prof_op ops[64];
     const int nops = prof ? backend_profile_ops(ops, 64) : 0;
     if (prof && !nops)
@@ -938,8 +981,18 @@ int session_export_csv(session *s, const char *what, const char *path)
         return rm_error("no search (search start ALGO, or search resume FILE)");
     if (steps && !s->eval.student.g)
         return rm_error("no student has been trained (init, step)");
-    if (rank && !s->nrank)
+    if ((rank || curves) && !s->nrank)
         return rm_error("no ranking run yet (rank N|FILE)");
+    if (curves) {
+        int scored = 0;
+        for (int k = 0; k < s->nrank; k++)
+            scored += !s->rank[k].logged;
+        if (!scored)
+            return rm_error("the last ranking scored nothing itself (its %d scores came from "
+                            "the score log, which keeps no curves)", s->nrank);
+        if (!s->rank_curve)
+            return rm_error("the last ranking kept no curves (out of memory)");
+    }
     rm_atomic out;
     FILE *f = rm_atomic_open(&out, path);
     if (!f)
@@ -965,6 +1018,8 @@ int session_export_csv(session *s, const char *what, const char *path)
         bad |= write_search_rows(s, f);
     } else if (prof) {
         bad |= write_profile_rows(f, ops, nops);
+    } else if (curves) {
+        bad |= write_curve_rows(s, f);
     } else {
         const char *hdr[10];
         rank_header(s, hdr);

@@ -269,7 +269,7 @@ static int eval_rmi(void *user, const sarch *sa, search_eval *out)
     } else {
         memset(&e, 0, sizeof e);
         e.bench = NAN;
-        rc = session_score_entry(s, sp, sa, &e, s->step_hook, s->hook_user);
+        rc = session_score_entry(s, sp, sa, &e, NULL, s->step_hook, s->hook_user);
         if (rc == 0 && log)
             rc = session_score_log_add(s, log, sp, &e);
     }
@@ -751,7 +751,7 @@ static int score_ahead(ahead *h, int steps)
         }
         int free_slot;
         for (int i = 0; i < nstart && (free_slot = score_pool_idle(h->pool)) >= 0; i++)
-            score_pool_give(h->pool, free_slot, &start[i]);
+            score_pool_give(h->pool, free_slot, &start[i], NULL);
         if (stop >= 0)
             score_pool_cancel(h->pool, slot[stop]);
         /* scores in before an earlier one go with the state (held_to_ctx),

@@ -763,7 +763,7 @@ static const char *const export_subs[] = {"csv", NULL};
 static int cmd_export(shell *sh, int argc, char **argv)
 {
     if (argc != 4 || strcmp(argv[1], "csv"))
-        return usage_error("export", "csv steps|rank|search|profile FILE");
+        return usage_error("export", "csv steps|rank|curves|search|profile FILE");
     if (session_export_csv(&sh->s, argv[2], argv[3]) < 0)
         return SH_ERROR;
     printf("wrote %s\n", argv[3]);
@@ -865,8 +865,9 @@ const command shell_commands[] = {
     {"eval", "", "test accuracy of the current architecture trained with 'train'", cmd_eval,
      NULL},
     {"exit", "", "leave rminas (same as quit)", cmd_quit, NULL},
-    {"export", "csv steps|rank|search|profile FILE",
-     "write the student's per-step values, the ranking, the search log or the profile as CSV",
+    {"export", "csv steps|rank|curves|search|profile FILE",
+     "write the student's per-step values, the ranking, its architectures' per-step values "
+     "(learning curves), the search log or the profile as CSV",
      cmd_export, export_subs},
     {"help", "[COMMAND]", "list the commands, or describe one", cmd_help, NULL},
     {"init", "[SEED]", "a fresh student of the current architecture", cmd_init, NULL},

@@ -165,7 +165,7 @@ static const char *const teacher_words[] = {"resnet20",  "resnet32",  "resnet44"
                                             "resnet152", "nb201",     "darts",     "chain",
                                             NULL};
 static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
-static const char *const csv_words[] = {"steps", "rank", "search", "profile", NULL};
+static const char *const csv_words[] = {"steps", "rank", "curves", "search", "profile", NULL};
 static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
 static const char *const bn_words[] = {"train", "eval", NULL};
 static const char *const conv_words[] = {"dnnl", "winograd", "winograd2", "im2col", NULL};
