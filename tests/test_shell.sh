@@ -262,7 +262,7 @@ printf '%s\n' "$ARCH" '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' \
   '|nor_conv_1x1~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_1x1~2|' > "$tmp/six.txt"
 scores() { cut -d, -f1-6 "$1" | sort; }
 "$R" -f "$tmp/base.rmi" -c "set score_log $tmp/l1.csv" -c "rank $tmp/six.txt" \
-  -c "export csv rank $tmp/j1.csv" -c "export csv curves $tmp/c1.csv" > /dev/null 2>&1
+  -c "export csv rank $tmp/j1.csv" -c "export csv curves $tmp/c1.csv" > "$tmp/j1.out" 2>&1
 check "rank with 3 jobs" 0 "wall time [0-9.]+ s with 3 jobs" -- -f "$tmp/base.rmi" -c "set jobs 3" \
   -c "set score_log $tmp/l3.csv" -c "rank $tmp/six.txt" -c "export csv rank $tmp/j3.csv" \
   -c "export csv curves $tmp/c3.csv"
@@ -276,6 +276,13 @@ if head -1 "$tmp/c1.csv" | grep -q '^arch,step,loss,ce,cka1,cka2,cka3,cifar10_te
   ok "export csv curves: every step of the 6, the last loss the score, the same with 3 jobs"; else
   notok "export csv curves: every step of the 6, the last loss the score, the same with 3 jobs"
   sed 's/^/# /' "$tmp/c1.csv"; fi
+# tau by step: at the last step the score's own
+tau_last=$(sed -n 's/.*kendall tau of -loss at step .* 3: \([-0-9.]*\) (the 6 scored here)$/\1/p' "$tmp/j1.out")
+tau_rmi=$(sed -n 's/^  RMI (-score)  kendall tau \([-0-9.]*\) .*/\1/p' "$tmp/j1.out")
+if grep -q 'kendall tau of -loss at step  1: [-0-9.]*  2: [-0-9.]*  3: ' "$tmp/j1.out" &&
+   [ -n "$tau_last" ] && [ "$tau_last" = "$tau_rmi" ]; then
+  ok "rank prints tau by step, the last step's the score's ($tau_rmi)"; else
+  notok "rank prints tau by step, the last step's the score's"; sed 's/^/# /' "$tmp/j1.out"; fi
 if [ "$(wc -l < "$tmp/l1.csv")" -eq 7 ] && [ "$(scores "$tmp/l1.csv")" = "$(scores "$tmp/l3.csv")" ] &&
    [ "$(cut -d, -f1-6 "$tmp/j1.csv")" = "$(cut -d, -f1-6 "$tmp/j3.csv")" ]; then
   ok "3 jobs: the same 6 scores to the last digit, listed in the file's order"; else

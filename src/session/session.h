@@ -236,6 +236,10 @@ int session_read_archs(const session *s, const char *path, sarch **out, int *n);
 /* Correlations of the last ranking against the benchmark column:
  * tau[0]/rho[0] for -score, [1] for #params, [2] for MACs. */
 int session_rank_correlations(const session *s, double tau[3], double rho[3], int *n);
+/* Kendall tau of -(the loss at step `step`) against the benchmark column,
+ * over the last ranking's architectures scored with their curves (not
+ * those from the score log); NaN with *n < 2. */
+int session_rank_tau_at(const session *s, int step, double *tau, int *n);
 /* CSV exports (libcsv quoting, header row). what: steps | rank | curves |
  * search | profile */
 int session_export_csv(session *s, const char *what, const char *path);

@@ -837,6 +837,40 @@ int session_rank_correlations(const session *s, double tau[3], double rho[3], in
     return 0;
 }
 
+int session_rank_tau_at(const session *s, int step, double *tau, int *nout)
+{
+    *nout = 0;
+    *tau = NAN;
+    if (!s->rank_curve || step < 1 || step > s->rank_steps)
+        return 0;
+    double *acc = malloc((size_t)(s->nrank + 1) * sizeof(double));
+    double *v = malloc((size_t)(s->nrank + 1) * sizeof(double));
+    if (!acc || !v) {
+        free(acc);
+        free(v);
+        return rm_error("out of memory");
+    }
+    int n = 0;
+    for (int k = 0; k < s->nrank; k++) {
+        const rank_entry *e = &s->rank[k];
+        if (e->logged || isnan(e->bench))
+            continue;
+        /* a student that diverged before the step scores +inf, as it would
+         * have with that many steps */
+        const double loss = step <= e->r.steps
+                                ? rank_curve(s, k)[(size_t)(step - 1) * RANK_CURVE_W]
+                                : INFINITY;
+        acc[n] = e->bench;
+        v[n] = isfinite(loss) ? -loss : -INFINITY;
+        n++;
+    }
+    *tau = n > 1 ? kendall_tau_b(v, acc, n) : NAN;
+    *nout = n;
+    free(acc);
+    free(v);
+    return 0;
+}
+
 /* ---- CSV export ---- */
 
 

@@ -615,6 +615,27 @@ static int rank_print(const session *s, int k, int n, void *user)
     return 0;
 }
 
+/* How the ranking would have come out with fewer steps: tau of the loss
+ * at a few steps along the curves of the architectures scored here. */
+static void print_tau_by_step(const session *s)
+{
+    const int steps = s->rank_steps;
+    if (steps < 2)
+        return;
+    const int at[] = {steps / 10, steps / 5, steps / 3, steps / 2, 2 * steps / 3, steps};
+    char line[256];
+    int len = 0, m = 0, last = 0;
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        double tau;
+        if (at[i] <= last || session_rank_tau_at(s, at[i], &tau, &m) < 0 || m < 2)
+            continue;
+        last = at[i];
+        len += snprintf(line + len, sizeof line - (size_t)len, "  %d: %.3f", at[i], tau);
+    }
+    if (len)
+        printf("  by step       kendall tau of -loss at step%s (the %d scored here)\n", line, m);
+}
+
 static int cmd_rank(shell *sh, int argc, char **argv)
 {
     session *s = &sh->s;
@@ -653,6 +674,7 @@ static int cmd_rank(shell *sh, int argc, char **argv)
         printf("correlation with %s over %d architectures:\n", s->bench_column, m);
         for (int j = 0; j < 3; j++)
             printf("  %-13s kendall tau %.3f  spearman rho %.3f\n", name[j], tau[j], rho[j]);
+        print_tau_by_step(s);
     }
     double total = 0;
     for (int k = 0; k < s->nrank; k++)
