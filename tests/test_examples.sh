@@ -60,7 +60,7 @@ has main main-search.csv
 
 # the ranking, the full searches (shortened)
 run rank "$(short "$ex/rank_nb201.rmi")" 'kendall tau' -c "load dataset cifar10"
-has rank rank-2026.csv
+has rank rank-2026.csv curves-2026.csv
 run search_nb201 "$(short "$ex/search_nb201.rmi")" '^search done' -c "load dataset cifar10"
 has search_nb201 search-s1.json search-scores.csv search-s1.csv
 run search_darts "$(short "$ex/search_darts.rmi")" '^search done' -c "load dataset cifar10"
