@@ -65,7 +65,8 @@ rank() {
   name=$1 dev=$2 jobs=$3
   shift 3
   out=$(env "$@" "$R" --device "$dev" -f "$tmp/base.rmi" -c "set jobs $jobs" \
-    -c "set score_log $tmp/$name.csv" -c "rank $tmp/archs.txt" 2>&1)
+    -c "set score_log $tmp/$name.csv" -c "rank $tmp/archs.txt" \
+    -c "export csv curves $tmp/$name.curves" 2>&1)
   st=$?
 }
 # the scores of a score log, by architecture (score, cka1-3, ce: every digit)
@@ -99,6 +100,17 @@ if [ "$st" -eq 0 ] && clean "$out" && same one three; then
   ok "rank with 3 jobs (threads, streams, slots) gives one job's scores to the last digit"
 else
   notok "rank with 3 jobs against 1 (status $st)"; printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
+fi
+# the learning curves of the device steps (the second queued, downloaded
+# with the score's history): both steps of the three, the last loss the
+# score, the same with 3 jobs
+last_losses() { awk -F, 'NR > 1 { last[$1] = $3 } END { for (a in last) print a "," last[a] }' "$1" | sort; }
+if [ "$(wc -l < "$tmp/one.curves")" -eq 7 ] && cmp -s "$tmp/one.curves" "$tmp/three.curves" &&
+   [ "$(last_losses "$tmp/one.curves")" = "$(tail -n +2 "$tmp/one.csv" | cut -d, -f1-2 | sort |
+        awk -F, '{ printf "%s,%.9g\n", $1, $2 }')" ]; then
+  ok "export csv curves on the fake GPU: 2 steps of the three, the last loss the score, 3 jobs the same"
+else
+  notok "export csv curves on the fake GPU"; sed 's/^/# /' "$tmp/one.curves"
 fi
 
 # every variant of the backend computes the same numbers on the fake GPU
