@@ -39,7 +39,7 @@ for algo in $algos; do
       -c 'load benchmark nb201' -c 'set score_log $log' $run -c 'search result' \
       -c 'export csv search $out/${algo}_s$s.csv'" > "$out/${algo}_s$s.log" 2>&1
     res=$(sed -n 's/^arch //p' "$out/${algo}_s$s.log" | tail -1)
-    acc=$(sed -n 's/.* cifar10_test \([0-9.]*\).*/\1/p' "$out/${algo}_s$s.log" | tail -1)
+    acc=$(sed -n 's/.* cifar10_test \([0-9][0-9.]*\).*/\1/p' "$out/${algo}_s$s.log" | tail -1)
     /usr/bin/python3 - "$out/${algo}_s$s.csv" "$algo" "$s" "$res" "$acc" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

@@ -26,7 +26,7 @@ for table in nb201-12 nb201; do
       out=$(eval "\"$R\" -b -c 'load benchmark nb201' $extra -c 'set evaluator benchmark' \
         -c 'set benchmark_column cifar10_valid' -c 'set seed $s' -c 'set budget $budget' \
         -c 'set cap $budget' -c 'search start $algo' -c 'search run' -c 'search result'")
-      acc=$(printf '%s\n' "$out" | sed -n 's/.* cifar10_test \([0-9.]*\).*/\1/p' | tail -1)
+      acc=$(printf '%s\n' "$out" | sed -n 's/.* cifar10_test \([0-9][0-9.]*\).*/\1/p' | tail -1)
       ev=$(printf '%s\n' "$out" | sed -n 's/^  \([0-9]*\) evaluations.*/\1/p' | tail -1)
       echo "$acc $ev" >> "$tmp/acc"
       s=$((s + 1))
