@@ -469,7 +469,7 @@ if grep -q 'n0 -> n1 \[label="nor_conv_3x3"\]' "$tmp/cell.dot" && ! grep -q none
 check "arch dot without an architecture" 1 "no architecture" -- -c "arch dot $tmp/x.dot"
 check "panel needs a terminal" 1 "the panel needs a terminal" -- -c panel
 check "export of a search before any" 1 "no search" -- -c "export csv search $tmp/s.csv"
-check "export of an unknown kind" 1 "can export 'steps', 'rank', 'search' or 'profile'" -- -c "export csv weights $tmp/w.csv"
+check "export of an unknown kind" 1 "can export 'steps', 'rank', 'curves', 'search' or 'profile'" -- -c "export csv weights $tmp/w.csv"
 check "load benchmark of an unknown kind" 1 "unknown benchmark 'nb301'" -- -c "load benchmark nb301"
 check "the 12-epoch table loads" 0 "benchmark nb201-12 .*cifar100_valid" -- -c "load benchmark nb201-12"
 # benchmark_column is a column of a loaded table, never quietly the row number

@@ -910,8 +910,8 @@ const command shell_commands[] = {
      cmd_profile, profile_subs},
     {"quit", "", "leave rminas", cmd_quit, NULL},
     {"rank", "N | FILE",
-     "score N sampled architectures (or those listed in FILE) and correlate with the benchmark; "
-     "'set jobs J' scores J at once",
+     "score N sampled architectures (or those listed in FILE) and correlate with the benchmark, "
+     "also at earlier steps; 'set jobs J' scores J at once",
      cmd_rank, NULL},
     {"score", "[STRING]", "the RMI score of an architecture (default: the current one)",
      cmd_score, NULL},
