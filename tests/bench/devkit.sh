@@ -180,7 +180,7 @@ pack() {
     } > "$pkg/BUILDINFO"
     rm -f "$carry/pkg.tar.xz"
     mkdir -p "$carry"
-    XZ_OPT=${XZ_OPT:--6 -T$jobs} tar -C "$pkg" -cJf "$carry/pkg.tar.xz" .
+    XZ_OPT=${XZ_OPT:--9e -T$jobs} tar -C "$pkg" -cJf "$carry/pkg.tar.xz" .
 
     # The data, in ../shared's layout.
     mkdir -p "$carry/shared/data/cifar10" "$carry/shared/data/teachers" \
