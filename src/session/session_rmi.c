@@ -804,7 +804,10 @@ int session_read_archs(const session *s, const char *path, sarch **out, int *n)
     return 0;
 }
 
-int session_rank_correlations(const session *s, double tau[3], double rho[3], int *nout)
+/* The correlations of the last ranking's -score, #params and MACs with the
+ * benchmark column; step > 0: with -(the loss at that step) for the score,
+ * over the architectures scored with their curves (not from the score log) */
+static int rank_corr(const session *s, int step, double tau[3], double rho[3], int *nout)
 {
     int n = 0;
     double *acc = malloc((size_t)(s->nrank + 1) * sizeof(double));
@@ -819,10 +822,16 @@ int session_rank_correlations(const session *s, double tau[3], double rho[3], in
     }
     for (int k = 0; k < s->nrank; k++) {
         const rank_entry *e = &s->rank[k];
-        if (isnan(e->bench))
+        if (isnan(e->bench) || (step && e->logged))
             continue;
+        /* lower is better; a student that diverged before the step scores
+         * +inf, as it would have with that many steps */
+        double loss = e->r.score;
+        if (step)
+            loss = step <= e->r.steps ? rank_curve(s, k)[(size_t)(step - 1) * RANK_CURVE_W]
+                                      : INFINITY;
         acc[n] = e->bench;
-        v[0][n] = -e->r.score; /* lower score is better */
+        v[0][n] = isfinite(loss) ? -loss : -INFINITY;
         v[1][n] = (double)e->params;
         v[2][n] = (double)e->macs;
         n++;
@@ -837,37 +846,19 @@ int session_rank_correlations(const session *s, double tau[3], double rho[3], in
     return 0;
 }
 
+int session_rank_correlations(const session *s, double tau[3], double rho[3], int *nout)
+{
+    return rank_corr(s, 0, tau, rho, nout);
+}
+
 int session_rank_tau_at(const session *s, int step, double *tau, int *nout)
 {
+    double t[3] = {NAN, NAN, NAN}, r[3];
     *nout = 0;
-    *tau = NAN;
-    if (!s->rank_curve || step < 1 || step > s->rank_steps)
-        return 0;
-    double *acc = malloc((size_t)(s->nrank + 1) * sizeof(double));
-    double *v = malloc((size_t)(s->nrank + 1) * sizeof(double));
-    if (!acc || !v) {
-        free(acc);
-        free(v);
-        return rm_error("out of memory");
-    }
-    int n = 0;
-    for (int k = 0; k < s->nrank; k++) {
-        const rank_entry *e = &s->rank[k];
-        if (e->logged || isnan(e->bench))
-            continue;
-        /* a student that diverged before the step scores +inf, as it would
-         * have with that many steps */
-        const double loss = step <= e->r.steps
-                                ? rank_curve(s, k)[(size_t)(step - 1) * RANK_CURVE_W]
-                                : INFINITY;
-        acc[n] = e->bench;
-        v[n] = isfinite(loss) ? -loss : -INFINITY;
-        n++;
-    }
-    *tau = n > 1 ? kendall_tau_b(v, acc, n) : NAN;
-    *nout = n;
-    free(acc);
-    free(v);
+    if (s->rank_curve && step >= 1 && step <= s->rank_steps &&
+        rank_corr(s, step, t, r, nout) < 0)
+        return -1;
+    *tau = t[0];
     return 0;
 }
 
