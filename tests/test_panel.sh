@@ -55,6 +55,10 @@ T send-keys -t p "space nb201" Enter
 T send-keys -t p "set threads 1" Enter "load benchmark nb201" Enter "set evaluator benchmark" Enter \
   "set benchmark_column cifar10_valid" Enter "search start rminas n_collect 20" Enter
 prompt
+# the loaded table's columns complete after arch top
+T send-keys -t p "arch top cifar100_t" Tab " 2" Enter
+if wait_for "^the best 2 of 15625 by cifar100_test"; then ok "tab completes the table's columns after arch top"; else
+  notok "tab completes the table's columns after arch top"; fi
 T send-keys -t p "panel" Enter
 if wait_for "rminas panel +q back"; then ok "panel takes the screen"; else notok "panel takes the screen"; fi
 T send-keys -t p r

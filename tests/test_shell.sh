@@ -20,8 +20,26 @@ check "an NB-201 index names an architecture (the table's index column)" 0 "inde
 check "an index needs the table" 1 "architecture 6111: a number is NAS-Bench-201's index of an architecture, read from the benchmark table \(load benchmark nb201 first\)" -- \
   -c "arch show 6111"
 check "an index the table lacks" 1 "architecture 15625: no architecture has that index in" -- -c "load benchmark nb201" -c "score 15625"
+# arch top: the table's best by a column, ties sharing a rank, the index picking one
+check "arch top: the two optimal cells share rank 1" 0 "^     1   13714     94.37  \|nor_conv_3x3~0\|\+\|nor_conv_3x3~0\|nor_conv_3x3~1\|\+\|skip_connect~0\|nor_conv_1x1~1\|nor_conv_3x3~2\|$" -- \
+  -c "load benchmark nb201" -c "arch top 3"
+out=$("$R" -c "load benchmark nb201" -c "arch top 3" 2>&1)
+if printf '%s\n' "$out" | grep -q '^the best 3 of 15625 by cifar10_test (rank, index, value' &&
+  [ "$(printf '%s\n' "$out" | awk '/^ +[0-9]/ { printf "%s,%s,%s;", $1, $2, $3 }')" = "1,6111,94.37;1,13714,94.37;3,9930,94.36;" ]; then
+  ok "arch top 3: header, ranks 1 1 3, indices, values"; else
+  notok "arch top 3: header, ranks 1 1 3, indices, values"; printf '%s\n' "$out" | sed 's/^/# /'; fi
+check "arch top by another column" 0 "^     2    3888     73.48  \|nor_conv_1x1~0\|" -- \
+  -c "load benchmark nb201" -c "arch top cifar100_test 2"
+check "arch top: an index it prints picks that cell" 0 "rank 1 of 15625 by cifar10_test" -- \
+  -c "load benchmark nb201" -c "arch top 1" -c "arch 13714"
+check "arch top: unknown column lists the columns" 1 "error: arch: .*no column 'cifar10_tset'.*cifar10_test" -- \
+  -c "load benchmark nb201" -c "arch top cifar10_tset"
+check "arch top without the table" 1 "error: arch: top needs the benchmark table \(load benchmark nb201\)" -- -c "arch top"
+check "arch top in another space" 1 "error: arch: top: the benchmark table is NAS-Bench-201's \(space nb201 first\)" -- \
+  -c "load benchmark nb201" -c "space chain" -c "arch top"
+check "arch top N bounds" 1 "N must be" -- -c "load benchmark nb201" -c "arch top 0"
 check "arch alone without one" 1 "error: arch: no architecture \(arch set STRING or arch sample\)" -- -c "arch"
-check "arch with a misspelt subcommand" 1 "neither a subcommand \(set, sample, show, dot\) nor an architecture" -- -c "arch smaple"
+check "arch with a misspelt subcommand" 1 "neither a subcommand \(set, sample, show, dot, top\) nor an architecture" -- -c "arch smaple"
 check "a cut architecture string says where it ends" 1 "ends early at offset 18 \(node 2, input 0\): expected an operation" -- \
   -c "arch |nor_conv_3x3~0|+|"
 check "bad architecture names the part" 1 "unknown operation 'conv_3x3'" -- \
@@ -36,6 +54,8 @@ check "CIFAR-10's python version is named" 1 "it holds data_batch_1: CIFAR-10's 
 check "score before a teacher is loaded" 1 "no teacher loaded" -- -c "score $ARCH"
 check "teacher eval before loading" 1 "no teacher loaded" -- -c "teacher eval"
 check "unknown teacher" 1 "unknown teacher 'vgg'" -- -c "load teacher vgg"
+check "a weights file in place of the model" 1 "a weights file goes after the model: load teacher resnet20 FILE" -- \
+  -c "space chain" -c "load teacher $AKA"
 head -c 1000 "$AKA" > "$tmp/trunc.safetensors"
 check "truncated weights name the file" 1 "trunc.safetensors: .*(truncated|past the end)" -- \
   -c "load teacher resnet20 $tmp/trunc.safetensors"

@@ -223,3 +223,34 @@ int bench_count_above(const bench_table *t, int col, double v, int *n, double *b
     }
     return above;
 }
+
+typedef struct {
+    double v;
+    int row, idx;
+} bench_key;
+
+static int by_value_desc(const void *pa, const void *pb)
+{
+    const bench_key *a = pa, *b = pb;
+    if (a->v != b->v)
+        return a->v > b->v ? -1 : 1;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+int bench_sorted(const bench_table *t, int col, int *idx)
+{
+    bench_key *k = malloc(NB201_COUNT * sizeof *k);
+    if (!k)
+        return rm_error("out of memory");
+    int n = 0;
+    for (int i = 0; i < NB201_COUNT; i++) {
+        const double v = t->row_of[i] < 0 ? NAN : bench_value(t, t->row_of[i], col);
+        if (!isnan(v))
+            k[n++] = (bench_key){v, t->row_of[i], i};
+    }
+    qsort(k, (size_t)n, sizeof *k, by_value_desc);
+    for (int i = 0; i < n; i++)
+        idx[i] = k[i].idx;
+    free(k);
+    return n;
+}

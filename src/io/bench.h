@@ -26,5 +26,9 @@ double bench_value(const bench_table *t, int row, int col);
  * ranks one after them), and in *n how many hold a value at all; *best is
  * the highest value (NaN when none). */
 int bench_count_above(const bench_table *t, int col, double v, int *n, double *best);
+/* The rows with a value in column col, best (highest) first, ties in the
+ * table's row order: their canonical NAS-Bench-201 indices go
+ * to idx (room for NB201_COUNT); returns how many. */
+int bench_sorted(const bench_table *t, int col, int *idx);
 
 #endif

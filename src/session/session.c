@@ -396,6 +396,14 @@ static int file_arch(const st_file *f, const char *path, const space *sp, sarch 
     return sp->parse(arch, a) < 0 ? rm_error_context("%s: metadata arch", path) : 0;
 }
 
+/* A teacher name that is a file name (load teacher FILE, the model left out):
+ * no architecture string of any space holds a '/' or ends in .safetensors. */
+static int looks_like_path(const char *arch)
+{
+    size_t n = strlen(arch), k = strlen(".safetensors");
+    return strchr(arch, '/') || (n >= k && !strcmp(arch + n - k, ".safetensors"));
+}
+
 int session_load_teacher(session *s, const char *arch, const char *file)
 {
     int depth = teacher_depth(arch);
@@ -410,13 +418,15 @@ int session_load_teacher(session *s, const char *arch, const char *file)
             sp = cur;
         else if (cur != &space_nb201 && arch[0] == '|' && space_nb201.parse(arch, &a) == 0)
             sp = &space_nb201;
-        else if (arch[0] == '|' || cur != &space_nb201)
+        else if ((arch[0] == '|' || cur != &space_nb201) && !looks_like_path(arch))
             return rm_error_context("teacher '%s'", arch);
         else
             return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, "
                             "resnet56; the CIFAR-100 family resnet18, resnet34, resnet50, "
                             "resnet101, resnet152; nb201, darts or chain with a FILE saved by "
-                            "train save; or an architecture string of the current space)", arch);
+                            "train save; or an architecture string of the current space)%s",
+                            arch, looks_like_path(arch) ? "; a weights file goes after the "
+                            "model: load teacher resnet20 FILE" : "");
     }
     char path[1024];
     if (named && (!file || fresh))

@@ -294,7 +294,7 @@ static int cmd_teacher(shell *sh, int argc, char **argv)
 
 /* ---- arch ---- */
 
-static const char *const arch_subs[] = {"set", "sample", "show", "dot", NULL};
+static const char *const arch_subs[] = {"set", "sample", "show", "dot", "top", NULL};
 
 /* The architecture as a Graphviz digraph (the space draws it). */
 static int write_dot(const space *sp, const sarch *a, const char *path)
@@ -386,6 +386,56 @@ static int show_arch(shell *sh, const space *sp, const sarch *sa)
     return SH_OK;
 }
 
+/* arch top [N] [COLUMN]: the benchmark table's best N architectures by
+ * COLUMN (default: the benchmark column), with their rank (ties share one)
+ * and index (arch INDEX makes one the current architecture). */
+static int arch_top(const session *s, int argc, char **argv)
+{
+    long n = 10;
+    const char *name = s->bench_column;
+    if (argc > 2)
+        return usage_error("arch", "top [N] [COLUMN]");
+    for (int i = 0; i < argc; i++) {
+        if (!isdigit((unsigned char)argv[i][0]))
+            name = argv[i];
+        else if (parse_int(argv[i], 1, NB201_COUNT, "N", &n) < 0)
+            return SH_ERROR;
+    }
+    if (s->sp != &space_nb201 || !s->bench.nrows) {
+        rm_error(s->sp != &space_nb201 ? "top: the benchmark table is NAS-Bench-201's (space "
+                                         "nb201 first)"
+                                       : "top needs the benchmark table (load benchmark nb201)");
+        return SH_ERROR;
+    }
+    const bench_table *t = &s->bench;
+    const int col = bench_column(t, name);
+    int *idx = col < 0 ? NULL : malloc(NB201_COUNT * sizeof *idx);
+    const int m = idx ? bench_sorted(t, col, idx) : -1;
+    if (m < 0) {
+        free(idx);
+        return SH_ERROR;
+    }
+    const int icol = bench_column(t, "index");
+    rm_clear_error();
+    printf("the best %ld of %d by %s%s:\n", n < m ? n : m, m, t->colname[col],
+           icol >= 0 ? " (rank, index, value; arch INDEX picks one)" : " (rank, value)");
+    for (int i = 0, rank = 1; i < n && i < m; i++) {
+        const double v = bench_value(t, t->row_of[idx[i]], col);
+        if (i && v != bench_value(t, t->row_of[idx[i - 1]], col))
+            rank = i + 1;
+        nb201_arch a;
+        char str[SPACE_STRLEN];
+        nb201_from_index(idx[i], &a);
+        nb201_format(&a, str, sizeof str);
+        printf("%6d", rank);
+        if (icol >= 0)
+            printf("  %6.0f", bench_value(t, t->row_of[idx[i]], icol));
+        printf(v == floor(v) ? "  %8.0f  %s\n" : "  %8.2f  %s\n", v, str);
+    }
+    free(idx);
+    return SH_OK;
+}
+
 /* An architecture string given as several words (a DARTS genotype typed
  * without quotes) is their join with single spaces. */
 static int join_words(int n, char **w, char *buf, size_t size)
@@ -422,11 +472,13 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         if (join_words(argc - 1 - set, argv + 1 + set, str, sizeof str) < 0 ||
             session_arch_set(s, str) < 0) {
             if (!set && isalpha((unsigned char)argv[1][0]) && !strpbrk(argv[1], "|-(~"))
-                rm_error_over("neither a subcommand (set, sample, show, dot) nor an architecture");
+                rm_error_over("neither a subcommand (set, sample, show, dot, top) nor an architecture");
             return SH_ERROR;
         }
         return show_arch(sh, s->arch_sp, &s->arch);
     }
+    if (argc >= 2 && !strcmp(argv[1], "top"))
+        return arch_top(s, argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "sample")) {
         long n = 1;
         if (argc > 3 || (argc == 3 && parse_int(argv[2], 1, NB201_COUNT, "N", &n) < 0))
@@ -480,7 +532,7 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         printf("wrote %s (dot -Tpng %s -o cell.png draws it)\n", argv[2], argv[2]);
         return SH_OK;
     }
-    return usage_error("arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING]");
+    return usage_error("arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING] | top [N] [COLUMN]");
 }
 
 /* ---- RMI: batch, init, step, score, rank ---- */
@@ -874,10 +926,11 @@ static int cmd_show(shell *sh, int argc, char **argv)
 }
 
 const command shell_commands[] = {
-    {"arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING]",
+    {"arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING] | top [N] [COLUMN]",
      "set, sample or show an architecture of the current space (#params, MACs; NB-201: the cell, "
      "its benchmark accuracies and rank in the table), or draw its cell or chain (Graphviz); "
-     "'arch' alone shows the current one; in NB-201 a number is the benchmark's index",
+     "'arch' alone shows the current one; in NB-201 a number is the benchmark's index, and "
+     "'arch top' lists the table's best N (default 10) by a column (default benchmark_column)",
      cmd_arch, arch_subs},
     {"batch", "select | [show]",
      "select the RMI batch (the teacher's most confident images of a random pool), or show it",

@@ -17,7 +17,7 @@
 #include "shell/shell.h"
 #include "util/err.h"
 
-static shell *g_shell; /* for the SIGINT handler only */
+static shell *g_shell; /* for the SIGINT handler and completion */
 
 static void on_sigint(int sig)
 {
@@ -171,6 +171,18 @@ static const char *const bn_words[] = {"train", "eval", NULL};
 static const char *const conv_words[] = {"dnnl", "winograd", "winograd2", "im2col", NULL};
 static const char *const space_words[] = {"nb201", "darts", "chain", NULL};
 
+/* The loaded benchmark table's columns (arch top, set benchmark_column). */
+static const char *const *bench_columns(void)
+{
+    static const char *cols[64];
+    const bench_table *t = g_shell ? &g_shell->s.bench : NULL;
+    int n = 0;
+    for (; t && n < t->ncols && n < 63; n++)
+        cols[n] = t->colname[n];
+    cols[n] = NULL;
+    return cols;
+}
+
 /* The words that may follow `w0 w1 ...` (nwords typed so far), or NULL. */
 static const char *const *next_words(char words[][64], int nwords)
 {
@@ -198,10 +210,13 @@ static const char *const *next_words(char words[][64], int nwords)
             return algo_words;
         if (!strcmp(c->name, "export") && !strcmp(w, "csv"))
             return csv_words;
+        if (!strcmp(c->name, "arch") && !strcmp(w, "top"))
+            return bench_columns();
         if (!strcmp(c->name, "set"))
             return !strcmp(w, "evaluator")    ? evaluator_words
                    : !strcmp(w, "teacher_bn") ? bn_words
                    : !strcmp(w, "conv")       ? conv_words
+                   : !strcmp(w, "benchmark_column") ? bench_columns()
                                               : NULL;
     }
     return NULL;
