@@ -472,7 +472,8 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         if (join_words(argc - 1 - set, argv + 1 + set, str, sizeof str) < 0 ||
             session_arch_set(s, str) < 0) {
             if (!set && isalpha((unsigned char)argv[1][0]) && !strpbrk(argv[1], "|-(~"))
-                rm_error_over("neither a subcommand (set, sample, show, dot, top) nor an architecture");
+                rm_error_over("neither a subcommand (set, sample, show, dot, top) nor an "
+                              "architecture");
             return SH_ERROR;
         }
         return show_arch(sh, s->arch_sp, &s->arch);
@@ -532,7 +533,8 @@ static int cmd_arch(shell *sh, int argc, char **argv)
         printf("wrote %s (dot -Tpng %s -o cell.png draws it)\n", argv[2], argv[2]);
         return SH_OK;
     }
-    return usage_error("arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING] | top [N] [COLUMN]");
+    return usage_error("arch", "[set] STRING | sample [N] | [show [STRING]] | dot FILE [STRING] | "
+                               "top [N] [COLUMN]");
 }
 
 /* ---- RMI: batch, init, step, score, rank ---- */
