@@ -48,6 +48,8 @@ short() {
 
 # the tour, unchanged
 run tour "$ex/tour.rmi" '^search done'
+if printf '%s\n' "$out" | grep -q '^the best 3 of 15625 by cifar10_test'; then ok "tour: arch top lists the table's best"; else
+  notok "tour: arch top lists the table's best"; fi
 has tour cell.dot steps.csv rea.csv
 out=$(wc -l < "$tmp/tour/rea.csv")
 if [ "$out" -eq 51 ]; then ok "tour: REA's CSV has its 50 evaluations"; else notok "tour: REA's CSV has $out lines (want 51)"; fi
