@@ -30,14 +30,17 @@ if printf '%s\n' "$out" | grep -q '^the best 3 of 15625 by cifar10_test (rank, i
   notok "arch top 3: header, ranks 1 1 3, indices, values"; printf '%s\n' "$out" | sed 's/^/# /'; fi
 check "arch top by another column" 0 "^     2    3888     73.48  \|nor_conv_1x1~0\|" -- \
   -c "load benchmark nb201" -c "arch top cifar100_test 2"
-check "arch top: an index it prints picks that cell" 0 "rank 1 of 15625 by cifar10_test" -- \
-  -c "load benchmark nb201" -c "arch top 1" -c "arch 13714"
+top2=$("$R" -c "load benchmark nb201" -c "arch top 2 cifar100_test" 2>&1 | awk '$1 == 2 { print $2, $4 }')
+picked=$("$R" -c "load benchmark nb201" -c "arch ${top2%% *}" 2>&1 | sed -n 's/^arch //p')
+if [ -n "$top2" ] && [ "$picked" = "${top2#* }" ]; then ok "arch top: the index it prints picks that cell"; else
+  notok "arch top: the index it prints picks that cell ('$top2' -> '$picked')"; fi
 check "arch top: unknown column lists the columns" 1 "error: arch: .*no column 'cifar10_tset'.*cifar10_test" -- \
   -c "load benchmark nb201" -c "arch top cifar10_tset"
 check "arch top without the table" 1 "error: arch: top needs the benchmark table \(load benchmark nb201\)" -- -c "arch top"
 check "arch top in another space" 1 "error: arch: top: the benchmark table is NAS-Bench-201's \(space nb201 first\)" -- \
   -c "load benchmark nb201" -c "space chain" -c "arch top"
 check "arch top N bounds" 1 "N must be" -- -c "load benchmark nb201" -c "arch top 0"
+check "arch top negative N" 1 "N must be" -- -c "load benchmark nb201" -c "arch top -3"
 check "arch alone without one" 1 "error: arch: no architecture \(arch set STRING or arch sample\)" -- -c "arch"
 check "arch with a misspelt subcommand" 1 "neither a subcommand \(set, sample, show, dot, top\) nor an architecture" -- -c "arch smaple"
 check "a cut architecture string says where it ends" 1 "ends early at offset 18 \(node 2, input 0\): expected an operation" -- \

@@ -396,7 +396,7 @@ static int arch_top(const session *s, int argc, char **argv)
     if (argc > 2)
         return usage_error("arch", "top [N] [COLUMN]");
     for (int i = 0; i < argc; i++) {
-        if (!isdigit((unsigned char)argv[i][0]))
+        if (!isdigit((unsigned char)argv[i][0]) && !strchr("+-", argv[i][0]))
             name = argv[i];
         else if (parse_int(argv[i], 1, NB201_COUNT, "N", &n) < 0)
             return SH_ERROR;
