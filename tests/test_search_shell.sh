@@ -18,6 +18,18 @@ eval "\"$R\" -b $setup -c \"set state $tmp/ref.json\" -c \"$start\" -c 'search r
 if [ $? -eq 0 ] && grep -q '^arch |' "$tmp/ref.log"; then ok "uninterrupted reference search"; else
   notok "uninterrupted reference search"; sed 's/^/# /' "$tmp/ref.log"; fi
 
+# search result names the best cell the search evaluated by the benchmark
+# column, with its evaluation number and its place by score (from the CSV)
+want=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "cifar10_test") c = i; if ($i == "score") k = i }; next }
+  { s[NR] = $k + 0; if (!b || $c + 0 > v) { b = NR; v = $c + 0; a = $3 } }
+  END { p = 1; for (i in s) p += s[i] < s[b]; printf "%.2f %s %d %d %d", v, a, b - 1, p, NR - 1 }' "$tmp/ref.csv")
+got=$(sed -n 's/^  the best it evaluated by cifar10_test: \([0-9.]*\) (evaluation \([0-9]*\), score [^:]*: \([0-9]*\) of \([0-9]*\) by score): \(.*\)/\1 \5 \2 \3 \4/p' "$tmp/ref.log")
+# (the answer is named so when it is that cell)
+answer=$(sed -n 's/^arch //p' "$tmp/ref.log")
+want=$(printf '%s\n' "$want" | awk -v ans="$answer" '$2 == ans { $2 = "the answer" } { print }')
+if [ -n "$want" ] && [ "$got" = "$want" ]; then ok "search result: the best evaluated cell by cifar10_test and its place by score ($got)"; else
+  notok "search result: the best evaluated cell by cifar10_test and its place by score (got '$got', want '$want')"; fi
+
 # the first run, killed; then resume (and kill again) until a run finishes
 kills=0
 eval "exec \"$R\" -b $setup -c \"set state $tmp/k.json\" -c \"$start\" -c 'search run'" > "$tmp/k0.log" 2>&1 &

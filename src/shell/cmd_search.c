@@ -117,6 +117,37 @@ static void print_status(const session *s)
         printf("  finished: %s\n", q->stop_reason);
 }
 
+/* The best architecture the search evaluated by the benchmark column (what
+ * the search could not see) and where its score put it among the
+ * evaluations: whether the search met a better cell than its answer and
+ * misjudged it. NAS-Bench-201 with the table loaded only. */
+static void print_best_evaluated(const session *s, const nb201_arch *answer)
+{
+    const search *q = &s->srch;
+    const bench_table *t = &s->bench;
+    const int col = q->sp == &space_nb201 && t->nrows ? bench_column(t, s->bench_column) : -1;
+    rm_clear_error();
+    int best = -1, below = 0;
+    double bv = NAN;
+    for (int i = 0; col >= 0 && i < q->n; i++) {
+        const nb201_arch a = sarch_to_nb201(&q->rec[i].arch);
+        const double v = bench_value(t, bench_row(t, &a), col);
+        if (!isnan(v) && (best < 0 || v > bv))
+            best = i, bv = v;
+    }
+    if (best < 0)
+        return;
+    for (int i = 0; i < q->n; i++)
+        below += q->rec[i].r.score < q->rec[best].r.score;
+    const nb201_arch a = sarch_to_nb201(&q->rec[best].arch);
+    char str[SPACE_STRLEN];
+    q->sp->format(&q->rec[best].arch, str, sizeof str);
+    printf("  the best it evaluated by %s: %.2f (evaluation %d, score %.6g: %d of %d by score): "
+           "%s\n",
+           t->colname[col], bv, best + 1, q->rec[best].r.score, below + 1, q->n,
+           nb201_index(&a) == nb201_index(answer) ? "the answer" : str);
+}
+
 static void print_result(const session *s)
 {
     const search *q = &s->srch;
@@ -139,6 +170,7 @@ static void print_result(const session *s)
             printf(" %s %.2f", names[i], vals[i]);
         printf("\n");
         shell_bench_rank(s, &a);
+        print_best_evaluated(s, &a);
     } else if (nb) {
         printf("  (load benchmark nb201 for its accuracies)\n");
     } else {
