@@ -414,18 +414,19 @@ int session_load_teacher(session *s, const char *arch, const char *file)
     sarch a;
     if (depth < 0 && !sp) {
         const space *cur = s->sp;
+        const int path = looks_like_path(arch);
         if (cur->parse(arch, &a) == 0)
             sp = cur;
         else if (cur != &space_nb201 && arch[0] == '|' && space_nb201.parse(arch, &a) == 0)
             sp = &space_nb201;
-        else if ((arch[0] == '|' || cur != &space_nb201) && !looks_like_path(arch))
+        else if ((arch[0] == '|' || cur != &space_nb201) && !path)
             return rm_error_context("teacher '%s'", arch);
         else
             return rm_error("unknown teacher '%s' (known: resnet20, resnet32, resnet44, "
                             "resnet56; the CIFAR-100 family resnet18, resnet34, resnet50, "
                             "resnet101, resnet152; nb201, darts or chain with a FILE saved by "
                             "train save; or an architecture string of the current space)%s",
-                            arch, looks_like_path(arch) ? "; a weights file goes after the "
+                            arch, path ? "; a weights file goes after the "
                             "model: load teacher resnet20 FILE" : "");
     }
     char path[1024];

@@ -124,14 +124,11 @@ static void print_status(const session *s)
 static void print_best_evaluated(const session *s, const nb201_arch *answer)
 {
     const search *q = &s->srch;
-    const bench_table *t = &s->bench;
-    const int col = q->sp == &space_nb201 && t->nrows ? bench_column(t, s->bench_column) : -1;
-    rm_clear_error();
-    int best = -1, below = 0;
+    int best = -1, below = 0, col = -1;
     double bv = NAN;
-    for (int i = 0; col >= 0 && i < q->n; i++) {
+    for (int i = 0; q->sp == &space_nb201 && i < q->n; i++) {
         const nb201_arch a = sarch_to_nb201(&q->rec[i].arch);
-        const double v = bench_value(t, bench_row(t, &a), col);
+        const double v = shell_bench_value(s, &a, &col);
         if (!isnan(v) && (best < 0 || v > bv))
             best = i, bv = v;
     }
@@ -144,7 +141,7 @@ static void print_best_evaluated(const session *s, const nb201_arch *answer)
     q->sp->format(&q->rec[best].arch, str, sizeof str);
     printf("  the best it evaluated by %s: %.2f (evaluation %d, score %.6g: %d of %d by score): "
            "%s\n",
-           t->colname[col], bv, best + 1, q->rec[best].r.score, below + 1, q->n,
+           s->bench.colname[col], bv, best + 1, q->rec[best].r.score, below + 1, q->n,
            nb201_index(&a) == nb201_index(answer) ? "the answer" : str);
 }
 

@@ -311,9 +311,7 @@ static int write_dot(const space *sp, const sarch *a, const char *path)
     return 0;
 }
 
-/* The architecture's value in benchmark_column of the ground truth (col:
- * the column), NaN when there is none. */
-static double bench_column_value(const session *s, const nb201_arch *a, int *col)
+double shell_bench_value(const session *s, const nb201_arch *a, int *col)
 {
     if (!s->bench.nrows)
         return NAN;
@@ -326,7 +324,7 @@ static double bench_column_value(const session *s, const nb201_arch *a, int *col
 void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size)
 {
     int col;
-    double v = bench_column_value(s, a, &col);
+    double v = shell_bench_value(s, a, &col);
     buf[0] = '\0';
     if (!isnan(v))
         snprintf(buf, size, " (%s %.2f)", s->bench_column, v);
@@ -335,7 +333,7 @@ void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t s
 void shell_bench_rank(const session *s, const nb201_arch *a)
 {
     int col, n;
-    double v = bench_column_value(s, a, &col), best;
+    double v = shell_bench_value(s, a, &col), best;
     if (isnan(v))
         return;
     int rank = bench_count_above(&s->bench, col, v, &n, &best) + 1;
@@ -401,10 +399,12 @@ static int arch_top(const session *s, int argc, char **argv)
         else if (parse_int(argv[i], 1, NB201_COUNT, "N", &n) < 0)
             return SH_ERROR;
     }
-    if (s->sp != &space_nb201 || !s->bench.nrows) {
-        rm_error(s->sp != &space_nb201 ? "top: the benchmark table is NAS-Bench-201's (space "
-                                         "nb201 first)"
-                                       : "top needs the benchmark table (load benchmark nb201)");
+    if (s->sp != &space_nb201) {
+        rm_error("top: the benchmark table is NAS-Bench-201's (space nb201 first)");
+        return SH_ERROR;
+    }
+    if (!s->bench.nrows) {
+        rm_error("top needs the benchmark table (load benchmark nb201)");
         return SH_ERROR;
     }
     const bench_table *t = &s->bench;

@@ -36,11 +36,13 @@ const command *shell_find(const char *name);
  * "usage: CMD USAGE"; parse_int returns -1 with rm_error when s is not an
  * integer in [lo, hi]; shell_bench_note writes " (COLUMN VALUE)" or "";
  * shell_bench_rank prints the architecture's rank by benchmark_column in
- * the ground truth, when both are there. */
+ * the ground truth, when both are there; shell_bench_value is its value in
+ * benchmark_column (col: the column), NaN when there is none. */
 int usage_error(const char *cmd, const char *usage);
 int parse_int(const char *s, long lo, long hi, const char *what, long *out);
 void shell_bench_note(const session *s, const nb201_arch *a, char *buf, size_t size);
 void shell_bench_rank(const session *s, const nb201_arch *a);
+double shell_bench_value(const session *s, const nb201_arch *a, int *col);
 int cmd_search(shell *sh, int argc, char **argv);
 /* An architecture of the current search as text (size SPACE_STRLEN) and its
  * benchmark note (size 96). */
