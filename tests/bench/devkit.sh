@@ -13,7 +13,8 @@
 #                are neither glibc nor CUDA (lib/; libstdc++ and libgcc_s in
 #                lib/fallback/, used only where the machine has none)
 #   shared/      a copy of ../shared's data and reference in the same layout
-#                (the CIFAR-10 JPEG tarball and make-cifar10-bin, the teachers,
+#                (the CIFAR-10 JPEG tarball and make-cifar10-bin, the teacher
+#                resnet20-c10q75 or those DEVKIT_TEACHERS names,
 #                nb201.csv unless the tree's examples/data/nb201.csv is the same
 #                file, rmi_ref.py), so SHARED_DIR works there
 # pack keeps .devkit/src between calls and rebuilds only what changed
@@ -187,7 +188,15 @@ pack() {
         "$carry/shared/data/nb201" "$carry/shared/reference"
     cp -p "$shared/data/cifar10/cifar10-jpeg-q75.tar.gz" "$shared/data/cifar10/make-cifar10-bin" \
         "$carry/shared/data/cifar10/"
-    cp -p "$shared"/data/teachers/*.safetensors "$carry/shared/data/teachers/"
+    # Only the teacher the steps load (1 MiB each; the kit is near its limit):
+    # DEVKIT_TEACHERS="resnet20-c10q75 resnet20-akamaster" for step alltests,
+    # whose test_models and test_io read akamaster's.
+    rm -f "$carry"/shared/data/teachers/*.safetensors
+    local t
+    for t in ${DEVKIT_TEACHERS:-resnet20-c10q75}; do
+        cp -p "$shared/data/teachers/$t.safetensors" "$carry/shared/data/teachers/" ||
+            die "no teacher $t in $shared/data/teachers"
+    done
     # nb201.csv is also examples/data/nb201.csv in the tree, which travels
     # anyway: carried only where the two differ (run copies the tree's).
     rm -f "$carry/shared/data/nb201/nb201.csv"
@@ -351,6 +360,8 @@ step_memcheck() {
         "$cs" --tool memcheck --error-exitcode 3 "$t"
 }
 
+# Every test program; test_models and test_io need the akamaster teacher in the
+# kit (pack with DEVKIT_TEACHERS="resnet20-c10q75 resnet20-akamaster").
 step_alltests() {
     local t fails=0
     for t in "$rk"/tests/test_*; do
