@@ -120,13 +120,13 @@ static void print_status(const session *s)
 /* The best architecture the search evaluated by the benchmark column (what
  * the search could not see) and where its score put it among the
  * evaluations: whether the search met a better cell than its answer and
- * misjudged it. NAS-Bench-201 with the table loaded only. */
+ * misjudged it. Called for a NAS-Bench-201 search with the table loaded. */
 static void print_best_evaluated(const session *s, const nb201_arch *answer)
 {
     const search *q = &s->srch;
     int best = -1, below = 0, col = -1;
     double bv = NAN;
-    for (int i = 0; q->sp == &space_nb201 && i < q->n; i++) {
+    for (int i = 0; i < q->n; i++) {
         const nb201_arch a = sarch_to_nb201(&q->rec[i].arch);
         const double v = shell_bench_value(s, &a, &col);
         if (!isnan(v) && (best < 0 || v > bv))

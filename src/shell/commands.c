@@ -409,8 +409,10 @@ static int arch_top(const session *s, int argc, char **argv)
     }
     const bench_table *t = &s->bench;
     const int col = bench_column(t, name);
-    int *idx = col < 0 ? NULL : malloc(NB201_COUNT * sizeof *idx);
-    const int m = idx ? bench_sorted(t, col, idx) : -1;
+    if (col < 0)
+        return SH_ERROR;
+    int *idx = malloc(NB201_COUNT * sizeof *idx);
+    const int m = idx ? bench_sorted(t, col, idx) : rm_error("out of memory");
     if (m < 0) {
         free(idx);
         return SH_ERROR;
@@ -419,10 +421,12 @@ static int arch_top(const session *s, int argc, char **argv)
     rm_clear_error();
     printf("the best %ld of %d by %s%s:\n", n < m ? n : m, m, t->colname[col],
            icol >= 0 ? " (rank, index, value; arch INDEX picks one)" : " (rank, value)");
+    double prev = NAN;
     for (int i = 0, rank = 1; i < n && i < m; i++) {
         const double v = bench_value(t, t->row_of[idx[i]], col);
-        if (i && v != bench_value(t, t->row_of[idx[i - 1]], col))
+        if (i && v != prev)
             rank = i + 1;
+        prev = v;
         nb201_arch a;
         char str[SPACE_STRLEN];
         nb201_from_index(idx[i], &a);
