@@ -35,6 +35,8 @@
  * under our own Winograd F(2x2, 3x3) (set conv winograd2, the default), at
  * the direct convolutions' bounds throughout, with the chain and the DARTS
  * pools/5x5 networks (whose depthwise backward the table runs on cpu_dw.c);
+ * four under our F(4x4, 3x3) (set conv winograd4), parameters after a step
+ * at WINO_STATE_RTOL (measured worst 3.4e-3, ResNet-20's step 2);
  * and those two again on im2col (cpu_dw.c forward and backward). */
 #ifdef HAVE_CONFIG_H
 #include "config.h" /* HAVE_DNNL */
@@ -437,6 +439,16 @@ int main(void)
      * 7x7 forward on oneDNN, backward on cpu_dw.c */
     run_golden("chain_mix.safetensors", "chain k3/k5/k7 e3/e6 (winograd2)");
     run_golden("darts_mix.safetensors", "darts pools/skip/5x5 cell (winograd2)");
+    /* our F(4x4, 3x3) (set conv winograd4; F(2x2, 3x3) at 8x8): its
+     * transforms round more, parameters after a step get WINO_STATE_RTOL as
+     * under oneDNN's Winograd */
+    backend_cpu_set_conv("winograd4");
+    state_rtol = WINO_STATE_RTOL;
+    run_golden("resnet20.safetensors", "resnet20 (winograd4)");
+    run_golden("nb201_resnet.safetensors", "nb201 resnet cell (winograd4)");
+    run_golden("nb201_pool.safetensors", "nb201 avg_pool cell (winograd4)");
+    run_golden("darts_v2.safetensors", "darts DARTS_V2 cell (winograd4)");
+    state_rtol = RTOL;
     /* everything on our own code: cpu_dw.c both ways */
     backend_cpu_set_conv("im2col");
     run_golden("chain_mix.safetensors", "chain k3/k5/k7 e3/e6 (im2col)");

@@ -220,13 +220,28 @@ static const conv_impl conv_im2col = {"im2col", cpu_conv_work_size, cpu_conv2d_f
                                       cpu_conv2d_backward};
 static const conv_impl conv_dnnl = {"dnnl", cpu_dnnl_conv_work_size,
                                     cpu_dnnl_conv2d_forward, cpu_dnnl_conv2d_backward};
-static const conv_impl conv_wino2 = {"winograd2", cpu_wino_work_size,
-                                      cpu_wino_conv2d_forward, cpu_wino_conv2d_backward};
+static int wino_m; /* the tile size conv_wino runs */
+static void wino_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
+                     float *y, int acc, float *work)
+{
+    cpu_wino_conv2d_forward(d, wino_m, x, w, b, y, acc, work);
+}
+static void wino_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
+                     float *dx, float *dw, float *db, float *work)
+{
+    cpu_wino_conv2d_backward(d, wino_m, x, w, dy, dx, dw, db, work);
+}
+static const conv_impl conv_wino2 = {"winograd2", cpu_wino_work_size, wino_fwd, wino_bwd};
+static const conv_impl conv_wino4 = {"winograd4", cpu_wino_work_size, wino_fwd, wino_bwd};
 static int conv_refused; /* cases oneDNN refused (then im2col ran) */
 static int conv_wino;    /* cases that ran on Winograd */
 #endif
 static const conv_impl *ci = &conv_table;
 static const char *conv_variant = ""; /* for the tags */
+/* the forward's tolerance, times this: 5 under F(4x4, 3x3), whose transforms
+ * (A's 8, G's 1/24) round more than the others' sums (1.3-2.2x the usual
+ * tolerance measured on these cases); gradients keep theirs */
+static double conv_tol_mul = 1.;
 
 static double conv_loss(void *p)
 {
@@ -264,7 +279,7 @@ static void test_conv(int n, int cin, int h, int w, int cout, int kh, int kw,
         fill_unif(b, cout, -1., 1.);
     fill_unif(r, ny, -1., 1.);
 
-    const double tol_fwd = fmax(TOL_FWD, 1e-7 * (cin / groups) * kh * kw);
+    const double tol_fwd = conv_tol_mul * fmax(TOL_FWD, 1e-7 * (cin / groups) * kh * kw);
     naive_conv(&d, x, wt, b, ref);
     fill_const(y, ny, NAN);
     ci->fwd(&d, x, wt, b, y, 0, work);
@@ -423,7 +438,7 @@ static void test_conv_select(void)
 #ifdef HAVE_DNNL
     const char *env = getenv("RMINAS_CONV");
     const char *want = env && (!strcmp(env, "im2col") || !strcmp(env, "dnnl") ||
-                               !strcmp(env, "winograd"))
+                               !strcmp(env, "winograd") || !strcmp(env, "winograd4"))
                            ? env
                            : "winograd2";
 #else
@@ -466,21 +481,24 @@ static double rel_diff(const float *a, const float *b, size_t n)
 #endif
 
 #ifdef HAVE_DNNL
-/* Our Winograd F(2x2, 3x3) (set conv winograd2): called directly on the
- * shapes it takes (odd sizes and partial tiles, 8 to 136 channels for
- * every GEMM column block, 8- and 16-wide, several chunks of 64 tiles, 1-3
- * threads), then
- * the table under winograd2, which sends the other shapes to oneDNN. */
-static void test_conv_wino2(void)
+/* Our Winograd F(m x m, 3x3), m = 2 (set conv winograd2) or 4 (winograd4):
+ * called directly on the shapes it takes (odd sizes and partial tiles, 8 to
+ * 136 channels for every GEMM column block, 8- and 16-wide, several chunks
+ * of 64 tiles, 1-3 threads), then the table under that setting, which sends
+ * the other shapes to oneDNN. */
+static void test_conv_wino(int m)
 {
+    const char *setting = m == 4 ? "winograd4" : "winograd2";
     conv_desc probe = {.n = 1, .cin = 8, .h = 4, .w = 4, .cout = 8, .kh = 3, .kw = 3,
                        .stride = 1, .pad = 1, .dil = 1, .groups = 1};
     conv_desc_init(&probe);
     if (!cpu_wino_ok(&probe)) {
-        tap_skip("winograd2: this CPU lacks AVX2 and FMA");
+        tap_skip("%s: this CPU lacks AVX2 and FMA", setting);
         return;
     }
-    ci = &conv_wino2;
+    wino_m = m;
+    ci = m == 4 ? &conv_wino4 : &conv_wino2;
+    conv_tol_mul = m == 4 ? 5. : 1.;
     backend_cpu_set_threads(2);
     /*        n cin  h  w cout kh kw s  p  d  g relu bias */
     test_conv(3, 8, 7, 7, 16, 3, 3, 1, 1, 1, 1, 0, 1);
@@ -499,12 +517,22 @@ static void test_conv_wino2(void)
      * 40), as 16 -> 8 and 8 -> 16 above, and odd image sizes */
     test_conv(2, 48, 6, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1);
     test_conv(1, 8, 4, 6, 136, 3, 3, 1, 1, 1, 1, 0, 0);
+    if (m == 4) { /* one tile, and 4x4 tiles with a partial last row and column */
+        test_conv(2, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1, 1);
+        test_conv(2, 8, 10, 11, 16, 3, 3, 1, 1, 1, 1, 1, 0);
+    }
     ci = &conv_table;
-    backend_cpu_set_conv("winograd2");
-    ok(!strcmp(backend_cpu_conv(), "winograd2"), "backend_cpu_set_conv(\"winograd2\")");
-    ok(cpu_conv_uses_wino(&probe),
-       "winograd2 takes 3x3 stride-1 shapes of 8-channel multiples");
+    backend_cpu_set_conv(setting);
+    ok(!strcmp(backend_cpu_conv(), setting), "backend_cpu_set_conv(\"%s\")", setting);
+    conv_desc big = probe;
+    big.h = big.w = 13;
+    conv_desc_init(&big);
+    ok(cpu_conv_uses_wino(&probe) == 2 && cpu_conv_uses_wino(&big) == m,
+       "%s takes 3x3 stride-1 shapes of 8-channel multiples: F(%dx%d, 3x3) at 13x13, "
+       "F(2x2, 3x3) at 4x4",
+       setting, m, m);
     test_conv_cases();
+    conv_tol_mul = 1.;
     backend_cpu_set_conv("dnnl");
     ok(!cpu_conv_uses_wino(&probe), "dnnl leaves them to oneDNN");
 }
@@ -1419,7 +1447,8 @@ int main(void)
         tap_skip("Winograd ran the 3 cases it takes: oneDNN offers no Winograd on this CPU "
                  "(%d ran on it)", conv_wino);
     backend_cpu_set_conv("dnnl");
-    test_conv_wino2();
+    test_conv_wino(2);
+    test_conv_wino(4);
 #else
     tap_skip("convolutions on oneDNN: built without oneDNN");
 #endif

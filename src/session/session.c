@@ -61,7 +61,8 @@ const setting_info session_settings[] = {
     {"cap", "RMI-NAS: stop after this many evaluations, 0 = no cap (0)"},
     {"centered", "1: centered CKA as the released code; 0: uncentered, paper Eq. 3 (1)"},
     {"conv", "CPU convolutions: winograd2 (our Winograd F(2x2,3x3) for 3x3 stride 1, "
-             "oneDNN direct for the rest), dnnl (oneDNN direct), winograd (oneDNN Winograd, "
+             "oneDNN direct for the rest), winograd4 (as winograd2 with our F(4x4,3x3) "
+             "from 16x16 outputs up), dnnl (oneDNN direct), winograd (oneDNN Winograd, "
              "AVX-512 only) or im2col (BLAS); depthwise: our own loops under im2col, and "
              "for the backward of those wider than 3x3 or dilated under all (winograd2)"},
     {"data_seed", "seed of the image pool and its augmentation (0)"},

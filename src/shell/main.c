@@ -168,7 +168,8 @@ static const char *const bench_words[] = {"nb201", "nb201-12", NULL};
 static const char *const csv_words[] = {"steps", "rank", "curves", "search", "profile", NULL};
 static const char *const evaluator_words[] = {"rmi", "benchmark", NULL};
 static const char *const bn_words[] = {"train", "eval", NULL};
-static const char *const conv_words[] = {"dnnl", "winograd", "winograd2", "im2col", NULL};
+static const char *const conv_words[] = {"dnnl",      "winograd", "winograd2",
+                                          "winograd4", "im2col",   NULL};
 static const char *const space_words[] = {"nb201", "darts", "chain", NULL};
 
 /* The loaded benchmark table's columns (arch top, set benchmark_column). */

@@ -252,12 +252,13 @@ int backend_cpu_threads(void);
 /* The CPU backend's convolutions: "winograd2" (the default when built with
  * oneDNN: our own Winograd F(2x2, 3x3), cpu_wino.c, for 3x3 stride-1 pad-1
  * ungrouped shapes with channels in multiples of 8 on a CPU with AVX2 + FMA,
- * the rest as under "dnnl"), "dnnl" (oneDNN's direct convolutions; shapes
+ * the rest as under "dnnl"), "winograd4" (as "winograd2", with our F(4x4,
+ * 3x3) for those of 16 tiles a sample and more), "dnnl" (oneDNN's direct convolutions; shapes
  * where im2col measured faster still run on im2col), "winograd" (as "dnnl",
  * with oneDNN's Winograd F(4x4, 3x3) for the 3x3 stride-1 ungrouped shapes
  * where oneDNN offers it: AVX-512 CPUs) or "im2col" (im2col + OpenBLAS
  * sgemm, the only one without oneDNN). The environment variable
- * RMINAS_CONV=im2col|dnnl|winograd|winograd2 sets it at first use. Returns
+ * RMINAS_CONV=im2col|dnnl|winograd|winograd2|winograd4 sets it at first use. Returns
  * -1 with rm_error for an unknown name, or for the oneDNN ones without
  * oneDNN. conv_work_size covers all of them, so it may change at any time
  * between calls. */

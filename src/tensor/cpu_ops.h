@@ -79,16 +79,17 @@ int cpu_dnnl_conv_winograd(const conv_desc *d);
 /* The calling thread's primitives from now on: threads of different slots
  * never wait for each other's (cpu_thread_begin). */
 void cpu_dnnl_conv_set_slot(int slot);
-/* Our own Winograd F(2x2, 3x3) (cpu_wino.c, AVX2 + FMA): 3x3, stride 1,
- * padding 1, undilated, ungrouped, channels in multiples of 8, on a CPU with
- * AVX2 and FMA (cpu_wino_ok). The table runs it under "winograd2" (oneDNN
- * builds only, for the other shapes); cpu_conv_uses_wino says whether it
- * runs d now. */
+/* Our own Winograd F(m x m, 3x3), m = 2 or 4 (cpu_wino.c, AVX2 + FMA): 3x3,
+ * stride 1, padding 1, undilated, ungrouped, channels in multiples of 8, on
+ * a CPU with AVX2 and FMA (cpu_wino_ok). The table runs it under
+ * "winograd2" and "winograd4" (oneDNN builds only, for the other shapes);
+ * cpu_conv_uses_wino says whether it runs d now, and with which m. The work
+ * size covers both m. */
 int cpu_wino_ok(const conv_desc *d);
 size_t cpu_wino_work_size(const conv_desc *d);
-void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+void cpu_wino_conv2d_forward(const conv_desc *d, int m, const float *x, const float *w,
                              const float *b, float *y, int acc, float *work);
-void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+void cpu_wino_conv2d_backward(const conv_desc *d, int m, const float *x, const float *w,
                               const float *dy, float *dx, float *dw, float *db,
                               float *work);
 int cpu_conv_uses_wino(const conv_desc *d);

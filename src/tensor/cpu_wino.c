@@ -1,4 +1,6 @@
-/* Winograd F(2x2, 3x3) convolutions of our own (`set conv winograd2`), for
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions of our own (`set conv
+ * winograd2`, and `winograd4`, which takes the larger tiles where a sample
+ * has 16 of them or more), for
  * the shapes that take nearly all of an NAS-Bench-201 step: 3x3, stride 1,
  * padding 1, undilated, ungrouped, channels in multiples of 8. AVX2 + FMA
  * only (cpu_wino_ok says no elsewhere, and the table runs oneDNN instead);
@@ -26,7 +28,14 @@
  *
  * The transforms' constants (0, +-1, 1/2) are exact in binary, so the
  * rounding differs from a direct convolution's only in the order of the
- * sums (the products of a tile position sum over channels in float). */
+ * sums (the products of a tile position sum over channels in float).
+ *
+ * F(4x4, 3x3) is the same algebra on 6x6 input tiles (36 positions, 4x4
+ * outputs; B, G and A of Lavin & Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2016): 2.25 products per output instead of 4, at
+ * larger rounding (A's entries reach 8, G's 1/24; the weight transforms in
+ * double). Its transforms are 8 wide only (8-channel blocks; the products
+ * run 16 wide on AVX-512 as above). */
 #include "tensor/cpu_ops.h"
 
 #include <omp.h>
@@ -42,6 +51,7 @@
 #define WT 64 /* tiles per chunk */
 
 typedef struct wplan {
+    int m, al, nx;       /* F(m x m, 3x3): outputs per tile side, input tile side m + 2, al^2 positions */
     int th, tw, T;       /* tiles: rows, columns, per sample */
     int hp, wp;          /* packed plane: rows, columns */
     size_t np_in, np_out; /* floats of a packed input / output-gradient plane set */
@@ -57,16 +67,17 @@ static size_t up8(size_t v) { return (v + 7) & ~(size_t)7; }
  * one cache set (with c = 16 a plane is exactly 4 KiB) */
 static size_t xstride(int c) { return (size_t)WT * c + 16; }
 
-static void plan(const conv_desc *d, wplan *p)
+static void plan(const conv_desc *d, int m, wplan *p)
 {
-    p->th = (d->oh + 1) / 2, p->tw = (d->ow + 1) / 2;
+    p->m = m, p->al = m + 2, p->nx = p->al * p->al;
+    p->th = (d->oh + m - 1) / m, p->tw = (d->ow + m - 1) / m;
     p->T = p->th * p->tw;
-    p->hp = 2 * p->th + 2, p->wp = 2 * p->tw + 2;
+    p->hp = m * p->th + 2, p->wp = m * p->tw + 2;
     const int cmax = d->cin > d->cout ? d->cin : d->cout;
     p->np_in = up8((size_t)d->cin * p->hp * p->wp);
     p->np_out = up8((size_t)d->cout * p->hp * p->wp);
-    p->nv = up8(16 * xstride(cmax));
-    p->nu = up8((size_t)16 * d->cin * d->cout);
+    p->nv = up8(p->nx * xstride(cmax));
+    p->nu = up8((size_t)p->nx * d->cin * d->cout);
     /* a thread's slice (see slice) */
     p->per = 2 * p->np_in + p->np_out + 2 * p->nv + p->nu;
 }
@@ -105,11 +116,19 @@ int cpu_wino_ok(const conv_desc *d)
 /* work: U (forward) and U flipped, nu floats each, then a slice of p->per
  * floats per thread:
  * packed x, packed dy (the forward's blocked output), V, M, dU, blocked dx */
-size_t cpu_wino_work_size(const conv_desc *d)
+static size_t work_size(const conv_desc *d, int m)
 {
     wplan p;
-    plan(d, &p);
+    plan(d, m, &p);
     return 2 * p.nu + (size_t)cpu_max_threads() * p.per;
+}
+
+/* the larger of the two tile sizes' needs, so that the table may switch
+ * between winograd2 and winograd4 between planning and running */
+size_t cpu_wino_work_size(const conv_desc *d)
+{
+    const size_t a = work_size(d, 2), b = work_size(d, 4);
+    return a > b ? a : b;
 }
 
 typedef struct wslice {
@@ -128,6 +147,14 @@ static wslice slice(const wplan *p, float *work, int tid)
     return r;
 }
 
+/* G of F(4x4, 3x3) (6 x 3; F(2x2, 3x3)'s is written out below) */
+static const double G4[6][3] = {{0.25, 0., 0.},
+                                {-1. / 6, -1. / 6, -1. / 6},
+                                {-1. / 6, 1. / 6, -1. / 6},
+                                {1. / 24, 1. / 12, 1. / 6},
+                                {1. / 24, -1. / 12, 1. / 6},
+                                {0., 0., 1.}};
+
 /* dw[co][ci] += G^T dU[xi][ci][co] G, dU the sum in double of the nthr
  * threads' float dU (in thread order); input channels split over threads */
 static void wgrad_out(const wplan *p, float *work, int nthr, int cin, int cout, float *dw)
@@ -138,20 +165,37 @@ static void wgrad_out(const wplan *p, float *work, int nthr, int cin, int cout, 
 #pragma omp parallel for schedule(static) num_threads(nthr)
     for (int ci = 0; ci < cin; ci++)
         for (int co = 0; co < cout; co++) {
-            double m[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++) {
+            double m[6][6], t[3][6];
+            for (int xi = 0; xi < p->nx; xi++) {
                 const size_t i = ((size_t)xi * cin + ci) * cout + co;
                 double sum = 0.;
                 for (int k = 0; k < nthr; k++)
                     sum += part[k][i];
-                m[xi / 4][xi % 4] = sum;
+                m[xi / p->al][xi % p->al] = sum;
+            }
+            float *g = dw + ((size_t)co * cin + ci) * 9;
+            if (p->m == 4) {
+                for (int r = 0; r < 3; r++)
+                    for (int q = 0; q < 6; q++) {
+                        double v = 0.;
+                        for (int k = 0; k < 6; k++)
+                            v += G4[k][r] * m[k][q];
+                        t[r][q] = v;
+                    }
+                for (int r = 0; r < 3; r++)
+                    for (int c = 0; c < 3; c++) {
+                        double v = 0.;
+                        for (int q = 0; q < 6; q++)
+                            v += t[r][q] * G4[q][c];
+                        g[r * 3 + c] += (float)v;
+                    }
+                continue;
             }
             for (int q = 0; q < 4; q++) {
                 t[0][q] = m[0][q] + 0.5 * (m[1][q] + m[2][q]);
                 t[1][q] = 0.5 * (m[1][q] - m[2][q]);
                 t[2][q] = 0.5 * (m[1][q] + m[2][q]) + m[3][q];
             }
-            float *g = dw + ((size_t)co * cin + ci) * 9;
             for (int r = 0; r < 3; r++) {
                 g[r * 3 + 0] += (float)(t[r][0] + 0.5 * (t[r][1] + t[r][2]));
                 g[r * 3 + 1] += (float)(0.5 * (t[r][1] - t[r][2]));
@@ -230,8 +274,8 @@ static void wtrans(const float *w, int cin, int cout, int flip, float *U)
 
 /* The channel blocks of the packed and blocked layouts for c channels: 16
  * wide where the products run 16 wide (the input and output transforms then
- * do too) and c allows, else 8. */
-static int cbw(int c) { return wino_512 && c % 16 == 0 ? 16 : 8; }
+ * do too) and c allows, else 8; F(4x4, 3x3)'s transforms are 8 wide only. */
+static int cbw(const wplan *p, int c) { return p->m == 2 && wino_512 && c % 16 == 0 ? 16 : 8; }
 
 /* Where 8-channel group g starts in a layout of bw-channel blocks whose
  * planes have `plane` positions: its block's planes, then its half. */
@@ -246,7 +290,7 @@ static void pack(const float *in, int c, int h, int w, int relu, const wplan *p,
 {
     /* zero what the image does not cover: row 0, the rows past it, and
      * column 0 and the columns past it of the rows in between */
-    const int bw = cbw(c);
+    const int bw = cbw(p, c);
     const size_t row = (size_t)p->wp * bw, plane = (size_t)p->hp * p->wp;
     for (int cb = 0; cb < c / bw; cb++) {
         float *q = P + (size_t)cb * p->hp * row;
@@ -321,7 +365,7 @@ static void itrans8(const float *P, int c, const wplan *p, int t0, int nt, float
  * cbw(c) channels) */
 static void gtrans(const float *P, int c, const wplan *p, int t0, int nt, float *G)
 {
-    const int bw = cbw(c);
+    const int bw = cbw(p, c);
     const size_t rs = (size_t)p->wp * bw, xs = xstride(c), plane = (size_t)p->hp * p->wp;
     for (int cb = 0; cb < c / 8; cb++)
         for (int tt = 0; tt < nt; tt++) {
@@ -553,9 +597,172 @@ static void otrans16(const wplan *p, int t0, int nt, int cout, const float *M,
 }
 #pragma GCC pop_options
 
+/* ---- F(4x4, 3x3): 6x6 input tiles, 36 positions, 4x4 outputs, 8-channel
+ * blocks (B, G, A as in Lavin & Gray's paper; U in double, then float) ---- */
+
+/* U[xi][ci][co] = (G g G^T)[xi] as wtrans, with F(4x4, 3x3)'s G */
+static void wtrans4(const float *w, int cin, int cout, int flip, float *U)
+{
+    const int ni = flip ? cout : cin, no = flip ? cin : cout;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads()) if (ni * no >= 1024)
+    for (int ci = 0; ci < ni; ci++)
+        for (int co = 0; co < no; co++) {
+            const float *g = flip ? w + ((size_t)ci * cin + co) * 9 : w + ((size_t)co * cin + ci) * 9;
+            double t[6][3];
+            for (int r = 0; r < 6; r++)
+                for (int s = 0; s < 3; s++)
+                    t[r][s] = G4[r][0] * g[flip ? 8 - s : s] + G4[r][1] * g[flip ? 5 - s : 3 + s] +
+                              G4[r][2] * g[flip ? 2 - s : 6 + s];
+            for (int r = 0; r < 6; r++)
+                for (int q = 0; q < 6; q++)
+                    U[((size_t)(r * 6 + q) * ni + ci) * no + co] =
+                        (float)(t[r][0] * G4[q][0] + t[r][1] * G4[q][1] + t[r][2] * G4[q][2]);
+        }
+}
+
+/* r = B^T d of one line of 6 (the values by value: arrays handed to these
+ * helpers were copied through the stack in halves, which stalled the loads) */
+static inline __attribute__((always_inline)) void bt6(__m256 d0, __m256 d1, __m256 d2,
+                                                      __m256 d3, __m256 d4, __m256 d5,
+                                                      __m256 r[6])
+{
+    const __m256 f4 = _mm256_set1_ps(4.f), f5 = _mm256_set1_ps(5.f), f2 = _mm256_set1_ps(2.f);
+    const __m256 a = _mm256_fnmadd_ps(f4, d2, d4), b = _mm256_fnmadd_ps(f4, d1, d3);
+    const __m256 c = _mm256_sub_ps(d4, d2), e = _mm256_mul_ps(f2, _mm256_sub_ps(d3, d1));
+    r[0] = _mm256_fmadd_ps(f4, d0, _mm256_fnmadd_ps(f5, d2, d4));
+    r[1] = _mm256_add_ps(a, b);
+    r[2] = _mm256_sub_ps(a, b);
+    r[3] = _mm256_add_ps(c, e);
+    r[4] = _mm256_sub_ps(c, e);
+    r[5] = _mm256_fmadd_ps(f4, d1, _mm256_fnmadd_ps(f5, d3, d5));
+}
+
+/* y = A^T m of one line of 6 (4 values) */
+static inline __attribute__((always_inline)) void at6(__m256 m0, __m256 m1, __m256 m2,
+                                                      __m256 m3, __m256 m4, __m256 m5,
+                                                      __m256 y[4])
+{
+    const __m256 f2 = _mm256_set1_ps(2.f), f4 = _mm256_set1_ps(4.f), f8 = _mm256_set1_ps(8.f);
+    const __m256 a = _mm256_sub_ps(m1, m2), b = _mm256_sub_ps(m3, m4);
+    const __m256 c = _mm256_add_ps(m1, m2), d = _mm256_add_ps(m3, m4);
+    y[0] = _mm256_add_ps(_mm256_add_ps(m0, c), d);
+    y[1] = _mm256_fmadd_ps(f2, b, a);
+    y[2] = _mm256_fmadd_ps(f4, d, c);
+    y[3] = _mm256_add_ps(_mm256_fmadd_ps(f8, b, a), m5);
+}
+
+/* g = A y of one line of 4 (6 values) */
+static inline __attribute__((always_inline)) void a6(__m256 y0, __m256 y1, __m256 y2,
+                                                     __m256 y3, __m256 g[6])
+{
+    const __m256 f2 = _mm256_set1_ps(2.f), f4 = _mm256_set1_ps(4.f), f8 = _mm256_set1_ps(8.f);
+    const __m256 e = _mm256_add_ps(y0, y2), o = _mm256_add_ps(y1, y3);
+    const __m256 e4 = _mm256_fmadd_ps(f4, y2, y0);
+    const __m256 o8 = _mm256_fmadd_ps(f8, y3, _mm256_mul_ps(f2, y1));
+    g[0] = y0;
+    g[1] = _mm256_add_ps(e, o);
+    g[2] = _mm256_sub_ps(e, o);
+    g[3] = _mm256_add_ps(e4, o8);
+    g[4] = _mm256_sub_ps(e4, o8);
+    g[5] = y3;
+}
+
+/* V[xi][t - t0][cb*8 ..] = B^T d B of the 6x6 tiles (as itrans8): down each
+ * column into h, then along each row of h */
+static void itrans4(const float *P, int c, const wplan *p, int t0, int nt, float *V)
+{
+    const size_t rs = (size_t)p->wp * 8, xs = xstride(c);
+    for (int cb = 0; cb < c / 8; cb++)
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *s = P + (((size_t)cb * p->hp + 4 * i) * p->wp + 4 * j) * 8;
+            __m256 h[6][6], e[6];
+            for (int q = 0; q < 6; q++) {
+                const float *sq = s + q * 8;
+                bt6(_mm256_loadu_ps(sq), _mm256_loadu_ps(sq + rs), _mm256_loadu_ps(sq + 2 * rs),
+                    _mm256_loadu_ps(sq + 3 * rs), _mm256_loadu_ps(sq + 4 * rs),
+                    _mm256_loadu_ps(sq + 5 * rs), e);
+                for (int r = 0; r < 6; r++)
+                    h[r][q] = e[r];
+            }
+            float *o = V + (size_t)tt * c + cb * 8;
+            for (int r = 0; r < 6; r++) {
+                bt6(h[r][0], h[r][1], h[r][2], h[r][3], h[r][4], h[r][5], e);
+                for (int q = 0; q < 6; q++)
+                    _mm256_storeu_ps(o + (r * 6 + q) * xs, e[q]);
+            }
+        }
+}
+
+/* dM[xi][t - t0][kb*8 ..] = A dY A^T of the 4x4 output-gradient tiles (as
+ * gtrans): down each column into h, then along each row of h */
+static void gtrans4(const float *P, int c, const wplan *p, int t0, int nt, float *G)
+{
+    const size_t rs = (size_t)p->wp * 8, xs = xstride(c);
+    for (int cb = 0; cb < c / 8; cb++)
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *s = P + (((size_t)cb * p->hp + 4 * i + 1) * p->wp + 4 * j + 1) * 8;
+            __m256 h[6][4], g[6];
+            for (int q = 0; q < 4; q++) {
+                const float *sq = s + q * 8;
+                a6(_mm256_loadu_ps(sq), _mm256_loadu_ps(sq + rs), _mm256_loadu_ps(sq + 2 * rs),
+                   _mm256_loadu_ps(sq + 3 * rs), g);
+                for (int r = 0; r < 6; r++)
+                    h[r][q] = g[r];
+            }
+            float *o = G + (size_t)tt * c + cb * 8;
+            for (int r = 0; r < 6; r++) {
+                a6(h[r][0], h[r][1], h[r][2], h[r][3], g);
+                for (int q = 0; q < 6; q++)
+                    _mm256_storeu_ps(o + (r * 6 + q) * xs, g[q]);
+            }
+        }
+}
+
+/* A^T M A of tiles t0 .. t0+nt-1 (4x4 outputs each), as otrans8 */
+static void otrans4(const wplan *p, int t0, int nt, int cout, const float *M,
+                    const float *bias, const float *mask, float *O)
+{
+    const __m256 z = _mm256_setzero_ps();
+    const size_t xs = xstride(cout);
+    const int oh4 = 4 * p->th, ow4 = 4 * p->tw;
+    for (int kb = 0; kb < cout / 8; kb++) {
+        const __m256 bv = bias ? _mm256_loadu_ps(bias + kb * 8) : _mm256_setzero_ps();
+        for (int tt = 0; tt < nt; tt++) {
+            const int i = (t0 + tt) / p->tw, j = (t0 + tt) % p->tw;
+            const float *m = M + (size_t)tt * cout + kb * 8;
+            __m256 f[4][6], y[4]; /* f[a][q]: column q, transformed down it */
+            for (int q = 0; q < 6; q++) {
+                const float *mq = m + q * xs;
+                at6(_mm256_loadu_ps(mq), _mm256_loadu_ps(mq + 6 * xs),
+                    _mm256_loadu_ps(mq + 12 * xs), _mm256_loadu_ps(mq + 18 * xs),
+                    _mm256_loadu_ps(mq + 24 * xs), _mm256_loadu_ps(mq + 30 * xs), y);
+                for (int a = 0; a < 4; a++)
+                    f[a][q] = y[a];
+            }
+            float *o = O + (((size_t)kb * oh4 + 4 * i) * ow4 + 4 * j) * 8;
+            for (int a = 0; a < 4; a++) {
+                at6(f[a][0], f[a][1], f[a][2], f[a][3], f[a][4], f[a][5], y);
+                for (int b = 0; b < 4; b++) {
+                    __m256 v = _mm256_add_ps(y[b], bv);
+                    if (mask) {
+                        const float *mk = mask + (((size_t)kb * p->hp + 4 * i + a + 1) * p->wp +
+                                                  4 * j + 1 + b) * 8;
+                        v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(mk), z, _CMP_GT_OQ));
+                    }
+                    _mm256_storeu_ps(o + ((size_t)a * ow4 + b) * 8, v);
+                }
+            }
+        }
+    }
+}
+
 static void itrans(const float *P, int c, const wplan *p, int t0, int nt, float *V)
 {
-    if (cbw(c) == 16)
+    if (p->m == 4)
+        itrans4(P, c, p, t0, nt, V);
+    else if (cbw(p, c) == 16)
         itrans16(P, c, p, t0, nt, V);
     else
         itrans8(P, c, p, t0, nt, V);
@@ -636,14 +843,16 @@ static void conv_sample(const wplan *p, const float *P, int cin, int cout, int o
                         const float *mask, float *V, float *M, float *O)
 {
     const size_t xs_in = xstride(cin), xs_out = xstride(cout);
-    const int oh2 = 2 * p->th, ow2 = 2 * p->tw, bw = cbw(cout);
+    const int oh2 = p->m * p->th, ow2 = p->m * p->tw, bw = cbw(p, cout);
     for (int t0 = 0; t0 < p->T; t0 += WT) {
         const int nt = p->T - t0 < WT ? p->T - t0 : WT;
         itrans(P, cin, p, t0, nt, V);
-        for (int xi = 0; xi < 16; xi++)
+        for (int xi = 0; xi < p->nx; xi++)
             gemm(nt, cin, cout, V + xi * xs_in, cin, 1, U + (size_t)xi * cin * cout,
                  M + xi * xs_out, 0);
-        if (bw == 16)
+        if (p->m == 4)
+            otrans4(p, t0, nt, cout, M, bias, mask, O);
+        else if (bw == 16)
             otrans16(p, t0, nt, cout, M, bias, mask, O);
         else
             otrans8(p, t0, nt, cout, M, bias, mask, O);
@@ -682,13 +891,13 @@ static int nthreads(const conv_desc *d)
     return t < d->n ? t : d->n;
 }
 
-void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+void cpu_wino_conv2d_forward(const conv_desc *d, int m, const float *x, const float *w,
                              const float *b, float *y, int acc, float *work)
 {
     wplan p;
-    plan(d, &p);
+    plan(d, m, &p);
     float *U = work;
-    wtrans(w, d->cin, d->cout, 0, U);
+    (m == 4 ? wtrans4 : wtrans)(w, d->cin, d->cout, 0, U);
     const size_t nxs = (size_t)d->cin * d->h * d->w, nys = (size_t)d->cout * d->oh * d->ow;
     const int nthr = nthreads(d);
 #pragma omp parallel for num_threads(nthr) schedule(static)
@@ -700,11 +909,11 @@ void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
     }
 }
 
-void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+void cpu_wino_conv2d_backward(const conv_desc *d, int m, const float *x, const float *w,
                               const float *dy, float *dx, float *dw, float *db, float *work)
 {
     wplan p;
-    plan(d, &p);
+    plan(d, m, &p);
     const int cin = d->cin, cout = d->cout;
     const size_t nxs = (size_t)cin * d->h * d->w, nys = (size_t)cout * d->oh * d->ow;
     if (db)
@@ -713,13 +922,13 @@ void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w
         return;
     float *Uf = work + p.nu;
     if (dx)
-        wtrans(w, cin, cout, 1, Uf);
+        (m == 4 ? wtrans4 : wtrans)(w, cin, cout, 1, Uf);
     const int nthr = nthreads(d);
 #pragma omp parallel num_threads(nthr)
     {
         const wslice t = slice(&p, work, omp_get_thread_num());
         if (dw)
-            memset(t.du, 0, (size_t)16 * cin * cout * sizeof *t.du);
+            memset(t.du, 0, (size_t)p.nx * cin * cout * sizeof *t.du);
 #pragma omp for schedule(static)
         for (int n = 0; n < d->n; n++) {
             pack(dy + n * nys, cout, d->oh, d->ow, 0, &p, t.pd);
@@ -729,8 +938,8 @@ void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w
                 for (int t0 = 0; t0 < p.T; t0 += WT) {
                     const int nt = p.T - t0 < WT ? p.T - t0 : WT;
                     itrans(t.px, cin, &p, t0, nt, t.v);
-                    gtrans(t.pd, cout, &p, t0, nt, t.m);
-                    for (int xi = 0; xi < 16; xi++)
+                    (m == 4 ? gtrans4 : gtrans)(t.pd, cout, &p, t0, nt, t.m);
+                    for (int xi = 0; xi < p.nx; xi++)
                         gemm(cin, nt, cout, t.v + xi * xstride(cin), 1, cin,
                              t.m + xi * xstride(cout), t.du + (size_t)xi * cin * cout, 1);
                 }
@@ -746,15 +955,15 @@ void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w
 
 #pragma GCC pop_options
 #else
-void cpu_wino_conv2d_forward(const conv_desc *d, const float *x, const float *w,
+void cpu_wino_conv2d_forward(const conv_desc *d, int m, const float *x, const float *w,
                              const float *b, float *y, int acc, float *work)
 {
-    (void)d, (void)x, (void)w, (void)b, (void)y, (void)acc, (void)work;
+    (void)d, (void)m, (void)x, (void)w, (void)b, (void)y, (void)acc, (void)work;
 }
 
-void cpu_wino_conv2d_backward(const conv_desc *d, const float *x, const float *w,
+void cpu_wino_conv2d_backward(const conv_desc *d, int m, const float *x, const float *w,
                               const float *dy, float *dx, float *dw, float *db, float *work)
 {
-    (void)d, (void)x, (void)w, (void)dy, (void)dx, (void)dw, (void)db, (void)work;
+    (void)d, (void)m, (void)x, (void)w, (void)dy, (void)dx, (void)dw, (void)db, (void)work;
 }
 #endif

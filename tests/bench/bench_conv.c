@@ -1,5 +1,5 @@
 /* Times the CPU backend's convolutions, im2col + sgemm (cpu_conv.c),
- * oneDNN (cpu_conv_dnnl.c) and our Winograd F(2x2, 3x3) (cpu_wino.c, on the
+ * oneDNN (cpu_conv_dnnl.c) and our Winograd F(2x2, 3x3) and F(4x4, 3x3) (cpu_wino.c, on the
  * shapes it takes), at the shapes of our networks (batch 32): the
  * forward alone and forward + backward (dx, dw), interleaved so that a
  * busy machine slows both alike. Prints one row per shape with the median
@@ -97,6 +97,28 @@ static float *fnew(size_t n, rng *r)
     return p;
 }
 
+/* our Winograd at either tile size, with the others' signature */
+static void wino2_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
+                      float *y, int acc, float *work)
+{
+    cpu_wino_conv2d_forward(d, 2, x, w, b, y, acc, work);
+}
+static void wino2_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, float *work)
+{
+    cpu_wino_conv2d_backward(d, 2, x, w, dy, dx, dw, db, work);
+}
+static void wino4_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
+                      float *y, int acc, float *work)
+{
+    cpu_wino_conv2d_forward(d, 4, x, w, b, y, acc, work);
+}
+static void wino4_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, float *work)
+{
+    cpu_wino_conv2d_backward(d, 4, x, w, dy, dx, dw, db, work);
+}
+
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 20;
@@ -107,7 +129,7 @@ int main(int argc, char **argv)
 #ifndef HAVE_DNNL
     printf("bench_conv: this rminas was built without oneDNN; only im2col\n");
 #endif
-    enum { NI = 3 };
+    enum { NI = 4 };
     const impl impls[NI] = {
         {cpu_conv_work_size, cpu_conv2d_forward, cpu_conv2d_backward},
 #ifdef HAVE_DNNL
@@ -115,15 +137,17 @@ int main(int argc, char **argv)
 #else
         {cpu_conv_work_size, cpu_conv2d_forward, cpu_conv2d_backward},
 #endif
-        {cpu_wino_work_size, cpu_wino_conv2d_forward, cpu_wino_conv2d_backward},
+        {cpu_wino_work_size, wino2_fwd, wino2_bwd},
+        {cpu_wino_work_size, wino4_fwd, wino4_bwd},
     };
     rng r;
     rng_seed(&r, 1);
     printf("threads %d, %d reps, ms median/min; table's choice: %s\n",
            backend_cpu_threads(), reps, backend_cpu_conv());
-    printf("%-30s %12s %12s %12s %12s %12s %12s  %-7s %s\n", "shape (n=32 unless said)",
-           "im2col fwd", "dnnl fwd", "wino2 fwd", "im2col f+b", "dnnl f+b", "wino2 f+b",
-           "picks", "work MiB im2col/dnnl");
+    printf("%-30s %12s %12s %12s %12s %12s %12s %12s %12s  %-7s %s\n",
+           "shape (n=32 unless said)", "im2col fwd", "dnnl fwd", "wino2 fwd", "wino4 fwd",
+           "im2col f+b", "dnnl f+b", "wino2 f+b", "wino4 f+b", "picks",
+           "work MiB im2col/dnnl");
     double *t = malloc((size_t)2 * NI * reps * sizeof *t);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const shape *sh = &shapes[s];
@@ -140,7 +164,7 @@ int main(int argc, char **argv)
         }
         size_t nx = (size_t)d.n * d.cin * d.h * d.w, ny = (size_t)d.n * d.cout * d.oh * d.ow;
         size_t nw = (size_t)d.cout * (d.cin / d.groups) * d.kh * d.kw, nwork = 0, ws[NI];
-        const int ni = cpu_wino_ok(&d) ? NI : NI - 1;
+        const int ni = cpu_wino_ok(&d) ? NI : NI - 2;
         for (int i = 0; i < ni; i++) {
             ws[i] = impls[i].work_size(&d);
             nwork = ws[i] > nwork ? ws[i] : nwork;
@@ -172,9 +196,10 @@ int main(int argc, char **argv)
             else
                 stats(m[i], sizeof m[i], t + (size_t)i * reps, reps);
         }
-        printf("%-30s %12s %12s %12s %12s %12s %12s  %-7s %.1f/%.1f\n", sh->name, m[0], m[1],
-               m[2], m[3], m[4], m[5],
-               cpu_conv_uses_wino(&d)                                     ? "wino2"
+        const int wm = cpu_conv_uses_wino(&d);
+        printf("%-30s %12s %12s %12s %12s %12s %12s %12s %12s  %-7s %.1f/%.1f\n", sh->name,
+               m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7],
+               wm == 4 ? "wino4" : wm                                     ? "wino2"
                : cpu_conv_uses_dnnl(&d) && !cpu_conv_uses_dnnl_backward(&d) ? "dnnl+im"
                : cpu_conv_uses_dnnl(&d)                                   ? "dnnl"
                                                                           : "im2col",
