@@ -41,6 +41,7 @@
 #include "tensor/cpu_ops.h" /* cpu_dnnl_conv_refused */
 #include "util/err.h"
 #include "util/rng.h"
+#include "wino_tile.h"
 
 #define TOL_FWD 1e-5
 #define TOL_GRAD 1e-3
@@ -220,17 +221,6 @@ static const conv_impl conv_im2col = {"im2col", cpu_conv_work_size, cpu_conv2d_f
                                       cpu_conv2d_backward};
 static const conv_impl conv_dnnl = {"dnnl", cpu_dnnl_conv_work_size,
                                     cpu_dnnl_conv2d_forward, cpu_dnnl_conv2d_backward};
-static int wino_m; /* the tile size conv_wino runs */
-static void wino_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
-                     float *y, int acc, float *work)
-{
-    cpu_wino_conv2d_forward(d, wino_m, x, w, b, y, acc, work);
-}
-static void wino_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
-                     float *dx, float *dw, float *db, float *work)
-{
-    cpu_wino_conv2d_backward(d, wino_m, x, w, dy, dx, dw, db, work);
-}
 static const conv_impl conv_wino2 = {"winograd2", cpu_wino_work_size, wino_fwd, wino_bwd};
 static const conv_impl conv_wino4 = {"winograd4", cpu_wino_work_size, wino_fwd, wino_bwd};
 static int conv_refused; /* cases oneDNN refused (then im2col ran) */

@@ -24,6 +24,8 @@
 #include "util/err.h"
 #include "util/rng.h"
 
+#include "../wino_tile.h"
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -97,28 +99,6 @@ static float *fnew(size_t n, rng *r)
     return p;
 }
 
-/* our Winograd at either tile size, with the others' signature */
-static void wino2_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
-                      float *y, int acc, float *work)
-{
-    cpu_wino_conv2d_forward(d, 2, x, w, b, y, acc, work);
-}
-static void wino2_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
-                      float *dx, float *dw, float *db, float *work)
-{
-    cpu_wino_conv2d_backward(d, 2, x, w, dy, dx, dw, db, work);
-}
-static void wino4_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
-                      float *y, int acc, float *work)
-{
-    cpu_wino_conv2d_forward(d, 4, x, w, b, y, acc, work);
-}
-static void wino4_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
-                      float *dx, float *dw, float *db, float *work)
-{
-    cpu_wino_conv2d_backward(d, 4, x, w, dy, dx, dw, db, work);
-}
-
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 20;
@@ -137,8 +117,8 @@ int main(int argc, char **argv)
 #else
         {cpu_conv_work_size, cpu_conv2d_forward, cpu_conv2d_backward},
 #endif
-        {cpu_wino_work_size, wino2_fwd, wino2_bwd},
-        {cpu_wino_work_size, wino4_fwd, wino4_bwd},
+        {cpu_wino_work_size, wino_fwd, wino_bwd}, /* F(2x2, 3x3) */
+        {cpu_wino_work_size, wino_fwd, wino_bwd}, /* F(4x4, 3x3) */
     };
     rng r;
     rng_seed(&r, 1);
@@ -172,12 +152,14 @@ int main(int argc, char **argv)
         float *x = fnew(nx, &r), *w = fnew(nw, &r), *y = fnew(ny, &r), *dy = fnew(ny, &r);
         float *dx = fnew(nx, &r), *dw = fnew(nw, &r), *work = fnew(nwork, &r);
         for (int i = 0; i < ni; i++) { /* warm up: primitives, caches */
+            wino_m = i == NI - 1 ? 4 : 2;
             impls[i].fwd(&d, x, w, NULL, y, 0, work);
             if (!sh->fwd_only)
                 impls[i].bwd(&d, x, w, dy, sh->no_dx ? NULL : dx, dw, NULL, work);
         }
         for (int k = 0; k < reps; k++)
             for (int i = 0; i < ni; i++) {
+                wino_m = i == NI - 1 ? 4 : 2;
                 double t0 = rm_seconds();
                 impls[i].fwd(&d, x, w, NULL, y, 0, work);
                 double t1 = rm_seconds();
