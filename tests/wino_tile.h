@@ -7,14 +7,16 @@
 
 static int wino_m __attribute__((unused)) = 2;
 
-__attribute__((unused)) static void wino_fwd(const conv_desc *d, const float *x, const float *w, const float *b,
-                     float *y, int acc, float *work)
+__attribute__((unused)) static void wino_fwd(const conv_desc *d, const float *x,
+                                             const float *w, const float *b, float *y,
+                                             int acc, float *work)
 {
     cpu_wino_conv2d_forward(d, wino_m, x, w, b, y, acc, work);
 }
 
-__attribute__((unused)) static void wino_bwd(const conv_desc *d, const float *x, const float *w, const float *dy,
-                     float *dx, float *dw, float *db, float *work)
+__attribute__((unused)) static void wino_bwd(const conv_desc *d, const float *x,
+                                             const float *w, const float *dy, float *dx,
+                                             float *dw, float *db, float *work)
 {
     cpu_wino_conv2d_backward(d, wino_m, x, w, dy, dx, dw, db, work);
 }

@@ -51,7 +51,7 @@
 #define WT 64 /* tiles per chunk */
 
 typedef struct wplan {
-    int m, al, nx;       /* F(m x m, 3x3): outputs per tile side, input tile side m + 2, al^2 positions */
+    int m, al, nx;       /* F(m x m, 3x3): al x al inputs (al = m + 2), nx = al^2 */
     int th, tw, T;       /* tiles: rows, columns, per sample */
     int hp, wp;          /* packed plane: rows, columns */
     size_t np_in, np_out; /* floats of a packed input / output-gradient plane set */
@@ -607,7 +607,8 @@ static void wtrans4(const float *w, int cin, int cout, int flip, float *U)
 #pragma omp parallel for schedule(static) num_threads(cpu_threads()) if (ni * no >= 1024)
     for (int ci = 0; ci < ni; ci++)
         for (int co = 0; co < no; co++) {
-            const float *g = flip ? w + ((size_t)ci * cin + co) * 9 : w + ((size_t)co * cin + ci) * 9;
+            const float *g =
+                flip ? w + ((size_t)ci * cin + co) * 9 : w + ((size_t)co * cin + ci) * 9;
             double t[6][3];
             for (int r = 0; r < 6; r++)
                 for (int s = 0; s < 3; s++)

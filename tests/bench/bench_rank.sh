@@ -11,7 +11,7 @@
 # Needs: ./rminas built, CIFAR-10 binaries in $C10 (default /tmp/c10bin, made
 # by ../shared/data/cifar10/make-cifar10-bin), Debian's python3-torch and
 # python3-scipy on /usr/bin/python3, ../shared beside the checkout. SEED sets
-# rminas's init_seed and data_seed (0 = the reference's own); CONV=dnnl|winograd
+# rminas's init_seed and data_seed (0 = the reference's own); CONV=dnnl|winograd|winograd4
 # sets rminas's convolutions (default: its own default); LIMIT=N scores only
 # the first N of the 100 on both sides (the sample's order is random, so they
 # are a random subset of it). Takes about 1.5-2 h for the 100.
