@@ -91,7 +91,8 @@ int backend_cpu_set_conv(const char *impl)
     pthread_once(&cpu_once, cpu_init);
     const int i = conv_by_name(impl);
     if (i < 0)
-        return rm_error("unknown convolution '%s' (dnnl, winograd, winograd2, winograd4 or im2col)",
+        return rm_error("unknown convolution '%s' (dnnl, winograd, winograd2, winograd4 or "
+                        "im2col)",
                         impl ? impl : "(null)");
 #ifdef HAVE_DNNL
     cpu_conv_impl = i;
@@ -183,7 +184,8 @@ static size_t cpu_conv_work(const conv_desc *d)
  * (outputs of 16x16 and up) and F(2x2, 3x3) below: at 8x8 (4 tiles) its
  * products are too short, and forward + backward at 64 channels measured
  * 1.3x slower than F(2x2, 3x3) (1 thread, batch 32, 2-core Zen 3), where at
- * 16 channels 32x32 and 32 channels 16x16 it is 1.2-1.3x faster. */
+ * 16 channels 32x32 and 32 channels 16x16 it is 1.3x faster
+ * (doc/benchmarks.md, session 27). */
 int cpu_conv_uses_wino(const conv_desc *d)
 {
 #ifdef HAVE_DNNL
