@@ -229,7 +229,7 @@ static int conv_wino;    /* cases that ran on Winograd */
 static const conv_impl *ci = &conv_table;
 static const char *conv_variant = ""; /* for the tags */
 /* the forward's tolerance, times this: 5 under F(4x4, 3x3), whose transforms
- * (A's 8, G's 1/24) round more than the others' sums (1.3-2.2x the usual
+ * (A's 8, G's 1/24) round more than the others' sums (1.3-2.5x the usual
  * tolerance measured on these cases); gradients keep theirs */
 static double conv_tol_mul = 1.;
 
