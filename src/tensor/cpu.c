@@ -179,13 +179,11 @@ static size_t cpu_conv_work(const conv_desc *d)
     return cpu_conv_work_size(d);
 }
 
-/* Whether the table runs d on our own Winograd F(m x m, 3x3): m (2 or 4),
- * or 0. winograd4 takes F(4x4, 3x3) where a sample has 16 tiles or more
- * (outputs of 16x16 and up) and F(2x2, 3x3) below: at 8x8 (4 tiles) its
- * products are too short, and forward + backward at 64 channels measured
- * 1.3x slower than F(2x2, 3x3) (1 thread, batch 32, 2-core Zen 3), where at
- * 16 channels 32x32 and 32 channels 16x16 it is 1.3x faster
- * (doc/benchmarks.md, session 27). */
+/* Whether the table runs d on our own Winograd F(m x m, 3x3): m (2 or 4;
+ * winograd4 takes F(2x2, 3x3) at small images, cpu_wino_tile: at 8x8 and 64
+ * channels forward + backward measured 1.3x slower than F(2x2, 3x3), 1
+ * thread, batch 32, 2-core Zen 3, where at 16 channels 32x32 and 32
+ * channels 16x16 it is 1.3x faster, doc/benchmarks.md, session 27), or 0. */
 int cpu_conv_uses_wino(const conv_desc *d)
 {
 #ifdef HAVE_DNNL
@@ -193,7 +191,7 @@ int cpu_conv_uses_wino(const conv_desc *d)
     if (!cpu_wino_ok(d))
         return 0;
     if (cpu_conv_impl == CONV_WINO4)
-        return ((d->oh + 3) / 4) * ((d->ow + 3) / 4) >= 16 ? 4 : 2;
+        return cpu_wino_tile(d, 4);
     return cpu_conv_impl == CONV_WINO2 ? 2 : 0;
 #else
     (void)d;

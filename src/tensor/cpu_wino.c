@@ -123,6 +123,13 @@ static size_t work_size(const conv_desc *d, int m)
     return 2 * p.nu + (size_t)cpu_max_threads() * p.per;
 }
 
+int cpu_wino_tile(const conv_desc *d, int m)
+{
+    wplan p;
+    plan(d, 4, &p);
+    return m == 4 && p.T >= 16 ? 4 : 2;
+}
+
 /* the larger of the two tile sizes' needs, so that the table may switch
  * between winograd2 and winograd4 between planning and running */
 size_t cpu_wino_work_size(const conv_desc *d)
@@ -236,7 +243,7 @@ static inline void tr8(__m256 r[8])
  * channel co: g = w[co][ci] (forward) or, flipped, w[ci][co] rotated by 180
  * degrees (backward data: ci runs over the forward's outputs), 8 output
  * channels at a time. */
-static void wtrans(const float *w, int cin, int cout, int flip, float *U)
+static void wtrans2(const float *w, int cin, int cout, int flip, float *U)
 {
     const int ni = flip ? cout : cin, no = flip ? cin : cout;
     const __m256 h = _mm256_set1_ps(0.5f);
@@ -363,7 +370,7 @@ static void itrans8(const float *P, int c, const wplan *p, int t0, int nt, float
 /* dM[xi][t - t0][kb*8 ..] = A dY A^T of the 2x2 output-gradient tiles, read
  * from a packed plane set (dy at offset 1, zero past the image; blocks of
  * cbw(c) channels) */
-static void gtrans(const float *P, int c, const wplan *p, int t0, int nt, float *G)
+static void gtrans2(const float *P, int c, const wplan *p, int t0, int nt, float *G)
 {
     const int bw = cbw(p, c);
     const size_t rs = (size_t)p->wp * bw, xs = xstride(c), plane = (size_t)p->hp * p->wp;
@@ -600,7 +607,7 @@ static void otrans16(const wplan *p, int t0, int nt, int cout, const float *M,
 /* ---- F(4x4, 3x3): 6x6 input tiles, 36 positions, 4x4 outputs, 8-channel
  * blocks (B, G, A as in Lavin & Gray's paper; U in double, then float) ---- */
 
-/* U[xi][ci][co] = (G g G^T)[xi] as wtrans, with F(4x4, 3x3)'s G */
+/* U[xi][ci][co] = (G g G^T)[xi] as wtrans2, with F(4x4, 3x3)'s G */
 static void wtrans4(const float *w, int cin, int cout, int flip, float *U)
 {
     const int ni = flip ? cout : cin, no = flip ? cin : cout;
@@ -609,11 +616,12 @@ static void wtrans4(const float *w, int cin, int cout, int flip, float *U)
         for (int co = 0; co < no; co++) {
             const float *g =
                 flip ? w + ((size_t)ci * cin + co) * 9 : w + ((size_t)co * cin + ci) * 9;
-            double t[6][3];
+            double k[9], t[6][3];
+            for (int q = 0; q < 9; q++)
+                k[q] = g[flip ? 8 - q : q];
             for (int r = 0; r < 6; r++)
                 for (int s = 0; s < 3; s++)
-                    t[r][s] = G4[r][0] * g[flip ? 8 - s : s] + G4[r][1] * g[flip ? 5 - s : 3 + s] +
-                              G4[r][2] * g[flip ? 2 - s : 6 + s];
+                    t[r][s] = G4[r][0] * k[s] + G4[r][1] * k[3 + s] + G4[r][2] * k[6 + s];
             for (int r = 0; r < 6; r++)
                 for (int q = 0; q < 6; q++)
                     U[((size_t)(r * 6 + q) * ni + ci) * no + co] =
@@ -696,7 +704,7 @@ static void itrans4(const float *P, int c, const wplan *p, int t0, int nt, float
 }
 
 /* dM[xi][t - t0][kb*8 ..] = A dY A^T of the 4x4 output-gradient tiles (as
- * gtrans): down each column into h, then along each row of h */
+ * gtrans2): down each column into h, then along each row of h */
 static void gtrans4(const float *P, int c, const wplan *p, int t0, int nt, float *G)
 {
     const size_t rs = (size_t)p->wp * 8, xs = xstride(c);
@@ -757,6 +765,17 @@ static void otrans4(const wplan *p, int t0, int nt, int cout, const float *M,
             }
         }
     }
+}
+
+/* The transforms of the plan's tile size (and channel blocks) */
+static void wtrans(const wplan *p, const float *w, int cin, int cout, int flip, float *U)
+{
+    (p->m == 4 ? wtrans4 : wtrans2)(w, cin, cout, flip, U);
+}
+
+static void gtrans(const float *P, int c, const wplan *p, int t0, int nt, float *G)
+{
+    (p->m == 4 ? gtrans4 : gtrans2)(P, c, p, t0, nt, G);
 }
 
 static void itrans(const float *P, int c, const wplan *p, int t0, int nt, float *V)
@@ -834,6 +853,17 @@ static void otrans8(const wplan *p, int t0, int nt, int cout, const float *M,
     }
 }
 
+static void otrans(const wplan *p, int t0, int nt, int cout, const float *M,
+                   const float *bias, const float *mask, float *O)
+{
+    if (p->m == 4)
+        otrans4(p, t0, nt, cout, M, bias, mask, O);
+    else if (cbw(p, cout) == 16)
+        otrans16(p, t0, nt, cout, M, bias, mask, O);
+    else
+        otrans8(p, t0, nt, cout, M, bias, mask, O);
+}
+
 /* out (+)= the convolution of one sample's cin packed planes P by U (cout
  * outputs), bias added, zero where the packed planes mask are not > 0 when
  * mask is given (the backward data under relu_in: mask is relu(x) packed,
@@ -851,12 +881,7 @@ static void conv_sample(const wplan *p, const float *P, int cin, int cout, int o
         for (int xi = 0; xi < p->nx; xi++)
             gemm(nt, cin, cout, V + xi * xs_in, cin, 1, U + (size_t)xi * cin * cout,
                  M + xi * xs_out, 0);
-        if (p->m == 4)
-            otrans4(p, t0, nt, cout, M, bias, mask, O);
-        else if (bw == 16)
-            otrans16(p, t0, nt, cout, M, bias, mask, O);
-        else
-            otrans8(p, t0, nt, cout, M, bias, mask, O);
+        otrans(p, t0, nt, cout, M, bias, mask, O);
     }
     /* blocked -> NCHW */
     const size_t hw = (size_t)oh * ow, oplane = (size_t)oh2 * ow2;
@@ -898,7 +923,7 @@ void cpu_wino_conv2d_forward(const conv_desc *d, int m, const float *x, const fl
     wplan p;
     plan(d, m, &p);
     float *U = work;
-    (m == 4 ? wtrans4 : wtrans)(w, d->cin, d->cout, 0, U);
+    wtrans(&p, w, d->cin, d->cout, 0, U);
     const size_t nxs = (size_t)d->cin * d->h * d->w, nys = (size_t)d->cout * d->oh * d->ow;
     const int nthr = nthreads(d);
 #pragma omp parallel for num_threads(nthr) schedule(static)
@@ -923,7 +948,7 @@ void cpu_wino_conv2d_backward(const conv_desc *d, int m, const float *x, const f
         return;
     float *Uf = work + p.nu;
     if (dx)
-        (m == 4 ? wtrans4 : wtrans)(w, cin, cout, 1, Uf);
+        wtrans(&p, w, cin, cout, 1, Uf);
     const int nthr = nthreads(d);
 #pragma omp parallel num_threads(nthr)
     {
@@ -939,7 +964,7 @@ void cpu_wino_conv2d_backward(const conv_desc *d, int m, const float *x, const f
                 for (int t0 = 0; t0 < p.T; t0 += WT) {
                     const int nt = p.T - t0 < WT ? p.T - t0 : WT;
                     itrans(t.px, cin, &p, t0, nt, t.v);
-                    (m == 4 ? gtrans4 : gtrans)(t.pd, cout, &p, t0, nt, t.m);
+                    gtrans(t.pd, cout, &p, t0, nt, t.m);
                     for (int xi = 0; xi < p.nx; xi++)
                         gemm(cin, nt, cout, t.v + xi * xstride(cin), 1, cin,
                              t.m + xi * xstride(cout), t.du + (size_t)xi * cin * cout, 1);
