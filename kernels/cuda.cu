@@ -32,6 +32,20 @@ void cu_fail(const char *file, int line, const char *call, const char *msg)
     cu_err_set = 1;
 }
 
+void cu_fail_rt(const char *file, int line, const char *call, cudaError_t e)
+{
+    const bool first = !cu_err_set;
+    cu_fail(file, line, call, cudaGetErrorString(e));
+    cudaGetLastError();
+    if (first && cudaGetLastError() != cudaSuccess) {
+        /* still there after clearing: the device keeps it */
+        const size_t n = strlen(cu_err);
+        snprintf(cu_err + n, sizeof cu_err - n,
+                 " (the GPU stays failed until rminas restarts; a search resumes from its "
+                 "state file)");
+    }
+}
+
 int cu_failed(void) { return cu_err_set; }
 
 /* the record as rm_error, cleared */
@@ -205,6 +219,12 @@ static void *cu_alloc(size_t bytes)
     if (bytes == 0)
         bytes = 16;
     cudaError_t e = dev_malloc(&p, bytes);
+    if (e != cudaSuccess && e != cudaErrorMemoryAllocation) {
+        /* not memory: the device failed before (a kernel's fault stays) */
+        cu_fail_rt(__FILE__, __LINE__, cu_use_pool ? "cudaMallocAsync" : "cudaMalloc", e);
+        cu_report();
+        return NULL;
+    }
     if (e != cudaSuccess) {
         cudaGetLastError(); /* an allocation failure is not sticky: clear it */
         size_t free_b = 0, total_b = 0;
@@ -380,8 +400,7 @@ static void *cu_record_end(void)
     if (e != cudaSuccess || cu_err_set || !exec) {
         /* what failed inside the capture, or the capture itself */
         if (!cu_err_set)
-            cu_fail(__FILE__, __LINE__, "cudaStreamEndCapture/cudaGraphInstantiate",
-                    cudaGetErrorString(e));
+            cu_fail_rt(__FILE__, __LINE__, "cudaStreamEndCapture/cudaGraphInstantiate", e);
         cudaGetLastError();
         if (exec) {
             const bool held = cu_wait_begin();

@@ -50,6 +50,11 @@ extern int cu_tf32;
 /* Record a failure (the first one since the calling thread's last sync
  * wins; each thread has its own record). */
 void cu_fail(const char *file, int line, const char *call, const char *msg);
+/* The same for a CUDA runtime error, which is then cleared from the
+ * runtime's own record (or the check after the next launch would take it
+ * for that kernel's); an error the device keeps (a kernel's fault: every
+ * later call fails) says so in the message. */
+void cu_fail_rt(const char *file, int line, const char *call, cudaError_t e);
 /* Whether a failure is recorded (for code that must not go on). */
 int cu_failed(void);
 
@@ -66,7 +71,7 @@ static inline bool cu_check(cudaError_t e, const char *call, const char *f, int 
 {
     if (e == cudaSuccess)
         return true;
-    cu_fail(f, l, call, cudaGetErrorString(e));
+    cu_fail_rt(f, l, call, e);
     return false;
 }
 static inline bool cu_check(cublasStatus_t e, const char *call, const char *f, int l)

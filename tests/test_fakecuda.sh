@@ -7,8 +7,11 @@
 # So every make check runs what a GPU run would, minus the real libraries:
 # tests/test_cuda against the CPU backend, then the shell with --device cuda
 # (rank with 1 and 3 jobs, every RMINAS_CUDA_* variant, TF32, out of memory,
-# no device, a search with jobs). Any "fakecuda:" line (a fault or a broken
-# CUDA-graph capture) fails the test it appears in. TAP output.
+# no device, a search with jobs), and the error paths a GPU takes only when
+# something fails (FAKECUDA_FAIL: set-up calls, CUDA-graph recordings, a
+# library call, a kernel's fault in the middle of a search and its resume).
+# Any "fakecuda:" line (a fault or a broken CUDA-graph capture) fails the
+# test it appears in. TAP output.
 set -u
 . "${top_srcdir:-.}/tests/tap.sh"
 M="$top_builddir/tests/fakecuda/rminas-fakecuda.so"
@@ -19,7 +22,8 @@ fi
 RMINAS_CUDA_MODULE=$M
 export RMINAS_CUDA_MODULE
 unset RMINAS_CUDA_GRAPHS RMINAS_CUDA_BN_FUSED RMINAS_CUDA_KEEP_RELU RMINAS_CUDA_POOL \
-  RMINAS_CUDA_FIND RMINAS_CUDA_TF32 RMINAS_CUDA_DEVICE FAKECUDA_DEVICES FAKECUDA_MEM_MB 2>/dev/null
+  RMINAS_CUDA_FIND RMINAS_CUDA_TF32 RMINAS_CUDA_DEVICE FAKECUDA_DEVICES FAKECUDA_MEM_MB \
+  FAKECUDA_FAIL 2>/dev/null
 
 # no "fakecuda:" line in $1 (the output of a run)
 clean() {
@@ -128,6 +132,61 @@ for v in RMINAS_CUDA_GRAPHS=0 RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0 \
   rm -f "$tmp/var.csv"
 done
 
+# Recordings that fail (FAKECUDA_FAIL: the N-th call of a function fails;
+# ":capture" counts only calls made while capturing): the capture cannot
+# begin, ends invalidated (as when something in it could not be captured),
+# cannot be instantiated, or a library call inside it fails. Each time
+# the evaluator runs that half op by op from then on, so the scores are the
+# default's to the last digit, with no error.
+# fired N: the output in $out names N injected failures
+fired() { [ "$(printf '%s\n' "$out" | grep -c '^FAKECUDA_FAIL: call ')" -eq "$1" ]; }
+for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
+         cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture; do
+  rank var cuda 1 "FAKECUDA_FAIL=$f"
+  if [ "$st" -eq 0 ] && clean "$out" && fired 3 && ! printf '%s\n' "$out" | grep -q '^error' &&
+     same one var; then
+    ok "recordings that fail ($f): op by op instead, the default's scores, no error"
+  else
+    notok "recordings that fail ($f): status $st"
+    printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+  fi
+  rm -f "$tmp/var.csv"
+done
+
+# A library call that fails outside a recording (not sticky, as a failed
+# status): the rank stops with an error that names the call, its file and
+# line, and the library's status; the same process ranks again (2 jobs)
+# and gets the default's scores.
+rank var cuda 2 FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1
+first=$out
+out=$("$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" -c "set score_log $tmp/var.csv" \
+  -c "rank $tmp/archs.txt" 2>&1)
+if [ "$st" -eq 1 ] && clean "$first" && printf '%s\n' "$first" |
+     grep -Eq '^error: rank: CUDA backend, [^ ]*cuda_conv.cu:[0-9]+: cudnnConvolutionBackwardFilter failed: CUDNN_STATUS_EXECUTION_FAILED$' &&
+   clean "$out" && same one var; then
+  ok "a cuDNN call that fails: a clear error (call, file:line, status), then the default's scores"
+else
+  notok "a cuDNN call that fails (status $st)"
+  printf '%s\n' "$first" "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+fi
+rm -f "$tmp/var.csv"
+
+# set-up calls that fail: --device cuda ends with status 2 and names the
+# call; in the shell, set device cuda is refused and the device stays cpu
+for f in cudaStreamCreateWithFlags cublasCreate cudnnCreate; do
+  out=$(FAKECUDA_FAIL=$f "$R" --device cuda -c version 2>&1)
+  st=$?
+  out2=$(FAKECUDA_FAIL=$f "$R" -c "set device cuda" -c "show device" 2>&1)
+  if [ "$st" -eq 2 ] && printf '%s\n' "$out" | grep -Eq "CUDA backend, [^ ]*cuda.cu:[0-9]+: $f failed: " &&
+     ! printf '%s\n' "$out" | grep -q '^rminas [0-9]' &&
+     printf '%s\n' "$out2" | grep -Eq "^error: set: CUDA backend, .*: $f failed" &&
+     printf '%s\n' "$out2" | grep -Eq '^device +cpu '; then
+    ok "$f fails: --device cuda says so (status 2), set device cuda leaves cpu"
+  else
+    notok "$f fails (status $st)"; printf '%s\n' "$out" "$out2" | head -n 4 | sed 's/^/# /'
+  fi
+done
+
 # TF32: the convolutions' inputs rounded to 10 mantissa bits on the fake's
 # tensor cores; the settings line says so, the scores move a little
 out=$(RMINAS_CUDA_TF32=1 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" 2>&1)
@@ -152,7 +211,7 @@ check "a TF32 score log is refused in float32" 1 "math float32 here, tf32 in the
 out=$(FAKECUDA_MEM_MB=60 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" -c version 2>&1)
 st=$?
 if [ "$st" -eq 1 ] && clean "$out" && printf '%s\n' "$out" |
-     grep -Eq '^error: score: out of memory for .* bytes\): CUDA out of memory: [0-9]+ bytes asked, [0-9]+ of 62914560 free on the GPU' &&
+     grep -Eq '^error: score: cannot allocate .* bytes\): CUDA out of memory: [0-9]+ bytes asked, [0-9]+ of 62914560 free on the GPU' &&
    printf '%s\n' "$out" | grep -q '^rminas [0-9]'; then
   ok "out of GPU memory is a clear error and the shell goes on"
 else
@@ -175,15 +234,48 @@ else
 fi
 
 # RMI-NAS with 3 jobs scoring ahead, the benchmark for the result
-out=$("$R" --device cuda -f "$tmp/base.rmi" -c "load benchmark nb201" -c "set jobs 3" \
-  -c "set seed 3" -c "set state $tmp/s.json" \
-  -c "search start rminas n_warm 6 n_collect 2 n_fitting 50 trees 5" -c "search run" 2>&1)
-st=$?
-if [ "$st" -eq 0 ] && clean "$out" && printf '%s\n' "$out" | grep -q '^arch |'; then
+# search STATE VAR=VALUE...: that search, its state in $tmp/STATE.json and
+# its evaluations in $tmp/STATE.csv; output in $out, status in $st
+search() {
+  name=$1
+  shift
+  out=$(env "$@" "$R" --device cuda -f "$tmp/base.rmi" -c "load benchmark nb201" -c "set jobs 3" \
+    -c "set seed 3" -c "set state $tmp/$name.json" \
+    -c "search start rminas n_warm 6 n_collect 2 n_fitting 50 trees 5" -c "search run" \
+    -c "export csv search $tmp/$name.csv" 2>&1)
+  st=$?
+}
+search s
+answer=$(printf '%s\n' "$out" | grep '^arch |')
+if [ "$st" -eq 0 ] && clean "$out" && [ -n "$answer" ]; then
   ok "an RMI-NAS search with 3 jobs on the fake GPU runs to its end"
 else
   notok "RMI-NAS search with 3 jobs on the fake GPU (status $st)"
   printf '%s\n' "$out" | tail -n 8 | sed 's/^/# /'
+fi
+
+# The same search, a kernel faulting in its 13th evaluation or so (the 25th
+# SGD step: sticky, every later call fails, as on a GPU): it stops with an
+# error that says the GPU stays failed; a new rminas resumes it from its
+# state file and ends with the same evaluations, in the same order, with
+# the same scores and answer as the search never interrupted.
+search f FAKECUDA_FAIL=k_sgd:25
+saved=$(($(wc -l < "$tmp/f.csv") - 1))
+out2=$("$R" --device cuda -c "search resume $tmp/f.json" -c "export csv search $tmp/f.csv" 2>&1)
+st2=$?
+# eval, phase, arch, score, prob, good (not the seconds)
+cut -d, -f1-4,10,11 "$tmp/s.csv" > "$tmp/s.cut"
+cut -d, -f1-4,10,11 "$tmp/f.csv" > "$tmp/f.cut"
+if [ "$st" -eq 1 ] && clean "$out" && fired 1 && printf '%s\n' "$out" |
+     grep -q '^error: search: .*unspecified launch failure (the GPU stays failed until rminas restarts; a search resumes from its state file)$' &&
+   [ "$saved" -gt 0 ] && [ "$saved" -lt "$(($(wc -l < "$tmp/s.cut") - 1))" ] &&
+   [ "$st2" -eq 0 ] && clean "$out2" && cmp -s "$tmp/s.cut" "$tmp/f.cut" &&
+   [ "$(printf '%s\n' "$out2" | grep '^arch |')" = "$answer" ]; then
+  ok "a kernel's fault stops the search after $saved of $(($(wc -l < "$tmp/s.cut") - 1)) evaluations with a clear error; resumed, the same evaluations and answer"
+else
+  notok "a kernel's fault in a search, then its resume (status $st then $st2, $saved saved)"
+  printf '%s\n' "$out" "$out2" | grep -E 'error|FAKECUDA_FAIL|fakecuda|^arch' | head -n 8 | sed 's/^/# /'
+  diff "$tmp/s.cut" "$tmp/f.cut" | head -n 6 | sed 's/^/# /'
 fi
 
 finish

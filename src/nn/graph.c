@@ -474,7 +474,7 @@ static int params_alloc(graph *g)
     g->b_data = be->alloc((nb ? nb : 1) * sizeof(float));
     g->counts = calloc(nc ? (size_t)nc : 1, sizeof(int64_t));
     if (!g->p_data || !g->p_grad || !g->p_mom || !g->b_data || !g->counts)
-        return rm_error_over("out of memory allocating %zu parameters", nt + nb);
+        return rm_error_alloc("%zu parameters", nt + nb);
     g->n_train = nt;
     g->n_buf = nb;
     g->params_ready = 1;
@@ -688,7 +688,7 @@ static void *plan_alloc(graph *g, size_t bytes)
  * own reason after it where it gave one. */
 static int plan_oom(const char *what, size_t bytes)
 {
-    return rm_error_over("out of memory for %s (%zu bytes)", what, bytes);
+    return rm_error_alloc("%s (%zu bytes)", what, bytes);
 }
 
 /* Interval allocation: value i needs size[i] floats over [start[i], end[i]]

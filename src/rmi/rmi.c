@@ -52,9 +52,10 @@ static int by_ce(const void *a, const void *b)
 /* K = X X^T of a device feature tensor (n, p) into a host (n, n) array. */
 static int feature_gram(const backend *be, int n, size_t p, const float *x, float *host)
 {
+    rm_clear_error(); /* the backend's reason, if it gives one, follows ours */
     float *k = be->alloc((size_t)n * n * sizeof(float));
     if (!k)
-        return rm_error("out of memory");
+        return rm_error_alloc("a %dx%d Gram matrix", n, n);
     be->gram(n, (int)p, x, k);
     be->download(host, k, (size_t)n * n * sizeof(float));
     be->free(k);
@@ -149,6 +150,7 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
     const backend *be = graph_backend(g);
     const size_t img = 3 * (size_t)hw * hw;
     int k = teacher->nclass, rc = 0;
+    rm_clear_error(); /* the backend's reason, if it gives one, follows ours */
     int *idx = malloc((size_t)train->n * sizeof *idx);
     uint8_t *u8 = malloc((size_t)P * img), *aug = malloc((size_t)P * img);
     float *px = malloc((size_t)P * img * sizeof(float));
@@ -166,7 +168,7 @@ int rmi_select(rmi_data *d, model *teacher, const dataset *train, const rmi_sett
     if (!idx || !u8 || !aug || !px || !py || !ce || !logits || !dy || !order || !d->x ||
         !d->y || !d->train_index || !d->teacher_ce || !d->gram[0] || !d->gram[1] ||
         !d->gram[2]) {
-        rc = rm_error("out of memory");
+        rc = rm_error_alloc("the batch selection");
         goto done;
     }
     /* the pool: P distinct training images, augmented once */
@@ -299,6 +301,7 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
     e->s = *s;
     int n = data->n;
     graph *g = e->student.g;
+    rm_clear_error(); /* the backend's reason, if it gives one, follows ours */
     e->h_loss = calloc((size_t)s->steps, sizeof(double));
     e->h_ce = calloc((size_t)s->steps, sizeof(double));
     for (int i = 0; i < RMI_LAYERS; i++)
@@ -310,7 +313,7 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
     if (!e->h_loss || !e->h_ce || !e->h_cka[0] || !e->h_cka[1] || !e->h_cka[2] || !e->gram ||
         !e->dgram || !e->labels || !e->kdev) {
         rmi_eval_free(e);
-        return rm_error("out of memory");
+        return rm_error_alloc("the student's evaluator");
     }
     if (graph_init_params(g, s->init_seed) < 0 || graph_plan(g, n, PLAN_TRAIN) < 0) {
         rmi_eval_free(e);
@@ -333,7 +336,7 @@ int rmi_eval_start_model(rmi_eval *e, const backend *be, model *student, const r
         }
         if (!ok) {
             rmi_eval_free(e);
-            return rm_error("out of memory");
+            return rm_error_alloc("the student's evaluator");
         }
         e->device_step = 1;
     }

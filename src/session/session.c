@@ -275,8 +275,8 @@ int session_set_device(session *s, const char *name)
     if (!be)
         return -1;
     if (be != backend_unprofiled(s->be) && s->teacher.g)
-        return rm_error("the teacher is loaded on %s; load it again after changing the device",
-                        s->be->name);
+        return rm_error("the teacher is loaded on %s: choose the device before loading the "
+                        "teacher (--device, or set device first)", s->be->name);
     if (backend_profile_enabled() && !(be = backend_profiled(be)))
         return -1;
     s->be = be;

@@ -100,6 +100,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
     int hw = train->h * train->w, k = m->nclass;
     size_t img = (size_t)train->c * hw;
     long steps_per_epoch = (n + bs - 1) / bs, total = steps_per_epoch * o->epochs;
+    rm_clear_error(); /* the backend's reason, if it gives one, follows ours */
     int *order = malloc((size_t)n * sizeof *order);
     uint8_t *u8 = malloc((size_t)bs * img), *aug = malloc((size_t)bs * img);
     float *x = malloc((size_t)bs * img * sizeof(float));
@@ -108,7 +109,7 @@ int model_train(model *m, const dataset *train, const dataset *test, const train
     int32_t *dlabels = be->alloc((size_t)bs * sizeof *dlabels);
     int rc = 0;
     if (!order || !u8 || !aug || !x || !labels || !dlabels) {
-        rc = rm_error("out of memory");
+        rc = rm_error_alloc("the training batch");
         goto done;
     }
     rng r;

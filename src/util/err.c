@@ -45,6 +45,17 @@ int rm_error_over(const char *fmt, ...)
     return err_buf[0] ? rm_error_context("%s", msg) : rm_error("%s", msg);
 }
 
+int rm_error_alloc(const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return err_buf[0] ? rm_error_context("cannot allocate %s", what)
+                      : rm_error("out of memory for %s", what);
+}
+
 const char *rm_last_error(void) { return err_buf; }
 
 void rm_clear_error(void) { err_buf[0] = '\0'; }

@@ -15,6 +15,11 @@ int rm_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
  * one: for a failure whose cause a callee may have stored (clear the
  * message before calling it). Returns -1. */
 int rm_error_over(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A failed allocation of WHAT (printf-style): "out of memory for WHAT"
+ * when no callee stored a reason, else "cannot allocate WHAT: STORED" (a
+ * backend's own reason: out of GPU memory with the sizes, or a device that
+ * failed before). Clear the message before the allocations. Returns -1. */
+int rm_error_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The last message ("" if none). */
 const char *rm_last_error(void);
 void rm_clear_error(void);

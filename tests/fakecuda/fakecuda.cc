@@ -47,7 +47,19 @@
  *
  * Environment: FAKECUDA_DEVICES (default 1; 0: no device), FAKECUDA_MEM_MB
  * (device memory, default 16384), FAKECUDA_TRACE=1 (every operation as it
- * runs, to stderr). */
+ * runs, to stderr), and FAKECUDA_FAIL, failures on request, so that the
+ * backend's error paths run too (a GPU takes them only when something goes
+ * wrong): a comma-separated list of CALL[:N][:capture], the N-th (default
+ * the first) call of CALL in the process fails; with "capture", only the
+ * calls a thread makes while it captures count. CALL is
+ *  - a runtime, cuBLAS or cuDNN function: the call returns an error and does
+ *    nothing (cudaStreamEndCapture ends the capture as invalidated, as when
+ *    something in it could not be captured); not sticky, as a library's
+ *    failed status;
+ *  - or a kernel (k_...): its N-th launch is queued, and faults when it runs,
+ *    sticky, as a kernel's fault on a GPU (cudaErrorLaunchFailure at the next
+ *    wait and at every call after it).
+ * Each injected failure prints a line "FAKECUDA_FAIL: call N of CALL fails". */
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "cudnn.h"
@@ -63,6 +75,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,6 +158,35 @@ std::map<uintptr_t, std::map<fake_stream *, std::pair<int, int>>> pending;
 fake_pool the_pool;
 long ops_run, faults;
 
+/* FAKECUDA_FAIL's rules */
+struct fail_rule {
+    std::string call;
+    long nth;
+    bool capture;
+    long seen;
+};
+std::vector<fail_rule> fail_rules;
+
+void parse_fail(const char *spec)
+{
+    std::stringstream items(spec);
+    std::string item;
+    while (std::getline(items, item, ',')) {
+        std::stringstream parts(item);
+        std::string part;
+        fail_rule r{"", 1, false, 0};
+        std::getline(parts, r.call, ':');
+        while (std::getline(parts, part, ':')) {
+            if (part == "capture")
+                r.capture = true;
+            else
+                r.nth = atol(part.c_str());
+        }
+        if (!r.call.empty())
+            fail_rules.push_back(r);
+    }
+}
+
 void setup(void)
 {
     if (devices >= 0)
@@ -155,6 +197,23 @@ void setup(void)
     dev_limit = (size_t)(e ? atof(e) : 16384.) * (1 << 20);
     e = getenv("FAKECUDA_TRACE");
     trace = e && *e == '1';
+    if ((e = getenv("FAKECUDA_FAIL")))
+        parse_fail(e);
+}
+
+/* whether this call of `call` is to fail (FAKECUDA_FAIL) */
+bool injected(const char *call)
+{
+    std::lock_guard<std::recursive_mutex> l(mu);
+    setup();
+    for (fail_rule &r : fail_rules)
+        if (r.call == call && (!r.capture || captures_here) && ++r.seen == r.nth) {
+            /* not a "fakecuda:" line: the tests fail on those */
+            fprintf(stderr, "FAKECUDA_FAIL: call %ld of %s%s fails\n", r.nth, call,
+                    r.capture ? " while capturing" : "");
+            return true;
+        }
+    return false;
 }
 
 cudaError_t ret(cudaError_t e)
@@ -636,6 +695,8 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
     setup();
     if (unsafe_in_capture("cudaStreamCreateWithFlags"))
         return ret(cudaErrorStreamCaptureUnsupported);
+    if (injected("cudaStreamCreateWithFlags"))
+        return ret(cudaErrorMemoryAllocation);
     if (flags != 0 && flags != cudaStreamNonBlocking)
         return ret(cudaErrorInvalidValue);
     *s = new fake_stream;
@@ -681,6 +742,8 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode)
     std::lock_guard<std::recursive_mutex> l(mu);
     if (!live_stream(s))
         return ret(cudaErrorInvalidResourceHandle);
+    if (injected("cudaStreamBeginCapture"))
+        return ret(cudaErrorStreamCaptureUnsupported);
     if (s->cap)
         return ret(cudaErrorInvalidValue);
     s->cap = new fake_graph;
@@ -705,6 +768,8 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
         fault("cudaStreamEndCapture", "called by another thread than the one that began it");
         return ret(cudaErrorStreamCaptureUnmatched);
     }
+    if (injected("cudaStreamEndCapture"))
+        s->cap_bad = true; /* as if something in it could not be captured */
     if (s->cap_mode != cudaStreamCaptureModeRelaxed)
         captures_here--;
     fake_graph *g = s->cap;
@@ -719,6 +784,8 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
 
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long)
 {
+    if (injected("cudaGraphInstantiate"))
+        return ret(cudaErrorInvalidValue);
     if (!graph)
         return ret(cudaErrorInvalidValue);
     *exec = new fake_graph_exec{std::make_shared<const std::vector<op>>(graph->ops)};
@@ -740,6 +807,8 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
 {
     std::lock_guard<std::recursive_mutex> l(mu);
+    if (injected("cudaGraphLaunch"))
+        return ret(cudaErrorInvalidValue);
     if (!exec)
         return ret(cudaErrorInvalidValue);
     op_list ops = exec->ops;
@@ -766,6 +835,11 @@ cudaError_t fakecuda_launch(cudaStream_t s, const char *kernel, unsigned gx, uns
                 gx, gy, gz, threads, shmem);
         return ret(cudaErrorInvalidConfiguration);
     }
+    if (injected(kernel)) /* queued, and faults when it runs */
+        run = [] {
+            if (sticky == cudaSuccess)
+                sticky = cudaErrorLaunchFailure;
+        };
     return enqueue(s, kernel, std::move(run), uses);
 }
 
@@ -799,7 +873,7 @@ namespace {
 template <typename H, typename S> S handle_create(H **h, const char *call, S ok, S refused)
 {
     std::lock_guard<std::recursive_mutex> l(mu);
-    if (unsafe_in_capture(call))
+    if (unsafe_in_capture(call) || injected(call))
         return refused;
     *h = new H;
     return ok;
@@ -870,6 +944,8 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
     if (m < 0 || n < 0 || k < 0 || lda < (ar > 1 ? ar : 1) || ldb < (br > 1 ? br : 1) ||
         ldc < (m > 1 ? m : 1))
         return CUBLAS_STATUS_INVALID_VALUE;
+    if (injected("cublasSgemm"))
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     if (live_stream(h->stream) && h->stream->cap && !h->ws_bytes) {
         invalidate(h->stream, "cuBLAS in a capture without cublasSetWorkspace");
         return CUBLAS_STATUS_NOT_SUPPORTED;
@@ -1035,6 +1111,8 @@ cudnnStatus_t conv_pass(pass kind, const char *what, cudnnHandle_t h, const void
         return st;
     if (!algo_of(algo))
         return CUDNN_STATUS_NOT_SUPPORTED;
+    if (injected(what))
+        return CUDNN_STATUS_EXECUTION_FAILED;
     const size_t need_ws = ws_bytes(&d, algo);
     if (ws_given < need_ws) {
         fprintf(stderr, "fakecuda: %s: algorithm %d needs %zu bytes of workspace, %zu given\n",
@@ -1225,6 +1303,8 @@ bool find_allowed(const char *call)
         cudnnStatus_t st = describe(xx, ww, c, yy, &d);                                        \
         if (st != CUDNN_STATUS_SUCCESS)                                                        \
             return st;                                                                         \
+        if (injected(fn))                                                                      \
+            return CUDNN_STATUS_INTERNAL_ERROR;                                                \
         if (find && !find_allowed(fn))                                                         \
             return CUDNN_STATUS_INTERNAL_ERROR;                                                \
         (void)h;                                                                               \
