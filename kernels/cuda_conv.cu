@@ -211,7 +211,8 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
 }
 
 /* e, or NULL with a failure recorded again when its set-up failed (every
- * use of the shape fails, not only the first) */
+ * pass on the shape fails, not only the first, until a plan sets it up
+ * again: entry_find) */
 static conv_entry *entry_ok(conv_entry *e)
 {
     if (e->ok)
@@ -230,13 +231,36 @@ static conv_entry *entry_lookup(const conv_desc *k)
     return NULL;
 }
 
-/* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
- * none). NULL with the failure recorded. Under cache_lock. */
+/* An entry whose set-up failed, emptied for another try: its descriptors
+ * destroyed (no pass uses them: entry_ok refuses the entry). */
+static void entry_clear(conv_entry *e)
+{
+    if (e->x)
+        cudnnDestroyTensorDescriptor(e->x);
+    if (e->y)
+        cudnnDestroyTensorDescriptor(e->y);
+    if (e->b)
+        cudnnDestroyTensorDescriptor(e->b);
+    if (e->w)
+        cudnnDestroyFilterDescriptor(e->w);
+    if (e->conv)
+        cudnnDestroyConvolutionDescriptor(e->conv);
+    memset(e, 0, sizeof *e);
+}
 
+/* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
+ * none). A plan (planning) sets up again an entry whose set-up failed
+ * before: a failure that passes (a library's status, Find out of memory
+ * while other jobs held the GPU) is not the shape's for the rest of the
+ * process. NULL with the failure recorded. Under cache_lock. */
 static conv_entry *entry_find(const conv_desc *d, int planning)
 {
     conv_desc k = conv_key(d);
     conv_entry *found = entry_lookup(&k);
+    if (found && !found->ok && planning) {
+        entry_clear(found);
+        return entry_init(found, d, (size_t)-1) < 0 ? NULL : found;
+    }
     if (found)
         return entry_ok(found);
     size_t limit = (size_t)-1;
@@ -284,7 +308,8 @@ static conv_entry *entry_get(const conv_desc *d, int planning)
          * threads' graph captures, that lock taken before cache_lock (the
          * order of a capturing thread, which holds it while it looks shapes up) */
         const conv_desc k = conv_key(d);
-        if (!entry_lookup(&k)) {
+        const conv_entry *f = entry_lookup(&k);
+        if (!f || (!f->ok && planning)) {
             pthread_mutex_unlock(&cache_lock);
             held = cu_wait_begin();
             pthread_mutex_lock(&cache_lock);

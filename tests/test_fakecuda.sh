@@ -171,6 +171,26 @@ else
 fi
 rm -f "$tmp/var.csv"
 
+# A convolution's set-up that fails (cuDNN's heuristics, or Find): the
+# batch selection (the teacher's first plan) stops with a clear error; the
+# next plan of the shape sets it up again, so the rank that follows in the
+# same process gets the default's scores.
+for v in "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1" \
+         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1"; do
+  call=${v##*=}
+  call=${call%:1}
+  rank var cuda 1 $v
+  if [ "$st" -eq 1 ] && clean "$out" && fired 1 && printf '%s\n' "$out" |
+       grep -Eq "^error: batch: CUDA backend, [^ ]*cuda_conv.cu:[0-9]+: $call failed: CUDNN_STATUS_INTERNAL_ERROR\$" &&
+     [ "$(printf '%s\n' "$out" | grep -c '^error')" -eq 1 ] && same one var; then
+    ok "$call fails: a clear error, then set up again by the next plan (the default's scores)"
+  else
+    notok "$call fails (status $st)"
+    printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+  fi
+  rm -f "$tmp/var.csv"
+done
+
 # set-up calls that fail: --device cuda ends with status 2 and names the
 # call; in the shell, set device cuda is refused and the device stays cpu
 for f in cudaStreamCreateWithFlags cublasCreate cudnnCreate; do

@@ -418,6 +418,8 @@ cudaError_t alloc(void **p, size_t bytes, bool pinned)
 {
     if (!p)
         return ret(cudaErrorInvalidValue);
+    if (sticky != cudaSuccess) /* after a fault every call fails, as on a GPU */
+        return ret(sticky);
     if (!pinned && dev_used + bytes > dev_limit)
         return ret(cudaErrorMemoryAllocation);
     /* 256-byte aligned as cudaMalloc's, but exactly the size asked, so that
@@ -1212,6 +1214,25 @@ cudnnStatus_t set_4d(D *d, cudnnTensorFormat_t f, cudnnDataType_t t, int a, int 
 } // namespace
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { return make_desc(d); }
+
+/* (under AddressSanitizer, tests/fuzz_asan.sh, a use after this is caught) */
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d)
+{
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d)
+{
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d)
+{
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
 
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f,
                                          cudnnDataType_t t, int n, int c, int h, int w)
