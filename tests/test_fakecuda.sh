@@ -153,32 +153,34 @@ for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 
   rm -f "$tmp/var.csv"
 done
 
-# twice VAR=VALUE: rank the three twice in one process with 2 jobs, the
-# score log $tmp/var.csv; output in $out, status in $st
-twice() {
-  out=$(env "$1" "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \
-    -c "set score_log $tmp/var.csv" -c "rank $tmp/archs.txt" -c "rank $tmp/archs.txt" 2>&1)
-  st=$?
-}
 # just one error line in $out, matching $1
 one_error() {
   [ "$(printf '%s\n' "$out" | grep -c '^error')" -eq 1 ] && printf '%s\n' "$out" | grep -Eq "$1"
 }
 
-# A library call that fails outside a recording (not sticky, as a failed
-# status): the rank stops with an error that names the call, its file and
-# line, and the library's status; the second rank in the same process
-# scores what the first did not, to the default's scores.
-twice FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1
-if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
-   one_error '^error: rank: CUDA backend, [^ ]*cuda_conv.cu:[0-9]+: cudnnConvolutionBackwardFilter failed: CUDNN_STATUS_EXECUTION_FAILED$' &&
-   same one var; then
-  ok "a cuDNN call that fails: a clear error (call, file:line, status), then the default's scores in the same process"
-else
-  notok "a cuDNN call that fails (status $st)"
-  printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
-fi
-rm -f "$tmp/var.csv"
+# Failures outside a recording, not sticky: a cuDNN call's failed status,
+# and a job's thread that cannot make its stream (the second one made).
+# The rank stops with an error that names the call, its file and line, and
+# the reason; a second rank in the same process (2 jobs) scores what the
+# first did not, to the default's scores.
+for c in "cudnnConvolutionBackwardFilter:1 cuda_conv.cu CUDNN_STATUS_EXECUTION_FAILED" \
+         "cudaStreamCreateWithFlags:2 cuda.cu out of memory"; do
+  set -- $c
+  f=$1 file=$2
+  shift 2
+  out=$(FAKECUDA_FAIL=$f "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \
+    -c "set score_log $tmp/var.csv" -c "rank $tmp/archs.txt" -c "rank $tmp/archs.txt" 2>&1)
+  st=$?
+  if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
+     one_error "^error: rank: CUDA backend, [^ ]*$file:[0-9]+: ${f%:*} failed: $*\$" &&
+     same one var; then
+    ok "$f fails: a clear error (call, file:line, reason), then the default's scores in the same process"
+  else
+    notok "$f fails (status $st)"
+    printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+  fi
+  rm -f "$tmp/var.csv"
+done
 
 # A convolution's set-up that fails (cuDNN's heuristics, or Find): the
 # batch selection (the teacher's first plan) stops with a clear error; the
@@ -215,19 +217,6 @@ for f in cudaStreamCreateWithFlags cublasCreate cudnnCreate; do
     notok "$f fails (status $st)"; printf '%s\n' "$out" "$out2" | head -n 4 | sed 's/^/# /'
   fi
 done
-
-# a job's thread that cannot set up its stream (the second one made): the
-# rank says so; the second rank in the same process scores the rest
-twice FAKECUDA_FAIL=cudaStreamCreateWithFlags:2
-if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
-   one_error '^error: rank: CUDA backend, [^ ]*cuda.cu:[0-9]+: cudaStreamCreateWithFlags failed: ' &&
-   same one var; then
-  ok "a job's thread that cannot set up: a clear error, then the default's scores in the same process"
-else
-  notok "a job's thread that cannot set up (status $st)"
-  printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
-fi
-rm -f "$tmp/var.csv"
 
 # TF32: the convolutions' inputs rounded to 10 mantissa bits on the fake's
 # tensor cores; the settings line says so, the scores move a little
