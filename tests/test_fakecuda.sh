@@ -285,11 +285,12 @@ else
   printf '%s\n' "$out" | tail -n 8 | sed 's/^/# /'
 fi
 
-# The same search, a kernel faulting in its 13th evaluation or so (the 25th
-# SGD step: sticky, every later call fails, as on a GPU): it stops with an
-# error that says the GPU stays failed; a new rminas resumes it from its
-# state file and ends with the same evaluations, in the same order, with
-# the same scores and answer as the search never interrupted.
+# The same search, a kernel faulting at its 25th SGD step (2 a cell, with
+# 3 jobs: about the 12th evaluation; sticky, every later call fails, as on
+# a GPU): it stops with an error that says the GPU stays failed; a new
+# rminas resumes it from its state file and ends with the same
+# evaluations, in the same order, with the same scores and answer as the
+# search never interrupted.
 search f FAKECUDA_FAIL=k_sgd:25
 saved=$(($(wc -l < "$tmp/f.csv") - 1))
 out2=$("$R" --device cuda -c "search resume $tmp/f.json" -c "export csv search $tmp/f.csv" 2>&1)
