@@ -159,44 +159,30 @@ one_error() {
 }
 
 # Failures outside a recording, not sticky: a cuDNN call's failed status,
-# and a job's thread that cannot make its stream (the second one made).
-# The rank stops with an error that names the call, its file and line, and
-# the reason; a second rank in the same process (2 jobs) scores what the
-# first did not, to the default's scores.
-for c in "cudnnConvolutionBackwardFilter:1 cuda_conv.cu CUDNN_STATUS_EXECUTION_FAILED" \
-         "cudaStreamCreateWithFlags:2 cuda.cu out of memory"; do
-  set -- $c
-  f=$1 file=$2
-  shift 2
-  out=$(FAKECUDA_FAIL=$f "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \
+# a job's thread that cannot make its stream (the second one made), and a
+# convolution's set-up by cuDNN's heuristics or by Find (at the teacher's
+# first plan, in the batch selection; the next plan of the shape sets it up
+# again). The command stops with an error that names the call, its file and
+# line, and the reason; then two ranks in the same process (2 jobs) score
+# what is left, to the default's scores.
+for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
+         "FAKECUDA_FAIL=cudaStreamCreateWithFlags:2|cuda.cu|out of memory" \
+         "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
+         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR"; do
+  vars=${c%%|*} rest=${c#*|}
+  file=${rest%%|*} why=${rest#*|}
+  call=${vars##*=}
+  call=${call%:*}
+  # (vars unquoted: one or two assignments)
+  out=$(env $vars "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \
     -c "set score_log $tmp/var.csv" -c "rank $tmp/archs.txt" -c "rank $tmp/archs.txt" 2>&1)
   st=$?
   if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
-     one_error "^error: rank: CUDA backend, [^ ]*$file:[0-9]+: ${f%:*} failed: $*\$" &&
+     one_error "^error: (batch|rank): CUDA backend, [^ ]*$file:[0-9]+: $call failed: $why\$" &&
      same one var; then
-    ok "$f fails: a clear error (call, file:line, reason), then the default's scores in the same process"
+    ok "$call fails: a clear error (call, file:line, reason), then the default's scores in the same process"
   else
-    notok "$f fails (status $st)"
-    printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
-  fi
-  rm -f "$tmp/var.csv"
-done
-
-# A convolution's set-up that fails (cuDNN's heuristics, or Find): the
-# batch selection (the teacher's first plan) stops with a clear error; the
-# next plan of the shape sets it up again, so the rank that follows in the
-# same process gets the default's scores.
-for v in "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1" \
-         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1"; do
-  call=${v##*=}
-  call=${call%:1}
-  rank var cuda 1 $v
-  if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
-     one_error "^error: batch: CUDA backend, [^ ]*cuda_conv.cu:[0-9]+: $call failed: CUDNN_STATUS_INTERNAL_ERROR\$" &&
-     same one var; then
-    ok "$call fails: a clear error, then set up again by the next plan (the default's scores)"
-  else
-    notok "$call fails (status $st)"
+    notok "$call fails ($vars: status $st)"
     printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
   fi
   rm -f "$tmp/var.csv"
