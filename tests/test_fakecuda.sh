@@ -132,14 +132,24 @@ for v in RMINAS_CUDA_GRAPHS=0 RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0 \
   rm -f "$tmp/var.csv"
 done
 
+# Helpers for the failures on request (FAKECUDA_FAIL) below.
+# fired N: the output in $out names N injected failures
+fired() { [ "$(printf '%s\n' "$out" | grep -c '^FAKECUDA_FAIL: call ')" -eq "$1" ]; }
+# the errors and injected failures of $out (after a notok), as TAP comments
+show_failures() {
+  printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+}
+# just one error line in $out, matching $1
+one_error() {
+  [ "$(printf '%s\n' "$out" | grep -c '^error')" -eq 1 ] && printf '%s\n' "$out" | grep -Eq "$1"
+}
+
 # Recordings that fail (FAKECUDA_FAIL: the N-th call of a function fails;
 # ":capture" counts only calls made while capturing): the capture cannot
 # begin, ends invalidated (as when something in it could not be captured),
 # cannot be instantiated, or a library call inside it fails. Each time
 # the evaluator runs that half op by op from then on, so the scores are the
 # default's to the last digit, with no error.
-# fired N: the output in $out names N injected failures
-fired() { [ "$(printf '%s\n' "$out" | grep -c '^FAKECUDA_FAIL: call ')" -eq "$1" ]; }
 for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
          cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture; do
   rank var cuda 1 "FAKECUDA_FAIL=$f"
@@ -148,15 +158,10 @@ for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 
     ok "recordings that fail ($f): op by op instead, the default's scores, no error"
   else
     notok "recordings that fail ($f): status $st"
-    printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+    show_failures
   fi
   rm -f "$tmp/var.csv"
 done
-
-# just one error line in $out, matching $1
-one_error() {
-  [ "$(printf '%s\n' "$out" | grep -c '^error')" -eq 1 ] && printf '%s\n' "$out" | grep -Eq "$1"
-}
 
 # Failures outside a recording, not sticky: a cuDNN call's failed status,
 # a job's thread that cannot make its stream (the second one made), and a
@@ -183,7 +188,7 @@ for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STAT
     ok "$call fails: a clear error (call, file:line, reason), then the default's scores in the same process"
   else
     notok "$call fails ($vars: status $st)"
-    printf '%s\n' "$out" | grep -E 'error|FAKECUDA_FAIL|fakecuda' | head -n 6 | sed 's/^/# /'
+    show_failures
   fi
   rm -f "$tmp/var.csv"
 done

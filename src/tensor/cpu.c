@@ -92,8 +92,7 @@ int backend_cpu_set_conv(const char *impl)
     const int i = conv_by_name(impl);
     if (i < 0)
         return rm_error("unknown convolution '%s' (dnnl, winograd, winograd2, winograd4 or "
-                        "im2col)",
-                        impl ? impl : "(null)");
+                        "im2col)", impl ? impl : "(null)");
 #ifdef HAVE_DNNL
     cpu_conv_impl = i;
     cpu_dnnl_conv_set_winograd(cpu_conv_impl == CONV_WINOGRAD);
@@ -179,11 +178,11 @@ static size_t cpu_conv_work(const conv_desc *d)
     return cpu_conv_work_size(d);
 }
 
-/* Whether the table runs d on our own Winograd F(m x m, 3x3): m (2 or 4;
- * winograd4 takes F(2x2, 3x3) at small images, cpu_wino_tile: at 8x8 and 64
- * channels forward + backward measured 1.3x slower than F(2x2, 3x3), 1
- * thread, batch 32, 2-core Zen 3, where at 16 channels 32x32 and 32
- * channels 16x16 it is 1.3x faster, doc/benchmarks.md, session 27), or 0. */
+/* Whether the table runs d on our own Winograd F(m x m, 3x3): m (2 or 4),
+ * or 0. winograd4 keeps F(2x2, 3x3) for small images (cpu_wino_tile): at
+ * 8x8 and 64 channels F(4x4, 3x3)'s forward + backward measured 1.3x
+ * slower, at 16 channels 32x32 and 32 channels 16x16 1.3x faster (1
+ * thread, batch 32, 2-core Zen 3; doc/benchmarks.md, session 27). */
 int cpu_conv_uses_wino(const conv_desc *d)
 {
 #ifdef HAVE_DNNL
@@ -191,7 +190,7 @@ int cpu_conv_uses_wino(const conv_desc *d)
     if (!cpu_wino_ok(d))
         return 0;
     if (cpu_conv_impl == CONV_WINO4)
-        return cpu_wino_tile(d, 4);
+        return cpu_wino_tile(d);
     return cpu_conv_impl == CONV_WINO2 ? 2 : 0;
 #else
     (void)d;

@@ -86,10 +86,10 @@ void cpu_dnnl_conv_set_slot(int slot);
  * cpu_conv_uses_wino says whether it runs d now, and with which m. The work
  * size covers both m. */
 int cpu_wino_ok(const conv_desc *d);
-/* The tile size setting winograd{m} runs d with: 4 where m is 4 and a
- * sample has 16 tiles of 4x4 or more (outputs of 16x16 and up; below, its
- * products are too short and F(2x2, 3x3) measured faster), else 2. */
-int cpu_wino_tile(const conv_desc *d, int m);
+/* The tile size winograd4 runs d with: 4 where a sample has 16 tiles of
+ * 4x4 or more (outputs of 16x16 and up; below, its products are too short
+ * and F(2x2, 3x3) measured faster), else 2. */
+int cpu_wino_tile(const conv_desc *d);
 size_t cpu_wino_work_size(const conv_desc *d);
 void cpu_wino_conv2d_forward(const conv_desc *d, int m, const float *x, const float *w,
                              const float *b, float *y, int acc, float *work);

@@ -123,11 +123,11 @@ static size_t work_size(const conv_desc *d, int m)
     return 2 * p.nu + (size_t)cpu_max_threads() * p.per;
 }
 
-int cpu_wino_tile(const conv_desc *d, int m)
+int cpu_wino_tile(const conv_desc *d)
 {
     wplan p;
     plan(d, 4, &p);
-    return m == 4 && p.T >= 16 ? 4 : 2;
+    return p.T >= 16 ? 4 : 2;
 }
 
 /* the larger of the two tile sizes' needs, so that the table may switch
