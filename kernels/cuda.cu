@@ -141,6 +141,12 @@ static cudaError_t dev_malloc(void **p, size_t bytes)
     return e;
 }
 
+/* the call dev_malloc makes, for its failure's message */
+static const char *dev_malloc_call(void)
+{
+    return cu_use_pool && !cu_capturing ? "cudaMallocAsync" : "cudaMalloc";
+}
+
 static void dev_free(void *p)
 {
     if (cu_use_pool && !cu_capturing) {
@@ -184,7 +190,7 @@ void *cu_scratch(size_t bytes)
     if (bytes <= cu.scratch_n)
         return cu.scratch;
     void *p = NULL;
-    if (!CU(dev_malloc(&p, bytes)))
+    if (!CU_AS(dev_malloc(&p, bytes), dev_malloc_call()))
         return NULL;
     if (cu.scratch)
         dev_free(cu.scratch); /* after the work that used it (stream order) */
@@ -221,7 +227,7 @@ static void *cu_alloc(size_t bytes)
     cudaError_t e = dev_malloc(&p, bytes);
     if (e != cudaSuccess && e != cudaErrorMemoryAllocation) {
         /* not memory: the device failed before (a kernel's fault stays) */
-        cu_fail_rt(__FILE__, __LINE__, cu_use_pool ? "cudaMallocAsync" : "cudaMalloc", e);
+        cu_fail_rt(__FILE__, __LINE__, dev_malloc_call(), e);
         cu_report();
         return NULL;
     }
@@ -447,9 +453,11 @@ static bool cu_thread_init(void)
            CU(cudnnCreate(&cu.dnn)) && CU(cudnnSetStream(cu.dnn, cu.stream)) &&
            /* cuBLAS gets its workspace up front: nothing is allocated while a
             * step is recorded into a CUDA graph */
-           CU(plain_malloc((void **)&cu.blas_ws, CU_BLAS_WS)) &&
-           CU(plain_malloc((void **)&cu.bn_part, 2 * CU_BN_PART * sizeof(double))) &&
-           CU(plain_malloc((void **)&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float))) &&
+           CU_AS(plain_malloc((void **)&cu.blas_ws, CU_BLAS_WS), "cudaMalloc") &&
+           CU_AS(plain_malloc((void **)&cu.bn_part, 2 * CU_BN_PART * sizeof(double)),
+                 "cudaMalloc") &&
+           CU_AS(plain_malloc((void **)&cu.bn_coef, 3 * CU_BN_COEF * sizeof(float)),
+                 "cudaMalloc") &&
            CU(cublasSetWorkspace(cu.blas, cu.blas_ws, CU_BLAS_WS));
     cu_wait_end(held);
     return ok;

@@ -89,6 +89,8 @@ static inline bool cu_check(cudnnStatus_t e, const char *call, const char *f, in
     return false;
 }
 #define CU(call) cu_check((call), #call, __FILE__, __LINE__)
+/* the same, the failure named after the CUDA call that our function made */
+#define CU_AS(call, name) cu_check((call), (name), __FILE__, __LINE__)
 
 /* Launch on the backend's stream and check the launch itself (with shmem
  * bytes of dynamic shared memory, declared in the kernel by

@@ -6,10 +6,12 @@
 # captures, workspaces and pointers; our kernels run in tests/cuda_emu.h).
 # So every make check runs what a GPU run would, minus the real libraries:
 # tests/test_cuda against the CPU backend, then the shell with --device cuda
-# (rank with 1 and 3 jobs, every RMINAS_CUDA_* variant, TF32, out of memory,
-# no device, a search with jobs), and the error paths a GPU takes only when
+# (rank with 1 and 3 jobs, every RMINAS_CUDA_* variant, a device without
+# memory pools, TF32, out of memory, the pool trimmed for a cudaMalloc, no
+# device, a search with jobs), and the error paths a GPU takes only when
 # something fails (FAKECUDA_FAIL: set-up calls, CUDA-graph recordings, a
-# library call, a kernel's fault in the middle of a search and its resume).
+# library call, cuDNN's algorithm queries answering what the backend must
+# cope with, a kernel's fault in the middle of a search and its resume).
 # Any "fakecuda:" line (a fault or a broken CUDA-graph capture) fails the
 # test it appears in. TAP output.
 set -u
@@ -23,7 +25,7 @@ RMINAS_CUDA_MODULE=$M
 export RMINAS_CUDA_MODULE
 unset RMINAS_CUDA_GRAPHS RMINAS_CUDA_BN_FUSED RMINAS_CUDA_KEEP_RELU RMINAS_CUDA_POOL \
   RMINAS_CUDA_FIND RMINAS_CUDA_TF32 RMINAS_CUDA_DEVICE FAKECUDA_DEVICES FAKECUDA_MEM_MB \
-  FAKECUDA_FAIL 2>/dev/null
+  FAKECUDA_FAIL FAKECUDA_POOLS 2>/dev/null
 
 # no "fakecuda:" line in $1 (the output of a run)
 clean() {
@@ -117,9 +119,11 @@ else
   notok "export csv curves on the fake GPU"; sed 's/^/# /' "$tmp/one.curves"
 fi
 
-# every variant of the backend computes the same numbers on the fake GPU
+# every variant of the backend computes the same numbers on the fake GPU,
+# and so does a device without memory pools (plain cudaMalloc, as
+# RMINAS_CUDA_POOL=0, because the device says so)
 for v in RMINAS_CUDA_GRAPHS=0 RMINAS_CUDA_BN_FUSED=0 RMINAS_CUDA_KEEP_RELU=0 \
-         RMINAS_CUDA_POOL=0 RMINAS_CUDA_FIND=1; do
+         RMINAS_CUDA_POOL=0 RMINAS_CUDA_FIND=1 FAKECUDA_POOLS=0; do
   rank var cuda 2 "$v"
   if [ "$st" -eq 0 ] && clean "$out" && same one var; then
     ok "$v (2 jobs): the default's scores to the last digit"
@@ -144,20 +148,29 @@ one_error() {
   [ "$(printf '%s\n' "$out" | grep -c '^error')" -eq 1 ] && printf '%s\n' "$out" | grep -Eq "$1"
 }
 
-# Recordings that fail (FAKECUDA_FAIL: the N-th call of a function fails;
-# ":capture" counts only calls made while capturing): the capture cannot
-# begin, ends invalidated (as when something in it could not be captured),
-# cannot be instantiated, or a library call inside it fails. Each time
-# the evaluator runs that half op by op from then on, so the scores are the
-# default's to the last digit, with no error.
+# Failures the backend gets over, three rules at a time (FAKECUDA_FAIL: the
+# N-th call of a function fails; ":capture" counts only calls made while
+# capturing). Recordings: the capture cannot begin, ends invalidated (as
+# when something in it could not be captured), cannot be instantiated, or a
+# library call inside it fails; each time the evaluator runs that half op
+# by op from then on. cuDNN's algorithm queries for a convolution shape
+# (forward, backward data, backward filter) answering that only the
+# non-deterministic algorithms are supported (one of them is taken), or
+# listing less workspace than the algorithms need (the workspace-size
+# queries are believed; the fake fails a pass given less than its
+# algorithm needs). Each time the scores are the default's to the last
+# digit, with no error.
+q=cudnnGetConvolution
 for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
-         cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture; do
+         cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture \
+         ${q}ForwardAlgorithm_v7:1:nondeterministic,${q}BackwardDataAlgorithm_v7:1:nondeterministic,${q}BackwardFilterAlgorithm_v7:1:nondeterministic \
+         ${q}ForwardAlgorithm_v7:2:less,${q}BackwardDataAlgorithm_v7:2:less,${q}BackwardFilterAlgorithm_v7:2:less; do
   rank var cuda 1 "FAKECUDA_FAIL=$f"
   if [ "$st" -eq 0 ] && clean "$out" && fired 3 && ! printf '%s\n' "$out" | grep -q '^error' &&
      same one var; then
-    ok "recordings that fail ($f): op by op instead, the default's scores, no error"
+    ok "failures the backend gets over ($f): the default's scores, no error"
   else
-    notok "recordings that fail ($f): status $st"
+    notok "failures the backend gets over ($f): status $st"
     show_failures
   fi
   rm -f "$tmp/var.csv"
@@ -165,19 +178,22 @@ done
 
 # Failures outside a recording, not sticky: a cuDNN call's failed status,
 # a job's thread that cannot make its stream (the second one made), and a
-# convolution's set-up by cuDNN's heuristics or by Find (at the teacher's
-# first plan, in the batch selection; the next plan of the shape sets it up
-# again). The command stops with an error that names the call, its file and
+# convolution's set-up by cuDNN's heuristics or by Find, failing or listing
+# no algorithm it supports (at the teacher's first plan, in the batch
+# selection; the next plan of the shape sets it up again). The command stops with an error that names the call, its file and
 # line, and the reason; then two ranks in the same process (2 jobs) score
 # what is left, to the default's scores.
 for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
          "FAKECUDA_FAIL=cudaStreamCreateWithFlags:2|cuda.cu|out of memory" \
          "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
+         "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:1:unsupported|cuda_conv.cu|no forward algorithm for this convolution" \
          "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR"; do
   vars=${c%%|*} rest=${c#*|}
   file=${rest%%|*} why=${rest#*|}
   call=${vars##*=}
-  call=${call%:*}
+  call=${call%%:*}
+  what="$call fails"
+  case $vars in *:unsupported) what="$call lists no algorithm it supports" ;; esac
   # (vars unquoted: one or two assignments)
   out=$(env $vars "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \
     -c "set score_log $tmp/var.csv" -c "rank $tmp/archs.txt" -c "rank $tmp/archs.txt" 2>&1)
@@ -185,9 +201,9 @@ for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STAT
   if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
      one_error "^error: (batch|rank): CUDA backend, [^ ]*$file:[0-9]+: $call failed: $why\$" &&
      same one var; then
-    ok "$call fails: a clear error (call, file:line, reason), then the default's scores in the same process"
+    ok "$what: a clear error (call, file:line, reason), then the default's scores in the same process"
   else
-    notok "$call fails ($vars: status $st)"
+    notok "$what ($vars: status $st)"
     show_failures
   fi
   rm -f "$tmp/var.csv"
@@ -239,6 +255,21 @@ if [ "$st" -eq 1 ] && clean "$out" && printf '%s\n' "$out" |
 else
   notok "out of GPU memory (status $st)"; printf '%s\n' "$out" | tail -n 6 | sed 's/^/# /'
 fi
+# What the pool holds unused is given back when a plain cudaMalloc runs out:
+# a batch selection over 768 images leaves the pool holding about 190 MiB
+# of the 240, and the two job threads' buffers (cuBLAS's workspace and the
+# batch-norm sums, 33 MiB each, cudaMalloc'd) then fit only once the pool
+# is trimmed. The scores are the default's.
+out=$(FAKECUDA_MEM_MB=240 "$R" --device cuda -f "$tmp/base.rmi" -c "set batch 384" \
+  -c "batch select" -c "set batch 8" -c "batch select" -c "set jobs 2" \
+  -c "set score_log $tmp/var.csv" -c "rank $tmp/archs.txt" 2>&1)
+st=$?
+if [ "$st" -eq 0 ] && clean "$out" && same one var; then
+  ok "a thread's cudaMalloc that finds the pool holding the memory: trimmed, the default's scores"
+else
+  notok "the pool trimmed for a thread's cudaMalloc (status $st)"; show_failures
+fi
+rm -f "$tmp/var.csv"
 # no device
 out=$(FAKECUDA_DEVICES=0 "$R" --device cuda -c version 2>&1)
 st=$?

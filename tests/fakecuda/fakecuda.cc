@@ -33,6 +33,13 @@
  *    with pageable host memory are not captured. Each of these makes the
  *    capture end with cudaErrorStreamCaptureInvalidated (some are allowed on
  *    a GPU; our backend needs none of them).
+ *  - Memory: the device's default pool keeps what is freed into it
+ *    (cudaFreeAsync, once the free has run) for cudaMallocAsync on any
+ *    stream until it is trimmed or a synchronization finds it holding more
+ *    than its release threshold; plain cudaMalloc cannot use it, and
+ *    cudaMemGetInfo does not count it free. FAKECUDA_POOLS=0: a device
+ *    without memory pools (the attribute says 0, the pool calls fail with
+ *    cudaErrorNotSupported).
  *  - cuDNN: the descriptors must describe one convolution; the workspace
  *    given must hold what the algorithm's size query said (which is more
  *    than zero for the heuristics' first deterministic choice), and the
@@ -46,7 +53,7 @@
  * Everything runs under one lock, one operation at a time.
  *
  * Environment: FAKECUDA_DEVICES (default 1; 0: no device), FAKECUDA_MEM_MB
- * (device memory, default 16384), FAKECUDA_TRACE=1 (every operation as it
+ * (device memory, default 16384), FAKECUDA_POOLS=0 (see above), FAKECUDA_TRACE=1 (every operation as it
  * runs, to stderr), and FAKECUDA_FAIL, failures on request, so that the
  * backend's error paths run too (a GPU takes them only when something goes
  * wrong): a comma-separated list of CALL[:N][:capture], the N-th (default
@@ -59,13 +66,21 @@
  *  - or a kernel (k_...): its N-th launch is queued, and faults when it runs,
  *    sticky, as a kernel's fault on a GPU (cudaErrorLaunchFailure at the next
  *    wait and at every call after it).
- * Each injected failure prints a line "FAKECUDA_FAIL: call N of CALL fails". */
+ * cuDNN's algorithm queries (heuristics and Find) take one more word instead
+ * of failing: the call succeeds with an answer the backend must cope with:
+ *  - "unsupported": every algorithm listed as CUDNN_STATUS_NOT_SUPPORTED;
+ *  - "nondeterministic": only the non-deterministic algorithms supported;
+ *  - "less": each algorithm's workspace listed as less than it needs (the
+ *    workspace-size queries and the passes know the truth).
+ * Each injected failure prints a line "FAKECUDA_FAIL: call N of CALL fails"
+ * (with the word after it in brackets). */
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "cudnn.h"
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -117,8 +132,14 @@ struct fake_stream {
     std::thread::id cap_thread;
     cudaStreamCaptureMode cap_mode = cudaStreamCaptureModeGlobal;
 };
+/* The device's default pool: what is freed into it (cudaFreeAsync of its
+ * memory, once the free has run) stays the pool's, for cudaMallocAsync on
+ * any stream, until the pool is trimmed; plain cudaMalloc cannot use it.
+ * At a synchronization the pool gives back what it holds over its release
+ * threshold (CUDA's default: 0, everything). */
 struct fake_pool {
-    int dummy;
+    size_t held = 0;
+    uint64_t keep = 0;
 };
 struct fake_blas {
     cudaStream_t stream = nullptr;
@@ -145,10 +166,11 @@ struct alloc_info {
     size_t bytes;
     bool pinned;
     bool freeing; /* a stream-ordered free is queued */
+    bool pooled;  /* from the pool (cudaMallocAsync) */
 };
 std::map<uintptr_t, alloc_info> allocs; /* live device and pinned allocations */
-size_t dev_used, dev_limit;
-int devices = -1, trace;
+size_t dev_used, dev_limit; /* the live allocations (not the pool's), the device's memory */
+int devices = -1, trace, pools = 1;
 cudaError_t sticky = cudaSuccess;
 thread_local cudaError_t last_error = cudaSuccess;
 thread_local int captures_here; /* this thread's captures in global/thread-local mode */
@@ -164,6 +186,7 @@ struct fail_rule {
     long nth;
     bool capture;
     long seen;
+    std::string answer; /* an algorithm query's wrong answer, or empty: it fails */
 };
 std::vector<fail_rule> fail_rules;
 
@@ -174,11 +197,13 @@ void parse_fail(const char *spec)
     while (std::getline(items, item, ',')) {
         std::stringstream parts(item);
         std::string part;
-        fail_rule r{"", 1, false, 0};
+        fail_rule r{"", 1, false, 0, ""};
         std::getline(parts, r.call, ':');
         while (std::getline(parts, part, ':')) {
             if (part == "capture")
                 r.capture = true;
+            else if (part == "unsupported" || part == "nondeterministic" || part == "less")
+                r.answer = part;
             else
                 r.nth = atol(part.c_str());
         }
@@ -195,25 +220,28 @@ void setup(void)
     devices = e ? atoi(e) : 1;
     e = getenv("FAKECUDA_MEM_MB");
     dev_limit = (size_t)(e ? atof(e) : 16384.) * (1 << 20);
+    e = getenv("FAKECUDA_POOLS");
+    pools = !(e && *e == '0');
     e = getenv("FAKECUDA_TRACE");
     trace = e && *e == '1';
     if ((e = getenv("FAKECUDA_FAIL")))
         parse_fail(e);
 }
 
-/* whether this call of `call` is to fail (FAKECUDA_FAIL) */
-bool injected(const char *call)
+/* the rule by which this call of `call` is to fail (FAKECUDA_FAIL), or NULL */
+const fail_rule *injected(const char *call)
 {
     std::lock_guard<std::recursive_mutex> l(mu);
     setup();
     for (fail_rule &r : fail_rules)
         if (r.call == call && (!r.capture || captures_here) && ++r.seen == r.nth) {
             /* not a "fakecuda:" line: the tests fail on those */
-            fprintf(stderr, "FAKECUDA_FAIL: call %ld of %s%s fails\n", r.nth, call,
-                    r.capture ? " while capturing" : "");
-            return true;
+            fprintf(stderr, "FAKECUDA_FAIL: call %ld of %s%s fails%s%s%s\n", r.nth, call,
+                    r.capture ? " while capturing" : "", r.answer.empty() ? "" : " (",
+                    r.answer.c_str(), r.answer.empty() ? "" : ")");
+            return &r;
         }
-    return false;
+    return nullptr;
 }
 
 cudaError_t ret(cudaError_t e)
@@ -335,6 +363,9 @@ void flush_all(void)
         flush(s);
 }
 
+/* at a synchronization: the pool gives back what it holds over its threshold */
+void pool_settle(void) { the_pool.held = std::min<uint64_t>(the_pool.held, the_pool.keep); }
+
 bool live_stream(cudaStream_t s)
 {
     for (fake_stream *t : streams)
@@ -375,6 +406,7 @@ bool device_wait(const char *call)
             broke = true;
         }
     flush_all();
+    pool_settle();
     return broke;
 }
 
@@ -414,13 +446,16 @@ cudaError_t enqueue(cudaStream_t s, std::string what, std::function<void()> f,
     return cudaSuccess;
 }
 
-cudaError_t alloc(void **p, size_t bytes, bool pinned)
+/* pinned host memory, device memory, or device memory from the pool */
+cudaError_t alloc(void **p, size_t bytes, bool pinned, bool pooled = false)
 {
     if (!p)
         return ret(cudaErrorInvalidValue);
     if (sticky != cudaSuccess) /* after a fault every call fails, as on a GPU */
         return ret(sticky);
-    if (!pinned && dev_used + bytes > dev_limit)
+    /* the pool lends what it holds first, then grows */
+    const size_t reuse = pooled ? std::min(bytes, the_pool.held) : 0;
+    if (!pinned && dev_used + the_pool.held + (bytes - reuse) > dev_limit)
         return ret(cudaErrorMemoryAllocation);
     /* 256-byte aligned as cudaMalloc's, but exactly the size asked, so that
      * AddressSanitizer (sh tests/fuzz_asan.sh check) sees a kernel's
@@ -429,14 +464,16 @@ cudaError_t alloc(void **p, size_t bytes, bool pinned)
     if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0)
         return ret(cudaErrorMemoryAllocation);
     memset(m, 0xff, bytes); /* undefined until written: NaN */
-    allocs[(uintptr_t)m] = alloc_info{bytes, pinned, false};
+    allocs[(uintptr_t)m] = alloc_info{bytes, pinned, false, pooled};
     if (!pinned)
         dev_used += bytes;
+    the_pool.held -= reuse;
     *p = m;
     return cudaSuccess;
 }
 
-void release(void *p)
+/* into_pool: a stream-ordered free (the pool's memory stays the pool's) */
+void release(void *p, bool into_pool = false)
 {
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end())
@@ -444,6 +481,8 @@ void release(void *p)
     memset(p, 0xff, it->second.bytes);
     if (!it->second.pinned)
         dev_used -= it->second.bytes;
+    if (into_pool && it->second.pooled)
+        the_pool.held += it->second.bytes;
     allocs.erase(it);
     free(p);
 }
@@ -477,6 +516,7 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered (fakecuda)";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorNotSupported: return "operation not supported";
     case cudaErrorStreamCaptureUnsupported:
         return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated:
@@ -515,16 +555,18 @@ cudaError_t cudaSetDevice(int device)
 
 cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device)
 {
+    std::lock_guard<std::recursive_mutex> l(mu);
+    setup();
     if (attr != cudaDevAttrMemoryPoolsSupported || device != 0)
         return ret(cudaErrorInvalidValue);
-    *value = 1;
+    *value = pools;
     return cudaSuccess;
 }
 
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
 {
     std::lock_guard<std::recursive_mutex> l(mu);
-    *free_b = dev_limit - dev_used;
+    *free_b = dev_limit - dev_used - the_pool.held;
     *total_b = dev_limit;
     return cudaSuccess;
 }
@@ -578,11 +620,13 @@ cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t s)
     setup();
     if (!live_stream(s))
         return ret(cudaErrorInvalidResourceHandle);
+    if (!pools)
+        return ret(cudaErrorNotSupported);
     if (s->cap) { /* a memory node: legal on a GPU, never needed by our backend */
         invalidate(s, "cudaMallocAsync in a capture");
         return ret(cudaErrorStreamCaptureUnsupported);
     }
-    return alloc(p, bytes, false);
+    return alloc(p, bytes, false, true);
 }
 
 cudaError_t cudaFreeAsync(void *p, cudaStream_t s)
@@ -590,6 +634,8 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t s)
     std::lock_guard<std::recursive_mutex> l(mu);
     if (!live_stream(s))
         return ret(cudaErrorInvalidResourceHandle);
+    if (!pools)
+        return ret(cudaErrorNotSupported);
     if (s->cap) {
         invalidate(s, "cudaFreeAsync in a capture");
         return ret(cudaErrorStreamCaptureUnsupported);
@@ -597,26 +643,38 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t s)
     if (check_free(p, false, "cudaFreeAsync") != cudaSuccess)
         return cudaErrorInvalidValue;
     allocs[(uintptr_t)p].freeing = true;
-    return enqueue(s, "cudaFreeAsync", [p] { release(p); }, {{p, true}});
+    return enqueue(s, "cudaFreeAsync", [p] { release(p, true); }, {{p, true}});
 }
 
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device)
 {
+    std::lock_guard<std::recursive_mutex> l(mu);
+    setup();
     if (device != 0)
         return ret(cudaErrorInvalidDevice);
+    if (!pools)
+        return ret(cudaErrorNotSupported);
     *pool = &the_pool;
     return cudaSuccess;
 }
 
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void *value)
 {
-    return pool == &the_pool && value && attr >= 1 && attr <= 4 ? cudaSuccess
-                                                              : ret(cudaErrorInvalidValue);
+    std::lock_guard<std::recursive_mutex> l(mu);
+    if (pool != &the_pool || !value || attr < 1 || attr > 4)
+        return ret(cudaErrorInvalidValue);
+    if (attr == cudaMemPoolAttrReleaseThreshold)
+        the_pool.keep = *(const uint64_t *)value;
+    return cudaSuccess;
 }
 
-cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t)
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t keep)
 {
-    return pool == &the_pool ? cudaSuccess : ret(cudaErrorInvalidValue);
+    std::lock_guard<std::recursive_mutex> l(mu);
+    if (pool != &the_pool)
+        return ret(cudaErrorInvalidValue);
+    the_pool.held = std::min(the_pool.held, keep);
+    return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
@@ -736,6 +794,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
         return ret(cudaErrorStreamCaptureUnsupported);
     }
     flush(s);
+    pool_settle();
     return sticky != cudaSuccess ? ret(sticky) : cudaSuccess;
 }
 
@@ -1044,9 +1103,10 @@ size_t w_bytes(const conv_desc *d)
     return (size_t)d->cout * (d->cin / d->groups) * d->kh * d->kw * 4;
 }
 
+/* The algorithms of a query, with FAKECUDA_FAIL's wrong answer (see the top) */
 template <typename P>
 cudnnStatus_t list(const conv_desc *d, const fake_conv_desc *c, bool find, int asked, int *count,
-                   P *res)
+                   P *res, const std::string &answer)
 {
     const algo_info *from = find ? found : heur;
     const int n = find ? (int)(sizeof found / sizeof *found) : (int)(sizeof heur / sizeof *heur);
@@ -1062,6 +1122,13 @@ cudnnStatus_t list(const conv_desc *d, const fake_conv_desc *c, bool find, int a
         r.memory = ws_bytes(d, from[i].algo);
         r.determinism = from[i].det ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC;
         r.mathType = find ? from[i].find_math : c->math;
+        if (answer == "unsupported" || (answer == "nondeterministic" && from[i].det)) {
+            r.status = CUDNN_STATUS_NOT_SUPPORTED; /* as cuDNN lists one: no time, no memory */
+            r.time = -1.f;
+            r.memory = 0;
+        }
+        if (answer == "less")
+            r.memory /= 2;
     }
     return CUDNN_STATUS_SUCCESS;
 }
@@ -1324,12 +1391,13 @@ bool find_allowed(const char *call)
         cudnnStatus_t st = describe(xx, ww, c, yy, &d);                                        \
         if (st != CUDNN_STATUS_SUCCESS)                                                        \
             return st;                                                                         \
-        if (injected(fn))                                                                      \
+        const fail_rule *r = injected(fn);                                                     \
+        if (r && r->answer.empty())                                                            \
             return CUDNN_STATUS_INTERNAL_ERROR;                                                \
         if (find && !find_allowed(fn))                                                         \
             return CUDNN_STATUS_INTERNAL_ERROR;                                                \
         (void)h;                                                                               \
-        return list<Perf>(&d, c, find, asked, count, res);                                     \
+        return list<Perf>(&d, c, find, asked, count, res, r ? r->answer : std::string());      \
     }
 
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
