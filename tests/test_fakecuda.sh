@@ -160,11 +160,14 @@ one_error() {
 # queries are believed; the fake fails a pass given less than its
 # algorithm needs). Each time the scores are the default's to the last
 # digit, with no error.
-q=cudnnGetConvolution
+# queries N:WORD: the three heuristics queries' rules for one shape
+queries() {
+  q=cudnnGetConvolution
+  echo "${q}ForwardAlgorithm_v7:$1,${q}BackwardDataAlgorithm_v7:$1,${q}BackwardFilterAlgorithm_v7:$1"
+}
 for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
          cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture \
-         ${q}ForwardAlgorithm_v7:1:nondeterministic,${q}BackwardDataAlgorithm_v7:1:nondeterministic,${q}BackwardFilterAlgorithm_v7:1:nondeterministic \
-         ${q}ForwardAlgorithm_v7:2:less,${q}BackwardDataAlgorithm_v7:2:less,${q}BackwardFilterAlgorithm_v7:2:less; do
+         "$(queries 1:nondeterministic)" "$(queries 2:less)"; do
   rank var cuda 1 "FAKECUDA_FAIL=$f"
   if [ "$st" -eq 0 ] && clean "$out" && fired 3 && ! printf '%s\n' "$out" | grep -q '^error' &&
      same one var; then

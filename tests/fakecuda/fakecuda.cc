@@ -53,8 +53,9 @@
  * Everything runs under one lock, one operation at a time.
  *
  * Environment: FAKECUDA_DEVICES (default 1; 0: no device), FAKECUDA_MEM_MB
- * (device memory, default 16384), FAKECUDA_POOLS=0 (see above), FAKECUDA_TRACE=1 (every operation as it
- * runs, to stderr), and FAKECUDA_FAIL, failures on request, so that the
+ * (device memory, default 16384), FAKECUDA_POOLS=0 (see above),
+ * FAKECUDA_TRACE=1 (every operation as it runs, to stderr), and
+ * FAKECUDA_FAIL, failures on request, so that the
  * backend's error paths run too (a GPU takes them only when something goes
  * wrong): a comma-separated list of CALL[:N][:capture], the N-th (default
  * the first) call of CALL in the process fails; with "capture", only the
