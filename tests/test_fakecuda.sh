@@ -160,7 +160,8 @@ one_error() {
 # queries are believed; the fake fails a pass given less than its
 # algorithm needs). Each time the scores are the default's to the last
 # digit, with no error.
-# queries N:WORD: the three heuristics queries' rules for one shape
+
+# queries N:WORD: the rules for the three heuristics queries of one shape
 queries() {
   q=cudnnGetConvolution
   echo "${q}ForwardAlgorithm_v7:$1,${q}BackwardDataAlgorithm_v7:$1,${q}BackwardFilterAlgorithm_v7:$1"
@@ -183,9 +184,10 @@ done
 # a job's thread that cannot make its stream (the second one made), and a
 # convolution's set-up by cuDNN's heuristics or by Find, failing or listing
 # no algorithm it supports (at the teacher's first plan, in the batch
-# selection; the next plan of the shape sets it up again). The command stops with an error that names the call, its file and
-# line, and the reason; then two ranks in the same process (2 jobs) score
-# what is left, to the default's scores.
+# selection; the next plan of the shape sets it up again). The command
+# stops with an error that names the call, its file and line, and the
+# reason; then two ranks in the same process (2 jobs) score what is left,
+# to the default's scores.
 for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
          "FAKECUDA_FAIL=cudaStreamCreateWithFlags:2|cuda.cu|out of memory" \
          "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
