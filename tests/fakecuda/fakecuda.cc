@@ -1267,6 +1267,13 @@ template <typename D> cudnnStatus_t make_desc(D **d)
     return CUDNN_STATUS_SUCCESS;
 }
 
+/* (under AddressSanitizer, tests/fuzz_asan.sh, a use after this is caught) */
+template <typename D> cudnnStatus_t drop_desc(D *d)
+{
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+
 /* a tensor (n, c, h, w) or filter (k, c, h, w) descriptor: NCHW float only */
 template <typename D>
 cudnnStatus_t set_4d(D *d, cudnnTensorFormat_t f, cudnnDataType_t t, int a, int b, int c, int e)
@@ -1283,23 +1290,11 @@ cudnnStatus_t set_4d(D *d, cudnnTensorFormat_t f, cudnnDataType_t t, int a, int 
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { return make_desc(d); }
 
-/* (under AddressSanitizer, tests/fuzz_asan.sh, a use after this is caught) */
-cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d)
-{
-    delete d;
-    return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d)
-{
-    delete d;
-    return CUDNN_STATUS_SUCCESS;
-}
-
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { return drop_desc(d); }
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { return drop_desc(d); }
 cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d)
 {
-    delete d;
-    return CUDNN_STATUS_SUCCESS;
+    return drop_desc(d);
 }
 
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f,
