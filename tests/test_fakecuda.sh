@@ -158,8 +158,9 @@ one_error() {
 # non-deterministic algorithms are supported (one of them is taken), or
 # listing less workspace than the algorithms need (the workspace-size
 # queries are believed; the fake fails a pass given less than its
-# algorithm needs). Each time the scores are the default's to the last
-# digit, with no error.
+# algorithm needs). Allocations that find no memory once, from the pool
+# and plain (each tried again after the pool gives back what it holds).
+# Each time the scores are the default's to the last digit, with no error.
 
 # queries N:WORD: the rules for the three heuristics queries of one shape
 queries() {
@@ -168,7 +169,8 @@ queries() {
 }
 for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
          cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture \
-         "$(queries 1:nondeterministic)" "$(queries 2:less)"; do
+         "$(queries 1:nondeterministic)" "$(queries 2:less)" \
+         cudaMallocAsync:3,cudaMallocAsync:40,cudaMalloc:1; do
   rank var cuda 1 "FAKECUDA_FAIL=$f"
   if [ "$st" -eq 0 ] && clean "$out" && fired 3 && ! printf '%s\n' "$out" | grep -q '^error' &&
      same one var; then
@@ -180,8 +182,24 @@ for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 
   rm -f "$tmp/var.csv"
 done
 
+# A pool that cannot be set up (no default pool, or one of its attributes
+# refused): the backend allocates with plain cudaMalloc, never calling
+# cudaMallocAsync (its rule does not fire), to the default's scores.
+for f in cudaDeviceGetDefaultMemPool:1 cudaMemPoolSetAttribute:2; do
+  rank var cuda 1 "FAKECUDA_FAIL=$f,cudaMallocAsync:1"
+  if [ "$st" -eq 0 ] && clean "$out" && fired 1 && ! printf '%s\n' "$out" | grep -q '^error' &&
+     same one var; then
+    ok "a pool that cannot be set up (${f%%:*} fails): plain cudaMalloc, the default's scores"
+  else
+    notok "a pool that cannot be set up ($f): status $st"
+    show_failures
+  fi
+  rm -f "$tmp/var.csv"
+done
+
 # Failures outside a recording, not sticky: a cuDNN call's failed status,
-# a job's thread that cannot make its stream (the second one made), and a
+# a job's thread that cannot make its stream (the second one made), the
+# pinned host memory for read-backs that cannot be had, and a
 # convolution's set-up by cuDNN's heuristics or by Find, failing or listing
 # no algorithm it supports (at the teacher's first plan, in the batch
 # selection; the next plan of the shape sets it up again). The command
@@ -190,6 +208,7 @@ done
 # to the default's scores.
 for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
          "FAKECUDA_FAIL=cudaStreamCreateWithFlags:2|cuda.cu|out of memory" \
+         "FAKECUDA_FAIL=cudaMallocHost:1|cuda.cu|out of memory" \
          "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:1:unsupported|cuda_conv.cu|no forward algorithm for this convolution" \
          "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR"; do

@@ -62,8 +62,9 @@
  * calls a thread makes while it captures count. CALL is
  *  - a runtime, cuBLAS or cuDNN function: the call returns an error and does
  *    nothing (cudaStreamEndCapture ends the capture as invalidated, as when
- *    something in it could not be captured); not sticky, as a library's
- *    failed status;
+ *    something in it could not be captured; cudaMalloc, cudaMallocAsync and
+ *    cudaMallocHost return cudaErrorMemoryAllocation); not sticky, as a
+ *    library's failed status;
  *  - or a kernel (k_...): its N-th launch is queued, and faults when it runs,
  *    sticky, as a kernel's fault on a GPU (cudaErrorLaunchFailure at the next
  *    wait and at every call after it).
@@ -578,6 +579,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     setup();
     if (unsafe_in_capture("cudaMalloc"))
         return ret(cudaErrorStreamCaptureUnsupported);
+    if (injected("cudaMalloc"))
+        return ret(cudaErrorMemoryAllocation);
     return alloc(p, bytes, false);
 }
 
@@ -599,6 +602,8 @@ cudaError_t cudaMallocHost(void **p, size_t bytes)
     std::lock_guard<std::recursive_mutex> l(mu);
     if (unsafe_in_capture("cudaMallocHost"))
         return ret(cudaErrorStreamCaptureUnsupported);
+    if (injected("cudaMallocHost"))
+        return ret(cudaErrorMemoryAllocation);
     return alloc(p, bytes, true);
 }
 
@@ -627,6 +632,8 @@ cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t s)
         invalidate(s, "cudaMallocAsync in a capture");
         return ret(cudaErrorStreamCaptureUnsupported);
     }
+    if (injected("cudaMallocAsync"))
+        return ret(cudaErrorMemoryAllocation);
     return alloc(p, bytes, false, true);
 }
 
@@ -653,7 +660,7 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device)
     setup();
     if (device != 0)
         return ret(cudaErrorInvalidDevice);
-    if (!pools)
+    if (!pools || injected("cudaDeviceGetDefaultMemPool"))
         return ret(cudaErrorNotSupported);
     *pool = &the_pool;
     return cudaSuccess;
@@ -664,6 +671,8 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, vo
     std::lock_guard<std::recursive_mutex> l(mu);
     if (pool != &the_pool || !value || attr < 1 || attr > 4)
         return ret(cudaErrorInvalidValue);
+    if (injected("cudaMemPoolSetAttribute"))
+        return ret(cudaErrorNotSupported);
     if (attr == cudaMemPoolAttrReleaseThreshold)
         the_pool.keep = *(const uint64_t *)value;
     return cudaSuccess;
