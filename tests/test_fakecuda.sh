@@ -199,8 +199,9 @@ done
 
 # Failures outside a recording, not sticky: a cuDNN call's failed status,
 # a job's thread that cannot make its stream (the second one made), the
-# pinned host memory for read-backs that cannot be had, and a
-# convolution's set-up by cuDNN's heuristics or by Find, failing or listing
+# pinned host memory for read-backs that cannot be had, host memory for
+# the convolution cache that cannot be had (its first growth, the fifth
+# shape's entry), and a convolution's set-up by cuDNN's heuristics or by Find, failing or listing
 # no algorithm it supports (at the teacher's first plan, in the batch
 # selection; the next plan of the shape sets it up again). The command
 # stops with an error that names the call, its file and line, and the
@@ -209,6 +210,8 @@ done
 for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
          "FAKECUDA_FAIL=cudaStreamCreateWithFlags:2|cuda.cu|out of memory" \
          "FAKECUDA_FAIL=cudaMallocHost:1|cuda.cu|out of memory" \
+         "FAKECUDA_FAIL=realloc:1|cuda_conv.cu|out of host memory" \
+         "FAKECUDA_FAIL=calloc:5|cuda_conv.cu|out of host memory" \
          "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:1:unsupported|cuda_conv.cu|no forward algorithm for this convolution" \
          "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR"; do

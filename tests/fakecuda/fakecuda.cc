@@ -65,6 +65,7 @@
  *    something in it could not be captured; cudaMalloc, cudaMallocAsync and
  *    cudaMallocHost return cudaErrorMemoryAllocation); not sticky, as a
  *    library's failed status;
+ *  - calloc or realloc called by the backend itself: it returns NULL;
  *  - or a kernel (k_...): its N-th launch is queued, and faults when it runs,
  *    sticky, as a kernel's fault on a GPU (cudaErrorLaunchFailure at the next
  *    wait and at every call after it).
@@ -935,6 +936,25 @@ void fakecuda_kernel_failed(const char *kernel)
 }
 
 long fakecuda_faults(void) { return faults; }
+
+/* ---- the host memory the backend allocates itself ----
+ * The module is linked with -Wl,--wrap=calloc,--wrap=realloc (Makefile.am),
+ * so the backend's calloc and realloc (its convolution cache) come here and
+ * FAKECUDA_FAIL can refuse them; the rest of the process is not touched. */
+extern "C" {
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t size);
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return injected("calloc") ? nullptr : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+    return injected("realloc") ? nullptr : __real_realloc(p, size);
+}
+}
 
 /* ---- library handles (cuBLAS's and cuDNN's alike) ---- */
 
