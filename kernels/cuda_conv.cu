@@ -35,6 +35,8 @@ struct conv_entry {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws; /* bytes: the most any of the three needs */
     int ok;
+    int planned;          /* set up by a plan (else first met in a pass) */
+    unsigned long tried;  /* plan_gen at its last set-up */
 };
 
 /* Entries never move (the array holds pointers) and are never freed; the
@@ -43,6 +45,7 @@ struct conv_entry {
 static conv_entry **cache;
 static int cache_n, cache_cap;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long plan_gen; /* plans looked up so far (entry_find), under cache_lock */
 
 static conv_desc conv_key(const conv_desc *d)
 {
@@ -211,8 +214,8 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
 }
 
 /* e, or NULL with a failure recorded again when its set-up failed (every
- * pass on the shape fails, not only the first, until a plan sets it up
- * again: entry_find) */
+ * pass on the shape fails, not only the first, until entry_find sets it up
+ * again: set_up_again) */
 static conv_entry *entry_ok(conv_entry *e)
 {
     if (e->ok)
@@ -248,35 +251,58 @@ static void entry_clear(conv_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-/* The entry of d, made when missing; limit caps its workspace (SIZE_MAX:
- * none). A plan (planning) sets up again an entry whose set-up failed
- * before: a failure that passes (a library's status, Find out of memory
- * while other jobs held the GPU) is not the shape's for the rest of the
- * process. NULL with the failure recorded. Under cache_lock. */
+/* The workspace a pass on shape k, never planned, may use: the smallest
+ * planned for the same shape at a larger batch. The caller's own plan is
+ * one of those and its scratch holds at least that plan's workspace;
+ * another network's plan at a still larger batch (the cache is shared) may
+ * need more than the caller has. Under cache_lock. */
+static size_t unplanned_limit(const conv_desc *k)
+{
+    size_t limit = (size_t)-1;
+    for (int i = 0; i < cache_n; i++)
+        if (cache[i]->ok && cache[i]->key.n > k->n && same_but_n(&cache[i]->key, k) &&
+            cache[i]->ws < limit)
+            limit = cache[i]->ws;
+    return limit == (size_t)-1 ? 0 : limit; /* none planned: no workspace */
+}
+
+/* (Re)sets up e for d: planned by a plan (no workspace limit), or first met
+ * in a pass (unplanned_limit). Under cache_lock. */
+static conv_entry *entry_setup(conv_entry *e, const conv_desc *d, int planning)
+{
+    const size_t limit = planning ? (size_t)-1 : unplanned_limit(&e->key);
+    e->planned = planning;
+    e->tried = plan_gen;
+    return entry_init(e, d, limit) < 0 ? NULL : e;
+}
+
+/* Whether entry_find sets e up again, e's set-up having failed: at the
+ * shape's next plan (planning), and, if no plan ever set it up (a pass at a
+ * smaller batch than planned: the teacher's at the RMI batch after a
+ * selection over a larger pool, the last batch of an epoch), at its next
+ * pass after any plan. A failure that passes (a library's status, Find out
+ * of memory while other jobs held the GPU) is not the shape's for the rest
+ * of the process. Under cache_lock. */
+static bool set_up_again(const conv_entry *e, int planning)
+{
+    return !e->ok && (planning || (!e->planned && e->tried != plan_gen));
+}
+
+/* The entry of d, made when missing, or set up again (set_up_again). NULL
+ * with the failure recorded. Under cache_lock. */
 static conv_entry *entry_find(const conv_desc *d, int planning)
 {
     conv_desc k = conv_key(d);
     conv_entry *found = entry_lookup(&k);
-    if (found && !found->ok && planning) {
+    if (planning)
+        plan_gen++;
+    if (found && set_up_again(found, planning)) {
         entry_clear(found);
-        return entry_init(found, d, (size_t)-1) < 0 ? NULL : found;
+        found->key = k; /* for unplanned_limit; entry_init sets it too */
+        return entry_setup(found, d, planning);
     }
     if (found)
         return entry_ok(found);
-    size_t limit = (size_t)-1;
-    if (!planning) {
-        /* a pass on a shape never planned: the smallest workspace planned for
-         * the same shape at a larger batch. The caller's own plan is one of
-         * those and its scratch holds at least that plan's workspace; another
-         * network's plan at a still larger batch (the cache is shared) may
-         * need more than the caller has. */
-        for (int i = 0; i < cache_n; i++)
-            if (cache[i]->ok && cache[i]->key.n > k.n && same_but_n(&cache[i]->key, &k) &&
-                cache[i]->ws < limit)
-                limit = cache[i]->ws;
-        if (limit == (size_t)-1)
-            limit = 0; /* none planned: no workspace */
-    }
     if (cache_n == cache_cap) {
         int cap = cache_cap ? 2 * cache_cap : 64;
         conv_entry **c = (conv_entry **)realloc(cache, (size_t)cap * sizeof *c);
@@ -293,9 +319,8 @@ static conv_entry *entry_find(const conv_desc *d, int planning)
         return NULL;
     }
     cache[cache_n++] = e;
-    if (entry_init(e, d, limit) < 0)
-        return NULL;
-    return e;
+    e->key = k;
+    return entry_setup(e, d, planning);
 }
 
 static conv_entry *entry_get(const conv_desc *d, int planning)
@@ -309,7 +334,7 @@ static conv_entry *entry_get(const conv_desc *d, int planning)
          * order of a capturing thread, which holds it while it looks shapes up) */
         const conv_desc k = conv_key(d);
         const conv_entry *f = entry_lookup(&k);
-        if (!f || (!f->ok && planning)) {
+        if (!f || set_up_again(f, planning)) {
             pthread_mutex_unlock(&cache_lock);
             held = cu_wait_begin();
             pthread_mutex_lock(&cache_lock);

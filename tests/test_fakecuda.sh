@@ -201,12 +201,15 @@ done
 # a job's thread that cannot make its stream (the second one made), the
 # pinned host memory for read-backs that cannot be had, host memory for
 # the convolution cache that cannot be had (its first growth, the fifth
-# shape's entry), and a convolution's set-up by cuDNN's heuristics or by Find, failing or listing
-# no algorithm it supports (at the teacher's first plan, in the batch
-# selection; the next plan of the shape sets it up again). The command
-# stops with an error that names the call, its file and line, and the
-# reason; then two ranks in the same process (2 jobs) score what is left,
-# to the default's scores.
+# shape's entry), and a convolution's set-up by cuDNN's heuristics or by
+# Find, failing or listing no algorithm it supports: at the teacher's first
+# plan, in the batch selection (the next plan of the shape sets it up
+# again), or at a shape no plan set up (the teacher's passes at the RMI
+# batch of 8 after the selection planned it for its pool of 16: set up
+# again at its next pass after a plan; a fourth field says what the
+# injected failure's line must name). The command stops with an error that
+# names the call, its file and line, and the reason; then two ranks in the
+# same process (2 jobs) score what is left, to the default's scores.
 for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
          "FAKECUDA_FAIL=cudaStreamCreateWithFlags:2|cuda.cu|out of memory" \
          "FAKECUDA_FAIL=cudaMallocHost:1|cuda.cu|out of memory" \
@@ -214,18 +217,24 @@ for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STAT
          "FAKECUDA_FAIL=calloc:5|cuda_conv.cu|out of host memory" \
          "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:1:unsupported|cuda_conv.cu|no forward algorithm for this convolution" \
-         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR"; do
+         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
+         "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8," \
+         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionBackwardFilterAlgorithm:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8,"; do
   vars=${c%%|*} rest=${c#*|}
-  file=${rest%%|*} why=${rest#*|}
+  file=${rest%%|*} rest=${rest#*|}
+  why=${rest%%|*} on=
+  case $rest in *'|'*) on=${rest#*|} ;; esac
   call=${vars##*=}
   call=${call%%:*}
   what="$call fails"
   case $vars in *:unsupported) what="$call lists no algorithm it supports" ;; esac
+  [ -n "$on" ] && what="$what at a shape no plan set up"
   # (vars unquoted: one or two assignments)
   out=$(env $vars "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \
     -c "set score_log $tmp/var.csv" -c "rank $tmp/archs.txt" -c "rank $tmp/archs.txt" 2>&1)
   st=$?
   if [ "$st" -eq 1 ] && clean "$out" && fired 1 &&
+     printf '%s\n' "$out" | grep -q "^FAKECUDA_FAIL: call .* fails.*$on" &&
      one_error "^error: (batch|rank): CUDA backend, [^ ]*$file:[0-9]+: $call failed: $why\$" &&
      same one var; then
     ok "$what: a clear error (call, file:line, reason), then the default's scores in the same process"

@@ -76,7 +76,8 @@
  *  - "less": each algorithm's workspace listed as less than it needs (the
  *    workspace-size queries and the passes know the truth).
  * Each injected failure prints a line "FAKECUDA_FAIL: call N of CALL fails"
- * (with the word after it in brackets). */
+ * (with the word after it in brackets; for cuDNN's convolution calls, the
+ * convolution: "on batch N, CIN x HxW -> COUT"). */
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "cudnn.h"
@@ -231,17 +232,22 @@ void setup(void)
         parse_fail(e);
 }
 
-/* the rule by which this call of `call` is to fail (FAKECUDA_FAIL), or NULL */
-const fail_rule *injected(const char *call)
+/* the rule by which this call of `call` is to fail (FAKECUDA_FAIL), or NULL;
+ * conv: the convolution the call is about, if any (named in the line) */
+const fail_rule *injected(const char *call, const conv_desc *conv = nullptr)
 {
     std::lock_guard<std::recursive_mutex> l(mu);
     setup();
     for (fail_rule &r : fail_rules)
         if (r.call == call && (!r.capture || captures_here) && ++r.seen == r.nth) {
+            char on[96] = "";
+            if (conv)
+                snprintf(on, sizeof on, " on batch %d, %d x %dx%d -> %d", conv->n, conv->cin,
+                         conv->h, conv->w, conv->cout);
             /* not a "fakecuda:" line: the tests fail on those */
-            fprintf(stderr, "FAKECUDA_FAIL: call %ld of %s%s fails%s%s%s\n", r.nth, call,
+            fprintf(stderr, "FAKECUDA_FAIL: call %ld of %s%s fails%s%s%s%s\n", r.nth, call,
                     r.capture ? " while capturing" : "", r.answer.empty() ? "" : " (",
-                    r.answer.c_str(), r.answer.empty() ? "" : ")");
+                    r.answer.c_str(), r.answer.empty() ? "" : ")", on);
             return &r;
         }
     return nullptr;
@@ -1210,7 +1216,7 @@ cudnnStatus_t conv_pass(pass kind, const char *what, cudnnHandle_t h, const void
         return st;
     if (!algo_of(algo))
         return CUDNN_STATUS_NOT_SUPPORTED;
-    if (injected(what))
+    if (injected(what, &d))
         return CUDNN_STATUS_EXECUTION_FAILED;
     const size_t need_ws = ws_bytes(&d, algo);
     if (ws_given < need_ws) {
@@ -1416,7 +1422,7 @@ bool find_allowed(const char *call)
         cudnnStatus_t st = describe(xx, ww, c, yy, &d);                                        \
         if (st != CUDNN_STATUS_SUCCESS)                                                        \
             return st;                                                                         \
-        const fail_rule *r = injected(fn);                                                     \
+        const fail_rule *r = injected(fn, &d);                                                 \
         if (r && r->answer.empty())                                                            \
             return CUDNN_STATUS_INTERNAL_ERROR;                                                \
         if (find && !find_allowed(fn))                                                         \
