@@ -21,6 +21,7 @@
  * where the graph gave one, and the backward then reads it from there. */
 #include "cuda_ops.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <pthread.h>
@@ -199,15 +200,24 @@ static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
         !CU(cudnnGetConvolutionBackwardFilterWorkspaceSize(cu.dnn, e->x, e->y, e->conv, e->w,
                                                            e->bwd_filter, &mw)))
         return -1;
-    e->ws = mf > md ? mf : md;
-    if (mw > e->ws)
-        e->ws = mw;
-    if (e->ws > limit) {
-        /* the queries can differ from what the heuristics or Find reported:
-         * more than the caller's scratch holds would be written past it */
-        cu_fail(__FILE__, __LINE__, "cudnnGetConvolution*WorkspaceSize",
-                "the chosen algorithms need more workspace than was planned");
-        return -1;
+    /* the queries can differ from what the heuristics or Find reported:
+     * more than the caller's scratch holds would be written past it */
+    const size_t need[3] = {mf, md, mw};
+    static const char *const query[3] = {"cudnnGetConvolutionForwardWorkspaceSize",
+                                         "cudnnGetConvolutionBackwardDataWorkspaceSize",
+                                         "cudnnGetConvolutionBackwardFilterWorkspaceSize"};
+    e->ws = 0;
+    for (int p = 0; p < 3; p++) {
+        if (need[p] > limit) {
+            char why[128];
+            snprintf(why, sizeof why,
+                     "the chosen algorithm needs %zu bytes of workspace, %zu planned", need[p],
+                     limit);
+            cu_fail(__FILE__, __LINE__, query[p], why);
+            return -1;
+        }
+        if (need[p] > e->ws)
+            e->ws = need[p];
     }
     e->ok = 1;
     return 0;

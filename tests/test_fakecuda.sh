@@ -158,7 +158,8 @@ one_error() {
 # non-deterministic algorithms are supported (one of them is taken), or
 # listing less workspace than the algorithms need (the workspace-size
 # queries are believed; the fake fails a pass given less than its
-# algorithm needs). Allocations that find no memory once, from the pool
+# algorithm needs), and the workspace-size queries asking 4 times what the
+# algorithms need (at a planned shape: the backend gives it). Allocations that find no memory once, from the pool
 # and plain (each tried again after the pool gives back what it holds).
 # Each time the scores are the default's to the last digit, with no error.
 
@@ -167,9 +168,14 @@ queries() {
   q=cudnnGetConvolution
   echo "${q}ForwardAlgorithm_v7:$1,${q}BackwardDataAlgorithm_v7:$1,${q}BackwardFilterAlgorithm_v7:$1"
 }
+# sizes N:WORD: the same for the three workspace-size queries
+sizes() {
+  q=cudnnGetConvolution
+  echo "${q}ForwardWorkspaceSize:$1,${q}BackwardDataWorkspaceSize:$1,${q}BackwardFilterWorkspaceSize:$1"
+}
 for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
          cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture \
-         "$(queries 1:nondeterministic)" "$(queries 2:less)" \
+         "$(queries 1:nondeterministic)" "$(queries 2:less)" "$(sizes 1:more)" \
          cudaMallocAsync:3,cudaMallocAsync:40,cudaMalloc:1; do
   rank var cuda 1 "FAKECUDA_FAIL=$f"
   if [ "$st" -eq 0 ] && clean "$out" && fired 3 && ! printf '%s\n' "$out" | grep -q '^error' &&
@@ -201,13 +207,15 @@ done
 # a job's thread that cannot make its stream (the second one made), the
 # pinned host memory for read-backs that cannot be had, host memory for
 # the convolution cache that cannot be had (its first growth, the fifth
-# shape's entry), and a convolution's set-up by cuDNN's heuristics or by
-# Find, failing or listing no algorithm it supports: at the teacher's first
-# plan, in the batch selection (the next plan of the shape sets it up
-# again), or at a shape no plan set up (the teacher's passes at the RMI
-# batch of 8 after the selection planned it for its pool of 16: set up
-# again at its next pass after a plan; a fourth field says what the
-# injected failure's line must name). The command stops with an error that
+# shape's entry), and a convolution's set-up by cuDNN's heuristics, by
+# Find or by a workspace-size query, failing or listing no algorithm it
+# supports: at the teacher's first plan, in the batch selection (the next
+# plan of the shape sets it up again), or at a shape no plan set up (the
+# teacher's passes at the RMI batch of 8 after the selection planned it for
+# its pool of 16: set up again at its next pass after a plan), there also
+# a size query asking more workspace than was planned for the shape at the
+# larger batch (a fourth field says what the injected failure's line must
+# name). The command stops with an error that
 # names the call, its file and line, and the reason; then two ranks in the
 # same process (2 jobs) score what is left, to the default's scores.
 for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STATUS_EXECUTION_FAILED" \
@@ -219,7 +227,9 @@ for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STAT
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:1:unsupported|cuda_conv.cu|no forward algorithm for this convolution" \
          "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8," \
-         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionBackwardFilterAlgorithm:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8,"; do
+         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionBackwardFilterAlgorithm:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8," \
+         "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataWorkspaceSize:2|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
+         "FAKECUDA_FAIL=cudnnGetConvolutionBackwardFilterWorkspaceSize:7:more|cuda_conv.cu|the chosen algorithm needs [0-9]+ bytes of workspace, [0-9]+ planned|on batch 8,"; do
   vars=${c%%|*} rest=${c#*|}
   file=${rest%%|*} rest=${rest#*|}
   why=${rest%%|*} on=
@@ -227,7 +237,10 @@ for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STAT
   call=${vars##*=}
   call=${call%%:*}
   what="$call fails"
-  case $vars in *:unsupported) what="$call lists no algorithm it supports" ;; esac
+  case $vars in
+    *:unsupported) what="$call lists no algorithm it supports" ;;
+    *:more) what="$call asks more workspace than was planned" ;;
+  esac
   [ -n "$on" ] && what="$what at a shape no plan set up"
   # (vars unquoted: one or two assignments)
   out=$(env $vars "$R" --device cuda -f "$tmp/base.rmi" -c "set jobs 2" \

@@ -75,6 +75,8 @@
  *  - "nondeterministic": only the non-deterministic algorithms supported;
  *  - "less": each algorithm's workspace listed as less than it needs (the
  *    workspace-size queries and the passes know the truth).
+ * A workspace-size query takes "more": it answers 4 times what the
+ * algorithm needs (and fails without a word).
  * Each injected failure prints a line "FAKECUDA_FAIL: call N of CALL fails"
  * (with the word after it in brackets; for cuDNN's convolution calls, the
  * convolution: "on batch N, CIN x HxW -> COUT"). */
@@ -206,7 +208,8 @@ void parse_fail(const char *spec)
         while (std::getline(parts, part, ':')) {
             if (part == "capture")
                 r.capture = true;
-            else if (part == "unsupported" || part == "nondeterministic" || part == "less")
+            else if (part == "unsupported" || part == "nondeterministic" || part == "less" ||
+                     part == "more")
                 r.answer = part;
             else
                 r.nth = atol(part.c_str());
@@ -1485,8 +1488,11 @@ FAKECUDNN_QUERY("cudnnFindConvolutionBackwardFilterAlgorithm", true, x, dw, dy,
             return st;                                                                         \
         if (!algo_of(algo))                                                                    \
             return CUDNN_STATUS_NOT_SUPPORTED;                                                 \
+        const fail_rule *r = injected(__func__, &d);                                           \
+        if (r && r->answer != "more")                                                          \
+            return CUDNN_STATUS_INTERNAL_ERROR;                                                \
         (void)h;                                                                               \
-        *bytes = ws_bytes(&d, algo);                                                           \
+        *bytes = (r ? 4 : 1) * ws_bytes(&d, algo);                                             \
         return CUDNN_STATUS_SUCCESS;                                                           \
     }
 
