@@ -280,7 +280,8 @@ static size_t unplanned_limit(const conv_desc *k)
  * in a pass (unplanned_limit). Under cache_lock. */
 static conv_entry *entry_setup(conv_entry *e, const conv_desc *d, int planning)
 {
-    const size_t limit = planning ? (size_t)-1 : unplanned_limit(&e->key);
+    const conv_desc k = conv_key(d);
+    const size_t limit = planning ? (size_t)-1 : unplanned_limit(&k);
     e->planned = planning;
     e->tried = plan_gen;
     return entry_init(e, d, limit) < 0 ? NULL : e;
@@ -308,7 +309,6 @@ static conv_entry *entry_find(const conv_desc *d, int planning)
         plan_gen++;
     if (found && set_up_again(found, planning)) {
         entry_clear(found);
-        found->key = k; /* for unplanned_limit; entry_init sets it too */
         return entry_setup(found, d, planning);
     }
     if (found)
@@ -329,7 +329,6 @@ static conv_entry *entry_find(const conv_desc *d, int planning)
         return NULL;
     }
     cache[cache_n++] = e;
-    e->key = k;
     return entry_setup(e, d, planning);
 }
 

@@ -173,34 +173,31 @@ sizes() {
   q=cudnnGetConvolution
   echo "${q}ForwardWorkspaceSize:$1,${q}BackwardDataWorkspaceSize:$1,${q}BackwardFilterWorkspaceSize:$1"
 }
+# got_over RULES N WHAT: the three ranked with FAKECUDA_FAIL=RULES, N of
+# the rules firing: the default's scores, no error
+got_over() {
+  rank var cuda 1 "FAKECUDA_FAIL=$1"
+  if [ "$st" -eq 0 ] && clean "$out" && fired "$2" && ! printf '%s\n' "$out" | grep -q '^error' &&
+     same one var; then
+    ok "$3: the default's scores, no error"
+  else
+    notok "$3 ($1): status $st"
+    show_failures
+  fi
+  rm -f "$tmp/var.csv"
+}
 for f in cudaStreamBeginCapture:1,cudaStreamEndCapture:1,cudaGraphInstantiate:2 \
          cudnnConvolutionForward:1:capture,cublasSgemm:3:capture,cudnnConvolutionBackwardData:5:capture \
          "$(queries 1:nondeterministic)" "$(queries 2:less)" "$(sizes 1:more)" \
          cudaMallocAsync:3,cudaMallocAsync:40,cudaMalloc:1; do
-  rank var cuda 1 "FAKECUDA_FAIL=$f"
-  if [ "$st" -eq 0 ] && clean "$out" && fired 3 && ! printf '%s\n' "$out" | grep -q '^error' &&
-     same one var; then
-    ok "failures the backend gets over ($f): the default's scores, no error"
-  else
-    notok "failures the backend gets over ($f): status $st"
-    show_failures
-  fi
-  rm -f "$tmp/var.csv"
+  got_over "$f" 3 "failures the backend gets over ($f)"
 done
 
 # A pool that cannot be set up (no default pool, or one of its attributes
 # refused): the backend allocates with plain cudaMalloc, never calling
-# cudaMallocAsync (its rule does not fire), to the default's scores.
+# cudaMallocAsync (its rule does not fire).
 for f in cudaDeviceGetDefaultMemPool:1 cudaMemPoolSetAttribute:2; do
-  rank var cuda 1 "FAKECUDA_FAIL=$f,cudaMallocAsync:1"
-  if [ "$st" -eq 0 ] && clean "$out" && fired 1 && ! printf '%s\n' "$out" | grep -q '^error' &&
-     same one var; then
-    ok "a pool that cannot be set up (${f%%:*} fails): plain cudaMalloc, the default's scores"
-  else
-    notok "a pool that cannot be set up ($f): status $st"
-    show_failures
-  fi
-  rm -f "$tmp/var.csv"
+  got_over "$f,cudaMallocAsync:1" 1 "a pool that cannot be set up (${f%%:*} fails): plain cudaMalloc"
 done
 
 # Failures outside a recording, not sticky: a cuDNN call's failed status,
