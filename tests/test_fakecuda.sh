@@ -222,6 +222,8 @@ for c in "FAKECUDA_FAIL=cudnnConvolutionBackwardFilter:1|cuda_conv.cu|CUDNN_STAT
          "FAKECUDA_FAIL=calloc:5|cuda_conv.cu|out of host memory" \
          "FAKECUDA_FAIL=cudnnGetConvolutionBackwardDataAlgorithm_v7:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:1:unsupported|cuda_conv.cu|no forward algorithm for this convolution" \
+         "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionBackwardDataAlgorithm:1:unsupported|cuda_conv.cu|no backward-data algorithm for this convolution" \
+         "FAKECUDA_FAIL=cudnnGetConvolutionBackwardFilterAlgorithm_v7:1:unsupported|cuda_conv.cu|no backward-filter algorithm for this convolution" \
          "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionForwardAlgorithm:1|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR" \
          "FAKECUDA_FAIL=cudnnGetConvolutionForwardAlgorithm_v7:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8," \
          "RMINAS_CUDA_FIND=1 FAKECUDA_FAIL=cudnnFindConvolutionBackwardFilterAlgorithm:7|cuda_conv.cu|CUDNN_STATUS_INTERNAL_ERROR|on batch 8," \
@@ -282,6 +284,18 @@ if [ "$st" -eq 0 ] && clean "$out" && [ -n "$s19" ] &&
   ok "RMINAS_CUDA_TF32=1: the score moves from $s32 to $s19 (TF32 rounding), not more than 2e-2"
 else
   notok "RMINAS_CUDA_TF32=1 (status $st, float32 $s32, tf32 '$s19')"
+  printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
+fi
+# TF32 with Find: Find's list has tensor-op algorithms, one converting to
+# half (skipped) and a non-deterministic one; the deterministic tensor-op
+# algorithm taken computes what the heuristics' choice does in TF32
+out=$(RMINAS_CUDA_TF32=1 RMINAS_CUDA_FIND=1 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" 2>&1)
+st=$?
+sf=$(printf '%s\n' "$out" | sed -n 's/.* score \([0-9.]*\) .*/\1/p' | tail -n 1)
+if [ "$st" -eq 0 ] && clean "$out" && [ -n "$sf" ] && [ "$sf" = "$s19" ]; then
+  ok "RMINAS_CUDA_TF32=1 with RMINAS_CUDA_FIND=1: the TF32 score $sf to the last digit"
+else
+  notok "RMINAS_CUDA_TF32=1 with RMINAS_CUDA_FIND=1 (status $st, '$sf', heuristics $s19)"
   printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
 fi
 echo "$A2" > "$tmp/a2.txt"
