@@ -116,7 +116,6 @@ static int pick(const P *res, int count, size_t limit, size_t *mem, int find)
 static int entry_init(conv_entry *e, const conv_desc *d, size_t limit)
 {
     const int g = d->groups > 0 ? d->groups : 1;
-    e->key = conv_key(d);
     e->ok = 0;
     if (!CU(cudnnCreateTensorDescriptor(&e->x)) || !CU(cudnnCreateTensorDescriptor(&e->y)) ||
         !CU(cudnnCreateTensorDescriptor(&e->b)) || !CU(cudnnCreateFilterDescriptor(&e->w)) ||
@@ -280,8 +279,8 @@ static size_t unplanned_limit(const conv_desc *k)
  * in a pass (unplanned_limit). Under cache_lock. */
 static conv_entry *entry_setup(conv_entry *e, const conv_desc *d, int planning)
 {
-    const conv_desc k = conv_key(d);
-    const size_t limit = planning ? (size_t)-1 : unplanned_limit(&k);
+    e->key = conv_key(d);
+    const size_t limit = planning ? (size_t)-1 : unplanned_limit(&e->key);
     e->planned = planning;
     e->tried = plan_gen;
     return entry_init(e, d, limit) < 0 ? NULL : e;

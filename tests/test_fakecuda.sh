@@ -273,12 +273,15 @@ for f in cudaStreamCreateWithFlags cublasCreate cudnnCreate; do
   fi
 done
 
+# score_of: the last score printed in $out
+score_of() { printf '%s\n' "$out" | sed -n 's/.* score \([0-9.]*\) .*/\1/p' | tail -n 1; }
+
 # TF32: the convolutions' inputs rounded to 10 mantissa bits on the fake's
 # tensor cores; the settings line says so, the scores move a little
 out=$(RMINAS_CUDA_TF32=1 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" 2>&1)
 st=$?
 s32=$(scores one | grep -F "$A1" | cut -d, -f2)
-s19=$(printf '%s\n' "$out" | sed -n 's/.* score \([0-9.]*\) .*/\1/p' | tail -n 1)
+s19=$(score_of)
 if [ "$st" -eq 0 ] && clean "$out" && [ -n "$s19" ] &&
    awk "BEGIN { d = $s19 - $s32; if (d < 0) d = -d; exit !(d > 1e-7 && d < 2e-2) }"; then
   ok "RMINAS_CUDA_TF32=1: the score moves from $s32 to $s19 (TF32 rounding), not more than 2e-2"
@@ -291,9 +294,9 @@ fi
 # algorithm taken computes what the heuristics' choice does in TF32
 out=$(RMINAS_CUDA_TF32=1 RMINAS_CUDA_FIND=1 "$R" --device cuda -f "$tmp/base.rmi" -c "score $A1" 2>&1)
 st=$?
-sf=$(printf '%s\n' "$out" | sed -n 's/.* score \([0-9.]*\) .*/\1/p' | tail -n 1)
+sf=$(score_of)
 if [ "$st" -eq 0 ] && clean "$out" && [ -n "$sf" ] && [ "$sf" = "$s19" ]; then
-  ok "RMINAS_CUDA_TF32=1 with RMINAS_CUDA_FIND=1: the TF32 score $sf to the last digit"
+  ok "RMINAS_CUDA_TF32=1 with RMINAS_CUDA_FIND=1: the TF32 score $sf, the same as printed with the heuristics"
 else
   notok "RMINAS_CUDA_TF32=1 with RMINAS_CUDA_FIND=1 (status $st, '$sf', heuristics $s19)"
   printf '%s\n' "$out" | tail -n 5 | sed 's/^/# /'
